@@ -1,0 +1,480 @@
+//! The CPU backend: shape checks, then the slice kernels of [`crate::kernels`] in f32.
+
+use super::{Backend, BnOut, ConvParams};
+use crate::kernels::conv::ConvGeom;
+use crate::kernels::norm::BnGeom;
+use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce};
+use crate::{ensure, random, Result, Tensor};
+
+pub struct CpuBackend;
+
+/// A new tensor of `shape` whose elements `fill` writes.
+fn make(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
+    let mut v = vec![0f32; shape.iter().product()];
+    fill(&mut v);
+    Tensor::from_vec(v, shape).expect("buffer sized from its shape")
+}
+
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    ensure!(
+        a.shape() == b.shape(),
+        op,
+        "shapes differ: {:?} and {:?}",
+        a.shape(),
+        b.shape()
+    );
+    Ok(())
+}
+
+fn vector(op: &str, what: &str, t: &Tensor, len: usize) -> Result<()> {
+    ensure!(
+        t.shape() == [len],
+        op,
+        "{what} must have shape [{len}], got {:?}",
+        t.shape()
+    );
+    Ok(())
+}
+
+fn scalar_of(op: &str, t: &Tensor) -> Result<f64> {
+    ensure!(
+        t.numel() == 1,
+        op,
+        "expected a single-element gradient, got shape {:?}",
+        t.shape()
+    );
+    Ok(t.f32s(op)?[0] as f64)
+}
+
+fn rows(op: &str, t: &Tensor) -> Result<(usize, usize)> {
+    ensure!(
+        t.shape().len() == 2,
+        op,
+        "expected a 2-d [rows, cols] tensor, got shape {:?}",
+        t.shape()
+    );
+    Ok((t.shape()[0], t.shape()[1]))
+}
+
+fn check_labels(op: &str, labels: &[i32], r: usize, k: usize) -> Result<Vec<usize>> {
+    ensure!(
+        labels.len() == r,
+        op,
+        "{} labels for {r} rows of logits",
+        labels.len()
+    );
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            ensure!(
+                l >= 0 && (l as usize) < k,
+                op,
+                "label {l} at index {i} is outside [0, {k})"
+            );
+            Ok(l as usize)
+        })
+        .collect()
+}
+
+/// `[N, C, S]` view of a tensor with channels in dimension 1.
+fn ncs(op: &str, x: &Tensor, channels: usize) -> Result<(usize, usize, usize)> {
+    let g = BnGeom::new(op, x.shape(), channels)?;
+    Ok((g.n, g.c, g.s))
+}
+
+fn check_prob(op: &str, p: f64) -> Result<()> {
+    ensure!(
+        (0.0..1.0).contains(&p),
+        op,
+        "probability must be in [0, 1), got {p}"
+    );
+    Ok(())
+}
+
+impl Backend for CpuBackend {
+    fn full(&self, shape: &[usize], value: f32) -> Tensor {
+        Tensor::full(shape, value)
+    }
+
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64) -> Tensor {
+        make(shape, |v| random::fill_normal(seed, mean, std, v))
+    }
+
+    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {
+        make(shape, |v| random::fill_uniform(seed, lo, hi, v))
+    }
+
+    fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        p: ConvParams,
+    ) -> Result<Tensor> {
+        let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
+        if let Some(b) = bias {
+            vector("conv2d", "bias", b, g.o)?;
+        }
+        let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
+        let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
+        Ok(make(&g.out_shape(), |y| {
+            conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)
+        }))
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        gy: &Tensor,
+        w: &Tensor,
+        x_shape: &[usize],
+        p: ConvParams,
+    ) -> Result<Tensor> {
+        let g = ConvGeom::new(x_shape, w.shape(), p.stride, p.pad)?;
+        ensure!(
+            gy.shape() == g.out_shape(),
+            "conv2d_backward",
+            "gradient shape {:?} differs from output shape {:?}",
+            gy.shape(),
+            g.out_shape()
+        );
+        let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
+        Ok(make(x_shape, |gx| {
+            conv::conv2d_backward_input(&g, &gyd, &wd, gx)
+        }))
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        gy: &Tensor,
+        x: &Tensor,
+        w_shape: &[usize],
+        p: ConvParams,
+    ) -> Result<Tensor> {
+        let g = ConvGeom::new(x.shape(), w_shape, p.stride, p.pad)?;
+        ensure!(
+            gy.shape() == g.out_shape(),
+            "conv2d_backward",
+            "gradient shape {:?} differs from output shape {:?}",
+            gy.shape(),
+            g.out_shape()
+        );
+        let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
+        Ok(make(w_shape, |gw| {
+            conv::conv2d_backward_weight(&g, &gyd, &xd, gw)
+        }))
+    }
+
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<BnOut> {
+        let op = "batch_norm";
+        let c = weight.numel();
+        let g = BnGeom::new(op, x.shape(), c)?;
+        for (what, t) in [
+            ("weight", weight),
+            ("bias", bias),
+            ("running_mean", running_mean),
+            ("running_var", running_var),
+        ] {
+            vector(op, what, t, c)?;
+        }
+        ensure!(
+            !running_mean.shares_storage(running_var),
+            op,
+            "running_mean and running_var share storage"
+        );
+        ensure!(
+            !training || g.n * g.s > 1,
+            op,
+            "training needs more than one value per channel, got input shape {:?}",
+            x.shape()
+        );
+        let xd = x.f32s(op)?;
+        let (mean, invstd) = if training {
+            let (mean, var) = norm::batch_stats(&g, &xd);
+            let invstd = norm::invstd(&var, eps);
+            norm::update_running(
+                &g,
+                &mean,
+                &var,
+                momentum,
+                &mut running_mean.f32s_mut(op)?,
+                &mut running_var.f32s_mut(op)?,
+            );
+            (mean, invstd)
+        } else {
+            (
+                running_mean.to_vec(),
+                norm::invstd(&running_var.f32s(op)?, eps),
+            )
+        };
+        let (wd, bd) = (weight.f32s(op)?, bias.f32s(op)?);
+        let y = make(x.shape(), |y| {
+            norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y)
+        });
+        Ok(BnOut {
+            y,
+            mean: Tensor::from_vec(mean, &[c])?,
+            invstd: Tensor::from_vec(invstd, &[c])?,
+        })
+    }
+
+    fn batch_norm_backward(
+        &self,
+        gy: &Tensor,
+        x: &Tensor,
+        weight: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+        training: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let op = "batch_norm_backward";
+        let c = weight.numel();
+        let g = BnGeom::new(op, x.shape(), c)?;
+        same_shape(op, gy, x)?;
+        vector(op, "mean", mean, c)?;
+        vector(op, "invstd", invstd, c)?;
+        let (gyd, xd, wd, md, sd) = (
+            gy.f32s(op)?,
+            x.f32s(op)?,
+            weight.f32s(op)?,
+            mean.f32s(op)?,
+            invstd.f32s(op)?,
+        );
+        let (mut gw, mut gb) = (vec![0f32; c], vec![0f32; c]);
+        let gx = make(x.shape(), |gx| {
+            norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb)
+        });
+        Ok((gx, Tensor::from_vec(gw, &[c])?, Tensor::from_vec(gb, &[c])?))
+    }
+
+    fn prelu(&self, x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
+        let (_, c, s) = ncs("prelu", x, alpha.numel())?;
+        let (xd, ad) = (x.f32s("prelu")?, alpha.f32s("prelu")?);
+        Ok(make(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
+    }
+
+    fn prelu_backward(&self, gy: &Tensor, x: &Tensor, alpha: &Tensor) -> Result<(Tensor, Tensor)> {
+        let op = "prelu_backward";
+        let (_, c, s) = ncs(op, x, alpha.numel())?;
+        same_shape(op, gy, x)?;
+        let (gyd, xd, ad) = (gy.f32s(op)?, x.f32s(op)?, alpha.f32s(op)?);
+        let mut ga = vec![0f32; c];
+        let gx = make(x.shape(), |gx| {
+            pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga)
+        });
+        Ok((gx, Tensor::from_vec(ga, alpha.shape())?))
+    }
+
+    fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+        check_prob("dropout", p)?;
+        let xd = x.f32s("dropout")?;
+        Ok(make(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        let op = "matmul";
+        let ((ar, ac), (br, bc)) = (rows(op, a)?, rows(op, b)?);
+        let am = |d, r, c| {
+            if trans_a {
+                gemm::Mat::t(d, r, c)
+            } else {
+                gemm::Mat::new(d, r, c)
+            }
+        };
+        let bm = |d, r, c| {
+            if trans_b {
+                gemm::Mat::t(d, r, c)
+            } else {
+                gemm::Mat::new(d, r, c)
+            }
+        };
+        let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
+        let (ma, mb) = (am(&ad[..], ar, ac), bm(&bd[..], br, bc));
+        ensure!(
+            ma.cols == mb.rows,
+            op,
+            "inner dimensions differ: {:?}{} · {:?}{}",
+            a.shape(),
+            if trans_a { "ᵀ" } else { "" },
+            b.shape(),
+            if trans_b { "ᵀ" } else { "" }
+        );
+        Ok(make(&[ma.rows, mb.cols], |c| {
+            gemm::matmul(ma, mb, c, false, true)
+        }))
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let op = "linear";
+        let ((bn, i), (o, wi)) = (rows(op, x)?, rows(op, w)?);
+        ensure!(
+            i == wi,
+            op,
+            "input shape {:?} has {i} features but weight shape {:?} expects {wi}",
+            x.shape(),
+            w.shape()
+        );
+        if let Some(b) = bias {
+            vector(op, "bias", b, o)?;
+        }
+        let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
+        let bd = bias.map(|b| b.f32s(op)).transpose()?;
+        Ok(make(&[bn, o], |y| {
+            if let Some(b) = &bd {
+                y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
+            }
+            gemm::matmul(
+                gemm::Mat::new(&xd, bn, i),
+                gemm::Mat::t(&wd, o, i),
+                y,
+                bd.is_some(),
+                true,
+            );
+        }))
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        same_shape("add", a, b)?;
+        let (ad, bd) = (a.f32s("add")?, b.f32s("add")?);
+        Ok(make(a.shape(), |o| elementwise::add(&ad, &bd, o)))
+    }
+
+    fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        same_shape("mul", a, b)?;
+        let (ad, bd) = (a.f32s("mul")?, b.f32s("mul")?);
+        Ok(make(a.shape(), |o| elementwise::mul(&ad, &bd, o)))
+    }
+
+    fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor> {
+        let ad = a.f32s("scale")?;
+        Ok(make(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
+    }
+
+    fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()> {
+        same_shape("add_scaled_", acc, a)?;
+        ensure!(
+            !acc.shares_storage(a),
+            "add_scaled_",
+            "the accumulator and the addend share storage"
+        );
+        let ad = a.f32s("add_scaled_")?;
+        elementwise::add_scaled_into(&mut acc.f32s_mut("add_scaled_")?, &ad, s as f32);
+        Ok(())
+    }
+
+    fn sum(&self, x: &Tensor) -> Result<Tensor> {
+        let s = reduce::sum(&x.f32s("sum")?[..]);
+        Tensor::from_vec(vec![s as f32], &[])
+    }
+
+    fn expand_scalar(&self, g: &Tensor, shape: &[usize], scale: f64) -> Result<Tensor> {
+        let v = scalar_of("expand_scalar", g)? * scale;
+        Ok(Tensor::full(shape, v as f32))
+    }
+
+    fn channel_sum(&self, x: &Tensor) -> Result<Tensor> {
+        let op = "channel_sum";
+        ensure!(
+            x.shape().len() >= 2,
+            op,
+            "expected [N,C,...], got shape {:?}",
+            x.shape()
+        );
+        let (n, c, s) = ncs(op, x, x.shape()[1])?;
+        let xd = x.f32s(op)?;
+        Ok(make(&[c], |o| reduce::channel_sum(n, c, s, &xd, o)))
+    }
+
+    fn l2_normalize(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let (_, d) = rows("l2_normalize", x)?;
+        let xd = x.f32s("l2_normalize")?;
+        Ok(make(x.shape(), |y| reduce::l2_normalize(d, eps, &xd, y)))
+    }
+
+    fn l2_normalize_backward(&self, gy: &Tensor, x: &Tensor, eps: f64) -> Result<Tensor> {
+        let op = "l2_normalize_backward";
+        let (_, d) = rows(op, x)?;
+        same_shape(op, gy, x)?;
+        let (gyd, xd) = (gy.f32s(op)?, x.f32s(op)?);
+        Ok(make(x.shape(), |gx| {
+            reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)
+        }))
+    }
+
+    fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, k) = rows("log_softmax", x)?;
+        let xd = x.f32s("log_softmax")?;
+        Ok(make(x.shape(), |y| loss::log_softmax(k, &xd, y)))
+    }
+
+    fn log_softmax_backward(&self, gy: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let op = "log_softmax_backward";
+        let (_, k) = rows(op, y)?;
+        same_shape(op, gy, y)?;
+        let (gyd, yd) = (gy.f32s(op)?, y.f32s(op)?);
+        Ok(make(y.shape(), |gx| {
+            loss::log_softmax_backward(k, &gyd, &yd, gx)
+        }))
+    }
+
+    fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)> {
+        let op = "cross_entropy";
+        let (r, k) = rows(op, logits)?;
+        ensure!(r > 0, op, "no rows in logits of shape {:?}", logits.shape());
+        let lab = check_labels(op, labels, r, k)?;
+        let logp = self.log_softmax(logits)?;
+        let l = loss::nll_mean(k, &logp.f32s(op)?, &lab);
+        Ok((Tensor::from_vec(vec![l as f32], &[])?, logp))
+    }
+
+    fn cross_entropy_backward(&self, logp: &Tensor, labels: &[i32], g: &Tensor) -> Result<Tensor> {
+        let op = "cross_entropy_backward";
+        let (r, k) = rows(op, logp)?;
+        let lab = check_labels(op, labels, r, k)?;
+        let gv = scalar_of(op, g)?;
+        let ld = logp.f32s(op)?;
+        Ok(make(logp.shape(), |gx| {
+            loss::cross_entropy_backward(k, &ld, &lab, gv, gx)
+        }))
+    }
+
+    fn sgd_step(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buf: &Tensor,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Result<()> {
+        let op = "sgd_step";
+        same_shape(op, param, grad)?;
+        same_shape(op, param, buf)?;
+        ensure!(
+            !param.shares_storage(grad) && !param.shares_storage(buf) && !grad.shares_storage(buf),
+            op,
+            "parameter, gradient and momentum buffer must be distinct tensors"
+        );
+        let gd = grad.f32s(op)?;
+        let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
+        optim::sgd_step(
+            &mut pd,
+            &gd,
+            &mut bd,
+            lr as f32,
+            momentum as f32,
+            weight_decay as f32,
+        );
+        Ok(())
+    }
+}

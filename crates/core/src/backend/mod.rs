@@ -1,0 +1,141 @@
+//! What a device backend must do, and the one place a device picks its backend.
+//! Every op takes and returns tensors on that backend's device; shapes are checked there.
+
+mod cpu;
+
+use crate::{Device, Error, Result, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+}
+
+/// Batch-norm forward results: output plus the mean and 1/σ used, saved for the backward.
+pub struct BnOut {
+    pub y: Tensor,
+    pub mean: Tensor,
+    pub invstd: Tensor,
+}
+
+pub trait Backend: Sync {
+    fn full(&self, shape: &[usize], value: f32) -> Tensor;
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64) -> Tensor;
+    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor;
+
+    fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        p: ConvParams,
+    ) -> Result<Tensor>;
+    fn conv2d_backward_input(
+        &self,
+        gy: &Tensor,
+        w: &Tensor,
+        x_shape: &[usize],
+        p: ConvParams,
+    ) -> Result<Tensor>;
+    fn conv2d_backward_weight(
+        &self,
+        gy: &Tensor,
+        x: &Tensor,
+        w_shape: &[usize],
+        p: ConvParams,
+    ) -> Result<Tensor>;
+
+    /// Training mode normalises with batch statistics and updates the running ones in place;
+    /// evaluation mode normalises with the running statistics.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<BnOut>;
+    /// Returns (gx, gweight, gbias).
+    fn batch_norm_backward(
+        &self,
+        gy: &Tensor,
+        x: &Tensor,
+        weight: &Tensor,
+        mean: &Tensor,
+        invstd: &Tensor,
+        training: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)>;
+
+    fn prelu(&self, x: &Tensor, alpha: &Tensor) -> Result<Tensor>;
+    /// Returns (gx, galpha).
+    fn prelu_backward(&self, gy: &Tensor, x: &Tensor, alpha: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// `x·mask` with a mask drawn from `seed`; the backward is the same call on the gradient.
+    fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor>;
+
+    /// 2-d product with optional transposes of either operand.
+    fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor>;
+    /// `x [B, I] · w [O, I]ᵀ + bias [O]`.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor>;
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+    fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+    fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor>;
+    /// `acc += a·s` in place.
+    fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()>;
+
+    /// Sum of all elements, as a 0-d tensor.
+    fn sum(&self, x: &Tensor) -> Result<Tensor>;
+    /// A tensor of `shape` filled with the 0-d `g` times `scale` (the backward of sum/mean).
+    fn expand_scalar(&self, g: &Tensor, shape: &[usize], scale: f64) -> Result<Tensor>;
+    /// Sum over every dimension but dimension 1 (bias gradients).
+    fn channel_sum(&self, x: &Tensor) -> Result<Tensor>;
+
+    fn l2_normalize(&self, x: &Tensor, eps: f64) -> Result<Tensor>;
+    fn l2_normalize_backward(&self, gy: &Tensor, x: &Tensor, eps: f64) -> Result<Tensor>;
+    fn log_softmax(&self, x: &Tensor) -> Result<Tensor>;
+    fn log_softmax_backward(&self, gy: &Tensor, y: &Tensor) -> Result<Tensor>;
+    /// Mean cross-entropy of rows of `logits` against `labels`: (0-d loss, log-probabilities).
+    fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)>;
+    fn cross_entropy_backward(&self, logp: &Tensor, labels: &[i32], g: &Tensor) -> Result<Tensor>;
+
+    /// One SGD step in place on `param` and its momentum buffer.
+    fn sgd_step(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        buf: &Tensor,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Result<()>;
+}
+
+/// The backend of the device all `tensors` live on; mixed devices are an error naming `op`.
+pub fn backend_for(op: &str, tensors: &[&Tensor]) -> Result<&'static dyn Backend> {
+    let device = tensors.first().map_or(Device::Cpu, |t| t.device());
+    if let Some(t) = tensors.iter().find(|t| t.device() != device) {
+        return Err(Error::new(
+            op,
+            format!(
+                "tensors on different devices: {device} and {} (shape {:?})",
+                t.device(),
+                t.shape()
+            ),
+        ));
+    }
+    device_backend(op, device)
+}
+
+pub fn device_backend(op: &str, device: Device) -> Result<&'static dyn Backend> {
+    match device {
+        Device::Cpu => Ok(&cpu::CpuBackend),
+        Device::Cuda(_) => Err(Error::new(
+            op,
+            format!("{device}: this build of maskfr has no CUDA backend yet"),
+        )),
+    }
+}

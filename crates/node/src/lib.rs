@@ -1,0 +1,11 @@
+//! N-API bindings: `#[napi]` wrappers over maskfr-core and nothing else. Every function
+//! catches panics (`catch_unwind`) so a Rust bug becomes a JS Error, never an abort.
+
+mod ops;
+mod system;
+mod tensor;
+
+/// Core errors cross into JS as `Error` with the op's message.
+fn js<T>(r: maskfr_core::Result<T>) -> napi::Result<T> {
+    r.map_err(|e| napi::Error::new(napi::Status::InvalidArg, e.to_string()))
+}

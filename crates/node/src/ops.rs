@@ -1,0 +1,283 @@
+//! One wrapper per backend op: unwrap handles, dispatch on the device, wrap results.
+
+use crate::js;
+use crate::tensor::{dims, NativeTensor};
+use maskfr_core::{backend_for, Backend, ConvParams, Tensor};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+fn be(op: &str, ts: &[&Tensor]) -> Result<&'static dyn Backend> {
+    js(backend_for(op, ts))
+}
+
+fn wrap(t: maskfr_core::Result<Tensor>) -> Result<NativeTensor> {
+    js(t).map(NativeTensor::wrap)
+}
+
+fn pair(op: &str, what: &str, v: &[u32]) -> Result<[usize; 2]> {
+    match v {
+        [a] => Ok([*a as usize; 2]),
+        [a, b] => Ok([*a as usize, *b as usize]),
+        _ => Err(Error::new(
+            Status::InvalidArg,
+            format!("{op}: {what} must have 1 or 2 values, got {v:?}"),
+        )),
+    }
+}
+
+fn conv_params(stride: &[u32], pad: &[u32]) -> Result<ConvParams> {
+    Ok(ConvParams {
+        stride: pair("conv2d", "stride", stride)?,
+        pad: pair("conv2d", "padding", pad)?,
+    })
+}
+
+#[napi(js_name = "conv2d", catch_unwind)]
+pub fn conv2d(
+    x: &NativeTensor,
+    w: &NativeTensor,
+    bias: Option<&NativeTensor>,
+    stride: Vec<u32>,
+    pad: Vec<u32>,
+) -> Result<NativeTensor> {
+    let (x, w) = (x.get()?, w.get()?);
+    let b = bias.map(|b| b.get()).transpose()?;
+    wrap(be("conv2d", &[x, w])?.conv2d(x, w, b, conv_params(&stride, &pad)?))
+}
+
+#[napi(js_name = "conv2dBackwardInput", catch_unwind)]
+pub fn conv2d_backward_input(
+    gy: &NativeTensor,
+    w: &NativeTensor,
+    x_shape: Vec<u32>,
+    stride: Vec<u32>,
+    pad: Vec<u32>,
+) -> Result<NativeTensor> {
+    let (gy, w) = (gy.get()?, w.get()?);
+    wrap(be("conv2d_backward", &[gy, w])?.conv2d_backward_input(
+        gy,
+        w,
+        &dims(&x_shape),
+        conv_params(&stride, &pad)?,
+    ))
+}
+
+#[napi(js_name = "conv2dBackwardWeight", catch_unwind)]
+pub fn conv2d_backward_weight(
+    gy: &NativeTensor,
+    x: &NativeTensor,
+    w_shape: Vec<u32>,
+    stride: Vec<u32>,
+    pad: Vec<u32>,
+) -> Result<NativeTensor> {
+    let (gy, x) = (gy.get()?, x.get()?);
+    wrap(be("conv2d_backward", &[gy, x])?.conv2d_backward_weight(
+        gy,
+        x,
+        &dims(&w_shape),
+        conv_params(&stride, &pad)?,
+    ))
+}
+
+/// Returns [y, savedMean, savedInvstd]; in training the running statistics update in place.
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &NativeTensor,
+    weight: &NativeTensor,
+    bias: &NativeTensor,
+    running_mean: &NativeTensor,
+    running_var: &NativeTensor,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<Vec<NativeTensor>> {
+    let ts = [
+        x.get()?,
+        weight.get()?,
+        bias.get()?,
+        running_mean.get()?,
+        running_var.get()?,
+    ];
+    let out = js(be("batch_norm", &ts)?
+        .batch_norm(ts[0], ts[1], ts[2], ts[3], ts[4], training, momentum, eps))?;
+    Ok(vec![
+        NativeTensor::wrap(out.y),
+        NativeTensor::wrap(out.mean),
+        NativeTensor::wrap(out.invstd),
+    ])
+}
+
+/// Returns [gx, gweight, gbias].
+#[napi(catch_unwind)]
+pub fn batch_norm_backward(
+    gy: &NativeTensor,
+    x: &NativeTensor,
+    weight: &NativeTensor,
+    mean: &NativeTensor,
+    invstd: &NativeTensor,
+    training: bool,
+) -> Result<Vec<NativeTensor>> {
+    let ts = [
+        gy.get()?,
+        x.get()?,
+        weight.get()?,
+        mean.get()?,
+        invstd.get()?,
+    ];
+    let (gx, gw, gb) = js(be("batch_norm_backward", &ts)?
+        .batch_norm_backward(ts[0], ts[1], ts[2], ts[3], ts[4], training))?;
+    Ok(vec![
+        NativeTensor::wrap(gx),
+        NativeTensor::wrap(gw),
+        NativeTensor::wrap(gb),
+    ])
+}
+
+#[napi(catch_unwind)]
+pub fn prelu(x: &NativeTensor, alpha: &NativeTensor) -> Result<NativeTensor> {
+    let (x, a) = (x.get()?, alpha.get()?);
+    wrap(be("prelu", &[x, a])?.prelu(x, a))
+}
+
+/// Returns [gx, galpha].
+#[napi(catch_unwind)]
+pub fn prelu_backward(
+    gy: &NativeTensor,
+    x: &NativeTensor,
+    alpha: &NativeTensor,
+) -> Result<Vec<NativeTensor>> {
+    let (gy, x, a) = (gy.get()?, x.get()?, alpha.get()?);
+    let (gx, ga) = js(be("prelu_backward", &[gy, x, a])?.prelu_backward(gy, x, a))?;
+    Ok(vec![NativeTensor::wrap(gx), NativeTensor::wrap(ga)])
+}
+
+#[napi(catch_unwind)]
+pub fn dropout(x: &NativeTensor, p: f64, seed: i64) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("dropout", &[x])?.dropout(x, p, seed as u64))
+}
+
+#[napi(catch_unwind)]
+pub fn matmul(
+    a: &NativeTensor,
+    b: &NativeTensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<NativeTensor> {
+    let (a, b) = (a.get()?, b.get()?);
+    wrap(be("matmul", &[a, b])?.matmul(a, b, trans_a, trans_b))
+}
+
+#[napi(catch_unwind)]
+pub fn linear(
+    x: &NativeTensor,
+    w: &NativeTensor,
+    bias: Option<&NativeTensor>,
+) -> Result<NativeTensor> {
+    let (x, w) = (x.get()?, w.get()?);
+    let b = bias.map(|b| b.get()).transpose()?;
+    wrap(be("linear", &[x, w])?.linear(x, w, b))
+}
+
+#[napi(catch_unwind)]
+pub fn add(a: &NativeTensor, b: &NativeTensor) -> Result<NativeTensor> {
+    let (a, b) = (a.get()?, b.get()?);
+    wrap(be("add", &[a, b])?.add(a, b))
+}
+
+#[napi(catch_unwind)]
+pub fn mul(a: &NativeTensor, b: &NativeTensor) -> Result<NativeTensor> {
+    let (a, b) = (a.get()?, b.get()?);
+    wrap(be("mul", &[a, b])?.mul(a, b))
+}
+
+#[napi(catch_unwind)]
+pub fn scale(a: &NativeTensor, s: f64) -> Result<NativeTensor> {
+    let a = a.get()?;
+    wrap(be("scale", &[a])?.scale(a, s))
+}
+
+/// `acc += a·s` in place.
+#[napi(catch_unwind)]
+pub fn add_scaled_into(acc: &NativeTensor, a: &NativeTensor, s: f64) -> Result<()> {
+    let (acc, a) = (acc.get()?, a.get()?);
+    js(be("add_scaled_", &[acc, a])?.add_scaled_(acc, a, s))
+}
+
+#[napi(catch_unwind)]
+pub fn sum(x: &NativeTensor) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("sum", &[x])?.sum(x))
+}
+
+#[napi(catch_unwind)]
+pub fn expand_scalar(g: &NativeTensor, shape: Vec<u32>, scale: f64) -> Result<NativeTensor> {
+    let g = g.get()?;
+    wrap(be("expand_scalar", &[g])?.expand_scalar(g, &dims(&shape), scale))
+}
+
+#[napi(catch_unwind)]
+pub fn channel_sum(x: &NativeTensor) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("channel_sum", &[x])?.channel_sum(x))
+}
+
+#[napi(catch_unwind)]
+pub fn l2_normalize(x: &NativeTensor, eps: f64) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("l2_normalize", &[x])?.l2_normalize(x, eps))
+}
+
+#[napi(catch_unwind)]
+pub fn l2_normalize_backward(
+    gy: &NativeTensor,
+    x: &NativeTensor,
+    eps: f64,
+) -> Result<NativeTensor> {
+    let (gy, x) = (gy.get()?, x.get()?);
+    wrap(be("l2_normalize_backward", &[gy, x])?.l2_normalize_backward(gy, x, eps))
+}
+
+#[napi(catch_unwind)]
+pub fn log_softmax(x: &NativeTensor) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("log_softmax", &[x])?.log_softmax(x))
+}
+
+#[napi(catch_unwind)]
+pub fn log_softmax_backward(gy: &NativeTensor, y: &NativeTensor) -> Result<NativeTensor> {
+    let (gy, y) = (gy.get()?, y.get()?);
+    wrap(be("log_softmax_backward", &[gy, y])?.log_softmax_backward(gy, y))
+}
+
+/// Returns [loss (0-d), logProbabilities].
+#[napi(catch_unwind)]
+pub fn cross_entropy(logits: &NativeTensor, labels: Int32Array) -> Result<Vec<NativeTensor>> {
+    let l = logits.get()?;
+    let (loss, logp) = js(be("cross_entropy", &[l])?.cross_entropy(l, &labels))?;
+    Ok(vec![NativeTensor::wrap(loss), NativeTensor::wrap(logp)])
+}
+
+#[napi(catch_unwind)]
+pub fn cross_entropy_backward(
+    logp: &NativeTensor,
+    labels: Int32Array,
+    g: &NativeTensor,
+) -> Result<NativeTensor> {
+    let (lp, g) = (logp.get()?, g.get()?);
+    wrap(be("cross_entropy_backward", &[lp, g])?.cross_entropy_backward(lp, &labels, g))
+}
+
+#[napi(catch_unwind)]
+pub fn sgd_step(
+    param: &NativeTensor,
+    grad: &NativeTensor,
+    buf: &NativeTensor,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    let (p, g, b) = (param.get()?, grad.get()?, buf.get()?);
+    js(be("sgd_step", &[p, g, b])?.sgd_step(p, g, b, lr, momentum, weight_decay))
+}

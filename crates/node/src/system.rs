@@ -1,0 +1,26 @@
+use maskfr_core::peak;
+use napi_derive::napi;
+
+#[napi(object)]
+pub struct FmaPeak {
+    pub gflops: f64,
+    pub threads: u32,
+    pub isa: String,
+}
+
+/// Measures the f32 FMA peak of this machine on all compute threads (takes ~1 s).
+#[napi]
+pub fn measure_fma_peak() -> FmaPeak {
+    let p = peak::measure();
+    FmaPeak {
+        gflops: p.gflops,
+        threads: p.threads as u32,
+        isa: p.isa.to_string(),
+    }
+}
+
+/// Threads the CPU kernels use (`RAYON_NUM_THREADS`, else one per core).
+#[napi]
+pub fn compute_threads() -> u32 {
+    rayon::current_num_threads() as u32
+}

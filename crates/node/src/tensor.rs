@@ -1,0 +1,146 @@
+use crate::js;
+use maskfr_core::{backend::device_backend, memory, DType, Device, Tensor};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// A handle on a native tensor. `dispose()` frees its storage now (once no view shares it);
+/// otherwise the JS garbage collector frees it eventually.
+#[napi]
+pub struct NativeTensor {
+    inner: Option<Tensor>,
+}
+
+impl NativeTensor {
+    pub(crate) fn wrap(t: Tensor) -> NativeTensor {
+        NativeTensor { inner: Some(t) }
+    }
+    pub(crate) fn get(&self) -> Result<&Tensor> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| Error::new(Status::InvalidArg, "tensor used after dispose()"))
+    }
+}
+
+pub(crate) fn dims(shape: &[u32]) -> Vec<usize> {
+    shape.iter().map(|&d| d as usize).collect()
+}
+
+#[napi]
+impl NativeTensor {
+    #[napi(factory, catch_unwind)]
+    pub fn from_float32(data: Float32Array, shape: Vec<u32>) -> Result<NativeTensor> {
+        js(Tensor::from_vec(data.to_vec(), &dims(&shape))).map(NativeTensor::wrap)
+    }
+
+    #[napi(factory, catch_unwind)]
+    pub fn full(shape: Vec<u32>, value: f64, device: String) -> Result<NativeTensor> {
+        let be = js(device_backend("full", js(Device::parse(&device))?))?;
+        Ok(NativeTensor::wrap(be.full(&dims(&shape), value as f32)))
+    }
+
+    /// Normal(mean, std) values, a pure function of `seed` and the element index.
+    #[napi(factory, catch_unwind)]
+    pub fn randn(
+        shape: Vec<u32>,
+        mean: f64,
+        std: f64,
+        seed: i64,
+        device: String,
+    ) -> Result<NativeTensor> {
+        let be = js(device_backend("randn", js(Device::parse(&device))?))?;
+        Ok(NativeTensor::wrap(be.randn(
+            &dims(&shape),
+            mean,
+            std,
+            seed as u64,
+        )))
+    }
+
+    #[napi(factory, catch_unwind)]
+    pub fn rand_uniform(
+        shape: Vec<u32>,
+        lo: f64,
+        hi: f64,
+        seed: i64,
+        device: String,
+    ) -> Result<NativeTensor> {
+        let be = js(device_backend("rand_uniform", js(Device::parse(&device))?))?;
+        Ok(NativeTensor::wrap(be.rand_uniform(
+            &dims(&shape),
+            lo,
+            hi,
+            seed as u64,
+        )))
+    }
+
+    #[napi(getter)]
+    pub fn shape(&self) -> Result<Vec<u32>> {
+        Ok(self.get()?.shape().iter().map(|&d| d as u32).collect())
+    }
+
+    #[napi(getter)]
+    pub fn dtype(&self) -> Result<String> {
+        Ok(self.get()?.dtype().name().to_string())
+    }
+
+    #[napi(getter)]
+    pub fn device(&self) -> Result<String> {
+        Ok(self.get()?.device().to_string())
+    }
+
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// The elements as a new Float32Array (converted from f16/bf16 storage).
+    #[napi(catch_unwind)]
+    pub fn to_float32(&self) -> Result<Float32Array> {
+        Ok(Float32Array::new(self.get()?.to_vec()))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn cast(&self, dtype: String) -> Result<NativeTensor> {
+        Ok(NativeTensor::wrap(
+            self.get()?.cast(js(DType::parse(&dtype))?),
+        ))
+    }
+
+    /// A view sharing storage; -1 marks the one inferred dimension.
+    #[napi(catch_unwind)]
+    pub fn reshape(&self, shape: Vec<i32>) -> Result<NativeTensor> {
+        let dims: Vec<Option<usize>> = shape
+            .iter()
+            .map(|&d| (d >= 0).then_some(d as usize))
+            .collect();
+        js(self.get()?.reshape(&dims)).map(NativeTensor::wrap)
+    }
+
+    #[napi]
+    pub fn dispose(&mut self) {
+        self.inner = None;
+    }
+}
+
+#[napi(object)]
+pub struct MemoryStats {
+    pub live_tensors: i64,
+    pub live_bytes: i64,
+    pub peak_bytes: i64,
+}
+
+/// Live tensor handles, live storage bytes and the peak since start (or `resetPeakMemory`).
+#[napi]
+pub fn memory_stats() -> MemoryStats {
+    let s = memory::stats();
+    MemoryStats {
+        live_tensors: s.live_tensors,
+        live_bytes: s.live_bytes as i64,
+        peak_bytes: s.peak_bytes as i64,
+    }
+}
+
+#[napi]
+pub fn reset_peak_memory() {
+    memory::reset_peak();
+}

@@ -1,0 +1,81 @@
+// Every backward rule, one per recorded op: given the node and the gradient of its output,
+// return the gradient of each input (null where none). Composite ops (mean, flatten) have
+// none of their own. A rule may hand the upstream gradient `g` itself to at most one input.
+
+import { native, NativeTensor } from '../native';
+import { Tensor } from '../tensor/tensor';
+import type { Node } from './node';
+
+type Rule = (n: Node, g: Tensor) => (Tensor | null)[];
+
+const t = (n: NativeTensor): Tensor => new Tensor(n);
+const input = (n: Node, i: number): NativeTensor => n.inputs[i]!.handle(`${n.op} backward`);
+const saved = (n: Node, i: number): NativeTensor => n.owned[i].handle(`${n.op} backward`);
+const wants = (n: Node, i: number): boolean => n.inputs[i]?.requiresGrad === true;
+
+export const GRADIENTS = {
+  conv2d(n, g) {
+    const { stride, padding } = n.attrs as { stride: number[]; padding: number[] };
+    const [x, w] = [n.inputs[0]!, n.inputs[1]!];
+    const gy = g.handle('conv2d backward');
+    return [
+      wants(n, 0) ? t(native.conv2dBackwardInput(gy, input(n, 1), [...x.shape], stride, padding)) : null,
+      wants(n, 1) ? t(native.conv2dBackwardWeight(gy, input(n, 0), [...w.shape], stride, padding)) : null,
+      wants(n, 2) ? t(native.channelSum(gy)) : null,
+    ];
+  },
+  batchNorm(n, g) {
+    const res = native.batchNormBackward(g.handle('batchNorm backward'), input(n, 0), input(n, 1), saved(n, 0), saved(n, 1), n.attrs.training as boolean);
+    return res.map(t);
+  },
+  prelu(n, g) {
+    return native.preluBackward(g.handle('prelu backward'), input(n, 0), input(n, 1)).map(t);
+  },
+  dropout(n, g) {
+    return [t(native.dropout(g.handle('dropout backward'), n.attrs.p as number, n.attrs.seed as number))];
+  },
+  matmul(n, g) {
+    // C = op(A)·op(B): dA = g·op(B)ᵀ (stored transposed if A was), dB = op(A)ᵀ·g likewise.
+    const { transA, transB } = n.attrs as { transA: boolean; transB: boolean };
+    const [a, b, gy] = [input(n, 0), input(n, 1), g.handle('matmul backward')];
+    return [
+      wants(n, 0) ? t(transA ? native.matmul(b, gy, transB, true) : native.matmul(gy, b, false, !transB)) : null,
+      wants(n, 1) ? t(transB ? native.matmul(gy, a, true, transA) : native.matmul(a, gy, !transA, false)) : null,
+    ];
+  },
+  linear(n, g) {
+    const gy = g.handle('linear backward');
+    return [
+      wants(n, 0) ? t(native.matmul(gy, input(n, 1), false, false)) : null,
+      wants(n, 1) ? t(native.matmul(gy, input(n, 0), true, false)) : null,
+      wants(n, 2) ? t(native.channelSum(gy)) : null,
+    ];
+  },
+  add(_n, g) {
+    return [g, t(native.scale(g.handle('add backward'), 1))];
+  },
+  mul(n, g) {
+    const gy = g.handle('mul backward');
+    return [wants(n, 0) ? t(native.mul(gy, input(n, 1))) : null, wants(n, 1) ? t(native.mul(gy, input(n, 0))) : null];
+  },
+  scale(n, g) {
+    return [t(native.scale(g.handle('scale backward'), n.attrs.s as number))];
+  },
+  reshape(n, g) {
+    return [t(g.handle('reshape backward').reshape([...n.inputs[0]!.shape]))];
+  },
+  sum(n, g) {
+    return [t(native.expandScalar(g.handle('sum backward'), [...n.inputs[0]!.shape], 1))];
+  },
+  l2Normalize(n, g) {
+    return [t(native.l2NormalizeBackward(g.handle('l2Normalize backward'), input(n, 0), n.attrs.eps as number))];
+  },
+  logSoftmax(n, g) {
+    return [t(native.logSoftmaxBackward(g.handle('logSoftmax backward'), n.output.handle('logSoftmax backward')))];
+  },
+  crossEntropy(n, g) {
+    return [t(native.crossEntropyBackward(saved(n, 0), n.attrs.labels as Int32Array, g.handle('crossEntropy backward')))];
+  },
+} satisfies Record<string, Rule>;
+
+export type OpName = keyof typeof GRADIENTS;

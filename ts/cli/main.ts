@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// `maskfr`: the command-line entry. Commands are a name → handler table; later work adds
+// train, eval, pack, launch, export…
+
+import { systemInfo } from '../system';
+
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number> | number;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'print the machine, thread count and native build in use',
+    run() {
+      console.log(JSON.stringify(systemInfo(), null, 2));
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return ['Usage: maskfr <command> [options]', '', 'Masked-face recognition training.', '', 'Commands:', ...rows, '', 'Run `maskfr <command> --help` for a command\'s options.'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (cmd === undefined) {
+    console.error(`maskfr: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`maskfr ${name}: ${cmd.summary}`);
+    return 0;
+  }
+  return cmd.run(rest);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(`maskfr: ${e instanceof Error ? e.message : String(e)}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,17 @@
+// maskfr's public API.
+
+export { Tensor, tensor, full, zeros, ones } from './tensor/tensor';
+export type { DType, Shape } from './tensor/tensor';
+export { tidy, keep, noGrad, isGradEnabled } from './tensor/scope';
+export { manualSeed, nextSeed, randn, randUniform } from './tensor/random';
+export { memoryStats, resetPeakMemory } from './tensor/memory';
+export type { MemoryStats } from './tensor/memory';
+export * as ops from './tensor/ops';
+export { Module } from './nn/module';
+export * as nn from './nn/layers';
+export { SGD } from './optim/sgd';
+export type { SGDOptions } from './optim/sgd';
+export { systemInfo } from './system';
+export type { SystemInfo } from './system';
+export { readSafetensors, writeSafetensors, entryValues } from './io/safetensors';
+export type { StEntry, StFile, StDType } from './io/safetensors';

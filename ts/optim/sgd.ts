@@ -1,0 +1,47 @@
+// torch.optim.SGD with momentum and L2 weight decay, one fused native update per tensor.
+
+import { native } from '../native';
+import { Tensor, zeros } from '../tensor/tensor';
+import { keep } from '../tensor/scope';
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+}
+
+export class SGD {
+  lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  private readonly buffers: Tensor[];
+
+  constructor(
+    readonly params: Tensor[],
+    { lr, momentum = 0, weightDecay = 0 }: SGDOptions,
+  ) {
+    this.lr = lr;
+    this.momentum = momentum;
+    this.weightDecay = weightDecay;
+    this.buffers = params.map((p) => keep(zeros(p.shape, p.device)));
+  }
+
+  /** Updates every parameter that has a gradient. */
+  step(): void {
+    this.params.forEach((p, i) => {
+      if (p.grad === null) return;
+      native.sgdStep(p.handle('sgd'), p.grad.handle('sgd'), this.buffers[i].handle('sgd'), this.lr, this.momentum, this.weightDecay);
+    });
+  }
+
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  dispose(): void {
+    this.buffers.forEach((b) => b.dispose());
+  }
+}

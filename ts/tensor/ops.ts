@@ -1,0 +1,120 @@
+// The differentiable operations. Each runs its native forward and records itself on the
+// tape; its backward rule lives in ../autograd/gradients.ts under the same name.
+
+import { native, NativeTensor } from '../native';
+import { record } from '../autograd/tape';
+import { Tensor, Shape } from './tensor';
+import { nextSeed } from './random';
+
+const wrap = (n: NativeTensor) => new Tensor(n);
+
+function pair(v: number | readonly [number, number], what: string): number[] {
+  const p = typeof v === 'number' ? [v, v] : [...v];
+  if (!p.every((x) => Number.isInteger(x) && x >= 0)) throw new Error(`conv2d: ${what} must be non-negative integers, got ${JSON.stringify(v)}`);
+  return p;
+}
+
+export interface ConvOptions {
+  stride?: number | readonly [number, number];
+  padding?: number | readonly [number, number];
+}
+
+/** NCHW convolution: `x [N,C,H,W]`, `w [O,C,KH,KW]`, optional `bias [O]`. */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, { stride = 1, padding = 0 }: ConvOptions = {}): Tensor {
+  const [s, p] = [pair(stride, 'stride'), pair(padding, 'padding')];
+  const y = wrap(native.conv2d(x.handle('conv2d'), w.handle('conv2d'), bias?.handle('conv2d') ?? null, s, p));
+  return record(y, 'conv2d', [x, w, bias], { stride: s, padding: p });
+}
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Batch norm over dimension 1 of `[N,C]` or `[N,C,H,W]`. In training the running
+ *  statistics are updated in place (momentum 0.1, unbiased variance, as PyTorch). */
+export function batchNorm(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
+): Tensor {
+  const op = 'batchNorm';
+  const [y, mean, invstd] = native
+    .batchNorm(x.handle(op), weight.handle(op), bias.handle(op), runningMean.handle(op), runningVar.handle(op), training, momentum, eps)
+    .map(wrap);
+  return record(y, op, [x, weight, bias], { training }, [mean, invstd]);
+}
+
+/** Per-channel PReLU: `alpha` has one slope per channel of dimension 1. */
+export function prelu(x: Tensor, alpha: Tensor): Tensor {
+  return record(wrap(native.prelu(x.handle('prelu'), alpha.handle('prelu'))), 'prelu', [x, alpha]);
+}
+
+/** Inverted dropout; identity when not training or `p = 0`. The mask is a function of `seed`. */
+export function dropout(x: Tensor, p: number, { training = true, seed = nextSeed() } = {}): Tensor {
+  if (!training || p === 0) return x;
+  return record(wrap(native.dropout(x.handle('dropout'), p, seed)), 'dropout', [x], { p, seed });
+}
+
+/** 2-d product `op(a)·op(b)`, `op` transposing where asked. */
+export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false } = {}): Tensor {
+  const y = wrap(native.matmul(a.handle('matmul'), b.handle('matmul'), transA, transB));
+  return record(y, 'matmul', [a, b], { transA, transB });
+}
+
+/** `x [B,I] · w [O,I]ᵀ + bias [O]`. */
+export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
+  const y = wrap(native.linear(x.handle('linear'), w.handle('linear'), bias?.handle('linear') ?? null));
+  return record(y, 'linear', [x, w, bias]);
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  return record(wrap(native.add(a.handle('add'), b.handle('add'))), 'add', [a, b]);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return record(wrap(native.mul(a.handle('mul'), b.handle('mul'))), 'mul', [a, b]);
+}
+
+export function scale(a: Tensor, s: number): Tensor {
+  return record(wrap(native.scale(a.handle('scale'), s)), 'scale', [a], { s });
+}
+
+/** A view with another shape (shares storage); one dimension may be -1. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  return record(wrap(x.handle('reshape').reshape([...shape])), 'reshape', [x]);
+}
+
+/** Keeps dimensions before `startDim`, merges the rest. */
+export function flatten(x: Tensor, startDim = 1): Tensor {
+  return reshape(x, [...x.shape.slice(0, startDim), -1]);
+}
+
+/** Sum of all elements (0-d). */
+export function sum(x: Tensor): Tensor {
+  return record(wrap(native.sum(x.handle('sum'))), 'sum', [x]);
+}
+
+export function mean(x: Tensor): Tensor {
+  return scale(sum(x), 1 / x.numel);
+}
+
+/** Rows of `[R, D]` divided by `max(‖row‖, eps)`. */
+export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
+  return record(wrap(native.l2Normalize(x.handle('l2Normalize'), eps)), 'l2Normalize', [x], { eps });
+}
+
+export function logSoftmax(x: Tensor): Tensor {
+  return record(wrap(native.logSoftmax(x.handle('logSoftmax'))), 'logSoftmax', [x]);
+}
+
+/** Mean cross-entropy of the rows of `logits [R, K]` against integer `labels` in [0, K). */
+export function crossEntropy(logits: Tensor, labels: Int32Array | readonly number[]): Tensor {
+  const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
+  const [loss, logp] = native.crossEntropy(logits.handle('crossEntropy'), lab).map(wrap);
+  return record(loss, 'crossEntropy', [logits], { labels: lab }, [logp]);
+}

@@ -1,0 +1,63 @@
+// Deterministic lifetime: tensors made inside `tidy()` are disposed when it returns, except
+// those it returns or `keep()`s. `noGrad()` turns tape recording off for its duration.
+
+export interface Disposable {
+  dispose(): void;
+}
+
+const scopes: Set<Disposable>[] = [];
+let gradEnabled = true;
+
+/** Called by every new tensor: it belongs to the innermost open scope, if any. */
+export function track(t: Disposable): void {
+  scopes.at(-1)?.add(t);
+}
+
+/** Takes `t` out of every open scope: it lives until disposed explicitly (or collected). */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collect(v: unknown, out: Set<unknown>): void {
+  if (v === null || typeof v !== 'object' || out.has(v)) return;
+  out.add(v);
+  if (Array.isArray(v)) v.forEach((x) => collect(x, out));
+  else if (Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach((x) => collect(x, out));
+}
+
+/** Runs `fn`, then disposes every tensor made inside it that is not returned (in an array or
+ *  plain object too) and not kept. Returned tensors move to the enclosing scope. */
+export function tidy<R>(fn: () => R): R {
+  if ((fn as unknown) instanceof Promise) throw new Error('tidy: fn must be synchronous');
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: R;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<unknown>();
+  collect(result, survivors);
+  for (const t of scope) {
+    if (survivors.has(t)) track(t);
+    else t.dispose();
+  }
+  return result;
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording operations on the autograd tape. */
+export function noGrad<R>(fn: () => R): R {
+  const before = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = before;
+  }
+}
