@@ -18,6 +18,7 @@ export function record(
 ): Tensor {
   if (isGradEnabled() && inputs.some((t) => t?.requiresGrad)) {
     out.requiresGrad = true;
+    out.recorded = true;
     out.node = { op, inputs, owned: owned.map(keep), attrs, output: out };
   } else {
     owned.forEach((t) => t.dispose());
@@ -67,6 +68,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (g === undefined) continue;
       grads.delete(t);
       if (t.node === null) {
+        if (t.recorded) throw new Error('backward: this graph was already released by an earlier backward()');
         accumulateLeaf(t, g);
         continue;
       }

@@ -3,6 +3,7 @@
 
 import { Tensor } from '../tensor/tensor';
 import { keep } from '../tensor/scope';
+import { native } from '../native';
 
 export abstract class Module {
   training = true;
@@ -40,6 +41,21 @@ export abstract class Module {
   namedBuffers(prefix = ''): [string, Tensor][] {
     const own = [...this.buffers].map(([k, v]): [string, Tensor] => [prefix + k, v]);
     return own.concat(...[...this.children].map(([k, c]) => c.namedBuffers(`${prefix}${k}.`)));
+  }
+
+  /** Copies every parameter and buffer from `state` (PyTorch names). Refuses, listing every
+   *  difference, when names are missing or shapes differ; `strict` also refuses extra names. */
+  loadStateDict(state: Map<string, Tensor>, { strict = true } = {}): void {
+    const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
+    const problems: string[] = [];
+    for (const [k, t] of own) {
+      const src = state.get(k);
+      if (src === undefined) problems.push(`missing ${k} [${t.shape.join(', ')}]`);
+      else if (src.shape.join() !== t.shape.join()) problems.push(`${k}: shape [${src.shape.join(', ')}] in the state, [${t.shape.join(', ')}] in the model`);
+    }
+    if (strict) for (const k of state.keys()) if (!own.has(k)) problems.push(`unexpected ${k}`);
+    if (problems.length > 0) throw new Error(`loadStateDict: the state does not fit the model:\n  ${problems.join('\n  ')}`);
+    for (const [k, t] of own) native.copyInto(t.handle('loadStateDict'), state.get(k)!.handle('loadStateDict'));
   }
 
   train(flag = true): this {

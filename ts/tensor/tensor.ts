@@ -17,6 +17,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The operation that made this tensor, while the tape holds it. */
   node: Node | null = null;
+  /** Made by a recorded op (not a leaf), even after backward released its node. */
+  recorded = false;
   private h: NativeTensor | null;
 
   constructor(handle: NativeTensor) {

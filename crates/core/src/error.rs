@@ -11,10 +11,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(op: &str, msg: impl Into<String>) -> Self {
-        Error {
-            op: op.to_string(),
-            msg: msg.into(),
-        }
+        Error { op: op.to_string(), msg: msg.into() }
     }
 }
 

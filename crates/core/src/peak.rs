@@ -89,9 +89,5 @@ pub fn measure() -> Peak {
         std::hint::black_box(sink);
         best = best.max(flops / secs / 1e9);
     }
-    Peak {
-        gflops: best,
-        threads,
-        isa,
-    }
+    Peak { gflops: best, threads, isa }
 }

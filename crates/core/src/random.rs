@@ -25,13 +25,9 @@ pub fn normal(seed: u64, i: u64) -> f64 {
 }
 
 pub fn fill_normal<T: Float>(seed: u64, mean: f64, std: f64, out: &mut [T]) {
-    out.par_iter_mut()
-        .enumerate()
-        .for_each(|(i, v)| *v = T::c(mean + std * normal(seed, i as u64)));
+    out.par_iter_mut().enumerate().for_each(|(i, v)| *v = T::c(mean + std * normal(seed, i as u64)));
 }
 
 pub fn fill_uniform<T: Float>(seed: u64, lo: f64, hi: f64, out: &mut [T]) {
-    out.par_iter_mut()
-        .enumerate()
-        .for_each(|(i, v)| *v = T::c(lo + (hi - lo) * uniform(seed, i as u64)));
+    out.par_iter_mut().enumerate().for_each(|(i, v)| *v = T::c(lo + (hi - lo) * uniform(seed, i as u64)));
 }

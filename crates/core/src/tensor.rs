@@ -35,10 +35,7 @@ impl DType {
             "f32" | "float32" => Ok(DType::F32),
             "f16" | "float16" => Ok(DType::F16),
             "bf16" | "bfloat16" => Ok(DType::BF16),
-            _ => Err(Error::new(
-                "dtype",
-                format!("unknown dtype '{s}': expected f32, f16 or bf16"),
-            )),
+            _ => Err(Error::new("dtype", format!("unknown dtype '{s}': expected f32, f16 or bf16"))),
         }
     }
 }
@@ -57,10 +54,7 @@ impl Device {
         if let Some(n) = s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             return Ok(Device::Cuda(n));
         }
-        Err(Error::new(
-            "device",
-            format!("unknown device '{s}': expected 'cpu' or 'cuda:N'"),
-        ))
+        Err(Error::new("device", format!("unknown device '{s}': expected 'cpu' or 'cuda:N'")))
     }
 }
 
@@ -100,10 +94,7 @@ impl Storage {
     fn new(buf: Buffer, len: usize) -> Arc<Storage> {
         let bytes = len * buf.dtype().size();
         memory::alloc(bytes);
-        Arc::new(Storage {
-            buf: RwLock::new(buf),
-            bytes,
-        })
+        Arc::new(Storage { buf: RwLock::new(buf), bytes })
     }
 }
 
@@ -163,13 +154,7 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     fn wrap(buf: Buffer, shape: Vec<usize>, len: usize) -> Tensor {
         let dtype = buf.dtype();
-        Tensor {
-            shape,
-            dtype,
-            device: Device::Cpu,
-            storage: Storage::new(buf, len),
-            _handle: HandleToken::new(),
-        }
+        Tensor { shape, dtype, device: Device::Cpu, storage: Storage::new(buf, len), _handle: HandleToken::new() }
     }
 
     pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
@@ -220,9 +205,7 @@ impl Tensor {
             self.dtype.name(),
             self.shape
         );
-        Ok(F32Read(
-            self.storage.buf.read().unwrap_or_else(|e| e.into_inner()),
-        ))
+        Ok(F32Read(self.storage.buf.read().unwrap_or_else(|e| e.into_inner())))
     }
 
     pub fn f32s_mut(&self, op: &str) -> Result<F32Write<'_>> {
@@ -233,9 +216,7 @@ impl Tensor {
             self.dtype.name(),
             self.shape
         );
-        Ok(F32Write(
-            self.storage.buf.write().unwrap_or_else(|e| e.into_inner()),
-        ))
+        Ok(F32Write(self.storage.buf.write().unwrap_or_else(|e| e.into_inner())))
     }
 
     /// All elements as f32, whatever the storage dtype.
@@ -263,11 +244,7 @@ impl Tensor {
     pub fn reshape(&self, shape: &[Option<usize>]) -> Result<Tensor> {
         let known: usize = shape.iter().flatten().product();
         let inferred = shape.iter().filter(|d| d.is_none()).count();
-        ensure!(
-            inferred <= 1,
-            "reshape",
-            "at most one dimension can be inferred, got {inferred} in {shape:?}"
-        );
+        ensure!(inferred <= 1, "reshape", "at most one dimension can be inferred, got {inferred} in {shape:?}");
         let n = self.numel();
         let dims: Vec<usize> = if inferred == 1 {
             ensure!(
@@ -289,9 +266,6 @@ impl Tensor {
             dims,
             numel(&dims)
         );
-        Ok(Tensor {
-            shape: dims,
-            ..self.clone()
-        })
+        Ok(Tensor { shape: dims, ..self.clone() })
     }
 }

@@ -20,9 +20,7 @@ fn check(name: &str, x: &[f64], r: &[f64], f: impl Fn(&[f64]) -> Vec<f64>, analy
     let picks: Vec<usize> = if x.len() <= 48 {
         (0..x.len()).collect()
     } else {
-        (0..48)
-            .map(|i| (random::uniform(99, i) * x.len() as f64) as usize)
-            .collect()
+        (0..48).map(|i| (random::uniform(99, i) * x.len() as f64) as usize).collect()
     };
     let mut xp = x.to_vec();
     for i in picks {
@@ -54,8 +52,7 @@ fn naive_conv(g: &ConvGeom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64>
                             for kj in 0..g.kw {
                                 let iy = (oy * g.sh + ki) as isize - g.ph as isize;
                                 let ix = (ox * g.sw + kj) as isize - g.pw as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
                                     s += x[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize]
                                         * w[((o * g.c + c) * g.kh + ki) * g.kw + kj];
                                 }
@@ -70,13 +67,7 @@ fn naive_conv(g: &ConvGeom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64>
     y
 }
 
-fn conv_case(
-    x_shape: [usize; 4],
-    w_shape: [usize; 4],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    bias: bool,
-) {
+fn conv_case(x_shape: [usize; 4], w_shape: [usize; 4], stride: [usize; 2], pad: [usize; 2], bias: bool) {
     let g = ConvGeom::new(&x_shape, &w_shape, stride, pad).unwrap();
     let name = format!("conv x{x_shape:?} w{w_shape:?} s{stride:?} p{pad:?}");
     let x = randn(x_shape.iter().product(), 1);
@@ -90,30 +81,15 @@ fn conv_case(
     let y = fwd(&x, &w, b.as_deref());
     let reference = naive_conv(&g, &x, &w, b.as_deref());
     for (i, (a, e)) in y.iter().zip(&reference).enumerate() {
-        assert!(
-            (a - e).abs() <= 1e-12 * (1.0 + e.abs()),
-            "{name} forward[{i}]: {a} vs direct {e}"
-        );
+        assert!((a - e).abs() <= 1e-12 * (1.0 + e.abs()), "{name} forward[{i}]: {a} vs direct {e}");
     }
     let r = randn(y.len(), 4);
     let mut gx = vec![f64::NAN; x.len()];
     conv::conv2d_backward_input(&g, &r, &w, &mut gx);
-    check(
-        &format!("{name} dx"),
-        &x,
-        &r,
-        |x| fwd(x, &w, b.as_deref()),
-        &gx,
-    );
+    check(&format!("{name} dx"), &x, &r, |x| fwd(x, &w, b.as_deref()), &gx);
     let mut gw = vec![f64::NAN; w.len()];
     conv::conv2d_backward_weight(&g, &r, &x, &mut gw);
-    check(
-        &format!("{name} dw"),
-        &w,
-        &r,
-        |w| fwd(&x, w, b.as_deref()),
-        &gw,
-    );
+    check(&format!("{name} dw"), &w, &r, |w| fwd(&x, w, b.as_deref()), &gw);
 }
 
 #[test]
@@ -132,17 +108,12 @@ fn batch_norm_training_and_eval_gradients() {
     for shape in [vec![4, 3, 5, 2], vec![6, 5]] {
         let g = BnGeom::new("bn", &shape, shape[1]).unwrap();
         let n: usize = shape.iter().product();
-        let x = randn(n, 5)
-            .iter()
-            .map(|v| 2.0 * v + 0.5)
-            .collect::<Vec<_>>();
+        let x = randn(n, 5).iter().map(|v| 2.0 * v + 0.5).collect::<Vec<_>>();
         let (w, b) = (randn(g.c, 6), randn(g.c, 7));
         let r = randn(n, 8);
         for training in [true, false] {
-            let (rm, rv): (Vec<f64>, Vec<f64>) = (
-                randn(g.c, 9),
-                randn(g.c, 10).iter().map(|v| v.abs() + 0.5).collect(),
-            );
+            let (rm, rv): (Vec<f64>, Vec<f64>) =
+                (randn(g.c, 9), randn(g.c, 10).iter().map(|v| v.abs() + 0.5).collect());
             let stats = |x: &[f64]| {
                 if training {
                     let (m, v) = norm::batch_stats(&g, x);
@@ -158,8 +129,7 @@ fn batch_norm_training_and_eval_gradients() {
                 y
             };
             let (m, is) = stats(&x);
-            let (mut gx, mut gw, mut gb) =
-                (vec![f64::NAN; n], vec![f64::NAN; g.c], vec![f64::NAN; g.c]);
+            let (mut gx, mut gw, mut gb) = (vec![f64::NAN; n], vec![f64::NAN; g.c], vec![f64::NAN; g.c]);
             norm::backward(&g, &r, &x, &m, &is, &w, training, &mut gx, &mut gw, &mut gb);
             let name = format!("bn {shape:?} training={training}");
             check(&format!("{name} dx"), &x, &r, |x| fwd(x, &w, &b), &gx);
@@ -177,9 +147,7 @@ fn batch_norm_running_statistics_follow_pytorch_rule() {
     let (mut rm, mut rv) = (vec![0.3, -0.2], vec![1.5, 0.7]);
     norm::update_running(&g, &mean, &var, 0.1, &mut rm, &mut rv);
     for c in 0..2 {
-        let vals: Vec<f64> = (0..5)
-            .flat_map(|n| x[(n * 2 + c) * 3..(n * 2 + c + 1) * 3].to_vec())
-            .collect();
+        let vals: Vec<f64> = (0..5).flat_map(|n| x[(n * 2 + c) * 3..(n * 2 + c + 1) * 3].to_vec()).collect();
         let m = vals.iter().sum::<f64>() / 15.0;
         let unbiased = vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 14.0;
         assert!((rm[c] - (0.9 * [0.3, -0.2][c] + 0.1 * m)).abs() < 1e-12);
@@ -191,10 +159,7 @@ fn batch_norm_running_statistics_follow_pytorch_rule() {
 fn prelu_gradients() {
     let (n, c, s) = (3, 4, 5);
     let x = randn(n * c * s, 12);
-    let a = randn(c, 13)
-        .iter()
-        .map(|v| 0.25 + 0.1 * v)
-        .collect::<Vec<_>>();
+    let a = randn(c, 13).iter().map(|v| 0.25 + 0.1 * v).collect::<Vec<_>>();
     let r = randn(x.len(), 14);
     let fwd = |x: &[f64], a: &[f64]| {
         let mut y = vec![0.0; x.len()];
@@ -259,11 +224,7 @@ fn matmul_with_transposes_matches_naive() {
             let mut c = vec![1.0; m * n];
             gemm::matmul(ma, mb, &mut c, true, threaded);
             for (i, (got, e)) in c.iter().zip(&expect).enumerate() {
-                assert!(
-                    (got - (e + 1.0)).abs() < 1e-12,
-                    "case {ci} [{i}]: {got} vs {}",
-                    e + 1.0
-                );
+                assert!((got - (e + 1.0)).abs() < 1e-12, "case {ci} [{i}]: {got} vs {}", e + 1.0);
             }
         }
     }
@@ -302,10 +263,7 @@ fn l2_normalize_gradients() {
 #[test]
 fn log_softmax_and_cross_entropy_gradients() {
     let (rows, k) = (4, 6);
-    let x = randn(rows * k, 21)
-        .iter()
-        .map(|v| 3.0 * v)
-        .collect::<Vec<_>>();
+    let x = randn(rows * k, 21).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
     let r = randn(x.len(), 22);
     let fwd = |x: &[f64]| {
         let mut y = vec![0.0; x.len()];
@@ -321,13 +279,7 @@ fn log_softmax_and_cross_entropy_gradients() {
     let g = 1.7;
     let mut gce = vec![f64::NAN; x.len()];
     loss::cross_entropy_backward(k, &y, &labels, g, &mut gce);
-    check(
-        "cross_entropy dx",
-        &x,
-        &[g],
-        |x| vec![loss::nll_mean(k, &fwd(x), &labels)],
-        &gce,
-    );
+    check("cross_entropy dx", &x, &[g], |x| vec![loss::nll_mean(k, &fwd(x), &labels)], &gce);
 }
 
 #[test]
@@ -337,10 +289,7 @@ fn channel_sum_and_sum() {
     let mut out = vec![0.0; c];
     reduce::channel_sum(n, c, s, &x, &mut out);
     for ch in 0..c {
-        let e: f64 = (0..n)
-            .flat_map(|i| (0..s).map(move |j| (i, j)))
-            .map(|(i, j)| x[(i * c + ch) * s + j])
-            .sum();
+        let e: f64 = (0..n).flat_map(|i| (0..s).map(move |j| (i, j))).map(|(i, j)| x[(i * c + ch) * s + j]).sum();
         assert!((out[ch] - e).abs() < 1e-12);
     }
     assert!((reduce::sum(&x) - x.iter().sum::<f64>()).abs() < 1e-12);

@@ -18,18 +18,19 @@ fn pair(op: &str, what: &str, v: &[u32]) -> Result<[usize; 2]> {
     match v {
         [a] => Ok([*a as usize; 2]),
         [a, b] => Ok([*a as usize, *b as usize]),
-        _ => Err(Error::new(
-            Status::InvalidArg,
-            format!("{op}: {what} must have 1 or 2 values, got {v:?}"),
-        )),
+        _ => Err(Error::new(Status::InvalidArg, format!("{op}: {what} must have 1 or 2 values, got {v:?}"))),
     }
 }
 
 fn conv_params(stride: &[u32], pad: &[u32]) -> Result<ConvParams> {
-    Ok(ConvParams {
-        stride: pair("conv2d", "stride", stride)?,
-        pad: pair("conv2d", "padding", pad)?,
-    })
+    Ok(ConvParams { stride: pair("conv2d", "stride", stride)?, pad: pair("conv2d", "padding", pad)? })
+}
+
+/// Copies `src` into `dst` in place.
+#[napi(catch_unwind)]
+pub fn copy_into(dst: &NativeTensor, src: &NativeTensor) -> Result<()> {
+    let (d, s) = (dst.get()?, src.get()?);
+    js(be("copy_", &[d, s])?.copy_(d, s))
 }
 
 #[napi(js_name = "conv2d", catch_unwind)]
@@ -54,12 +55,7 @@ pub fn conv2d_backward_input(
     pad: Vec<u32>,
 ) -> Result<NativeTensor> {
     let (gy, w) = (gy.get()?, w.get()?);
-    wrap(be("conv2d_backward", &[gy, w])?.conv2d_backward_input(
-        gy,
-        w,
-        &dims(&x_shape),
-        conv_params(&stride, &pad)?,
-    ))
+    wrap(be("conv2d_backward", &[gy, w])?.conv2d_backward_input(gy, w, &dims(&x_shape), conv_params(&stride, &pad)?))
 }
 
 #[napi(js_name = "conv2dBackwardWeight", catch_unwind)]
@@ -71,12 +67,7 @@ pub fn conv2d_backward_weight(
     pad: Vec<u32>,
 ) -> Result<NativeTensor> {
     let (gy, x) = (gy.get()?, x.get()?);
-    wrap(be("conv2d_backward", &[gy, x])?.conv2d_backward_weight(
-        gy,
-        x,
-        &dims(&w_shape),
-        conv_params(&stride, &pad)?,
-    ))
+    wrap(be("conv2d_backward", &[gy, x])?.conv2d_backward_weight(gy, x, &dims(&w_shape), conv_params(&stride, &pad)?))
 }
 
 /// Returns [y, savedMean, savedInvstd]; in training the running statistics update in place.
@@ -92,20 +83,9 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Vec<NativeTensor>> {
-    let ts = [
-        x.get()?,
-        weight.get()?,
-        bias.get()?,
-        running_mean.get()?,
-        running_var.get()?,
-    ];
-    let out = js(be("batch_norm", &ts)?
-        .batch_norm(ts[0], ts[1], ts[2], ts[3], ts[4], training, momentum, eps))?;
-    Ok(vec![
-        NativeTensor::wrap(out.y),
-        NativeTensor::wrap(out.mean),
-        NativeTensor::wrap(out.invstd),
-    ])
+    let ts = [x.get()?, weight.get()?, bias.get()?, running_mean.get()?, running_var.get()?];
+    let out = js(be("batch_norm", &ts)?.batch_norm(ts[0], ts[1], ts[2], ts[3], ts[4], training, momentum, eps))?;
+    Ok(vec![NativeTensor::wrap(out.y), NativeTensor::wrap(out.mean), NativeTensor::wrap(out.invstd)])
 }
 
 /// Returns [gx, gweight, gbias].
@@ -118,20 +98,10 @@ pub fn batch_norm_backward(
     invstd: &NativeTensor,
     training: bool,
 ) -> Result<Vec<NativeTensor>> {
-    let ts = [
-        gy.get()?,
-        x.get()?,
-        weight.get()?,
-        mean.get()?,
-        invstd.get()?,
-    ];
-    let (gx, gw, gb) = js(be("batch_norm_backward", &ts)?
-        .batch_norm_backward(ts[0], ts[1], ts[2], ts[3], ts[4], training))?;
-    Ok(vec![
-        NativeTensor::wrap(gx),
-        NativeTensor::wrap(gw),
-        NativeTensor::wrap(gb),
-    ])
+    let ts = [gy.get()?, x.get()?, weight.get()?, mean.get()?, invstd.get()?];
+    let (gx, gw, gb) =
+        js(be("batch_norm_backward", &ts)?.batch_norm_backward(ts[0], ts[1], ts[2], ts[3], ts[4], training))?;
+    Ok(vec![NativeTensor::wrap(gx), NativeTensor::wrap(gw), NativeTensor::wrap(gb)])
 }
 
 #[napi(catch_unwind)]
@@ -142,11 +112,7 @@ pub fn prelu(x: &NativeTensor, alpha: &NativeTensor) -> Result<NativeTensor> {
 
 /// Returns [gx, galpha].
 #[napi(catch_unwind)]
-pub fn prelu_backward(
-    gy: &NativeTensor,
-    x: &NativeTensor,
-    alpha: &NativeTensor,
-) -> Result<Vec<NativeTensor>> {
+pub fn prelu_backward(gy: &NativeTensor, x: &NativeTensor, alpha: &NativeTensor) -> Result<Vec<NativeTensor>> {
     let (gy, x, a) = (gy.get()?, x.get()?, alpha.get()?);
     let (gx, ga) = js(be("prelu_backward", &[gy, x, a])?.prelu_backward(gy, x, a))?;
     Ok(vec![NativeTensor::wrap(gx), NativeTensor::wrap(ga)])
@@ -159,22 +125,13 @@ pub fn dropout(x: &NativeTensor, p: f64, seed: i64) -> Result<NativeTensor> {
 }
 
 #[napi(catch_unwind)]
-pub fn matmul(
-    a: &NativeTensor,
-    b: &NativeTensor,
-    trans_a: bool,
-    trans_b: bool,
-) -> Result<NativeTensor> {
+pub fn matmul(a: &NativeTensor, b: &NativeTensor, trans_a: bool, trans_b: bool) -> Result<NativeTensor> {
     let (a, b) = (a.get()?, b.get()?);
     wrap(be("matmul", &[a, b])?.matmul(a, b, trans_a, trans_b))
 }
 
 #[napi(catch_unwind)]
-pub fn linear(
-    x: &NativeTensor,
-    w: &NativeTensor,
-    bias: Option<&NativeTensor>,
-) -> Result<NativeTensor> {
+pub fn linear(x: &NativeTensor, w: &NativeTensor, bias: Option<&NativeTensor>) -> Result<NativeTensor> {
     let (x, w) = (x.get()?, w.get()?);
     let b = bias.map(|b| b.get()).transpose()?;
     wrap(be("linear", &[x, w])?.linear(x, w, b))
@@ -230,11 +187,7 @@ pub fn l2_normalize(x: &NativeTensor, eps: f64) -> Result<NativeTensor> {
 }
 
 #[napi(catch_unwind)]
-pub fn l2_normalize_backward(
-    gy: &NativeTensor,
-    x: &NativeTensor,
-    eps: f64,
-) -> Result<NativeTensor> {
+pub fn l2_normalize_backward(gy: &NativeTensor, x: &NativeTensor, eps: f64) -> Result<NativeTensor> {
     let (gy, x) = (gy.get()?, x.get()?);
     wrap(be("l2_normalize_backward", &[gy, x])?.l2_normalize_backward(gy, x, eps))
 }
@@ -260,11 +213,7 @@ pub fn cross_entropy(logits: &NativeTensor, labels: Int32Array) -> Result<Vec<Na
 }
 
 #[napi(catch_unwind)]
-pub fn cross_entropy_backward(
-    logp: &NativeTensor,
-    labels: Int32Array,
-    g: &NativeTensor,
-) -> Result<NativeTensor> {
+pub fn cross_entropy_backward(logp: &NativeTensor, labels: Int32Array, g: &NativeTensor) -> Result<NativeTensor> {
     let (lp, g) = (logp.get()?, g.get()?);
     wrap(be("cross_entropy_backward", &[lp, g])?.cross_entropy_backward(lp, &labels, g))
 }

@@ -15,9 +15,7 @@ impl NativeTensor {
         NativeTensor { inner: Some(t) }
     }
     pub(crate) fn get(&self) -> Result<&Tensor> {
-        self.inner
-            .as_ref()
-            .ok_or_else(|| Error::new(Status::InvalidArg, "tensor used after dispose()"))
+        self.inner.as_ref().ok_or_else(|| Error::new(Status::InvalidArg, "tensor used after dispose()"))
     }
 }
 
@@ -40,37 +38,15 @@ impl NativeTensor {
 
     /// Normal(mean, std) values, a pure function of `seed` and the element index.
     #[napi(factory, catch_unwind)]
-    pub fn randn(
-        shape: Vec<u32>,
-        mean: f64,
-        std: f64,
-        seed: i64,
-        device: String,
-    ) -> Result<NativeTensor> {
+    pub fn randn(shape: Vec<u32>, mean: f64, std: f64, seed: i64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("randn", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.randn(
-            &dims(&shape),
-            mean,
-            std,
-            seed as u64,
-        )))
+        Ok(NativeTensor::wrap(be.randn(&dims(&shape), mean, std, seed as u64)))
     }
 
     #[napi(factory, catch_unwind)]
-    pub fn rand_uniform(
-        shape: Vec<u32>,
-        lo: f64,
-        hi: f64,
-        seed: i64,
-        device: String,
-    ) -> Result<NativeTensor> {
+    pub fn rand_uniform(shape: Vec<u32>, lo: f64, hi: f64, seed: i64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("rand_uniform", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.rand_uniform(
-            &dims(&shape),
-            lo,
-            hi,
-            seed as u64,
-        )))
+        Ok(NativeTensor::wrap(be.rand_uniform(&dims(&shape), lo, hi, seed as u64)))
     }
 
     #[napi(getter)]
@@ -101,18 +77,13 @@ impl NativeTensor {
 
     #[napi(catch_unwind)]
     pub fn cast(&self, dtype: String) -> Result<NativeTensor> {
-        Ok(NativeTensor::wrap(
-            self.get()?.cast(js(DType::parse(&dtype))?),
-        ))
+        Ok(NativeTensor::wrap(self.get()?.cast(js(DType::parse(&dtype))?)))
     }
 
     /// A view sharing storage; -1 marks the one inferred dimension.
     #[napi(catch_unwind)]
     pub fn reshape(&self, shape: Vec<i32>) -> Result<NativeTensor> {
-        let dims: Vec<Option<usize>> = shape
-            .iter()
-            .map(|&d| (d >= 0).then_some(d as usize))
-            .collect();
+        let dims: Vec<Option<usize>> = shape.iter().map(|&d| (d >= 0).then_some(d as usize)).collect();
         js(self.get()?.reshape(&dims)).map(NativeTensor::wrap)
     }
 
@@ -133,11 +104,7 @@ pub struct MemoryStats {
 #[napi]
 pub fn memory_stats() -> MemoryStats {
     let s = memory::stats();
-    MemoryStats {
-        live_tensors: s.live_tensors,
-        live_bytes: s.live_bytes as i64,
-        peak_bytes: s.peak_bytes as i64,
-    }
+    MemoryStats { live_tensors: s.live_tensors, live_bytes: s.live_bytes as i64, peak_bytes: s.peak_bytes as i64 }
 }
 
 #[napi]

@@ -16,62 +16,32 @@ fn make(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
 }
 
 fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    ensure!(
-        a.shape() == b.shape(),
-        op,
-        "shapes differ: {:?} and {:?}",
-        a.shape(),
-        b.shape()
-    );
+    ensure!(a.shape() == b.shape(), op, "shapes differ: {:?} and {:?}", a.shape(), b.shape());
     Ok(())
 }
 
 fn vector(op: &str, what: &str, t: &Tensor, len: usize) -> Result<()> {
-    ensure!(
-        t.shape() == [len],
-        op,
-        "{what} must have shape [{len}], got {:?}",
-        t.shape()
-    );
+    ensure!(t.shape() == [len], op, "{what} must have shape [{len}], got {:?}", t.shape());
     Ok(())
 }
 
 fn scalar_of(op: &str, t: &Tensor) -> Result<f64> {
-    ensure!(
-        t.numel() == 1,
-        op,
-        "expected a single-element gradient, got shape {:?}",
-        t.shape()
-    );
+    ensure!(t.numel() == 1, op, "expected a single-element gradient, got shape {:?}", t.shape());
     Ok(t.f32s(op)?[0] as f64)
 }
 
 fn rows(op: &str, t: &Tensor) -> Result<(usize, usize)> {
-    ensure!(
-        t.shape().len() == 2,
-        op,
-        "expected a 2-d [rows, cols] tensor, got shape {:?}",
-        t.shape()
-    );
+    ensure!(t.shape().len() == 2, op, "expected a 2-d [rows, cols] tensor, got shape {:?}", t.shape());
     Ok((t.shape()[0], t.shape()[1]))
 }
 
 fn check_labels(op: &str, labels: &[i32], r: usize, k: usize) -> Result<Vec<usize>> {
-    ensure!(
-        labels.len() == r,
-        op,
-        "{} labels for {r} rows of logits",
-        labels.len()
-    );
+    ensure!(labels.len() == r, op, "{} labels for {r} rows of logits", labels.len());
     labels
         .iter()
         .enumerate()
         .map(|(i, &l)| {
-            ensure!(
-                l >= 0 && (l as usize) < k,
-                op,
-                "label {l} at index {i} is outside [0, {k})"
-            );
+            ensure!(l >= 0 && (l as usize) < k, op, "label {l} at index {i} is outside [0, {k})");
             Ok(l as usize)
         })
         .collect()
@@ -84,11 +54,7 @@ fn ncs(op: &str, x: &Tensor, channels: usize) -> Result<(usize, usize, usize)> {
 }
 
 fn check_prob(op: &str, p: f64) -> Result<()> {
-    ensure!(
-        (0.0..1.0).contains(&p),
-        op,
-        "probability must be in [0, 1), got {p}"
-    );
+    ensure!((0.0..1.0).contains(&p), op, "probability must be in [0, 1), got {p}");
     Ok(())
 }
 
@@ -105,31 +71,27 @@ impl Backend for CpuBackend {
         make(shape, |v| random::fill_uniform(seed, lo, hi, v))
     }
 
-    fn conv2d(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        p: ConvParams,
-    ) -> Result<Tensor> {
+    fn copy_(&self, dst: &Tensor, src: &Tensor) -> Result<()> {
+        same_shape("copy_", dst, src)?;
+        if dst.shares_storage(src) {
+            return Ok(());
+        }
+        let sd = src.f32s("copy_")?;
+        dst.f32s_mut("copy_")?.copy_from_slice(&sd);
+        Ok(())
+    }
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: ConvParams) -> Result<Tensor> {
         let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
         if let Some(b) = bias {
             vector("conv2d", "bias", b, g.o)?;
         }
         let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
         let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
-        Ok(make(&g.out_shape(), |y| {
-            conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)
-        }))
+        Ok(make(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
     }
 
-    fn conv2d_backward_input(
-        &self,
-        gy: &Tensor,
-        w: &Tensor,
-        x_shape: &[usize],
-        p: ConvParams,
-    ) -> Result<Tensor> {
+    fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = ConvGeom::new(x_shape, w.shape(), p.stride, p.pad)?;
         ensure!(
             gy.shape() == g.out_shape(),
@@ -139,18 +101,10 @@ impl Backend for CpuBackend {
             g.out_shape()
         );
         let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
-        Ok(make(x_shape, |gx| {
-            conv::conv2d_backward_input(&g, &gyd, &wd, gx)
-        }))
+        Ok(make(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
     }
 
-    fn conv2d_backward_weight(
-        &self,
-        gy: &Tensor,
-        x: &Tensor,
-        w_shape: &[usize],
-        p: ConvParams,
-    ) -> Result<Tensor> {
+    fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = ConvGeom::new(x.shape(), w_shape, p.stride, p.pad)?;
         ensure!(
             gy.shape() == g.out_shape(),
@@ -160,9 +114,7 @@ impl Backend for CpuBackend {
             g.out_shape()
         );
         let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
-        Ok(make(w_shape, |gw| {
-            conv::conv2d_backward_weight(&g, &gyd, &xd, gw)
-        }))
+        Ok(make(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
     }
 
     fn batch_norm(
@@ -179,19 +131,12 @@ impl Backend for CpuBackend {
         let op = "batch_norm";
         let c = weight.numel();
         let g = BnGeom::new(op, x.shape(), c)?;
-        for (what, t) in [
-            ("weight", weight),
-            ("bias", bias),
-            ("running_mean", running_mean),
-            ("running_var", running_var),
-        ] {
+        for (what, t) in
+            [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)]
+        {
             vector(op, what, t, c)?;
         }
-        ensure!(
-            !running_mean.shares_storage(running_var),
-            op,
-            "running_mean and running_var share storage"
-        );
+        ensure!(!running_mean.shares_storage(running_var), op, "running_mean and running_var share storage");
         ensure!(
             !training || g.n * g.s > 1,
             op,
@@ -212,20 +157,11 @@ impl Backend for CpuBackend {
             );
             (mean, invstd)
         } else {
-            (
-                running_mean.to_vec(),
-                norm::invstd(&running_var.f32s(op)?, eps),
-            )
+            (running_mean.to_vec(), norm::invstd(&running_var.f32s(op)?, eps))
         };
         let (wd, bd) = (weight.f32s(op)?, bias.f32s(op)?);
-        let y = make(x.shape(), |y| {
-            norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y)
-        });
-        Ok(BnOut {
-            y,
-            mean: Tensor::from_vec(mean, &[c])?,
-            invstd: Tensor::from_vec(invstd, &[c])?,
-        })
+        let y = make(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
+        Ok(BnOut { y, mean: Tensor::from_vec(mean, &[c])?, invstd: Tensor::from_vec(invstd, &[c])? })
     }
 
     fn batch_norm_backward(
@@ -243,17 +179,9 @@ impl Backend for CpuBackend {
         same_shape(op, gy, x)?;
         vector(op, "mean", mean, c)?;
         vector(op, "invstd", invstd, c)?;
-        let (gyd, xd, wd, md, sd) = (
-            gy.f32s(op)?,
-            x.f32s(op)?,
-            weight.f32s(op)?,
-            mean.f32s(op)?,
-            invstd.f32s(op)?,
-        );
+        let (gyd, xd, wd, md, sd) = (gy.f32s(op)?, x.f32s(op)?, weight.f32s(op)?, mean.f32s(op)?, invstd.f32s(op)?);
         let (mut gw, mut gb) = (vec![0f32; c], vec![0f32; c]);
-        let gx = make(x.shape(), |gx| {
-            norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb)
-        });
+        let gx = make(x.shape(), |gx| norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb));
         Ok((gx, Tensor::from_vec(gw, &[c])?, Tensor::from_vec(gb, &[c])?))
     }
 
@@ -269,9 +197,7 @@ impl Backend for CpuBackend {
         same_shape(op, gy, x)?;
         let (gyd, xd, ad) = (gy.f32s(op)?, x.f32s(op)?, alpha.f32s(op)?);
         let mut ga = vec![0f32; c];
-        let gx = make(x.shape(), |gx| {
-            pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga)
-        });
+        let gx = make(x.shape(), |gx| pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga));
         Ok((gx, Tensor::from_vec(ga, alpha.shape())?))
     }
 
@@ -309,9 +235,7 @@ impl Backend for CpuBackend {
             b.shape(),
             if trans_b { "ᵀ" } else { "" }
         );
-        Ok(make(&[ma.rows, mb.cols], |c| {
-            gemm::matmul(ma, mb, c, false, true)
-        }))
+        Ok(make(&[ma.rows, mb.cols], |c| gemm::matmul(ma, mb, c, false, true)))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -333,13 +257,7 @@ impl Backend for CpuBackend {
             if let Some(b) = &bd {
                 y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
             }
-            gemm::matmul(
-                gemm::Mat::new(&xd, bn, i),
-                gemm::Mat::t(&wd, o, i),
-                y,
-                bd.is_some(),
-                true,
-            );
+            gemm::matmul(gemm::Mat::new(&xd, bn, i), gemm::Mat::t(&wd, o, i), y, bd.is_some(), true);
         }))
     }
 
@@ -362,11 +280,7 @@ impl Backend for CpuBackend {
 
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()> {
         same_shape("add_scaled_", acc, a)?;
-        ensure!(
-            !acc.shares_storage(a),
-            "add_scaled_",
-            "the accumulator and the addend share storage"
-        );
+        ensure!(!acc.shares_storage(a), "add_scaled_", "the accumulator and the addend share storage");
         let ad = a.f32s("add_scaled_")?;
         elementwise::add_scaled_into(&mut acc.f32s_mut("add_scaled_")?, &ad, s as f32);
         Ok(())
@@ -384,12 +298,7 @@ impl Backend for CpuBackend {
 
     fn channel_sum(&self, x: &Tensor) -> Result<Tensor> {
         let op = "channel_sum";
-        ensure!(
-            x.shape().len() >= 2,
-            op,
-            "expected [N,C,...], got shape {:?}",
-            x.shape()
-        );
+        ensure!(x.shape().len() >= 2, op, "expected [N,C,...], got shape {:?}", x.shape());
         let (n, c, s) = ncs(op, x, x.shape()[1])?;
         let xd = x.f32s(op)?;
         Ok(make(&[c], |o| reduce::channel_sum(n, c, s, &xd, o)))
@@ -406,9 +315,7 @@ impl Backend for CpuBackend {
         let (_, d) = rows(op, x)?;
         same_shape(op, gy, x)?;
         let (gyd, xd) = (gy.f32s(op)?, x.f32s(op)?);
-        Ok(make(x.shape(), |gx| {
-            reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)
-        }))
+        Ok(make(x.shape(), |gx| reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)))
     }
 
     fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
@@ -422,9 +329,7 @@ impl Backend for CpuBackend {
         let (_, k) = rows(op, y)?;
         same_shape(op, gy, y)?;
         let (gyd, yd) = (gy.f32s(op)?, y.f32s(op)?);
-        Ok(make(y.shape(), |gx| {
-            loss::log_softmax_backward(k, &gyd, &yd, gx)
-        }))
+        Ok(make(y.shape(), |gx| loss::log_softmax_backward(k, &gyd, &yd, gx)))
     }
 
     fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)> {
@@ -443,9 +348,7 @@ impl Backend for CpuBackend {
         let lab = check_labels(op, labels, r, k)?;
         let gv = scalar_of(op, g)?;
         let ld = logp.f32s(op)?;
-        Ok(make(logp.shape(), |gx| {
-            loss::cross_entropy_backward(k, &ld, &lab, gv, gx)
-        }))
+        Ok(make(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
     }
 
     fn sgd_step(
@@ -467,14 +370,7 @@ impl Backend for CpuBackend {
         );
         let gd = grad.f32s(op)?;
         let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
-        optim::sgd_step(
-            &mut pd,
-            &gd,
-            &mut bd,
-            lr as f32,
-            momentum as f32,
-            weight_decay as f32,
-        );
+        optim::sgd_step(&mut pd, &gd, &mut bd, lr as f32, momentum as f32, weight_decay as f32);
         Ok(())
     }
 }

@@ -23,27 +23,12 @@ pub trait Backend: Sync {
     fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64) -> Tensor;
     fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor;
 
-    fn conv2d(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        p: ConvParams,
-    ) -> Result<Tensor>;
-    fn conv2d_backward_input(
-        &self,
-        gy: &Tensor,
-        w: &Tensor,
-        x_shape: &[usize],
-        p: ConvParams,
-    ) -> Result<Tensor>;
-    fn conv2d_backward_weight(
-        &self,
-        gy: &Tensor,
-        x: &Tensor,
-        w_shape: &[usize],
-        p: ConvParams,
-    ) -> Result<Tensor>;
+    /// Copies `src`'s elements into `dst` in place (same shape).
+    fn copy_(&self, dst: &Tensor, src: &Tensor) -> Result<()>;
+
+    fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: ConvParams) -> Result<Tensor>;
+    fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor>;
+    fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor>;
 
     /// Training mode normalises with batch statistics and updates the running ones in place;
     /// evaluation mode normalises with the running statistics.
@@ -120,11 +105,7 @@ pub fn backend_for(op: &str, tensors: &[&Tensor]) -> Result<&'static dyn Backend
     if let Some(t) = tensors.iter().find(|t| t.device() != device) {
         return Err(Error::new(
             op,
-            format!(
-                "tensors on different devices: {device} and {} (shape {:?})",
-                t.device(),
-                t.shape()
-            ),
+            format!("tensors on different devices: {device} and {} (shape {:?})", t.device(), t.shape()),
         ));
     }
     device_backend(op, device)
@@ -133,9 +114,6 @@ pub fn backend_for(op: &str, tensors: &[&Tensor]) -> Result<&'static dyn Backend
 pub fn device_backend(op: &str, device: Device) -> Result<&'static dyn Backend> {
     match device {
         Device::Cpu => Ok(&cpu::CpuBackend),
-        Device::Cuda(_) => Err(Error::new(
-            op,
-            format!("{device}: this build of maskfr has no CUDA backend yet"),
-        )),
+        Device::Cuda(_) => Err(Error::new(op, format!("{device}: this build of maskfr has no CUDA backend yet"))),
     }
 }

@@ -27,28 +27,10 @@ impl ConvGeom {
     /// Checks an input `[N,C,H,W]` against a weight `[O,C,KH,KW]` and derives the output size.
     pub fn new(x: &[usize], w: &[usize], stride: [usize; 2], pad: [usize; 2]) -> Result<ConvGeom> {
         let op = "conv2d";
-        ensure!(
-            x.len() == 4,
-            op,
-            "input must be [N,C,H,W], got shape {x:?} (weight {w:?})"
-        );
-        ensure!(
-            w.len() == 4,
-            op,
-            "weight must be [O,C,KH,KW], got shape {w:?} (input {x:?})"
-        );
-        ensure!(
-            x[1] == w[1],
-            op,
-            "input shape {x:?} has {} channels but weight shape {w:?} expects {}",
-            x[1],
-            w[1]
-        );
-        ensure!(
-            stride[0] > 0 && stride[1] > 0,
-            op,
-            "stride must be positive, got {stride:?}"
-        );
+        ensure!(x.len() == 4, op, "input must be [N,C,H,W], got shape {x:?} (weight {w:?})");
+        ensure!(w.len() == 4, op, "weight must be [O,C,KH,KW], got shape {w:?} (input {x:?})");
+        ensure!(x[1] == w[1], op, "input shape {x:?} has {} channels but weight shape {w:?} expects {}", x[1], w[1]);
+        ensure!(stride[0] > 0 && stride[1] > 0, op, "stride must be positive, got {stride:?}");
         let (hp, wp) = (x[2] + 2 * pad[0], x[3] + 2 * pad[1]);
         ensure!(
             w[2] > 0 && w[3] > 0 && hp >= w[2] && wp >= w[3],
@@ -99,16 +81,11 @@ impl ConvGeom {
     /// Output columns `ox` whose input column `ox·sw + kj − pw` lies inside the image.
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
         let lo = self.pw.saturating_sub(kj).div_ceil(self.sw);
-        let hi = (self.w + self.pw)
-            .saturating_sub(kj)
-            .div_ceil(self.sw)
-            .min(self.ow);
+        let hi = (self.w + self.pw).saturating_sub(kj).div_ceil(self.sw).min(self.ow);
         (lo.min(hi), hi)
     }
     fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
-        (oy * self.sh + ki)
-            .checked_sub(self.ph)
-            .filter(|&iy| iy < self.h)
+        (oy * self.sh + ki).checked_sub(self.ph).filter(|&iy| iy < self.h)
     }
 }
 
@@ -196,20 +173,13 @@ pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T
                 row.fill(b[o]);
             }
         }
-        matmul(
-            Mat::new(w, g.o, ckk),
-            Mat::new(src, ckk, ohw),
-            y_img,
-            bias.is_some(),
-            threaded,
-        );
+        matmul(Mat::new(w, g.o, ckk), Mat::new(src, ckk, ohw), y_img, bias.is_some(), threaded);
     };
     let per_image = g.o * ohw;
     if batch_parallel(g.n) {
-        y.par_chunks_mut(per_image).enumerate().for_each_init(
-            || vec![T::zero(); g.col_len()],
-            |col, (i, y_img)| one(i, y_img, col, false),
-        );
+        y.par_chunks_mut(per_image)
+            .enumerate()
+            .for_each_init(|| vec![T::zero(); g.col_len()], |col, (i, y_img)| one(i, y_img, col, false));
     } else {
         let mut col = vec![T::zero(); g.col_len()];
         for (i, y_img) in y.chunks_mut(per_image).enumerate() {
@@ -233,10 +203,9 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
         }
     };
     if batch_parallel(g.n) {
-        gx.par_chunks_mut(chw).enumerate().for_each_init(
-            || vec![T::zero(); g.col_len()],
-            |col, (i, gx_img)| one(i, gx_img, col, false),
-        );
+        gx.par_chunks_mut(chw)
+            .enumerate()
+            .for_each_init(|| vec![T::zero(); g.col_len()], |col, (i, gx_img)| one(i, gx_img, col, false));
     } else {
         let mut col = vec![T::zero(); g.col_len()];
         for (i, gx_img) in gx.chunks_mut(chw).enumerate() {
@@ -254,13 +223,7 @@ pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, gy: &[T], x: &[T], gw: &mu
         for i in range {
             let src = columns(g, &x[i * chw..(i + 1) * chw], &mut col);
             let gy_img = &gy[i * g.o * ohw..(i + 1) * g.o * ohw];
-            matmul(
-                Mat::new(gy_img, g.o, ohw),
-                Mat::t(src, ckk, ohw),
-                acc,
-                true,
-                threaded,
-            );
+            matmul(Mat::new(gy_img, g.o, ohw), Mat::t(src, ckk, ohw), acc, true, threaded);
         }
     };
     gw.fill(T::zero());

@@ -6,13 +6,9 @@ use rayon::prelude::*;
 
 fn zip_map<T: Float>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync) {
     if out.len() < PAR_MIN {
-        out.iter_mut()
-            .zip(a.iter().zip(b))
-            .for_each(|(o, (&x, &y))| *o = f(x, y));
+        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y));
     } else {
-        out.par_iter_mut()
-            .zip(a.par_iter().zip(b))
-            .for_each(|(o, (&x, &y))| *o = f(x, y));
+        out.par_iter_mut().zip(a.par_iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y));
     }
 }
 
@@ -34,8 +30,6 @@ pub fn add_scaled_into<T: Float>(acc: &mut [T], a: &[T], s: T) {
     if acc.len() < PAR_MIN {
         acc.iter_mut().zip(a).for_each(|(o, &x)| *o += x * s);
     } else {
-        acc.par_iter_mut()
-            .zip(a.par_iter())
-            .for_each(|(o, &x)| *o += x * s);
+        acc.par_iter_mut().zip(a.par_iter()).for_each(|(o, &x)| *o += x * s);
     }
 }

@@ -14,21 +14,11 @@ pub struct Mat<'a, T> {
 
 impl<'a, T> Mat<'a, T> {
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            trans: false,
-        }
+        Mat { data, rows, cols, trans: false }
     }
     /// The transpose of a stored `rows × cols` row-major matrix.
     pub fn t(data: &'a [T], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows: cols,
-            cols: rows,
-            trans: true,
-        }
+        Mat { data, rows: cols, cols: rows, trans: true }
     }
     /// (row stride, column stride) of the logical matrix in `data`.
     fn strides(&self) -> (isize, isize) {
@@ -45,10 +35,7 @@ impl<'a, T> Mat<'a, T> {
 pub fn matmul<T: Float>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool, threaded: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "matmul inner dimensions");
-    assert!(
-        a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n,
-        "matmul buffers too small"
-    );
+    assert!(a.data.len() >= m * k && b.data.len() >= k * n && c.len() >= m * n, "matmul buffers too small");
     if m == 0 || n == 0 {
         return;
     }
@@ -60,11 +47,7 @@ pub fn matmul<T: Float>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool, thr
     }
     let (a_rs, a_cs) = a.strides();
     let (b_rs, b_cs) = b.strides();
-    let par = if threaded {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threaded { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above bound every index gemm touches (m·k, k·n, m·n elements with
     // the strides computed from the same dimensions); `c` is exclusively borrowed.
     unsafe {

@@ -13,22 +13,9 @@ pub struct BnGeom {
 
 impl BnGeom {
     pub fn new(op: &str, x: &[usize], channels: usize) -> Result<BnGeom> {
-        ensure!(
-            x.len() >= 2,
-            op,
-            "input must be [N,C] or [N,C,H,W], got shape {x:?}"
-        );
-        ensure!(
-            x[1] == channels,
-            op,
-            "input shape {x:?} has {} channels but the parameters have {channels}",
-            x[1]
-        );
-        Ok(BnGeom {
-            n: x[0],
-            c: x[1],
-            s: x[2..].iter().product(),
-        })
+        ensure!(x.len() >= 2, op, "input must be [N,C] or [N,C,H,W], got shape {x:?}");
+        ensure!(x[1] == channels, op, "input shape {x:?} has {} channels but the parameters have {channels}", x[1]);
+        Ok(BnGeom { n: x[0], c: x[1], s: x[2..].iter().product() })
     }
     fn count(&self) -> usize {
         self.n * self.s
@@ -45,53 +32,29 @@ pub fn batch_stats<T: Float>(g: &BnGeom, x: &[T]) -> (Vec<T>, Vec<T>) {
     (0..g.c)
         .into_par_iter()
         .map(|c| {
-            let mean = (0..g.n)
-                .map(|n| g.plane(x, n, c).iter().map(|v| v.f64()).sum::<f64>())
-                .sum::<f64>()
-                / m;
-            let var = (0..g.n)
-                .map(|n| {
-                    g.plane(x, n, c)
-                        .iter()
-                        .map(|v| (v.f64() - mean).powi(2))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / m;
+            let mean = (0..g.n).map(|n| g.plane(x, n, c).iter().map(|v| v.f64()).sum::<f64>()).sum::<f64>() / m;
+            let var =
+                (0..g.n).map(|n| g.plane(x, n, c).iter().map(|v| (v.f64() - mean).powi(2)).sum::<f64>()).sum::<f64>()
+                    / m;
             (T::c(mean), T::c(var))
         })
         .unzip()
 }
 
 pub fn invstd<T: Float>(var: &[T], eps: f64) -> Vec<T> {
-    var.iter()
-        .map(|v| T::c(1.0 / (v.f64() + eps).sqrt()))
-        .collect()
+    var.iter().map(|v| T::c(1.0 / (v.f64() + eps).sqrt())).collect()
 }
 
 /// `y = (x − mean)·invstd·weight + bias` per channel.
-pub fn apply<T: Float>(
-    g: &BnGeom,
-    x: &[T],
-    mean: &[T],
-    invstd: &[T],
-    weight: &[T],
-    bias: &[T],
-    y: &mut [T],
-) {
+pub fn apply<T: Float>(g: &BnGeom, x: &[T], mean: &[T], invstd: &[T], weight: &[T], bias: &[T], y: &mut [T]) {
     let per = g.c * g.s;
-    y.par_chunks_mut(per)
-        .zip(x.par_chunks(per))
-        .for_each(|(yn, xn)| {
-            for c in 0..g.c {
-                let (a, m, b) = (invstd[c] * weight[c], mean[c], bias[c]);
-                let r = c * g.s..(c + 1) * g.s;
-                yn[r.clone()]
-                    .iter_mut()
-                    .zip(&xn[r])
-                    .for_each(|(y, &x)| *y = (x - m) * a + b);
-            }
-        });
+    y.par_chunks_mut(per).zip(x.par_chunks(per)).for_each(|(yn, xn)| {
+        for c in 0..g.c {
+            let (a, m, b) = (invstd[c] * weight[c], mean[c], bias[c]);
+            let r = c * g.s..(c + 1) * g.s;
+            yn[r.clone()].iter_mut().zip(&xn[r]).for_each(|(y, &x)| *y = (x - m) * a + b);
+        }
+    });
 }
 
 /// Running statistics update (PyTorch's rule: unbiased variance, `momentum` weight on the new value).
@@ -107,8 +70,7 @@ pub fn update_running<T: Float>(
     let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
     for c in 0..g.c {
         running_mean[c] = T::c((1.0 - momentum) * running_mean[c].f64() + momentum * mean[c].f64());
-        running_var[c] =
-            T::c((1.0 - momentum) * running_var[c].f64() + momentum * var[c].f64() * unbias);
+        running_var[c] = T::c((1.0 - momentum) * running_var[c].f64() + momentum * var[c].f64() * unbias);
     }
 }
 
@@ -134,11 +96,7 @@ pub fn backward<T: Float>(
             (0..g.n).fold((0.0, 0.0), |(sg, sgx), n| {
                 let (gp, xp) = (g.plane(gy, n, c), g.plane(x, n, c));
                 let s: f64 = gp.iter().map(|v| v.f64()).sum();
-                let sx: f64 = gp
-                    .iter()
-                    .zip(xp)
-                    .map(|(a, b)| a.f64() * (b.f64() - m) * is)
-                    .sum();
+                let sx: f64 = gp.iter().zip(xp).map(|(a, b)| a.f64() * (b.f64() - m) * is).sum();
                 (sg + s, sgx + sx)
             })
         })
@@ -149,21 +107,17 @@ pub fn backward<T: Float>(
     }
     let per = g.c * g.s;
     let inv_m = 1.0 / g.count() as f64;
-    gx.par_chunks_mut(per)
-        .zip(gy.par_chunks(per).zip(x.par_chunks(per)))
-        .for_each(|(gxn, (gyn, xn))| {
-            for c in 0..g.c {
-                let (m, is, w) = (mean[c], invstd[c], weight[c]);
-                let r = c * g.s..(c + 1) * g.s;
-                let it = gxn[r.clone()]
-                    .iter_mut()
-                    .zip(gyn[r.clone()].iter().zip(&xn[r]));
-                if batch_stats {
-                    let (sg, sgx) = (T::c(sums[c].0 * inv_m), T::c(sums[c].1 * inv_m));
-                    it.for_each(|(d, (&gy, &x))| *d = w * is * (gy - sg - (x - m) * is * sgx));
-                } else {
-                    it.for_each(|(d, (&gy, _))| *d = gy * w * is);
-                }
+    gx.par_chunks_mut(per).zip(gy.par_chunks(per).zip(x.par_chunks(per))).for_each(|(gxn, (gyn, xn))| {
+        for c in 0..g.c {
+            let (m, is, w) = (mean[c], invstd[c], weight[c]);
+            let r = c * g.s..(c + 1) * g.s;
+            let it = gxn[r.clone()].iter_mut().zip(gyn[r.clone()].iter().zip(&xn[r]));
+            if batch_stats {
+                let (sg, sgx) = (T::c(sums[c].0 * inv_m), T::c(sums[c].1 * inv_m));
+                it.for_each(|(d, (&gy, &x))| *d = w * is * (gy - sg - (x - m) * is * sgx));
+            } else {
+                it.for_each(|(d, (&gy, _))| *d = gy * w * is);
             }
-        });
+        }
+    });
 }

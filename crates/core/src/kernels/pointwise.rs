@@ -6,42 +6,25 @@ use rayon::prelude::*;
 
 /// `y = x` where `x > 0`, else `alpha[c]·x`.
 pub fn prelu<T: Float>(c: usize, s: usize, x: &[T], alpha: &[T], y: &mut [T]) {
-    y.par_chunks_mut(c * s)
-        .zip(x.par_chunks(c * s))
-        .for_each(|(yn, xn)| {
-            for ch in 0..c {
-                let a = alpha[ch];
-                let r = ch * s..(ch + 1) * s;
-                yn[r.clone()]
-                    .iter_mut()
-                    .zip(&xn[r])
-                    .for_each(|(y, &x)| *y = if x > T::zero() { x } else { a * x });
-            }
-        });
+    y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yn, xn)| {
+        for ch in 0..c {
+            let a = alpha[ch];
+            let r = ch * s..(ch + 1) * s;
+            yn[r.clone()].iter_mut().zip(&xn[r]).for_each(|(y, &x)| *y = if x > T::zero() { x } else { a * x });
+        }
+    });
 }
 
-pub fn prelu_backward<T: Float>(
-    c: usize,
-    s: usize,
-    gy: &[T],
-    x: &[T],
-    alpha: &[T],
-    gx: &mut [T],
-    galpha: &mut [T],
-) {
+pub fn prelu_backward<T: Float>(c: usize, s: usize, gy: &[T], x: &[T], alpha: &[T], gx: &mut [T], galpha: &mut [T]) {
     let per = c * s;
-    gx.par_chunks_mut(per)
-        .zip(gy.par_chunks(per).zip(x.par_chunks(per)))
-        .for_each(|(gxn, (gyn, xn))| {
-            for ch in 0..c {
-                let a = alpha[ch];
-                let r = ch * s..(ch + 1) * s;
-                let it = gxn[r.clone()]
-                    .iter_mut()
-                    .zip(gyn[r.clone()].iter().zip(&xn[r]));
-                it.for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
-            }
-        });
+    gx.par_chunks_mut(per).zip(gy.par_chunks(per).zip(x.par_chunks(per))).for_each(|(gxn, (gyn, xn))| {
+        for ch in 0..c {
+            let a = alpha[ch];
+            let r = ch * s..(ch + 1) * s;
+            let it = gxn[r.clone()].iter_mut().zip(gyn[r.clone()].iter().zip(&xn[r]));
+            it.for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
+        }
+    });
     let n = if per == 0 { 0 } else { x.len() / per };
     let sums: Vec<f64> = (0..c)
         .into_par_iter()
@@ -73,8 +56,5 @@ fn dropout_scale(seed: u64, p: f64, i: usize) -> f64 {
 
 /// `out = x·mask(seed, p)`; the backward is the same call on the upstream gradient.
 pub fn dropout<T: Float>(seed: u64, p: f64, x: &[T], out: &mut [T]) {
-    out.par_iter_mut()
-        .zip(x.par_iter())
-        .enumerate()
-        .for_each(|(i, (o, &x))| *o = x * T::c(dropout_scale(seed, p, i)));
+    out.par_iter_mut().zip(x.par_iter()).enumerate().for_each(|(i, (o, &x))| *o = x * T::c(dropout_scale(seed, p, i)));
 }
