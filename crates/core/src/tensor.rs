@@ -248,7 +248,7 @@ impl Tensor {
         let n = self.numel();
         let dims: Vec<usize> = if inferred == 1 {
             ensure!(
-                known > 0 && n % known == 0,
+                known > 0 && n.is_multiple_of(known),
                 "reshape",
                 "cannot reshape {:?} ({n} elements) to {:?}",
                 self.shape,

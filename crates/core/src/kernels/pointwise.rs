@@ -7,10 +7,8 @@ use rayon::prelude::*;
 /// `y = x` where `x > 0`, else `alpha[c]·x`.
 pub fn prelu<T: Float>(c: usize, s: usize, x: &[T], alpha: &[T], y: &mut [T]) {
     y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yn, xn)| {
-        for ch in 0..c {
-            let a = alpha[ch];
-            let r = ch * s..(ch + 1) * s;
-            yn[r.clone()].iter_mut().zip(&xn[r]).for_each(|(y, &x)| *y = if x > T::zero() { x } else { a * x });
+        for ((yc, xc), &a) in yn.chunks_mut(s).zip(xn.chunks(s)).zip(alpha) {
+            yc.iter_mut().zip(xc).for_each(|(y, &x)| *y = if x > T::zero() { x } else { a * x });
         }
     });
 }
@@ -18,14 +16,11 @@ pub fn prelu<T: Float>(c: usize, s: usize, x: &[T], alpha: &[T], y: &mut [T]) {
 pub fn prelu_backward<T: Float>(c: usize, s: usize, gy: &[T], x: &[T], alpha: &[T], gx: &mut [T], galpha: &mut [T]) {
     let per = c * s;
     gx.par_chunks_mut(per).zip(gy.par_chunks(per).zip(x.par_chunks(per))).for_each(|(gxn, (gyn, xn))| {
-        for ch in 0..c {
-            let a = alpha[ch];
-            let r = ch * s..(ch + 1) * s;
-            let it = gxn[r.clone()].iter_mut().zip(gyn[r.clone()].iter().zip(&xn[r]));
-            it.for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
+        for ((gxc, (gyc, xc)), &a) in gxn.chunks_mut(s).zip(gyn.chunks(s).zip(xn.chunks(s))).zip(alpha) {
+            gxc.iter_mut().zip(gyc.iter().zip(xc)).for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
         }
     });
-    let n = if per == 0 { 0 } else { x.len() / per };
+    let n = x.len().checked_div(per).unwrap_or(0);
     let sums: Vec<f64> = (0..c)
         .into_par_iter()
         .map(|ch| {
