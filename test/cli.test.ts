@@ -24,3 +24,14 @@ test('an unknown command exits 2 and says so', (t) => {
   t.is(r.status, 2);
   t.regex(r.stderr, /unknown command 'fly'/);
 });
+
+test('the demo training runs from ts-node (as users run training scripts) and learns', (t) => {
+  const r = spawnSync(process.execPath, [require.resolve('ts-node/dist/bin.js'), path.join(__dirname, '..', 'ts', 'demo', 'train-toy.ts')], {
+    encoding: 'utf8',
+    env: { ...process.env, MASKFR_DEMO_STEPS: '60' },
+  });
+  t.is(r.status, 0, r.stderr);
+  const acc = /held-out accuracy after training: ([\d.]+)%/.exec(r.stdout);
+  t.truthy(acc, r.stdout);
+  t.true(Number(acc![1]) >= 50, `accuracy ${acc![1]}%`);
+});

@@ -94,13 +94,22 @@ fn conv_case(x_shape: [usize; 4], w_shape: [usize; 4], stride: [usize; 2], pad: 
 
 #[test]
 fn conv2d_matches_direct_and_finite_differences() {
-    conv_case([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], true); // batch-parallel path
-    conv_case([1, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], false); // threaded-GEMM path
-    conv_case([3, 4, 8, 8], [5, 4, 3, 3], [2, 2], [1, 1], false); // IResNet downsampling conv
-    conv_case([2, 4, 8, 7], [6, 4, 1, 1], [2, 2], [0, 0], false); // 1×1 stride-2 shortcut
-    conv_case([2, 5, 6, 6], [3, 5, 1, 1], [1, 1], [0, 0], true); // pointwise: no im2col
-    conv_case([2, 2, 9, 7], [3, 2, 2, 3], [2, 1], [0, 2], true); // rectangular, padding > k/2
-    conv_case([2, 2, 5, 5], [2, 2, 5, 5], [1, 1], [0, 0], false); // kernel = image
+    // Pools of 1, 2 and 3 threads walk every batch plan: one threaded GEMM per image or per
+    // group of images, and groups spread over threads.
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            conv_case([2, 3, 7, 6], [4, 3, 3, 3], [1, 1], [1, 1], true); // whole batch in one GEMM
+            conv_case([3, 4, 8, 8], [5, 4, 3, 3], [2, 2], [1, 1], false); // IResNet downsampling conv
+            conv_case([2, 4, 8, 7], [6, 4, 1, 1], [2, 2], [0, 0], false); // 1×1 stride-2 shortcut
+            conv_case([2, 5, 6, 6], [3, 5, 1, 1], [1, 1], [0, 0], true); // pointwise, grouped
+            conv_case([2, 2, 9, 7], [3, 2, 2, 3], [2, 1], [0, 2], true); // rectangular, padding > k/2
+            conv_case([2, 2, 5, 5], [2, 2, 5, 5], [1, 1], [0, 0], false); // kernel = image
+            conv_case([3, 2, 32, 32], [3, 2, 3, 3], [1, 1], [1, 1], true); // one image per GEMM
+            conv_case([1, 3, 32, 33], [2, 3, 1, 1], [1, 1], [0, 0], false); // pointwise, image read in place
+            conv_case([8, 2, 16, 16], [3, 2, 3, 3], [1, 1], [1, 1], false); // groups of several images
+        });
+    }
 }
 
 #[test]

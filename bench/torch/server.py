@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `npm run bench`: reads one JSON request per line on stdin, times the
+same work with torch on CPU, answers one JSON line. The first line it writes says whether
+torch imported ({"ready": true, "torch": version} or {"ready": false, "reason": ...}), so
+the runner can interleave ours and torch's measurements shape by shape.
+
+Requests: {"op": "conv", "dir": "fwd"|"bwd_data"|"bwd_weight", "x": [N,C,H,W],
+"w": [O,C,KH,KW], "stride": s, "pad": p, "reps": r} → {"seconds": [..]}.
+"""
+import json
+import sys
+import time
+
+try:
+    import torch
+except Exception as e:  # noqa: BLE001 - report any import failure as the reason
+    print(json.dumps({"ready": False, "reason": f"torch is not importable: {e}"}), flush=True)
+    sys.exit(0)
+
+
+def conv(req):
+    torch.manual_seed(0)
+    x = torch.randn(*req["x"])
+    w = torch.randn(*req["w"]) * 0.1
+    s, p = req["stride"], req["pad"]
+    y = torch.nn.functional.conv2d(x, w, None, s, p)
+    gy = torch.randn_like(y)
+
+    def run():
+        if req["dir"] == "fwd":
+            return torch.nn.functional.conv2d(x, w, None, s, p)
+        mask = [req["dir"] == "bwd_data", req["dir"] == "bwd_weight", False]
+        return torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], 1, mask)
+
+    run()  # warm-up: oneDNN picks and caches its primitive
+    out = []
+    for _ in range(req["reps"]):
+        t = time.perf_counter()
+        with torch.no_grad():
+            run()
+        out.append(time.perf_counter() - t)
+    return {"seconds": out}
+
+
+OPS = {"conv": conv}
+
+threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
+torch.set_num_threads(threads)
+print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    print(json.dumps(OPS[req["op"]](req)), flush=True)
