@@ -5,7 +5,8 @@ torch imported ({"ready": true, "torch": version} or {"ready": false, "reason": 
 the runner can interleave ours and torch's measurements shape by shape.
 
 Requests: {"op": "conv", "dir": "fwd"|"bwd_data"|"bwd_weight", "x": [N,C,H,W],
-"w": [O,C,KH,KW], "stride": s, "pad": p, "reps": r} → {"seconds": [..]}.
+"w": [O,C,KH,KW], "stride": s, "pad": p, "reps": r, "warm_ms": w, "min_ms": m} → {"seconds": [..]}:
+warm up for w ms, then time at least r calls and m ms, as the TS side does for ours.
 """
 import json
 import sys
@@ -32,13 +33,15 @@ def conv(req):
         mask = [req["dir"] == "bwd_data", req["dir"] == "bwd_weight", False]
         return torch.ops.aten.convolution_backward(gy, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], 1, mask)
 
-    run()  # warm-up: oneDNN picks and caches its primitive
-    out = []
-    for _ in range(req["reps"]):
-        t = time.perf_counter()
-        with torch.no_grad():
+    with torch.no_grad():
+        start = time.perf_counter()  # warm-up: primitive cached, threads awake, clocks up
+        while time.perf_counter() - start < req["warm_ms"] / 1e3:
             run()
-        out.append(time.perf_counter() - t)
+        out, start = [], time.perf_counter()
+        while len(out) < req["reps"] or time.perf_counter() - start < req["min_ms"] / 1e3:
+            t = time.perf_counter()
+            run()
+            out.append(time.perf_counter() - t)
     return {"seconds": out}
 
 

@@ -1,10 +1,16 @@
-//! conv2d forward, backward-input and backward-weight, NCHW, any kernel/stride/padding.
-//! im2col + GEMM. Consecutive images are unfolded side by side into one column matrix so
-//! every GEMM is wide enough to run near peak even at 7×7; groups run in parallel when there
-//! are enough of them, otherwise the GEMM itself is threaded. A 1×1 stride-1 unpadded conv
-//! of a single image reads its input as the column matrix directly.
+//! conv2d forward, backward-input and backward-weight, NCHW, any kernel/stride/padding, as
+//! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
+//! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
+//! ever materialised, except for the backward-input of a strided conv (folded per chunk).
+//!
+//! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
+//! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;
+//!   strided: `col = Wᵀ·gy`, folded back (col2im) a chunk of images at a time;
+//! - backward-weight: `gW[o, q] = Σ_(n,p) gy[o, (n,p)] · X̂[q, (n,p)]`, every thread summing
+//!   its own block of gW over the whole batch: the result does not depend on the thread count.
 
-use super::gemm::{matmul, Mat};
+use super::gemm::Mat;
+use super::tiled::{gemm, DenseA, DenseC, PackA, PackB, StoreC, MR, NR};
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
 
@@ -69,10 +75,6 @@ impl ConvGeom {
     fn chw(&self) -> usize {
         self.c * self.h * self.w
     }
-    /// A 1×1, stride 1, unpadded conv reads its input as the column matrix directly.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
-    }
     /// Output columns `ox` whose input column `ox·sw + kj − pw` lies inside the image.
     fn valid_cols(&self, kj: usize) -> (usize, usize) {
         let lo = self.pw.saturating_sub(kj).div_ceil(self.sw);
@@ -84,64 +86,325 @@ impl ConvGeom {
     }
 }
 
-/// Columns per GEMM worth aiming for: below ~1k the GEMM's packing overhead shows.
-const TARGET_COLS: usize = 1024;
-
-/// The batch cut into runs of consecutive images, one GEMM each, and whether the runs go to
-/// separate threads (else each GEMM is threaded).
-struct Plan {
-    groups: Vec<std::ops::Range<usize>>,
-    parallel: bool,
+/// A run of consecutive GEMM columns (or depth positions) inside one output row of one image.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    img: usize,
+    oy: usize,
+    ox: usize,
+    len: usize,
+    /// offset of the run's first column within the panel
+    at: usize,
 }
 
-fn plan(g: &ConvGeom) -> Plan {
-    let threads = rayon::current_num_threads();
-    let per_group = TARGET_COLS.div_ceil(g.ohw().max(1));
-    let mut count = (g.n / per_group).max(1);
-    if count >= threads {
-        count -= count % threads; // whole rounds of threads: no straggler group
+/// Splits global positions `[j, j + len)` (image-major, then row-major) into row runs.
+fn runs(g: &ConvGeom, j: usize, len: usize, out: &mut Vec<Run>) {
+    out.clear();
+    let (ohw, mut at) = (g.ohw(), 0);
+    while at < len {
+        let pos = (j + at) % ohw;
+        let (oy, ox) = (pos / g.ow, pos % g.ow);
+        let n = (g.ow - ox).min(len - at);
+        out.push(Run { img: (j + at) / ohw, oy, ox, len: n, at });
+        at += n;
     }
-    let groups = (0..count).map(|k| k * g.n / count..(k + 1) * g.n / count).collect();
-    Plan { groups, parallel: threads > 1 && count >= threads }
 }
 
-/// Unfolds images `imgs` of `x [N,C,H,W]` side by side into `col [C·KH·KW, len·OH·OW]`.
-/// Parallel over input channels, whose rows are disjoint.
-fn unfold<T: Float>(g: &ConvGeom, x: &[T], imgs: std::ops::Range<usize>, col: &mut [T]) {
-    let (ohw, kk, ld) = (g.ohw(), g.kh * g.kw, imgs.len() * g.ohw());
-    col[..g.ckk() * ld].par_chunks_mut(kk * ld).enumerate().for_each(|(ci, rows)| {
-        for (j, img) in imgs.clone().enumerate() {
-            let plane = &x[(img * g.c + ci) * g.h * g.w..(img * g.c + ci + 1) * g.h * g.w];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let at = (ki * g.kw + kj) * ld + j * ohw;
-                    unfold_row(g, plane, ki, kj, &mut rows[at..at + ohw]);
+/// `(channel, ki, kj)` of im2col row `q`.
+fn tap(g: &ConvGeom, q: usize) -> (usize, usize, usize) {
+    let kk = g.kh * g.kw;
+    (q / kk, (q % kk) / g.kw, q % g.kw)
+}
+
+/// Writes the im2col values of one run for tap `(ci, ki, kj)` into `dst[step·t]`, t < run.len:
+/// zeros where the tap falls in the padding, input pixels (every `sw`-th) elsewhere.
+fn gather_run<T: Float>(
+    g: &ConvGeom,
+    valid: &[(usize, usize)],
+    x: &[T],
+    r: &Run,
+    (ci, ki, kj): (usize, usize, usize),
+    dst: &mut [T],
+    step: usize,
+) {
+    let span = (r.len - 1) * step + 1;
+    let dst = &mut dst[..span];
+    let Some(iy) = g.input_row(r.oy, ki) else {
+        dst.iter_mut().step_by(step).for_each(|d| *d = T::zero());
+        return;
+    };
+    let row = &x[((r.img * g.c + ci) * g.h + iy) * g.w..][..g.w];
+    let (lo, hi) = valid[kj];
+    let (a, b) = (lo.clamp(r.ox, r.ox + r.len) - r.ox, hi.clamp(r.ox, r.ox + r.len) - r.ox);
+    let (a, b) = (a, b.max(a));
+    let mut out = dst.iter_mut().step_by(step);
+    out.by_ref().take(a).for_each(|d| *d = T::zero());
+    let first = (r.ox + a) * g.sw + kj;
+    if b > a {
+        let src = row[first - g.pw..].iter().step_by(g.sw);
+        out.by_ref().take(b - a).zip(src).for_each(|(d, &v)| *d = v);
+    }
+    out.for_each(|d| *d = T::zero());
+}
+
+/// The implicit im2col matrix `X̂ [C·KH·KW, N·OH·OW]` of an input, as the B operand.
+struct Im2col<'a, T> {
+    g: ConvGeom,
+    x: &'a [T],
+    /// `g.valid_cols(kj)` for every kj (divisions kept out of the packing loops).
+    valid: Vec<(usize, usize)>,
+}
+
+fn valid_cols(g: &ConvGeom) -> Vec<(usize, usize)> {
+    (0..g.kw).map(|kj| g.valid_cols(kj)).collect()
+}
+
+impl<T: Float> PackB<T> for Im2col<'_, T> {
+    fn cols(&self) -> usize {
+        self.g.n * self.g.ohw()
+    }
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        let g = &self.g;
+        let mut rs = Vec::with_capacity(NR);
+        for jr in (0..nc).step_by(NR) {
+            let panel = &mut out[jr * kc..(jr + NR) * kc];
+            let cols = NR.min(nc - jr);
+            if cols < NR {
+                panel.fill(T::zero());
+            }
+            runs(g, j0 + jr, cols, &mut rs);
+            for p in 0..kc {
+                let t = tap(g, p0 + p);
+                let dst = &mut panel[p * NR..(p + 1) * NR];
+                for r in &rs {
+                    let d = &mut dst[r.at..r.at + r.len];
+                    if g.sw == 1 {
+                        copy_run(g, &self.valid, self.x, r, t, d);
+                    } else {
+                        gather_run(g, &self.valid, self.x, r, t, d, 1);
+                    }
                 }
             }
         }
-    });
+    }
 }
 
-/// One (channel, ki, kj) row of one image: input pixels at output positions, 0 in padding.
-fn unfold_row<T: Float>(g: &ConvGeom, plane: &[T], ki: usize, kj: usize, dst: &mut [T]) {
-    let (lo, hi) = g.valid_cols(kj);
-    for oy in 0..g.oh {
-        let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-        let Some(iy) = g.input_row(oy, ki) else {
-            d.fill(T::zero());
-            continue;
-        };
-        let src = &plane[iy * g.w..(iy + 1) * g.w];
-        d[..lo].fill(T::zero());
-        d[hi..].fill(T::zero());
-        let ix0 = lo * g.sw + kj - g.pw;
-        if g.sw == 1 {
-            d[lo..hi].copy_from_slice(&src[ix0..ix0 + hi - lo]);
-        } else {
-            for (k, v) in d[lo..hi].iter_mut().enumerate() {
-                *v = src[ix0 + k * g.sw];
+/// Stride-1 [`gather_run`]: zero fill around one contiguous copy.
+fn copy_run<T: Float>(
+    g: &ConvGeom,
+    valid: &[(usize, usize)],
+    x: &[T],
+    r: &Run,
+    (ci, ki, kj): (usize, usize, usize),
+    d: &mut [T],
+) {
+    let Some(iy) = g.input_row(r.oy, ki) else {
+        d.fill(T::zero());
+        return;
+    };
+    let row = &x[((r.img * g.c + ci) * g.h + iy) * g.w..][..g.w];
+    let (lo, hi) = valid[kj];
+    let (lo, hi) = (lo.clamp(r.ox, r.ox + r.len) - r.ox, hi.clamp(r.ox, r.ox + r.len) - r.ox);
+    if lo >= hi {
+        d.fill(T::zero());
+        return;
+    }
+    d[..lo].fill(T::zero());
+    d[hi..].fill(T::zero());
+    let ix0 = r.ox + lo + kj - g.pw;
+    d[lo..hi].copy_from_slice(&row[ix0..ix0 + hi - lo]);
+}
+
+/// `X̂ᵀ [N·OH·OW, C·KH·KW]` as the B operand (the backward-weight product).
+struct Im2colT<'a, T> {
+    g: ConvGeom,
+    x: &'a [T],
+    valid: Vec<(usize, usize)>,
+}
+
+impl<T: Float> PackB<T> for Im2colT<'_, T> {
+    fn cols(&self) -> usize {
+        self.g.ckk()
+    }
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        let g = &self.g;
+        let mut rs = Vec::new();
+        runs(g, p0, kc, &mut rs);
+        for jr in (0..nc).step_by(NR) {
+            let panel = &mut out[jr * kc..(jr + NR) * kc];
+            let cols = NR.min(nc - jr);
+            if cols < NR {
+                panel.fill(T::zero());
+            }
+            for c in 0..cols {
+                let t = tap(g, j0 + jr + c);
+                for r in &rs {
+                    gather_run(g, &self.valid, self.x, r, t, &mut panel[r.at * NR + c..], NR);
+                }
             }
         }
+    }
+}
+
+/// An NCHW tensor `[N, rows, OH·OW]` read as the matrix `[rows, N·OH·OW]`.
+struct Images<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    ohw: usize,
+    n: usize,
+}
+
+impl<T> Images<'_, T> {
+    /// Calls `f(image, first position, length, offset)` for the image-contiguous pieces of
+    /// global positions `[j, j + len)`.
+    fn pieces(&self, j: usize, len: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let mut at = 0;
+        while at < len {
+            let (img, pos) = ((j + at) / self.ohw, (j + at) % self.ohw);
+            let n = (self.ohw - pos).min(len - at);
+            f(img, pos, n, at);
+            at += n;
+        }
+    }
+    fn row(&self, img: usize, r: usize) -> usize {
+        (img * self.rows + r) * self.ohw
+    }
+}
+
+/// As A (`rows × positions`): the gradient in the backward-weight product.
+impl<T: Float> PackA<T> for Images<'_, T> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn depth(&self) -> usize {
+        self.n * self.ohw
+    }
+    fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
+        for ir in (0..mc).step_by(MR) {
+            let panel = &mut out[ir * kc..(ir + MR) * kc];
+            let rows = MR.min(mc - ir);
+            if rows < MR {
+                panel.fill(T::zero());
+            }
+            self.pieces(p0, kc, |img, pos, len, at| {
+                for r in 0..rows {
+                    let src = &self.data[self.row(img, i0 + ir + r) + pos..][..len];
+                    src.iter().enumerate().for_each(|(t, &v)| panel[(at + t) * MR + r] = v);
+                }
+            });
+        }
+    }
+}
+
+/// As B (`rows × positions`): the gradient in the strided backward-input product.
+impl<T: Float> PackB<T> for Images<'_, T> {
+    fn cols(&self) -> usize {
+        self.n * self.ohw
+    }
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        for jr in (0..nc).step_by(NR) {
+            let panel = &mut out[jr * kc..(jr + NR) * kc];
+            let cols = NR.min(nc - jr);
+            if cols < NR {
+                panel.fill(T::zero());
+            }
+            for p in 0..kc {
+                let dst = &mut panel[p * NR..(p + 1) * NR];
+                self.pieces(j0 + jr, cols, |img, pos, len, at| {
+                    dst[at..at + len].copy_from_slice(&self.data[self.row(img, p0 + p) + pos..][..len]);
+                });
+            }
+        }
+    }
+}
+
+/// An NCHW output `[N, rows, ohw]` written as the matrix `[rows, N·ohw]`.
+struct ImagesOut<T> {
+    ptr: *mut T,
+    rows: usize,
+    ohw: usize,
+}
+
+// SAFETY: threads write disjoint tiles (see `StoreC`).
+unsafe impl<T: Send> Sync for ImagesOut<T> {}
+
+impl<T> ImagesOut<T> {
+    fn new(data: &mut [T], n: usize, rows: usize, ohw: usize) -> Self {
+        assert!(data.len() >= n * rows * ohw, "conv output buffer too small");
+        ImagesOut { ptr: data.as_mut_ptr(), rows, ohw }
+    }
+    fn at(&self, r: usize, j: usize) -> usize {
+        (j / self.ohw * self.rows + r) * self.ohw + j % self.ohw
+    }
+}
+
+// SAFETY: every address is `at(r, j)` for r < rows and j < N·ohw, inside the buffer.
+unsafe impl<T: Float> StoreC<T> for ImagesOut<T> {
+    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<(*mut T, usize)> {
+        // SAFETY: the tile's columns stay inside one image's row block (checked).
+        (j % self.ohw + nr <= self.ohw).then(|| (unsafe { self.ptr.add(self.at(i, j)) }, self.ohw))
+    }
+    fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool) {
+        // Column pieces that stay inside one image are contiguous in every row.
+        let mut c = 0;
+        while c < nr {
+            let len = (self.ohw - (j + c) % self.ohw).min(nr - c);
+            for r in 0..mr {
+                // SAFETY: (i + r, j + c .. j + c + len) are elements of this thread's tile, in
+                // one image row block.
+                let d = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(self.at(i + r, j + c)), len) };
+                let t = &tile[r * NR + c..r * NR + c + len];
+                if add {
+                    d.iter_mut().zip(t).for_each(|(d, &v)| *d += v);
+                } else {
+                    d.copy_from_slice(t);
+                }
+            }
+            c += len;
+        }
+    }
+}
+
+/// `y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C,KH,KW]) + bias [O]`.
+pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    let ohw = g.ohw();
+    if let Some(b) = bias {
+        y.par_chunks_mut(ohw).enumerate().for_each(|(i, plane)| plane.fill(b[i % g.o]));
+    }
+    let out = ImagesOut::new(y, g.n, g.o, ohw);
+    gemm(&DenseA(Mat::new(w, g.o, g.ckk())), &Im2col { g: *g, x, valid: valid_cols(g) }, &out, bias.is_some(), true);
+}
+
+/// `gx [N,C,H,W]` from `gy [N,O,OH,OW]` and `w [O,C,KH,KW]` (overwrites `gx`).
+pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut [T]) {
+    if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
+        // A stride-1 conv's input gradient is the conv of gy with the kernel flipped in space
+        // and transposed in channels, padded by k − 1 − p.
+        let (kk, (kh, kw)) = (g.kh * g.kw, (g.kh, g.kw));
+        let mut wf = vec![T::zero(); w.len()];
+        for o in 0..g.o {
+            for c in 0..g.c {
+                for t in 0..kk {
+                    wf[(c * g.o + o) * kk + kk - 1 - t] = w[(o * g.c + c) * kk + t];
+                }
+            }
+        }
+        let gt = ConvGeom::new(&[g.n, g.o, g.oh, g.ow], &[g.c, g.o, kh, kw], [1, 1], [kh - 1 - g.ph, kw - 1 - g.pw])
+            .expect("the transposed geometry of a valid stride-1 conv is valid");
+        debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+        conv2d_forward(&gt, gy, &wf, None, gx);
+        return;
+    }
+    // Strided: col = Wᵀ·gy for a chunk of images (≤ ~16 MiB of columns), folded into gx.
+    let (ckk, ohw, chw) = (g.ckk(), g.ohw(), g.chw());
+    let chunk = ((4 << 20) / (ckk * ohw).max(1)).clamp(1, g.n.max(1));
+    let mut col = vec![T::zero(); ckk * chunk * ohw];
+    for first in (0..g.n).step_by(chunk) {
+        let len = chunk.min(g.n - first);
+        let gy_chunk = Images { data: &gy[first * g.o * ohw..(first + len) * g.o * ohw], rows: g.o, ohw, n: len };
+        let c = DenseC::new(&mut col, ckk, len * ohw);
+        gemm(&DenseA(Mat::t(w, g.o, ckk)), &gy_chunk, &c, false, true);
+        fold(g, &col, len, &mut gx[first * chw..(first + len) * chw]);
     }
 }
 
@@ -171,164 +434,9 @@ fn fold<T: Float>(g: &ConvGeom, col: &[T], len: usize, gx: &mut [T]) {
     });
 }
 
-/// `[len, rows, cols]` (images of `src`) → `[rows, len·cols]`.
-fn gather<T: Float>(src: &[T], len: usize, rows: usize, cols: usize, dst: &mut [T]) {
-    for j in 0..len {
-        for r in 0..rows {
-            let at = r * len * cols + j * cols;
-            dst[at..at + cols].copy_from_slice(&src[(j * rows + r) * cols..(j * rows + r + 1) * cols]);
-        }
-    }
-}
-
-/// `[rows, len·cols]` → `[len, rows, cols]`.
-fn scatter<T: Float>(src: &[T], len: usize, rows: usize, cols: usize, dst: &mut [T]) {
-    for j in 0..len {
-        for r in 0..rows {
-            let at = r * len * cols + j * cols;
-            dst[(j * rows + r) * cols..(j * rows + r + 1) * cols].copy_from_slice(&src[at..at + cols]);
-        }
-    }
-}
-
-/// Scratch of one group: the column matrix and an `[O, len·OH·OW]` staging matrix.
-#[derive(Default)]
-struct Scratch<T> {
-    col: Vec<T>,
-    out: Vec<T>,
-}
-
-impl<T: Float> Scratch<T> {
-    fn sized(&mut self, g: &ConvGeom, len: usize) -> (&mut [T], &mut [T]) {
-        let (c, o) = (g.ckk() * len * g.ohw(), g.o * len * g.ohw());
-        if self.col.len() < c {
-            self.col.resize(c, T::zero());
-        }
-        if self.out.len() < o {
-            self.out.resize(o, T::zero());
-        }
-        (&mut self.col[..c], &mut self.out[..o])
-    }
-}
-
-/// The group's column matrix: the image itself for a single pointwise image, else unfolded.
-fn columns<'a, T: Float>(g: &ConvGeom, x: &'a [T], imgs: std::ops::Range<usize>, col: &'a mut [T]) -> &'a [T] {
-    if g.pointwise() && imgs.len() == 1 {
-        &x[imgs.start * g.chw()..imgs.end * g.chw()]
-    } else {
-        unfold(g, x, imgs, col);
-        col
-    }
-}
-
-/// Runs `f(group, its output slice, scratch, threaded_gemm)` for every group of `plan`,
-/// where each group owns `per_image` consecutive elements of `out` per image.
-fn for_groups<T: Float>(
-    g: &ConvGeom,
-    out: &mut [T],
-    per_image: usize,
-    f: impl Fn(std::ops::Range<usize>, &mut [T], &mut Scratch<T>, bool) + Sync,
-) {
-    let p = plan(g);
-    let mut slices = Vec::with_capacity(p.groups.len());
-    let mut rest = out;
-    for r in &p.groups {
-        let (head, tail) = rest.split_at_mut(r.len() * per_image);
-        slices.push((r.clone(), head));
-        rest = tail;
-    }
-    if p.parallel {
-        slices.into_par_iter().for_each_init(Scratch::default, |s, (r, o)| f(r, o, s, false));
-    } else {
-        let mut s = Scratch::default();
-        slices.into_iter().for_each(|(r, o)| f(r, o, &mut s, true));
-    }
-}
-
-/// `y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C,KH,KW]) + bias [O]`.
-pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
-    let (ckk, ohw) = (g.ckk(), g.ohw());
-    for_groups(g, y, g.o * ohw, |imgs, y_grp, s, threaded| {
-        let len = imgs.len();
-        let (col, out) = s.sized(g, len);
-        let b = columns(g, x, imgs, col);
-        let fill_bias = |dst: &mut [T]| {
-            if let Some(bias) = bias {
-                for (row, &v) in dst.chunks_mut(len * ohw).zip(bias) {
-                    row.fill(v);
-                }
-            }
-        };
-        let wm = Mat::new(w, g.o, ckk);
-        if len == 1 {
-            fill_bias(y_grp);
-            matmul(wm, Mat::new(b, ckk, ohw), y_grp, bias.is_some(), threaded);
-        } else {
-            fill_bias(out);
-            matmul(wm, Mat::new(b, ckk, len * ohw), out, bias.is_some(), threaded);
-            scatter(out, len, g.o, ohw, y_grp);
-        }
-    });
-}
-
-/// `gx [N,C,H,W]` from `gy [N,O,OH,OW]` and `w [O,C,KH,KW]` (overwrites `gx`).
-pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut [T]) {
-    let (ckk, ohw) = (g.ckk(), g.ohw());
-    for_groups(g, gx, g.chw(), |imgs, gx_grp, s, threaded| {
-        let len = imgs.len();
-        let (col, out) = s.sized(g, len);
-        let gy_imgs = &gy[imgs.start * g.o * ohw..imgs.end * g.o * ohw];
-        let gyg: &[T] = if len == 1 {
-            gy_imgs
-        } else {
-            gather(gy_imgs, len, g.o, ohw, out);
-            out
-        };
-        let wt = Mat::t(w, g.o, ckk);
-        if g.pointwise() && len == 1 {
-            matmul(wt, Mat::new(gyg, g.o, ohw), gx_grp, false, threaded);
-        } else {
-            matmul(wt, Mat::new(gyg, g.o, len * ohw), col, false, threaded);
-            fold(g, col, len, gx_grp);
-        }
-    });
-}
-
-/// `gw [O,C,KH,KW] = Σ_n gy_n · col(x_n)ᵀ` (overwrites `gw`). Groups sum into partials that
-/// are added in group order: deterministic for a given thread count.
+/// `gw [O,C,KH,KW] = Σ gy · X̂ᵀ` over the whole batch (overwrites `gw`).
 pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, gy: &[T], x: &[T], gw: &mut [T]) {
-    let (ckk, ohw) = (g.ckk(), g.ohw());
-    let p = plan(g);
-    let group = |imgs: std::ops::Range<usize>, acc: &mut [T], s: &mut Scratch<T>, threaded: bool| {
-        let len = imgs.len();
-        let (col, out) = s.sized(g, len);
-        let gy_imgs = &gy[imgs.start * g.o * ohw..imgs.end * g.o * ohw];
-        let gyg: &[T] = if len == 1 {
-            gy_imgs
-        } else {
-            gather(gy_imgs, len, g.o, ohw, out);
-            out
-        };
-        let b = columns(g, x, imgs, col);
-        matmul(Mat::new(gyg, g.o, len * ohw), Mat::t(b, ckk, len * ohw), acc, true, threaded);
-    };
-    gw.fill(T::zero());
-    if !p.parallel {
-        let mut s = Scratch::default();
-        p.groups.into_iter().for_each(|r| group(r, gw, &mut s, true));
-        return;
-    }
-    let threads = rayon::current_num_threads();
-    let per = p.groups.len() / threads;
-    let partial: Vec<Vec<T>> = (0..threads)
-        .into_par_iter()
-        .map(|k| {
-            let (mut acc, mut s) = (vec![T::zero(); gw.len()], Scratch::default());
-            p.groups[k * per..(k + 1) * per].iter().for_each(|r| group(r.clone(), &mut acc, &mut s, false));
-            acc
-        })
-        .collect();
-    for part in &partial {
-        gw.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
-    }
+    let a = Images { data: gy, rows: g.o, ohw: g.ohw(), n: g.n };
+    let c = DenseC::new(gw, g.o, g.ckk());
+    gemm(&a, &Im2colT { g: *g, x, valid: valid_cols(g) }, &c, false, true);
 }

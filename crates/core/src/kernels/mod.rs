@@ -9,6 +9,7 @@ pub mod norm;
 pub mod optim;
 pub mod pointwise;
 pub mod reduce;
+pub mod tiled;
 
 /// Below this many elements a loop runs on one thread: spawning costs more than it saves.
 pub(crate) const PAR_MIN: usize = 1 << 15;

@@ -1,0 +1,276 @@
+//! A blocked GEMM `C = A·B` (BLIS-style) whose operands are packed by pluggable packers, so
+//! a convolution can feed its input straight into the packed panels (implicit im2col) and
+//! store tiles straight into NCHW outputs. Generic over the float type: f32 on AVX-512 runs
+//! an 8×32 register-tile kernel of 16 zmm accumulators; everything else (f64 in the gradient
+//! checks, CPUs without AVX-512) runs a portable kernel over the same packing and blocking.
+
+use super::gemm::Mat;
+use crate::Float;
+use rayon::prelude::*;
+use std::any::TypeId;
+use std::ops::Range;
+
+/// Rows of a register tile (output channels divide by 8 in every IResNet layer).
+pub const MR: usize = 8;
+/// Columns of a register tile: two zmm vectors of f32.
+pub const NR: usize = 32;
+/// Depth of a packed panel: a B micro-panel of KC×NR f32 is 16 KiB, half of L1.
+const KC: usize = 128;
+/// Rows of A packed at once (128 KiB of f32: stays in L2).
+const MC: usize = MR * 32;
+/// Columns of B packed at once.
+const NC: usize = NR * 96;
+
+/// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
+/// zero past the last row.
+pub trait PackA<T>: Sync {
+    fn rows(&self) -> usize;
+    fn depth(&self) -> usize;
+    fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]);
+}
+
+/// Packs B (`depth × cols`) into NR-column panels: `out[(jr/NR·kc + p)·NR + c] = B[p0+p, j0+jr+c]`,
+/// zero past the last column.
+pub trait PackB<T>: Sync {
+    fn cols(&self) -> usize;
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]);
+}
+
+/// Where C's tiles go.
+///
+/// # Safety
+/// `dense` must return a pointer valid for an `MR × nr` block with the given row stride, and
+/// `store` must write only C's elements `[i, i+mr) × [j, j+nr)`: the driver hands disjoint
+/// tiles to different threads.
+pub unsafe trait StoreC<T>: Sync {
+    /// The tile at `(i, j)` as a dense block `(pointer, row stride)`, where it is one.
+    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<(*mut T, usize)>;
+    /// Writes (or adds) an `mr × nr` tile given row-major with row stride NR.
+    fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool);
+}
+
+/// `C = A·B`, or `C += A·B` when `accumulate`. Threads take disjoint column (or row) ranges
+/// of C and each sums over the whole depth in the same order: results do not depend on the
+/// thread count.
+pub fn gemm<T: Float>(a: &impl PackA<T>, b: &impl PackB<T>, c: &impl StoreC<T>, accumulate: bool, threaded: bool) {
+    let (m, k, n) = (a.rows(), a.depth(), b.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let threads = if threaded { rayon::current_num_threads() } else { 1 };
+    let cuts = |len: usize, unit: usize| -> Vec<Range<usize>> {
+        let mut cut: Vec<usize> = (0..threads).map(|t| (t * len / threads) / unit * unit).collect();
+        cut.push(len);
+        cut.windows(2).filter(|w| w[0] < w[1]).map(|w| w[0]..w[1]).collect()
+    };
+    let parts: Vec<(Range<usize>, Range<usize>)> = if n >= m {
+        cuts(n, NR).into_iter().map(|cols| (0..m, cols)).collect()
+    } else {
+        cuts(m, MR).into_iter().map(|rows| (rows, 0..n)).collect()
+    };
+    let run = |(rows, cols): &(Range<usize>, Range<usize>)| block(a, b, c, rows.clone(), cols.clone(), k, accumulate);
+    if parts.len() > 1 {
+        parts.par_iter().for_each(run);
+    } else {
+        parts.iter().for_each(run);
+    }
+}
+
+/// One thread's share: rows × cols of C over the whole depth.
+fn block<T: Float>(
+    a: &impl PackA<T>,
+    b: &impl PackB<T>,
+    c: &impl StoreC<T>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    k: usize,
+    accumulate: bool,
+) {
+    if k == 0 {
+        if !accumulate {
+            let zeros = vec![T::zero(); MR * NR];
+            for i in rows.clone().step_by(MR) {
+                for j in cols.clone().step_by(NR) {
+                    c.store(i, j, MR.min(rows.end - i), NR.min(cols.end - j), &zeros, false);
+                }
+            }
+        }
+        return;
+    }
+    let mut pa = vec![T::zero(); MC.min(rows.len().next_multiple_of(MR)) * KC];
+    let mut pb = vec![T::zero(); NC.min(cols.len().next_multiple_of(NR)) * KC];
+    let mut tmp = [T::zero(); MR * NR];
+    for j0 in cols.clone().step_by(NC) {
+        let nc = NC.min(cols.end - j0);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            b.pack(p0, kc, j0, nc, &mut pb);
+            let add = accumulate || p0 > 0;
+            for i0 in rows.clone().step_by(MC) {
+                let mc = MC.min(rows.end - i0);
+                a.pack(i0, mc, p0, kc, &mut pa);
+                for jr in (0..nc).step_by(NR) {
+                    let nr = NR.min(nc - jr);
+                    let panel_b = &pb[jr * kc..(jr + NR) * kc];
+                    for ir in (0..mc).step_by(MR) {
+                        let mr = MR.min(mc - ir);
+                        let panel_a = &pa[ir * kc..(ir + MR) * kc];
+                        let (i, j) = (i0 + ir, j0 + jr);
+                        match c.dense(i, j, nr).filter(|_| mr == MR && nr == NR) {
+                            // SAFETY: `dense` promises an MR × NR block at this pointer.
+                            Some((ptr, ldc)) => unsafe { micro(kc, panel_a, panel_b, ptr, ldc, add) },
+                            None => {
+                                // SAFETY: `tmp` is an MR × NR block with row stride NR.
+                                unsafe { micro(kc, panel_a, panel_b, tmp.as_mut_ptr(), NR, false) };
+                                c.store(i, j, mr, nr, &tmp, add);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The MR × NR tile at `c` (row stride `ldc`) = or += packed A panel · packed B panel.
+///
+/// # Safety
+/// `c` must be valid for MR rows of NR elements with row stride `ldc`.
+unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], c: *mut T, ldc: usize, add: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        x86::kernel(kc, pa.as_ptr() as *const f32, pb.as_ptr() as *const f32, c as *mut f32, ldc, add);
+        return;
+    }
+    let mut acc = [[T::zero(); NR]; MR];
+    for p in 0..kc {
+        let bp = &pb[p * NR..(p + 1) * NR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = pa[p * MR + r];
+            row.iter_mut().zip(bp).for_each(|(s, &bv)| *s += av * bv);
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), NR);
+        dst.iter_mut().zip(row).for_each(|(d, &v)| *d = if add { *d + v } else { v });
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// 16 zmm accumulators: per depth step two B loads, eight broadcasts, sixteen FMAs.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, add: bool) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for p in 0..kc {
+            let b0 = _mm512_loadu_ps(pb.add(p * NR));
+            let b1 = _mm512_loadu_ps(pb.add(p * NR + 16));
+            let ap = pa.add(p * MR);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*ap.add(r));
+                row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (h, &v) in row.iter().enumerate() {
+                let d = c.add(r * ldc + h * 16);
+                _mm512_storeu_ps(d, if add { _mm512_add_ps(_mm512_loadu_ps(d), v) } else { v });
+            }
+        }
+    }
+}
+
+/// A dense matrix (`Mat`) as the A operand.
+pub struct DenseA<'a, T>(pub Mat<'a, T>);
+/// A dense matrix (`Mat`) as the B operand.
+pub struct DenseB<'a, T>(pub Mat<'a, T>);
+
+impl<T: Float> PackA<T> for DenseA<'_, T> {
+    fn rows(&self) -> usize {
+        self.0.rows
+    }
+    fn depth(&self) -> usize {
+        self.0.cols
+    }
+    fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
+        let m = &self.0;
+        for ir in (0..mc).step_by(MR) {
+            let panel = &mut out[ir * kc..(ir + MR) * kc];
+            let rows = MR.min(mc - ir);
+            if rows < MR {
+                panel.fill(T::zero());
+            }
+            for r in 0..rows {
+                let i = i0 + ir + r;
+                if m.trans {
+                    // element (i, p) of the transpose of a stored `cols × rows` matrix
+                    (0..kc).for_each(|p| panel[p * MR + r] = m.data[(p0 + p) * m.rows + i]);
+                } else {
+                    let src = &m.data[i * m.cols + p0..i * m.cols + p0 + kc];
+                    src.iter().enumerate().for_each(|(p, &v)| panel[p * MR + r] = v);
+                }
+            }
+        }
+    }
+}
+
+impl<T: Float> PackB<T> for DenseB<'_, T> {
+    fn cols(&self) -> usize {
+        self.0.cols
+    }
+    fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        let m = &self.0;
+        for jr in (0..nc).step_by(NR) {
+            let panel = &mut out[jr * kc..(jr + NR) * kc];
+            let cols = NR.min(nc - jr);
+            if cols < NR {
+                panel.fill(T::zero());
+            }
+            for p in 0..kc {
+                let dst = &mut panel[p * NR..p * NR + cols];
+                if m.trans {
+                    dst.iter_mut().enumerate().for_each(|(c, d)| *d = m.data[(j0 + jr + c) * m.rows + p0 + p]);
+                } else {
+                    let at = (p0 + p) * m.cols + j0 + jr;
+                    dst.copy_from_slice(&m.data[at..at + cols]);
+                }
+            }
+        }
+    }
+}
+
+/// A dense row-major `rows × cols` C.
+pub struct DenseC<T> {
+    ptr: *mut T,
+    cols: usize,
+}
+
+// SAFETY: threads write disjoint tiles (see `StoreC`).
+unsafe impl<T: Send> Sync for DenseC<T> {}
+
+impl<T> DenseC<T> {
+    /// C over `data` (`rows × cols`, row-major), exclusively borrowed for the product.
+    pub fn new(data: &mut [T], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "C buffer too small");
+        DenseC { ptr: data.as_mut_ptr(), cols }
+    }
+}
+
+// SAFETY: tiles stay inside the `rows × cols` buffer checked in `new`.
+unsafe impl<T: Float> StoreC<T> for DenseC<T> {
+    fn dense(&self, i: usize, j: usize, _nr: usize) -> Option<(*mut T, usize)> {
+        // SAFETY: (i, j) is inside C; the driver only asks for full tiles inside it.
+        Some((unsafe { self.ptr.add(i * self.cols + j) }, self.cols))
+    }
+    fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool) {
+        for r in 0..mr {
+            // SAFETY: rows i..i+mr and columns j..j+nr lie inside C.
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add((i + r) * self.cols + j), nr) };
+            dst.iter_mut().zip(&tile[r * NR..r * NR + nr]).for_each(|(d, &v)| *d = if add { *d + v } else { v });
+        }
+    }
+}
