@@ -166,6 +166,7 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
         let g = &self.g;
         let mut rs = Vec::with_capacity(NR);
+        let mut base = [0isize; NR];
         for jr in (0..nc).step_by(NR) {
             let panel = &mut out[jr * kc..(jr + NR) * kc];
             let cols = NR.min(nc - jr);
@@ -173,15 +174,35 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
                 panel.fill(T::zero());
             }
             runs(g, j0 + jr, cols, &mut rs);
+            // Where a tap reads no padding for any column of the panel (most taps of most
+            // panels), it is a plain gather at fixed offsets from each column's origin.
+            let (mut y_lo, mut y_hi, mut x_lo, mut x_hi) = (usize::MAX, 0, usize::MAX, 0);
+            for r in &rs {
+                let origin = ((r.img * g.c * g.h + r.oy * g.sh) * g.w + r.ox * g.sw) as isize;
+                (0..r.len).for_each(|t| base[r.at + t] = origin + (t * g.sw) as isize);
+                (y_lo, y_hi) = (y_lo.min(r.oy * g.sh), y_hi.max(r.oy * g.sh));
+                (x_lo, x_hi) = (x_lo.min(r.ox * g.sw), x_hi.max((r.ox + r.len - 1) * g.sw));
+            }
+            let gather = g.sw != 1 || rs.len() > 2;
             for p in 0..kc {
-                let t = tap(g, p0 + p);
+                let (ci, ki, kj) = tap(g, p0 + p);
                 let dst = &mut panel[p * NR..(p + 1) * NR];
+                let interior =
+                    y_lo + ki >= g.ph && y_hi + ki < g.h + g.ph && x_lo + kj >= g.pw && x_hi + kj < g.w + g.pw;
+                if gather && interior {
+                    let off = (ci * g.h * g.w) as isize + (ki as isize - g.ph as isize) * g.w as isize + kj as isize
+                        - g.pw as isize;
+                    for (d, &b) in dst[..cols].iter_mut().zip(&base[..cols]) {
+                        *d = self.x[(b + off) as usize];
+                    }
+                    continue;
+                }
                 for r in &rs {
                     let d = &mut dst[r.at..r.at + r.len];
                     if g.sw == 1 {
-                        copy_run(g, &self.valid, self.x, r, t, d);
+                        copy_run(g, &self.valid, self.x, r, (ci, ki, kj), d);
                     } else {
-                        gather_run(g, &self.valid, self.x, r, t, d, 1);
+                        gather_run(g, &self.valid, self.x, r, (ci, ki, kj), d, 1);
                     }
                 }
             }
