@@ -403,13 +403,12 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
         // and transposed in channels, padded by k − 1 − p.
         let (kk, (kh, kw)) = (g.kh * g.kw, (g.kh, g.kw));
         let mut wf = vec![T::zero(); w.len()];
-        for o in 0..g.o {
-            for c in 0..g.c {
-                for t in 0..kk {
-                    wf[(c * g.o + o) * kk + kk - 1 - t] = w[(o * g.c + c) * kk + t];
-                }
+        wf.par_chunks_mut(g.o * kk).enumerate().for_each(|(c, rows)| {
+            for (o, taps) in rows.chunks_mut(kk).enumerate() {
+                let src = &w[(o * g.c + c) * kk..][..kk];
+                taps.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
             }
-        }
+        });
         let gt = ConvGeom::new(&[g.n, g.o, g.oh, g.ow], &[g.c, g.o, kh, kw], [1, 1], [kh - 1 - g.ph, kw - 1 - g.pw])
             .expect("the transposed geometry of a valid stride-1 conv is valid");
         debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
