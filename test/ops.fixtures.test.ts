@@ -29,6 +29,7 @@ const RUN: Record<string, (i: Map<string, Tensor>, c: Case, name: string) => Ten
   matmul: (i, c) => ops.matmul(i.get('a')!, i.get('b')!, { transA: c.transA as boolean, transB: c.transB as boolean }),
   add: (i) => ops.add(i.get('a')!, i.get('b')!),
   mul: (i) => ops.mul(i.get('a')!, i.get('b')!),
+  addChannel: (i) => ops.addChannel(i.get('x')!, i.get('v')!),
   scale: (i, c) => ops.scale(i.get('a')!, c.s as number),
   sum: (i) => ops.sum(i.get('x')!),
   mean: (i) => ops.mean(i.get('x')!),

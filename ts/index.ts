@@ -15,3 +15,8 @@ export { systemInfo } from './system';
 export type { SystemInfo } from './system';
 export { readSafetensors, writeSafetensors, entryValues } from './io/safetensors';
 export type { StEntry, StFile, StDType } from './io/safetensors';
+export { createModel, modelConfig, MODELS, IResNet, IBasicBlock, EmbeddingHead } from './models/iresnet';
+export type { IResNetConfig, StridePlacement } from './models/iresnet';
+export { complexity } from './models/complexity';
+export type { Complexity } from './models/complexity';
+export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/checkpoint';

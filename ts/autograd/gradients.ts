@@ -58,6 +58,9 @@ export const GRADIENTS = {
     const gy = g.handle('mul backward');
     return [wants(n, 0) ? t(native.mul(gy, input(n, 1))) : null, wants(n, 1) ? t(native.mul(gy, input(n, 0))) : null];
   },
+  addChannel(n, g) {
+    return [g, wants(n, 1) ? t(native.channelSum(g.handle('addChannel backward'))) : null];
+  },
   scale(n, g) {
     return [t(native.scale(g.handle('scale backward'), n.attrs.s as number))];
   },

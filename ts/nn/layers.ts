@@ -40,6 +40,8 @@ export class BatchNorm extends Module {
   readonly bias: Tensor;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
+  /** Training forwards so far (PyTorch's `num_batches_tracked`, saved in checkpoints). */
+  numBatchesTracked = 0;
   constructor(
     readonly channels: number,
     readonly options: { eps?: number; momentum?: number } = {},
@@ -51,6 +53,7 @@ export class BatchNorm extends Module {
     this.runningVar = this.buffer('running_var', ones([channels]));
   }
   forward(x: Tensor): Tensor {
+    if (this.training) this.numBatchesTracked++;
     return ops.batchNorm(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, ...this.options });
   }
 }

@@ -34,6 +34,12 @@ export abstract class Module {
     return own.concat(...[...this.children].map(([k, c]) => c.namedParameters(`${prefix}${k}.`)));
   }
 
+  /** This module and every descendant with its dotted name ('' for this one). */
+  namedModules(prefix = ''): [string, Module][] {
+    const own: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
+    return own.concat(...[...this.children].map(([k, c]) => c.namedModules(`${prefix}${k}.`)));
+  }
+
   parameters(): Tensor[] {
     return this.namedParameters().map(([, t]) => t);
   }
@@ -47,13 +53,8 @@ export abstract class Module {
    *  difference, when names are missing or shapes differ; `strict` also refuses extra names. */
   loadStateDict(state: Map<string, Tensor>, { strict = true } = {}): void {
     const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
-    const problems: string[] = [];
-    for (const [k, t] of own) {
-      const src = state.get(k);
-      if (src === undefined) problems.push(`missing ${k} [${t.shape.join(', ')}]`);
-      else if (src.shape.join() !== t.shape.join()) problems.push(`${k}: shape [${src.shape.join(', ')}] in the state, [${t.shape.join(', ')}] in the model`);
-    }
-    if (strict) for (const k of state.keys()) if (!own.has(k)) problems.push(`unexpected ${k}`);
+    const shapes = (m: Map<string, Tensor>) => new Map([...m].map(([k, t]) => [k, t.shape]));
+    const problems = stateDifferences(shapes(own), shapes(state), 'state', strict);
     if (problems.length > 0) throw new Error(`loadStateDict: the state does not fit the model:\n  ${problems.join('\n  ')}`);
     for (const [k, t] of own) native.copyInto(t.handle('loadStateDict'), state.get(k)!.handle('loadStateDict'));
   }
@@ -74,4 +75,21 @@ export abstract class Module {
     this.buffers.forEach((t) => t.dispose());
     this.children.forEach((c) => c.dispose());
   }
+}
+
+/** Every way `got` (from `where`: a state, a file) differs from the `want`ed names and shapes. */
+export function stateDifferences(
+  want: Map<string, readonly number[]>,
+  got: Map<string, readonly number[]>,
+  where: string,
+  strict = true,
+): string[] {
+  const problems: string[] = [];
+  for (const [k, shape] of want) {
+    const g = got.get(k);
+    if (g === undefined) problems.push(`missing ${k} [${shape.join(', ')}]`);
+    else if (g.join() !== shape.join()) problems.push(`${k}: shape [${g.join(', ')}] in the ${where}, [${shape.join(', ')}] in the model`);
+  }
+  if (strict) for (const k of got.keys()) if (!want.has(k)) problems.push(`unexpected ${k}`);
+  return problems;
 }

@@ -80,6 +80,11 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   return record(wrap(native.mul(a.handle('mul'), b.handle('mul'))), 'mul', [a, b]);
 }
 
+/** `x + v` with one value per channel (dimension 1) of `x`. */
+export function addChannel(x: Tensor, v: Tensor): Tensor {
+  return record(wrap(native.addChannel(x.handle('addChannel'), v.handle('addChannel'))), 'addChannel', [x, v]);
+}
+
 export function scale(a: Tensor, s: number): Tensor {
   return record(wrap(native.scale(a.handle('scale'), s)), 'scale', [a], { s });
 }

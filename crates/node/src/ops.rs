@@ -155,6 +155,13 @@ pub fn scale(a: &NativeTensor, s: f64) -> Result<NativeTensor> {
     wrap(be("scale", &[a])?.scale(a, s))
 }
 
+/// `x + v[c]` per channel (dimension 1).
+#[napi(catch_unwind)]
+pub fn add_channel(x: &NativeTensor, v: &NativeTensor) -> Result<NativeTensor> {
+    let (x, v) = (x.get()?, v.get()?);
+    wrap(be("add_channel", &[x, v])?.add_channel(x, v))
+}
+
 /// `acc += a·s` in place.
 #[napi(catch_unwind)]
 pub fn add_scaled_into(acc: &NativeTensor, a: &NativeTensor, s: f64) -> Result<()> {

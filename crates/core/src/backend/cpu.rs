@@ -278,6 +278,14 @@ impl Backend for CpuBackend {
         Ok(make(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
     }
 
+    fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
+        let op = "add_channel";
+        let (_, c, sz) = ncs(op, x, v.numel())?;
+        vector(op, "the per-channel values", v, c)?;
+        let (xd, vd) = (x.f32s(op)?, v.f32s(op)?);
+        Ok(make(x.shape(), |o| elementwise::add_channel(c, sz, &xd, &vd, o)))
+    }
+
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()> {
         same_shape("add_scaled_", acc, a)?;
         ensure!(!acc.shares_storage(a), "add_scaled_", "the accumulator and the addend share storage");

@@ -69,6 +69,8 @@ pub trait Backend: Sync {
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
     fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
     fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor>;
+    /// `x + v` with `v [C]` broadcast over every dimension but dimension 1.
+    fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor>;
     /// `acc += a·s` in place.
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()>;
 

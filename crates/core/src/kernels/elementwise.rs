@@ -33,3 +33,12 @@ pub fn add_scaled_into<T: Float>(acc: &mut [T], a: &[T], s: T) {
         acc.par_iter_mut().zip(a.par_iter()).for_each(|(o, &x)| *o += x * s);
     }
 }
+
+/// `out[n, c, s] = x[n, c, s] + v[c]` over `[N, C, S]` (a per-channel shift).
+pub fn add_channel<T: Float>(c: usize, s: usize, x: &[T], v: &[T], out: &mut [T]) {
+    out.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(on, xn)| {
+        for ((oc, xc), &b) in on.chunks_mut(s).zip(xn.chunks(s)).zip(v) {
+            oc.iter_mut().zip(xc).for_each(|(o, &x)| *o = x + b);
+        }
+    });
+}

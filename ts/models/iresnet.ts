@@ -1,0 +1,174 @@
+// IResNet ("IR" blocks, as ArcFace / arcface_torch): the backbone family of the report.
+// Module and parameter names follow arcface_torch's iresnet.py, so state dicts map one to one.
+
+import { Tensor, zeros } from '../tensor/tensor';
+import { randn } from '../tensor/random';
+import { native } from '../native';
+import * as ops from '../tensor/ops';
+import { Module } from '../nn/module';
+import { BatchNorm, Conv2d, Dropout, Linear, PReLU, Sequential } from '../nn/layers';
+
+/** Which 3×3 conv of a stage's first block carries the stride 2: arcface_torch strides the
+ *  block's second conv, the report's Fig. 2 the first (the second then runs at the lower
+ *  resolution: fewer MACs). */
+export type StridePlacement = 'first' | 'second';
+
+export interface IResNetConfig {
+  /** Blocks per stage. */
+  layers: readonly [number, number, number, number];
+  widths: readonly [number, number, number, number];
+  stride: StridePlacement;
+  /** Embedding size. */
+  embedding: number;
+  /** Input side (square); the head's fc sees widths[3]·(side/16)² features. */
+  inputSize: number;
+  dropout: number;
+  /** Zero the last BN of every residual branch at init (arcface_torch's zero_init_residual). */
+  zeroInitResidual: boolean;
+}
+
+const WIDTHS = [64, 128, 256, 512] as const;
+const base = { widths: WIDTHS, embedding: 512, inputSize: 112, dropout: 0, zeroInitResidual: false };
+
+/** Every named depth in one table: arcface_torch's r18–r200 (stride on the second conv, to
+ *  load their checkpoints) and the report's Table 1 (stride on the first conv). */
+export const MODELS: Record<string, IResNetConfig> = {
+  r18: { ...base, layers: [2, 2, 2, 2], stride: 'second' },
+  r34: { ...base, layers: [3, 4, 6, 3], stride: 'second' },
+  r50: { ...base, layers: [3, 4, 14, 3], stride: 'second' },
+  r100: { ...base, layers: [3, 13, 30, 3], stride: 'second' },
+  r200: { ...base, layers: [6, 26, 60, 6], stride: 'second' },
+  R120: { ...base, layers: [3, 13, 40, 3], stride: 'first' },
+  R140: { ...base, layers: [3, 15, 48, 3], stride: 'first' },
+  R200: { ...base, layers: [6, 26, 60, 6], stride: 'first' },
+  R240: { ...base, layers: [3, 25, 88, 3], stride: 'first' },
+  R600: { ...base, layers: [3, 70, 220, 3], stride: 'first' },
+  'R1.2K': { ...base, layers: [3, 80, 512, 3], stride: 'first' },
+  // Small configurations for tests and demos (still 112×112 in, four stride-2 stages).
+  tiny: { ...base, layers: [1, 1, 1, 1], widths: [8, 16, 16, 32], embedding: 64, stride: 'second' },
+  'tiny-first': { ...base, layers: [1, 1, 1, 1], widths: [8, 16, 16, 32], embedding: 64, stride: 'first' },
+  small: { ...base, layers: [1, 2, 2, 1], widths: [16, 32, 64, 128], embedding: 128, stride: 'first' },
+};
+
+/** The named configuration with overrides; an unknown name lists the known ones. */
+export function modelConfig(name: string, overrides: Partial<IResNetConfig> = {}): IResNetConfig {
+  const c = MODELS[name];
+  if (c === undefined) throw new Error(`unknown model '${name}': known models are ${Object.keys(MODELS).join(', ')}`);
+  return { ...c, ...overrides };
+}
+
+/** Overwrites parameter `t` with `values` (then freed). */
+function assign(t: Tensor, values: Tensor): void {
+  native.copyInto(t.handle('init'), values.handle('init'));
+  values.dispose();
+}
+
+/** arcface_torch's init: conv weights N(0, 0.1). */
+function convInit(conv: Conv2d): Conv2d {
+  assign(conv.weight, randn(conv.weight.shape, { std: 0.1 }));
+  return conv;
+}
+
+export class IBasicBlock extends Module {
+  readonly bn1: BatchNorm;
+  readonly conv1: Conv2d;
+  readonly bn2: BatchNorm;
+  readonly prelu: PReLU;
+  readonly conv2: Conv2d;
+  readonly bn3: BatchNorm;
+  readonly downsample: Sequential | null;
+
+  constructor(inplanes: number, planes: number, stride: number, placement: StridePlacement) {
+    super();
+    const [s1, s2] = placement === 'first' ? [stride, 1] : [1, stride];
+    this.bn1 = this.child('bn1', new BatchNorm(inplanes));
+    this.conv1 = this.child('conv1', convInit(new Conv2d(inplanes, planes, 3, { stride: s1, padding: 1 })));
+    this.bn2 = this.child('bn2', new BatchNorm(planes));
+    this.prelu = this.child('prelu', new PReLU(planes));
+    this.conv2 = this.child('conv2', convInit(new Conv2d(planes, planes, 3, { stride: s2, padding: 1 })));
+    this.bn3 = this.child('bn3', new BatchNorm(planes));
+    this.downsample =
+      stride !== 1 || inplanes !== planes
+        ? this.child('downsample', new Sequential(convInit(new Conv2d(inplanes, planes, 1, { stride })), new BatchNorm(planes)))
+        : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = this.bn1.forward(x);
+    out = this.conv1.forward(out);
+    out = this.bn2.forward(out);
+    out = this.prelu.forward(out);
+    out = this.conv2.forward(out);
+    out = this.bn3.forward(out);
+    return ops.add(out, this.downsample ? this.downsample.forward(x) : x);
+  }
+}
+
+/** The embedding head: BN2d → flatten → dropout → fc → BN1d (weight fixed at 1). */
+export class EmbeddingHead extends Module {
+  readonly bn2: BatchNorm;
+  readonly dropout: Dropout;
+  readonly fc: Linear;
+  readonly features: BatchNorm;
+  constructor(c: IResNetConfig) {
+    super();
+    const side = c.inputSize / 16;
+    this.bn2 = this.child('bn2', new BatchNorm(c.widths[3]));
+    this.dropout = this.child('dropout', new Dropout(c.dropout));
+    this.fc = this.child('fc', new Linear(c.widths[3] * side * side, c.embedding));
+    this.features = this.child('features', new BatchNorm(c.embedding));
+    this.features.weight.requiresGrad = false;
+  }
+  forward(x: Tensor): Tensor {
+    return this.features.forward(this.fc.forward(this.dropout.forward(ops.flatten(this.bn2.forward(x)))));
+  }
+}
+
+export class IResNet extends Module {
+  readonly conv1: Conv2d;
+  readonly bn1: BatchNorm;
+  readonly prelu: PReLU;
+  readonly stages: Sequential[];
+  readonly head: EmbeddingHead;
+
+  constructor(readonly config: IResNetConfig) {
+    super();
+    const c = config;
+    if (c.inputSize % 16 !== 0) throw new Error(`IResNet: input size must be a multiple of 16, got ${c.inputSize}`);
+    this.conv1 = this.child('conv1', convInit(new Conv2d(3, c.widths[0], 3, { padding: 1 })));
+    this.bn1 = this.child('bn1', new BatchNorm(c.widths[0]));
+    this.prelu = this.child('prelu', new PReLU(c.widths[0]));
+    let inplanes = c.widths[0];
+    this.stages = c.layers.map((blocks, i) => {
+      const planes = c.widths[i];
+      const stage = new Sequential(...Array.from({ length: blocks }, (_, b) => new IBasicBlock(b === 0 ? inplanes : planes, planes, b === 0 ? 2 : 1, c.stride)));
+      inplanes = planes;
+      return this.child(`layer${i + 1}`, stage);
+    });
+    // The head's modules sit at the top level in arcface_torch's names (bn2, fc, features).
+    this.head = new EmbeddingHead(c);
+    for (const name of ['bn2', 'dropout', 'fc', 'features'] as const) this.child(name, this.head[name]);
+    if (c.zeroInitResidual) {
+      for (const stage of this.stages) for (const b of stage.layers as IBasicBlock[]) assign(b.bn3.weight, zeros(b.bn3.weight.shape));
+    }
+  }
+
+  /** The trunk: stem and the four stages, `[N,3,S,S]` → `[N,512,S/16,S/16]`. */
+  trunk(x: Tensor): Tensor {
+    const s = this.config.inputSize;
+    if (x.shape.length !== 4 || x.shape[1] !== 3 || x.shape[2] !== s || x.shape[3] !== s) {
+      throw new Error(`IResNet: expected input [N, 3, ${s}, ${s}], got [${x.shape.join(', ')}]`);
+    }
+    const h = this.prelu.forward(this.bn1.forward(this.conv1.forward(x)));
+    return this.stages.reduce((a, stage) => stage.forward(a), h);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.trunk(x));
+  }
+}
+
+/** A model from the table by name, e.g. `createModel('r50')`. */
+export function createModel(name: string, overrides: Partial<IResNetConfig> = {}): IResNet {
+  return new IResNet(modelConfig(name, overrides));
+}
