@@ -20,3 +20,4 @@ export type { IResNetConfig, StridePlacement } from './models/iresnet';
 export { complexity } from './models/complexity';
 export type { Complexity } from './models/complexity';
 export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/checkpoint';
+export { foldBatchNorm, FoldedIResNet, FoldedBlock } from './models/fold';
