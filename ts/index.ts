@@ -21,3 +21,5 @@ export { complexity } from './models/complexity';
 export type { Complexity } from './models/complexity';
 export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/checkpoint';
 export { foldBatchNorm, FoldedIResNet, FoldedBlock } from './models/fold';
+export { exportIResNet } from './export/iresnet-onnx';
+export type { OnnxModel } from './export/iresnet-onnx';

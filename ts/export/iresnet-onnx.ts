@@ -1,0 +1,101 @@
+// IResNet (plain or BN-folded) → ONNX: one input `[N,3,S,S]` float32 RGB in [0, 255] with a
+// dynamic batch, the normalisation `(x/255 − 0.5)/0.5` inside the graph, one output (the
+// embedding), fp32 initializers named as the state dict.
+
+import { OnnxGraph } from './onnx';
+import { BatchNorm, Conv2d, Linear, PReLU } from '../nn/layers';
+import { IBasicBlock, IResNet } from '../models/iresnet';
+import { FoldedBlock, FoldedIResNet } from '../models/fold';
+import type { Tensor } from '../tensor/tensor';
+
+const pair = (v: number | readonly [number, number] | undefined, d: number): [number, number] =>
+  v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : [v[0], v[1]];
+
+class Emitter {
+  constructor(readonly g: OnnxGraph) {}
+
+  param(name: string, t: Tensor, dims: readonly number[] = t.shape): string {
+    return this.g.initializer(name, dims, t.toFloat32Array());
+  }
+
+  conv(c: Conv2d, x: string, name: string): string {
+    const [sh, sw] = pair(c.options.stride, 1);
+    const [ph, pw] = pair(c.options.padding, 0);
+    const inputs = [x, this.param(`${name}.weight`, c.weight)];
+    if (c.bias) inputs.push(this.param(`${name}.bias`, c.bias));
+    return this.g.node('Conv', inputs, { kernel_shape: [c.kernel, c.kernel], pads: [ph, pw, ph, pw], strides: [sh, sw] });
+  }
+
+  bn(b: BatchNorm, x: string, name: string): string {
+    const ins = [b.weight, b.bias, b.runningMean, b.runningVar].map((t, i) => this.param(`${name}.${['weight', 'bias', 'running_mean', 'running_var'][i]}`, t));
+    return this.g.node('BatchNormalization', [x, ...ins], { epsilon: { float: b.options.eps ?? 1e-5 } });
+  }
+
+  /** PReLU with one slope per channel of a `[N, C, H, W]` input. */
+  prelu(p: PReLU, x: string, name: string): string {
+    return this.g.node('PRelu', [x, this.param(`${name}.weight`, p.weight, [p.channels, 1, 1])]);
+  }
+
+  linear(l: Linear, x: string, name: string): string {
+    const inputs = [x, this.param(`${name}.weight`, l.weight)];
+    if (l.bias) inputs.push(this.param(`${name}.bias`, l.bias));
+    return this.g.node('Gemm', inputs, { transB: 1 });
+  }
+
+  block(b: IBasicBlock, x: string, name: string): string {
+    let h = this.bn(b.bn1, x, `${name}.bn1`);
+    h = this.conv(b.conv1, h, `${name}.conv1`);
+    h = this.bn(b.bn2, h, `${name}.bn2`);
+    h = this.prelu(b.prelu, h, `${name}.prelu`);
+    h = this.conv(b.conv2, h, `${name}.conv2`);
+    h = this.bn(b.bn3, h, `${name}.bn3`);
+    const [dc, db] = (b.downsample?.layers ?? []) as [Conv2d?, BatchNorm?];
+    const id = dc && db ? this.bn(db, this.conv(dc, x, `${name}.downsample.0`), `${name}.downsample.1`) : x;
+    return this.g.node('Add', [h, id]);
+  }
+
+  foldedBlock(b: FoldedBlock, x: string, name: string): string {
+    let h = this.g.node('Add', [x, this.param(`${name}.shift`, b.shift, [b.shift.numel, 1, 1])]);
+    h = this.conv(b.conv1, h, `${name}.conv1`);
+    h = this.prelu(b.prelu, h, `${name}.prelu`);
+    h = this.conv(b.conv2, h, `${name}.conv2`);
+    const [dc] = (b.downsample?.layers ?? []) as [Conv2d?];
+    return this.g.node('Add', [h, dc ? this.conv(dc, x, `${name}.downsample.0`) : x]);
+  }
+}
+
+export interface OnnxModel {
+  bytes: Uint8Array;
+  /** Node types in graph order. */
+  opTypes: string[];
+}
+
+export function exportIResNet(model: IResNet | FoldedIResNet, { opset = 13 } = {}): OnnxModel {
+  if (opset < 13) throw new Error(`export: opset ${opset} is too old; 13 or newer is supported`);
+  const g = new OnnxGraph();
+  const e = new Emitter(g);
+  const s = model.config.inputSize;
+  const input = g.input('input', ['batch', 3, s, s]);
+  const scaled = g.node('Mul', [input, g.initializer('norm.scale', [], Float32Array.of(1 / 127.5))]);
+  let h = g.node('Sub', [scaled, g.initializer('norm.shift', [], Float32Array.of(1))]);
+  h = e.conv(model.conv1, h, 'conv1');
+  if (model instanceof IResNet) h = e.bn(model.bn1, h, 'bn1');
+  h = e.prelu(model.prelu, h, 'prelu');
+  model.stages.forEach((stage, i) =>
+    stage.layers.forEach((b, j) => {
+      const name = `layer${i + 1}.${j}`;
+      h = b instanceof FoldedBlock ? e.foldedBlock(b, h, name) : e.block(b as IBasicBlock, h, name);
+    }),
+  );
+  if (model instanceof IResNet) {
+    h = e.bn(model.head.bn2, h, 'bn2');
+    h = g.node('Flatten', [h], { axis: 1 });
+    h = e.linear(model.head.fc, h, 'fc');
+    h = e.bn(model.head.features, h, 'features');
+  } else {
+    h = e.linear(model.fc, g.node('Flatten', [h], { axis: 1 }), 'fc');
+  }
+  const out = g.node('Identity', [h], {}, 'embedding');
+  g.output(out, ['batch', model.config.embedding]);
+  return { bytes: g.encode({ opset }), opTypes: g.opTypes };
+}
