@@ -1,5 +1,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
@@ -34,4 +36,37 @@ test('the demo training runs from ts-node (as users run training scripts) and le
   const acc = /held-out accuracy after training: ([\d.]+)%/.exec(r.stdout);
   t.truthy(acc, r.stdout);
   t.true(Number(acc![1]) >= 50, `accuracy ${acc![1]}%`);
+});
+
+test('maskfr models lists the table with r50 at 43.6M params / 6.31 GMACs', (t) => {
+  const r = run('models');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /r50\s+\[3, 4, 14, 3\]\s+2nd conv\s+43\.6M\s+6\.31/);
+  t.regex(r.stdout, /R240\s+\[3, 25, 88, 3\]\s+1st conv/);
+});
+
+test('maskfr fold, export and fruits run on a checkpoint', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-cli-'));
+  const src = path.join(__dirname, 'fixtures', 'iresnet_tiny_second.safetensors');
+  const folded = path.join(dir, 'folded.safetensors');
+  const f = run('fold', src, folded, '--model', 'tiny');
+  t.is(f.status, 0, f.stderr);
+  t.regex(f.stdout, /unfolded\s+0\.13M[\s\S]*folded\s+0\.12M/);
+  const onnx = path.join(dir, 'm.onnx');
+  const e = run('export', '--model', 'tiny', '--weights', folded, '--out', onnx);
+  t.is(e.status, 0, e.stderr);
+  t.true(fs.statSync(onnx).size > 100_000);
+  const r = run('fruits', onnx);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /ms per face \(6th fastest of 50, 1 thread\): within 100 ms, within 500 ms, within 1000 ms/);
+  const again = run('fold', folded, path.join(dir, 'x.safetensors'), '--model', 'tiny');
+  t.is(again.status, 1);
+  t.regex(again.stderr, /fold: the weights are already folded/);
+});
+
+test('bad model commands say what is wrong', (t) => {
+  t.regex(run('export', '--model', 'r51', '--out', '/tmp/x.onnx').stderr, /unknown model 'r51': known models are/);
+  t.regex(run('export', '--model', 'tiny').stderr, /export: --out is required/);
+  t.regex(run('export', '--model', 'tiny', '--out', 'x', '--bogus').stderr, /unknown option --bogus/);
+  t.regex(run('fold', 'a.safetensors').stderr, /usage: maskfr fold IN\.safetensors OUT\.safetensors --model NAME/);
 });

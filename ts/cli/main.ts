@@ -3,6 +3,7 @@
 // train, eval, pack, launch, export…
 
 import { systemInfo } from '../system';
+import { exportOnnx, fold, fruits, listModels } from './models';
 
 interface Command {
   summary: string;
@@ -17,6 +18,10 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  models: { summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs', run: listModels },
+  fold: { summary: 'fold every BatchNorm: maskfr fold IN.safetensors OUT.safetensors --model NAME', run: fold },
+  export: { summary: 'ONNX export: maskfr export --model NAME [--weights W.safetensors] --out M.onnx [--fold]', run: exportOnnx },
+  fruits: { summary: 'FRUITS latency: maskfr fruits M.onnx, or --model NAME [--weights W] to compare folded/unfolded', run: fruits },
 };
 
 function usage(): string {
