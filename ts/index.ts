@@ -23,3 +23,4 @@ export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/checkpoint
 export { foldBatchNorm, FoldedIResNet, FoldedBlock } from './models/fold';
 export { exportIResNet } from './export/iresnet-onnx';
 export type { OnnxModel } from './export/iresnet-onnx';
+export { IResNetMoE, createMoE } from './models/moe';

@@ -67,6 +67,12 @@ export const GRADIENTS = {
   reshape(n, g) {
     return [t(g.handle('reshape backward').reshape([...n.inputs[0]!.shape]))];
   },
+  indexRows(n, g) {
+    return [t(native.scatterRows(g.handle('indexRows backward'), n.attrs.idx as Int32Array, n.attrs.rows as number))];
+  },
+  scatterRows(n, g) {
+    return [t(native.indexRows(g.handle('scatterRows backward'), n.attrs.idx as Int32Array))];
+  },
   sum(n, g) {
     return [t(native.expandScalar(g.handle('sum backward'), [...n.inputs[0]!.shape], 1))];
   },

@@ -99,6 +99,18 @@ export function flatten(x: Tensor, startDim = 1): Tensor {
   return reshape(x, [...x.shape.slice(0, startDim), -1]);
 }
 
+/** Rows `idx` of `x` along dimension 0. */
+export function indexRows(x: Tensor, idx: Int32Array | readonly number[]): Tensor {
+  const ix = idx instanceof Int32Array ? idx : Int32Array.from(idx);
+  return record(wrap(native.indexRows(x.handle('indexRows'), ix)), 'indexRows', [x], { idx: ix, rows: x.shape[0] });
+}
+
+/** `rows` rows of zeros with row `i` of `x` added at row `idx[i]` (the inverse routing). */
+export function scatterRows(x: Tensor, idx: Int32Array | readonly number[], rows: number): Tensor {
+  const ix = idx instanceof Int32Array ? idx : Int32Array.from(idx);
+  return record(wrap(native.scatterRows(x.handle('scatterRows'), ix, rows)), 'scatterRows', [x], { idx: ix });
+}
+
 /** Sum of all elements (0-d). */
 export function sum(x: Tensor): Tensor {
   return record(wrap(native.sum(x.handle('sum'))), 'sum', [x]);

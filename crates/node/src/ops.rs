@@ -169,6 +169,20 @@ pub fn add_scaled_into(acc: &NativeTensor, a: &NativeTensor, s: f64) -> Result<(
     js(be("add_scaled_", &[acc, a])?.add_scaled_(acc, a, s))
 }
 
+/// Rows `idx` of `x` (dimension 0).
+#[napi(catch_unwind)]
+pub fn index_rows(x: &NativeTensor, idx: Int32Array) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("index_rows", &[x])?.index_rows(x, &idx))
+}
+
+/// `rows` rows of zeros with `x[i]` added at row `idx[i]`.
+#[napi(catch_unwind)]
+pub fn scatter_rows(x: &NativeTensor, idx: Int32Array, rows: u32) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("scatter_rows", &[x])?.scatter_rows(x, &idx, rows as usize))
+}
+
 #[napi(catch_unwind)]
 pub fn sum(x: &NativeTensor) -> Result<NativeTensor> {
     let x = x.get()?;

@@ -3,7 +3,7 @@
 use super::{Backend, BnOut, ConvParams};
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::norm::BnGeom;
-use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce};
+use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
 use crate::{ensure, random, Result, Tensor};
 
 pub struct CpuBackend;
@@ -43,6 +43,16 @@ fn check_labels(op: &str, labels: &[i32], r: usize, k: usize) -> Result<Vec<usiz
         .map(|(i, &l)| {
             ensure!(l >= 0 && (l as usize) < k, op, "label {l} at index {i} is outside [0, {k})");
             Ok(l as usize)
+        })
+        .collect()
+}
+
+fn check_rows(op: &str, idx: &[i32], n: usize) -> Result<Vec<usize>> {
+    idx.iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            ensure!(r >= 0 && (r as usize) < n, op, "row index {r} at position {i} is outside [0, {n})");
+            Ok(r as usize)
         })
         .collect()
 }
@@ -292,6 +302,37 @@ impl Backend for CpuBackend {
         let ad = a.f32s("add_scaled_")?;
         elementwise::add_scaled_into(&mut acc.f32s_mut("add_scaled_")?, &ad, s as f32);
         Ok(())
+    }
+
+    fn index_rows(&self, x: &Tensor, idx: &[i32]) -> Result<Tensor> {
+        let op = "index_rows";
+        ensure!(!x.shape().is_empty(), op, "expected at least one dimension, got a 0-d tensor");
+        let n = x.shape()[0];
+        let ix = check_rows(op, idx, n)?;
+        let mut shape = x.shape().to_vec();
+        shape[0] = ix.len();
+        let width = x.numel() / n.max(1);
+        let xd = x.f32s(op)?;
+        Ok(make(&shape, |o| row_ops::index_rows(width, &xd, &ix, o)))
+    }
+
+    fn scatter_rows(&self, x: &Tensor, idx: &[i32], rows: usize) -> Result<Tensor> {
+        let op = "scatter_rows";
+        ensure!(!x.shape().is_empty(), op, "expected at least one dimension, got a 0-d tensor");
+        ensure!(
+            idx.len() == x.shape()[0],
+            op,
+            "{} indices for {} rows of shape {:?}",
+            idx.len(),
+            x.shape()[0],
+            x.shape()
+        );
+        let ix = check_rows(op, idx, rows)?;
+        let mut shape = x.shape().to_vec();
+        shape[0] = rows;
+        let width = x.numel() / x.shape()[0].max(1);
+        let xd = x.f32s(op)?;
+        Ok(make(&shape, |o| row_ops::scatter_rows(width, &xd, &ix, o)))
     }
 
     fn sum(&self, x: &Tensor) -> Result<Tensor> {

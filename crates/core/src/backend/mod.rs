@@ -74,6 +74,11 @@ pub trait Backend: Sync {
     /// `acc += a·s` in place.
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()>;
 
+    /// Rows `idx` of `x` along dimension 0.
+    fn index_rows(&self, x: &Tensor, idx: &[i32]) -> Result<Tensor>;
+    /// A tensor of `rows` rows, zero but for `x[i]` added at row `idx[i]`.
+    fn scatter_rows(&self, x: &Tensor, idx: &[i32], rows: usize) -> Result<Tensor>;
+
     /// Sum of all elements, as a 0-d tensor.
     fn sum(&self, x: &Tensor) -> Result<Tensor>;
     /// A tensor of `shape` filled with the 0-d `g` times `scale` (the backward of sum/mean).

@@ -9,6 +9,7 @@ pub mod norm;
 pub mod optim;
 pub mod pointwise;
 pub mod reduce;
+pub mod rows;
 pub mod tiled;
 
 /// Below this many elements a loop runs on one thread: spawning costs more than it saves.
