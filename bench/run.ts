@@ -7,9 +7,10 @@ import { native } from '../ts/native';
 import { systemInfo } from '../ts';
 import { TorchReference } from './reference';
 import { convSuite } from './suites/conv';
+import { modelsSuite } from './suites/models';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];

@@ -5,6 +5,7 @@ import { native } from '../../ts/native';
 import { randn, Tensor } from '../../ts';
 import type { TorchReference } from '../reference';
 import { median, Result } from './types';
+import { ROUNDS, settle, time, TIMING } from './timing';
 
 interface ConvShape {
   name: string;
@@ -48,14 +49,6 @@ export const SHAPES: ConvShape[] = [
 ];
 
 const DIRS = ['fwd', 'bwd_data', 'bwd_weight'] as const;
-const ROUNDS = 3;
-const REPS = 3;
-const WARM_MS = 30;
-const MIN_MS = 100;
-
-/** A pause between ours and torch's turns, so neither side's spinning threads (rayon's,
- *  OpenMP's) still hold a core when the other starts. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 function flops(s: ConvShape): number {
   const oh = Math.floor((s.x[2] + 2 * s.pad - s.w[2]) / s.stride) + 1;
@@ -65,7 +58,7 @@ function flops(s: ConvShape): number {
 
 function timeOurs(s: ConvShape, dir: (typeof DIRS)[number], x: Tensor, w: Tensor, gy: Tensor): number[] {
   const [st, pd] = [[s.stride, s.stride], [s.pad, s.pad]];
-  const once = () => {
+  return time(() => {
     const out =
       dir === 'fwd'
         ? native.conv2d(x.handle('bench'), w.handle('bench'), null, st, pd)
@@ -73,16 +66,7 @@ function timeOurs(s: ConvShape, dir: (typeof DIRS)[number], x: Tensor, w: Tensor
           ? native.conv2dBackwardInput(gy.handle('bench'), w.handle('bench'), s.x, st, pd)
           : native.conv2dBackwardWeight(gy.handle('bench'), x.handle('bench'), s.w, st, pd);
     out.dispose();
-  };
-  // Run until warm (clocks up, threads awake), then time at least REPS calls and MIN_SECONDS.
-  for (const t0 = performance.now(); performance.now() - t0 < WARM_MS; ) once();
-  const times: number[] = [];
-  for (const t0 = performance.now(); times.length < REPS || performance.now() - t0 < MIN_MS; ) {
-    const t = process.hrtime.bigint();
-    once();
-    times.push(Number(process.hrtime.bigint() - t) / 1e9);
-  }
-  return times;
+  });
 }
 
 export async function convSuite(torch: TorchReference | null): Promise<Result[]> {
@@ -98,7 +82,7 @@ export async function convSuite(torch: TorchReference | null): Promise<Result[]>
         await settle();
         ours.push(...timeOurs(s, dir, x, w, gy));
         await settle();
-        if (torch) ref.push(...(await torch.ask<{ seconds: number[] }>({ op: 'conv', dir, x: s.x, w: s.w, stride: s.stride, pad: s.pad, reps: REPS, warm_ms: WARM_MS, min_ms: MIN_MS })).seconds);
+        if (torch) ref.push(...(await torch.ask<{ seconds: number[] }>({ op: 'conv', dir, x: s.x, w: s.w, stride: s.stride, pad: s.pad, ...TIMING })).seconds);
       }
       const gf = flops(s) / 1e9;
       const oursRate = gf / median(ours);
