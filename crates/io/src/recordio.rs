@@ -1,0 +1,272 @@
+//! MXNet RecordIO as InsightFace uses it, byte-exact with dmlc-core's writer.
+//!
+//! A record: magic `0xced7230a` (u32 LE), a length word (upper 3 bits: continuation flag,
+//! lower 29: length), the data, zero padding to 4 bytes. The writer splits a payload at every
+//! 4-aligned occurrence of the magic (flags 1 start, 2 middle, 3 end; the magic itself is
+//! dropped and re-inserted by the reader). A payload starts with IRHeader `IfQQ`
+//! (flag u32, label f32, id u64, id2 u64), then `flag` f32 labels if flag > 0, then the
+//! encoded image. `.idx` lines are `key\toffset`.
+
+use crate::{err, Error, Result};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub const MAGIC: u32 = 0xced7_230a;
+const LEN_MASK: u32 = (1 << 29) - 1;
+pub const HEADER_BYTES: usize = 24;
+
+/// The IRHeader of a record, with its extra labels when `flag > 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub flag: u32,
+    pub label: f32,
+    pub id: u64,
+    pub id2: u64,
+    /// `flag` labels stored after the header (MXNet then writes `label = 0`).
+    pub labels: Vec<f32>,
+}
+
+impl Header {
+    /// A header with one scalar label.
+    pub fn scalar(label: f32, id: u64) -> Header {
+        Header { flag: 0, label, id, id2: 0, labels: Vec::new() }
+    }
+    /// A header with a vector of labels (as `mxnet.recordio.pack` writes one).
+    pub fn vector(labels: Vec<f32>, id: u64) -> Header {
+        Header { flag: labels.len() as u32, label: 0.0, id, id2: 0, labels }
+    }
+}
+
+/// `header ‖ labels ‖ body`, as `mxnet.recordio.pack`.
+pub fn pack(h: &Header, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + 4 * h.labels.len() + body.len());
+    out.extend_from_slice(&h.flag.to_le_bytes());
+    out.extend_from_slice(&h.label.to_le_bytes());
+    out.extend_from_slice(&h.id.to_le_bytes());
+    out.extend_from_slice(&h.id2.to_le_bytes());
+    h.labels.iter().for_each(|l| out.extend_from_slice(&l.to_le_bytes()));
+    out.extend_from_slice(body);
+    out
+}
+
+/// Splits a payload into its header and body; `what` names the record in errors.
+pub fn unpack<'a>(payload: &'a [u8], what: &str) -> Result<(Header, &'a [u8])> {
+    if payload.len() < HEADER_BYTES {
+        return err(format!("{what}: {} bytes, shorter than the 24-byte IRHeader", payload.len()));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(payload[i..i + 4].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().unwrap());
+    let flag = u32_at(0);
+    let extra = 4 * flag as usize;
+    if payload.len() < HEADER_BYTES + extra {
+        return err(format!(
+            "{what}: IRHeader flag {flag} announces {flag} labels but the record has {} bytes",
+            payload.len()
+        ));
+    }
+    let labels = (0..flag as usize).map(|k| f32::from_bits(u32_at(HEADER_BYTES + 4 * k))).collect();
+    let h = Header { flag, label: f32::from_bits(u32_at(4)), id: u64_at(8), id2: u64_at(16), labels };
+    Ok((h, &payload[HEADER_BYTES + extra..]))
+}
+
+/// Appends `payload` as one logical record in dmlc-core's framing.
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    if payload.len() >= 1 << 29 {
+        return err(format!("recordio: a {}-byte record exceeds the format's 2^29-byte limit", payload.len()));
+    }
+    let magic = MAGIC.to_le_bytes();
+    let mut start = 0;
+    let part = |out: &mut Vec<u8>, flag: u32, bytes: &[u8]| {
+        out.extend_from_slice(&magic);
+        out.extend_from_slice(&((flag << 29) | bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for i in (0..payload.len() / 4 * 4).step_by(4) {
+        if payload[i..i + 4] == magic {
+            part(out, if start == 0 { 1 } else { 2 }, &payload[start..i]);
+            start = i + 4;
+        }
+    }
+    part(out, if start == 0 { 0 } else { 3 }, &payload[start..]);
+    out.resize(out.len() + (4 - payload.len() % 4) % 4, 0);
+    Ok(())
+}
+
+/// A `.rec` file read with positional reads (shareable across threads), indexed by its
+/// `.idx` when there is one, else by one sequential scan.
+pub struct RecordFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    /// (key, offset) of every record, in file order.
+    index: Vec<(u64, u64)>,
+}
+
+impl RecordFile {
+    pub fn open(rec: &Path, idx: Option<&Path>) -> Result<RecordFile> {
+        let file = File::open(rec).map_err(|e| Error(format!("{}: cannot open ({e})", rec.display())))?;
+        let len = file.metadata().map_err(|e| Error(format!("{}: {e}", rec.display())))?.len();
+        let mut r = RecordFile { path: rec.to_path_buf(), file, len, index: Vec::new() };
+        r.index = match idx {
+            Some(p) => r.read_idx(p)?,
+            None => r.scan()?,
+        };
+        Ok(r)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// (key, offset) of every record.
+    pub fn index(&self) -> &[(u64, u64)] {
+        &self.index
+    }
+
+    fn read_idx(&self, idx: &Path) -> Result<Vec<(u64, u64)>> {
+        let text = std::fs::read_to_string(idx).map_err(|e| Error(format!("{}: cannot read ({e})", idx.display())))?;
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bad = || Error(format!("{}: line {}: expected 'key<TAB>offset', got {line:?}", idx.display(), n + 1));
+            let (k, o) = line.split_once('\t').ok_or_else(bad)?;
+            let (key, off) = (k.trim().parse::<u64>().map_err(|_| bad())?, o.trim().parse::<u64>().map_err(|_| bad())?);
+            if off + 8 > self.len {
+                return err(format!(
+                    "{}: line {}: offset {off} is past the end of {} ({} bytes)",
+                    idx.display(),
+                    n + 1,
+                    self.path.display(),
+                    self.len
+                ));
+            }
+            out.push((key, off));
+        }
+        Ok(out)
+    }
+
+    /// Offsets of every logical record, keys numbered from 0 in file order.
+    fn scan(&self) -> Result<Vec<(u64, u64)>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < self.len {
+            let (_, next) = self.read_framed(at)?;
+            out.push((out.len() as u64, at));
+            at = next;
+        }
+        Ok(out)
+    }
+
+    fn read_exact(&self, at: u64, n: usize) -> Result<Vec<u8>> {
+        if at + n as u64 > self.len {
+            return err(format!(
+                "{}: record at offset {at}: truncated: needs {n} bytes, the file ends at {}",
+                self.path.display(),
+                self.len
+            ));
+        }
+        let mut buf = vec![0u8; n];
+        self.file
+            .read_exact_at(&mut buf, at)
+            .map_err(|e| Error(format!("{}: offset {at}: {e}", self.path.display())))?;
+        Ok(buf)
+    }
+
+    /// The payload of the logical record starting at `at`, and the offset after it.
+    fn read_framed(&self, mut at: u64) -> Result<(Vec<u8>, u64)> {
+        let start = at;
+        let mut payload = Vec::new();
+        loop {
+            let head = self.read_exact(at, 8)?;
+            let magic = u32::from_le_bytes(head[0..4].try_into().unwrap());
+            if magic != MAGIC {
+                return err(format!(
+                    "{}: offset {at}: bad magic {magic:#010x} (expected {MAGIC:#010x})",
+                    self.path.display()
+                ));
+            }
+            let word = u32::from_le_bytes(head[4..8].try_into().unwrap());
+            let (flag, n) = (word >> 29, (word & LEN_MASK) as usize);
+            let first = at == start;
+            if first != (flag == 0 || flag == 1) || flag > 3 {
+                let want = if first { "0 or 1 (a record's first part)" } else { "2 or 3 (a continuation)" };
+                return err(format!(
+                    "{}: offset {at}: continuation flag {flag} where {want} was expected",
+                    self.path.display()
+                ));
+            }
+            if !first {
+                payload.extend_from_slice(&MAGIC.to_le_bytes()); // the writer dropped it at the split
+            }
+            payload.extend(self.read_exact(at + 8, n)?);
+            at += 8 + n.div_ceil(4) as u64 * 4;
+            if flag == 0 || flag == 3 {
+                return Ok((payload, at.min(self.len)));
+            }
+        }
+    }
+
+    /// The payload of the record at file offset `at`.
+    pub fn read_at(&self, at: u64) -> Result<Vec<u8>> {
+        self.read_framed(at).map(|(p, _)| p)
+    }
+
+    /// The payload of the record with `key`.
+    pub fn read_key(&self, key: u64) -> Result<Vec<u8>> {
+        let at = self.index.iter().find(|(k, _)| *k == key).map(|(_, o)| *o);
+        match at {
+            Some(o) => self.read_at(o),
+            None => err(format!("{}: no record with key {key}", self.path.display())),
+        }
+    }
+}
+
+/// Writes `OUT.rec` and `OUT.idx` (keys in the order given), each to a temp file renamed on
+/// [`RecordWriter::finish`]: an interrupted pack leaves no half-written dataset.
+pub struct RecordWriter {
+    rec: PathBuf,
+    idx: PathBuf,
+    out: BufWriter<File>,
+    offset: u64,
+    lines: String,
+    frame: Vec<u8>,
+}
+
+fn tmp(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(format!(".{}.tmp", std::process::id()));
+    PathBuf::from(s)
+}
+
+impl RecordWriter {
+    pub fn create(rec: &Path, idx: &Path) -> Result<RecordWriter> {
+        let f = File::create(tmp(rec)).map_err(|e| Error(format!("{}: cannot create ({e})", rec.display())))?;
+        Ok(RecordWriter {
+            rec: rec.into(),
+            idx: idx.into(),
+            out: BufWriter::new(f),
+            offset: 0,
+            lines: String::new(),
+            frame: Vec::new(),
+        })
+    }
+
+    pub fn write(&mut self, key: u64, payload: &[u8]) -> Result<()> {
+        self.frame.clear();
+        frame(payload, &mut self.frame)?;
+        self.out.write_all(&self.frame).map_err(|e| Error(format!("{}: write failed ({e})", self.rec.display())))?;
+        self.lines.push_str(&format!("{key}\t{}\n", self.offset));
+        self.offset += self.frame.len() as u64;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        let fail = |p: &Path, e: std::io::Error| Error(format!("{}: {e}", p.display()));
+        self.out.flush().map_err(|e| fail(&self.rec, e))?;
+        std::fs::write(tmp(&self.idx), &self.lines).map_err(|e| fail(&self.idx, e))?;
+        std::fs::rename(tmp(&self.rec), &self.rec).map_err(|e| fail(&self.rec, e))?;
+        std::fs::rename(tmp(&self.idx), &self.idx).map_err(|e| fail(&self.idx, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! RecordIO: the independent Python writer's file read back exactly; our writer's output
+//! read with and without its index; the magic-word split; and every bad input named.
+
+use maskfr_io::image_codec::{decode, encode_jpeg, Rgb};
+use maskfr_io::recordio::{frame, pack, unpack, Header, RecordFile, RecordWriter, MAGIC};
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test/fixtures").join(name)
+}
+
+fn tmpdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("maskfr-io-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn reads_a_rec_written_by_an_independent_writer() {
+    let expected = std::fs::read_to_string(fixture("recordio_expected.txt")).unwrap();
+    for idx in [Some(fixture("recordio_small.idx")), None] {
+        let f = RecordFile::open(&fixture("recordio_small.rec"), idx.as_deref()).unwrap();
+        assert_eq!(f.index().len(), 10);
+        let (h0, _) = unpack(&f.read_key(0).unwrap(), "record 0").unwrap();
+        assert_eq!((h0.flag, h0.labels.clone()), (2, vec![7.0, 10.0]), "image range header");
+        for line in expected.lines() {
+            let v: Vec<&str> = line.split(' ').collect();
+            let key: u64 = v[0].parse().unwrap();
+            let payload = f.read_key(key).unwrap();
+            let (h, body) = unpack(&payload, "image").unwrap();
+            assert_eq!((h.flag, h.label, h.id), (0, v[1].parse::<f32>().unwrap(), key));
+            if key == 3 {
+                assert_eq!(h.id2, MAGIC as u64, "the split record is rejoined with its magic word");
+            }
+            let img = decode(body, "image").unwrap();
+            let hex: String = img.data.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(
+                (img.width.to_string(), img.height.to_string(), hex),
+                (v[2].into(), v[3].into(), v[4].to_string())
+            );
+        }
+        let (hi, _) = unpack(&f.read_key(8).unwrap(), "identity").unwrap();
+        assert_eq!(hi.labels, vec![3.0, 5.0], "identity 1 owns images 3 and 4");
+    }
+}
+
+#[test]
+fn frames_split_at_aligned_magic_words_only() {
+    let m = MAGIC.to_le_bytes();
+    let mut payload = vec![1u8, 2, 3, 4];
+    payload.extend_from_slice(&m); // aligned: split
+    payload.extend_from_slice(&[9, 9]);
+    payload.extend_from_slice(&m); // at offset 10: not aligned, kept
+    payload.push(5);
+    let mut out = Vec::new();
+    frame(&payload, &mut out).unwrap();
+    assert_eq!(out.len() % 4, 0);
+    assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()) >> 29, 1, "first part");
+    let dir = tmpdir();
+    let mut w = RecordWriter::create(&dir.join("a.rec"), &dir.join("a.idx")).unwrap();
+    for (k, p) in [(0u64, payload.clone()), (1, m.to_vec()), (2, vec![]), (3, [m, m].concat())] {
+        w.write(k, &p).unwrap();
+    }
+    w.finish().unwrap();
+    for idx in [Some(dir.join("a.idx")), None] {
+        let f = RecordFile::open(&dir.join("a.rec"), idx.as_deref()).unwrap();
+        assert_eq!(f.read_key(0).unwrap(), payload);
+        assert_eq!(f.read_key(1).unwrap(), m.to_vec());
+        assert_eq!(f.read_key(2).unwrap(), Vec::<u8>::new());
+        assert_eq!(f.read_key(3).unwrap(), [m, m].concat());
+    }
+}
+
+#[test]
+fn pack_and_jpeg_round_trip() {
+    let img = Rgb { width: 16, height: 8, data: (0..16 * 8 * 3).map(|i| (i * 7 % 251) as u8).collect() };
+    let jpeg = encode_jpeg(&img, 95).unwrap();
+    let h = Header::vector(vec![3.0, 1.5], 42);
+    let payload = pack(&h, &jpeg);
+    let (back, body) = unpack(&payload, "r").unwrap();
+    assert_eq!(back, h);
+    assert_eq!(body, &jpeg[..]);
+    let dec = decode(body, "r").unwrap();
+    assert_eq!((dec.width, dec.height), (16, 8));
+    let err = dec.data.iter().zip(&img.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    assert!(err < 40, "JPEG at quality 95 stays close to the source (max |Δ| {err})");
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_the_place() {
+    let dir = tmpdir();
+    let rec = std::fs::read(fixture("recordio_small.rec")).unwrap();
+    let p = dir.join("cut.rec");
+    std::fs::write(&p, &rec[..rec.len() - 10]).unwrap();
+    let e = RecordFile::open(&p, None).err().unwrap().0;
+    assert!(e.contains("cut.rec: record at offset") && e.contains("truncated"), "{e}");
+
+    let mut bad = rec.clone();
+    bad[0] ^= 0xff;
+    let p = dir.join("magic.rec");
+    std::fs::write(&p, &bad).unwrap();
+    let e = RecordFile::open(&p, None).err().unwrap().0;
+    assert!(e.contains("magic.rec: offset 0: bad magic 0xced723f5 (expected 0xced7230a)"), "{e}");
+
+    let idx = dir.join("far.idx");
+    std::fs::write(&idx, "0\t0\n1\t999999\n").unwrap();
+    let e = RecordFile::open(&fixture("recordio_small.rec"), Some(&idx)).err().unwrap().0;
+    assert!(e.contains("far.idx: line 2: offset 999999 is past the end of") && e.contains("(1676 bytes)"), "{e}");
+
+    let e = decode(&[0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3], "rec record 5").err().unwrap().0;
+    assert!(e.starts_with("rec record 5: corrupt image"), "{e}");
+    let e = decode(b"hello world", "x.jpg").err().unwrap().0;
+    assert_eq!(e, "x.jpg: 11 bytes that are neither JPEG nor PNG");
+    let e = unpack(&[1, 2, 3], "record 9").err().unwrap().0;
+    assert_eq!(e, "record 9: 3 bytes, shorter than the 24-byte IRHeader");
+}
