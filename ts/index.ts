@@ -24,3 +24,7 @@ export { foldBatchNorm, FoldedIResNet, FoldedBlock } from './models/fold';
 export { exportIResNet } from './export/iresnet-onnx';
 export type { OnnxModel } from './export/iresnet-onnx';
 export { IResNetMoE, createMoE } from './models/moe';
+export { RecordDataset, writeRecordDataset } from './data/recordio';
+export type { Identity, Sample } from './data/recordio';
+export { parseVerificationBin, readVerificationBin } from './data/verification-bin';
+export type { VerificationSet } from './data/verification-bin';

@@ -4,6 +4,7 @@
 // napi-derive registers exports only outside `cfg(test)`; there the wrappers look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod data;
 mod ops;
 mod system;
 mod tensor;

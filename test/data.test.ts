@@ -1,0 +1,63 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RecordDataset, writeRecordDataset, readVerificationBin, parseVerificationBin } from '../ts';
+import { native } from '../ts/native';
+
+const fx = (n: string) => path.join(__dirname, 'fixtures', n);
+
+test('an InsightFace .rec from an independent writer reads back: ranges, labels, pixels', (t) => {
+  const ds = RecordDataset.open(fx('recordio_small.rec'));
+  t.is(ds.length, 6);
+  t.deepEqual(ds.identities, [
+    { label: 0, start: 1, end: 3 },
+    { label: 1, start: 3, end: 5 },
+    { label: 2, start: 5, end: 7 },
+  ]);
+  const expected = fs.readFileSync(fx('recordio_expected.txt'), 'utf8').trim().split('\n');
+  expected.forEach((line, i) => {
+    const [key, label, w, h, hex] = line.split(' ');
+    const s = ds.sample(i);
+    t.is(s.key, Number(key));
+    t.is(s.label, Number(label));
+    const img = native.decodeImage(s.body, `${ds.path} record ${s.key}`);
+    t.deepEqual([img.width, img.height, img.data.toString('hex')], [Number(w), Number(h), hex]);
+  });
+  t.throws(() => ds.sample(6), { message: /image 6 is outside \[0, 6\)/ });
+});
+
+test('pack → read gives back the same JPEG bytes and the same decoded pixels', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-rec-'));
+  const rgb = Buffer.from(Array.from({ length: 20 * 10 * 3 }, (_, i) => (i * 13) % 256));
+  const samples = [2, 0, 2, 1].map((label, i) => ({ label, body: native.encodeJpeg(rgb.map((v) => (v + 40 * i) % 256) as Buffer, 20, 10, 90) }));
+  writeRecordDataset(path.join(dir, 'd.rec'), samples);
+  t.deepEqual(fs.readdirSync(dir).sort(), ['d.idx', 'd.rec']);
+  const ds = RecordDataset.open(path.join(dir, 'd.rec'));
+  t.deepEqual(ds.identities?.map((i) => [i.start, i.end]), [[1, 2], [2, 3], [3, 5]]);
+  const byLabel = [...samples].sort((a, b) => a.label - b.label);
+  for (let i = 0; i < 4; i++) {
+    const s = ds.sample(i);
+    t.is(s.label, byLabel[i].label);
+    t.true(s.body.equals(byLabel[i].body));
+    t.true(native.decodeImage(s.body, 'a').data.equals(native.decodeImage(byLabel[i].body, 'b').data));
+  }
+});
+
+test('verification .bin pickles from Python 3 and Python 2 parse to images and pairs', (t) => {
+  for (const f of ['bin_py3.bin', 'bin_py2.bin']) {
+    const v = readVerificationBin(fx(f));
+    t.deepEqual(v.issame, [true, false], f);
+    t.deepEqual(v.images.map((b) => b.length), [10, 11, 12, 300], f);
+    t.is(v.images[1][0], 1);
+  }
+});
+
+test('a pickle with code-running opcodes is refused, never executed', (t) => {
+  fs.rmSync('/tmp/maskfr-pwned', { force: true });
+  t.throws(() => readVerificationBin(fx('bin_evil.bin')), { message: /bin_evil\.bin: not an InsightFace verification pickle: opcode GLOBAL at byte \d+ is not allowed/ });
+  t.false(fs.existsSync('/tmp/maskfr-pwned'));
+  t.throws(() => readVerificationBin(fx('bin_codecs.bin')), { message: /opcode GLOBAL at byte \d+ is not allowed/ });
+  const cut = fs.readFileSync(fx('bin_py3.bin')).subarray(0, 40);
+  t.throws(() => parseVerificationBin(cut, 'cut.bin'), { message: /cut\.bin: .*truncated at byte/ });
+});
