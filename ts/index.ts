@@ -28,3 +28,7 @@ export { RecordDataset, writeRecordDataset } from './data/recordio';
 export type { Identity, Sample } from './data/recordio';
 export { parseVerificationBin, readVerificationBin } from './data/verification-bin';
 export type { VerificationSet } from './data/verification-bin';
+export { syntheticFace, identity as syntheticIdentity, ARCFACE_TEMPLATE } from './data/synthetic-faces';
+export { encodeVerificationBin } from './data/verification-bin';
+export { writeSyntheticDataset, SYNTH_DEFAULTS } from './data/synth-dataset';
+export type { SynthOptions } from './data/synth-dataset';

@@ -4,6 +4,7 @@
 
 import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
+import { synth } from './data';
 
 interface Command {
   summary: string;
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  synth: { summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities', run: synth },
   models: { summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs', run: listModels },
   fold: { summary: 'fold every BatchNorm: maskfr fold IN.safetensors OUT.safetensors --model NAME', run: fold },
   export: { summary: 'ONNX export: maskfr export --model NAME [--weights W.safetensors] --out M.onnx [--fold]', run: exportOnnx },

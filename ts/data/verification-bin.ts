@@ -100,3 +100,20 @@ export function parseVerificationBin(data: Buffer, file = 'verification set'): V
 export function readVerificationBin(file: string): VerificationSet {
   return parseVerificationBin(fs.readFileSync(file), file);
 }
+
+/** Serialises a verification set as InsightFace does (a protocol-3 pickle of
+ *  `(list of bytes, list of bools)`), readable by Python's pickle and by this parser. */
+export function encodeVerificationBin(v: VerificationSet): Buffer {
+  if (v.images.length !== 2 * v.issame.length) {
+    throw new Error(`verification set: ${v.images.length} images for ${v.issame.length} pairs (expected ${2 * v.issame.length})`);
+  }
+  const parts: Buffer[] = [Buffer.from([0x80, 3, 0x5d, 0x28])]; // PROTO 3, EMPTY_LIST, MARK
+  for (const img of v.images) {
+    const len = Buffer.alloc(img.length < 256 ? 1 : 4);
+    if (img.length < 256) len[0] = img.length;
+    else len.writeUInt32LE(img.length);
+    parts.push(Buffer.from([img.length < 256 ? 0x43 : 0x42]), len, img); // SHORT_BINBYTES / BINBYTES
+  }
+  parts.push(Buffer.from([0x65, 0x5d, 0x28]), Buffer.from(v.issame.map((s) => (s ? 0x88 : 0x89))), Buffer.from([0x65, 0x86, 0x2e]));
+  return Buffer.concat(parts);
+}
