@@ -28,6 +28,8 @@ export class RecordDataset {
 
   private constructor(
     readonly path: string,
+    /** The `.idx` used, or null when the file was scanned. */
+    readonly indexPath: string | null,
     private readonly reader: ReturnType<typeof native.RecordReader.open>,
   ) {
     const keys = reader.keys();
@@ -50,7 +52,7 @@ export class RecordDataset {
   /** Opens `X.rec` with `X.idx` beside it when there is one (else one scan of the file). */
   static open(rec: string, idx: string | null = rec.replace(/\.rec$/, '.idx')): RecordDataset {
     const useIdx = idx !== null && idx !== rec && fs.existsSync(idx) ? idx : null;
-    return new RecordDataset(rec, native.RecordReader.open(rec, useIdx));
+    return new RecordDataset(rec, useIdx, native.RecordReader.open(rec, useIdx));
   }
 
   get length(): number {

@@ -2,6 +2,7 @@
 //! JPEG/PNG decoding and JPEG encoding. Errors name the file and the record or offset.
 
 pub mod image_codec;
+pub mod loader;
 pub mod recordio;
 
 use std::fmt;

@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod data;
+mod loader;
 mod ops;
 mod system;
 mod tensor;

@@ -1,0 +1,217 @@
+//! The training loader: per-epoch shuffle from a seed, sharding by rank, decoding, random
+//! horizontal flip, an augmentation hook and normalisation to CHW f32, with batches built
+//! ahead by worker threads. Batch `b` of an epoch depends only on (seed, epoch, b): the same
+//! seed gives the same batches whatever the thread count or timing.
+
+use crate::image_codec::{decode, Rgb};
+use crate::recordio::{unpack, RecordFile};
+use crate::{err, Result};
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread;
+
+/// Where samples come from: sample `i` is an encoded image and its label.
+pub trait Source: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)>;
+    /// Where sample `i` lives, for error messages.
+    fn describe(&self, i: usize) -> String;
+}
+
+/// Image records of a `.rec` (keys given), labels from their IRHeaders.
+pub struct RecordSource {
+    pub file: Arc<RecordFile>,
+    pub keys: Vec<u64>,
+}
+
+impl Source for RecordSource {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)> {
+        let key = self.keys[i];
+        let payload = self.file.read_key(key)?;
+        let (h, body) = unpack(&payload, &format!("{}: record {key}", self.file.path().display()))?;
+        let label = if h.flag > 0 { h.labels[0] } else { h.label };
+        Ok((label as i32, body.to_vec()))
+    }
+    fn describe(&self, i: usize) -> String {
+        format!("{}: record {}", self.file.path().display(), self.keys[i])
+    }
+}
+
+/// Image files with their labels (an image folder: one sub-folder per identity).
+pub struct FileSource {
+    pub files: Vec<(PathBuf, i32)>,
+}
+
+impl Source for FileSource {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)> {
+        let (p, label) = &self.files[i];
+        let bytes = std::fs::read(p).map_err(|e| crate::Error(format!("{}: cannot read ({e})", p.display())))?;
+        Ok((*label, bytes))
+    }
+    fn describe(&self, i: usize) -> String {
+        self.files[i].0.display().to_string()
+    }
+}
+
+/// Pixel work applied to every decoded sample before normalisation (the mask synthesizers
+/// plug in here); `seed` is the sample's own seed.
+pub trait Augment: Send + Sync {
+    fn apply(&self, img: &mut Rgb, seed: u64);
+}
+
+#[derive(Clone)]
+pub struct LoaderConfig {
+    pub batch: usize,
+    pub seed: u64,
+    pub rank: usize,
+    pub world: usize,
+    pub shuffle: bool,
+    pub flip: bool,
+    /// Images must be `size × size` (aligned faces).
+    pub size: usize,
+    /// Batches built ahead of the consumer.
+    pub prefetch: usize,
+    pub threads: usize,
+    /// Skip (and count) unreadable records instead of failing.
+    pub skip_corrupt: bool,
+}
+
+/// A batch: `[n, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, and the samples
+/// skipped as corrupt while building it.
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<i32>,
+    pub skipped: Vec<String>,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// This rank's sample order for `epoch`: a seeded permutation (Fisher–Yates), padded by
+/// wrapping so every rank gets the same count, then every `world`-th from `rank`.
+pub fn shard(n: usize, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if cfg.shuffle {
+        let s = mix(cfg.seed, epoch);
+        for i in (1..n).rev() {
+            let j = (mix(s, i as u64) % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+    }
+    let per_rank = n.div_ceil(cfg.world.max(1));
+    (0..per_rank).map(|k| order[(k * cfg.world + cfg.rank) % n.max(1)]).collect()
+}
+
+/// Decodes, checks, augments, flips and normalises one sample into `out` (`3·size²`).
+fn prepare(bytes: &[u8], what: &str, cfg: &LoaderConfig, aug: Option<&dyn Augment>, seed: u64, out: &mut [f32]) -> Result<()> {
+    let mut img = decode(bytes, what)?;
+    if img.width != cfg.size || img.height != cfg.size {
+        return err(format!("{what}: {}x{} image, expected {}x{} aligned faces", img.width, img.height, cfg.size, cfg.size));
+    }
+    if let Some(a) = aug {
+        a.apply(&mut img, seed);
+    }
+    let flip = cfg.flip && mix(seed, 1) & 1 == 1;
+    let plane = cfg.size * cfg.size;
+    for y in 0..cfg.size {
+        for x in 0..cfg.size {
+            let sx = if flip { cfg.size - 1 - x } else { x };
+            let p = &img.data[(y * cfg.size + sx) * 3..][..3];
+            for c in 0..3 {
+                out[c * plane + y * cfg.size + x] = p[c] as f32 / 127.5 - 1.0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One epoch's batches, built by worker threads in order.
+pub struct Epoch {
+    receivers: Vec<Receiver<Result<Batch>>>,
+    next: usize,
+    batches: usize,
+}
+
+impl Epoch {
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+}
+
+impl Iterator for Epoch {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.next >= self.batches {
+            return None;
+        }
+        let r = &self.receivers[self.next % self.receivers.len()];
+        self.next += 1;
+        Some(r.recv().unwrap_or_else(|_| err("loader: a worker thread stopped")))
+    }
+}
+
+/// Starts building epoch `epoch`'s batches (the last partial batch is dropped, as training
+/// loaders do). Dropping the iterator stops the workers after their current batch.
+pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &LoaderConfig, epoch: u64) -> Result<Epoch> {
+    if cfg.batch == 0 || cfg.world == 0 || cfg.rank >= cfg.world {
+        return err(format!("loader: batch {} rank {} world {}: need batch ≥ 1 and rank < world", cfg.batch, cfg.rank, cfg.world));
+    }
+    if source.is_empty() {
+        return err("loader: the dataset has no images");
+    }
+    let order = Arc::new(shard(source.len(), cfg, epoch));
+    let batches = order.len() / cfg.batch;
+    let threads = cfg.threads.clamp(1, batches.max(1));
+    let depth = cfg.prefetch.div_ceil(threads).max(1);
+    let mut receivers = Vec::new();
+    for t in 0..threads {
+        let (tx, rx) = sync_channel(depth);
+        receivers.push(rx);
+        let (source, aug, order, cfg) = (source.clone(), aug.clone(), order.clone(), cfg.clone());
+        thread::spawn(move || {
+            for b in (t..batches).step_by(threads) {
+                let batch = build(&*source, aug.as_deref(), &order[b * cfg.batch..(b + 1) * cfg.batch], &cfg, epoch, b);
+                if tx.send(batch).is_err() {
+                    return; // the consumer went away
+                }
+            }
+        });
+    }
+    Ok(Epoch { receivers, next: 0, batches })
+}
+
+fn build(source: &dyn Source, aug: Option<&dyn Augment>, idx: &[usize], cfg: &LoaderConfig, epoch: u64, b: usize) -> Result<Batch> {
+    let per = 3 * cfg.size * cfg.size;
+    let mut batch = Batch { images: vec![0.0; idx.len() * per], labels: Vec::new(), skipped: Vec::new() };
+    let mut filled = 0;
+    for (k, &i) in idx.iter().enumerate() {
+        let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
+        let res = source.read(i).and_then(|(label, bytes)| {
+            prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[filled * per..(filled + 1) * per]).map(|_| label)
+        });
+        match res {
+            Ok(label) => {
+                batch.labels.push(label);
+                filled += 1;
+            }
+            Err(e) if cfg.skip_corrupt => batch.skipped.push(e.0),
+            Err(e) => return Err(e),
+        }
+    }
+    batch.images.truncate(filled * per);
+    Ok(batch)
+}

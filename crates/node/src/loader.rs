@@ -1,0 +1,122 @@
+//! The training loader binding: batches built by Rust worker threads, handed to JS as
+//! native tensors by an async task (the JS thread never decodes or waits on pixels).
+
+use crate::tensor::NativeTensor;
+use maskfr_core::Tensor;
+use maskfr_io::loader::{self, Epoch, FileSource, LoaderConfig, RecordSource, Source};
+use maskfr_io::recordio::RecordFile;
+use napi::bindgen_prelude::*;
+use napi::Task;
+use napi_derive::napi;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[napi(object)]
+pub struct LoaderOptions {
+    pub batch: u32,
+    pub seed: i64,
+    pub rank: u32,
+    pub world: u32,
+    pub shuffle: bool,
+    pub flip: bool,
+    pub size: u32,
+    pub prefetch: u32,
+    pub threads: u32,
+    pub skip_corrupt: bool,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct LoadedBatch {
+    /// `[n, 3, size, size]`, normalised `(x/255 − 0.5)/0.5`.
+    pub images: NativeTensor,
+    pub labels: Int32Array,
+    /// What was skipped as corrupt while building this batch (with `skipCorrupt`).
+    pub skipped: Vec<String>,
+}
+
+#[napi]
+pub struct DataLoader {
+    source: Arc<dyn Source>,
+    cfg: LoaderConfig,
+    epoch: Arc<Mutex<Option<Epoch>>>,
+}
+
+fn config(o: &LoaderOptions) -> LoaderConfig {
+    LoaderConfig {
+        batch: o.batch as usize,
+        seed: o.seed as u64,
+        rank: o.rank as usize,
+        world: o.world as usize,
+        shuffle: o.shuffle,
+        flip: o.flip,
+        size: o.size as usize,
+        prefetch: o.prefetch as usize,
+        threads: o.threads as usize,
+        skip_corrupt: o.skip_corrupt,
+    }
+}
+
+fn io<T>(r: maskfr_io::Result<T>) -> Result<T> {
+    r.map_err(|e| Error::new(Status::InvalidArg, e.0))
+}
+
+#[napi]
+impl DataLoader {
+    /// Image records `keys` of a `.rec` (its `.idx` when given).
+    #[napi(factory, catch_unwind)]
+    pub fn from_record(rec: String, idx: Option<String>, keys: Vec<i64>, options: LoaderOptions) -> Result<DataLoader> {
+        let file = Arc::new(io(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?);
+        let source = Arc::new(RecordSource { file, keys: keys.iter().map(|&k| k as u64).collect() });
+        Ok(DataLoader { source, cfg: config(&options), epoch: Arc::new(Mutex::new(None)) })
+    }
+
+    /// Image files with their labels.
+    #[napi(factory, catch_unwind)]
+    pub fn from_files(paths: Vec<String>, labels: Vec<i32>, options: LoaderOptions) -> Result<DataLoader> {
+        if paths.len() != labels.len() {
+            return Err(Error::new(Status::InvalidArg, format!("loader: {} files but {} labels", paths.len(), labels.len())));
+        }
+        let files = paths.into_iter().map(PathBuf::from).zip(labels).collect();
+        Ok(DataLoader { source: Arc::new(FileSource { files }), cfg: config(&options), epoch: Arc::new(Mutex::new(None)) })
+    }
+
+    /// Starts building epoch `epoch` in the background; returns its number of batches.
+    #[napi(catch_unwind)]
+    pub fn start_epoch(&self, epoch: u32) -> Result<u32> {
+        let e = io(loader::epoch(self.source.clone(), None, &self.cfg, epoch as u64))?;
+        let n = e.batches() as u32;
+        *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        Ok(n)
+    }
+
+    /// The next batch of the current epoch, or null at its end.
+    #[napi(ts_return_type = "Promise<LoadedBatch | null>")]
+    pub fn next(&self) -> AsyncTask<NextBatch> {
+        AsyncTask::new(NextBatch { epoch: self.epoch.clone(), size: self.cfg.size })
+    }
+}
+
+pub struct NextBatch {
+    epoch: Arc<Mutex<Option<Epoch>>>,
+    size: usize,
+}
+
+impl Task for NextBatch {
+    type Output = Option<loader::Batch>;
+    type JsValue = Option<LoadedBatch>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let mut guard = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = guard.as_mut() else {
+            return Err(Error::new(Status::InvalidArg, "loader: call startEpoch() before next()"));
+        };
+        e.next().transpose().map_err(|err| Error::new(Status::GenericFailure, err.0))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let Some(b) = output else { return Ok(None) };
+        let n = b.labels.len();
+        let images = Tensor::from_vec(b.images, &[n, 3, self.size, self.size]).map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        Ok(Some(LoadedBatch { images: NativeTensor::wrap(images), labels: Int32Array::new(b.labels), skipped: b.skipped }))
+    }
+}

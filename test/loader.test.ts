@@ -1,0 +1,75 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Loader, memoryStats, writeSyntheticDataset, readImageFolder, syntheticFace } from '../ts';
+import { native } from '../ts/native';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-loader-'));
+const { rec } = writeSyntheticDataset(dir, { identities: 5, perIdentity: 4, heldOut: 2, pairs: 2, seed: 3, quality: 90 });
+
+async function collect(l: Loader, epoch: number): Promise<[number[], number[]][]> {
+  const out: [number[], number[]][] = [];
+  for await (const b of l.epoch(epoch)) {
+    out.push([[...b.images.toFloat32Array().subarray(0, 50)], [...b.labels]]);
+    b.images.dispose();
+  }
+  return out;
+}
+
+test('batches are normalised CHW tensors with labels, the same for the same seed', async (t) => {
+  const opts = { batch: 6, seed: 5, threads: 2 };
+  const a = Loader.fromRecord(rec, opts);
+  const first = a.epoch(0);
+  const { value } = await first.next();
+  t.deepEqual([...value!.images.shape], [6, 3, 112, 112]);
+  t.is(value!.labels.length, 6);
+  const px = value!.images.toFloat32Array();
+  t.true(px.every((v) => v >= -1 && v <= 1));
+  value!.images.dispose();
+  await first.return(undefined);
+  const runA = await collect(Loader.fromRecord(rec, { ...opts, threads: 1 }), 0);
+  const runB = await collect(Loader.fromRecord(rec, { ...opts, threads: 3 }), 0);
+  t.is(runA.length, 3, '20 images, batch 6: three batches, the partial one dropped');
+  t.deepEqual(runA, runB);
+  t.notDeepEqual(await collect(Loader.fromRecord(rec, opts), 1), runA, 'another epoch reshuffles');
+});
+
+test('two ranks see disjoint halves of an epoch', async (t) => {
+  const labels = async (rank: number) =>
+    (await collect(Loader.fromRecord(rec, { batch: 5, seed: 1, rank, world: 2, flip: false }), 0)).flatMap(([, l]) => l);
+  const [r0, r1] = [await labels(0), await labels(1)];
+  t.is(r0.length + r1.length, 20);
+  const counts = new Map<number, number>();
+  for (const l of [...r0, ...r1]) counts.set(l, (counts.get(l) ?? 0) + 1);
+  t.deepEqual([...counts.values()], [4, 4, 4, 4, 4], 'every image once');
+});
+
+test('an image folder loads; an empty identity folder or a corrupt file is named', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-folder-'));
+  for (const [who, n] of [['alice', 2], ['bob', 3]] as const) {
+    fs.mkdirSync(path.join(root, who));
+    for (let i = 0; i < n; i++) {
+      const rgb = syntheticFace(9, who.length, i);
+      fs.writeFileSync(path.join(root, who, `${i}.jpg`), native.encodeJpeg(Buffer.from(rgb), 112, 112, 90));
+    }
+  }
+  t.deepEqual(readImageFolder(root).labels, [0, 0, 1, 1, 1]);
+  const batches = await collect(Loader.fromFolder(root, { batch: 5, shuffle: false, flip: false }), 0);
+  t.deepEqual(batches[0][1], [0, 0, 1, 1, 1]);
+  fs.writeFileSync(path.join(root, 'bob', '9.jpg'), Buffer.from('not a jpeg at all'));
+  const bad = Loader.fromFolder(root, { batch: 6, shuffle: false });
+  await t.throwsAsync(collect(bad, 0), { message: /bob\/9\.jpg: (corrupt image|\d+ bytes that are neither JPEG nor PNG)/ });
+  const skipping = Loader.fromFolder(root, { batch: 6, shuffle: false, skipCorrupt: true });
+  const got = await collect(skipping, 0);
+  t.is(got[0][1].length, 5);
+  t.is(skipping.skipped.length, 1);
+  fs.mkdirSync(path.join(root, 'carol'));
+  t.throws(() => readImageFolder(root), { message: /carol: identity folder without images/ });
+});
+
+test('the loader does not leak native memory across an epoch', async (t) => {
+  const before = memoryStats().liveBytes;
+  await collect(Loader.fromRecord(rec, { batch: 4 }), 0);
+  t.is(memoryStats().liveBytes, before);
+});

@@ -1,0 +1,77 @@
+// The training loader: Rust worker threads read, decode, flip and normalise batches ahead of
+// the trainer (nothing touches pixels on the JS thread); sharded by rank, shuffled per
+// epoch from a seed, the same seed giving the same batches.
+
+import os from 'node:os';
+import { native } from '../native';
+import { Tensor } from '../tensor/tensor';
+import { RecordDataset } from './recordio';
+import { readImageFolder } from './image-folder';
+
+export interface LoaderOptions {
+  batch: number;
+  seed?: number;
+  rank?: number;
+  world?: number;
+  shuffle?: boolean;
+  flip?: boolean;
+  /** Side of the aligned faces (112). */
+  size?: number;
+  /** Batches built ahead. */
+  prefetch?: number;
+  threads?: number;
+  /** Skip and count corrupt records instead of failing. */
+  skipCorrupt?: boolean;
+}
+
+export interface Batch {
+  images: Tensor;
+  labels: Int32Array;
+}
+
+type NativeLoader = ReturnType<typeof native.DataLoader.fromFiles>;
+
+export class Loader {
+  /** Corrupt samples skipped so far (with `skipCorrupt`), with what was wrong. */
+  readonly skipped: string[] = [];
+
+  private constructor(private readonly inner: NativeLoader) {}
+
+  private static options(o: LoaderOptions) {
+    return {
+      batch: o.batch,
+      seed: o.seed ?? 0,
+      rank: o.rank ?? 0,
+      world: o.world ?? 1,
+      shuffle: o.shuffle ?? true,
+      flip: o.flip ?? true,
+      size: o.size ?? 112,
+      prefetch: o.prefetch ?? 4,
+      threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
+      skipCorrupt: o.skipCorrupt ?? false,
+    };
+  }
+
+  /** Over the images of a RecordIO dataset (path to `X.rec`, `X.idx` beside it if present). */
+  static fromRecord(rec: string | RecordDataset, o: LoaderOptions): Loader {
+    const ds = typeof rec === 'string' ? RecordDataset.open(rec) : rec;
+    return new Loader(native.DataLoader.fromRecord(ds.path, ds.indexPath, ds.imageKeys, Loader.options(o)));
+  }
+
+  /** Over an image folder (one sub-folder per identity). */
+  static fromFolder(root: string, o: LoaderOptions): Loader {
+    const f = readImageFolder(root);
+    return new Loader(native.DataLoader.fromFiles(f.files, f.labels, Loader.options(o)));
+  }
+
+  /** The batches of `epoch`, built in the background; the last partial batch is dropped. */
+  async *epoch(epoch: number): AsyncGenerator<Batch> {
+    const n = this.inner.startEpoch(epoch);
+    for (let b = 0; b < n; b++) {
+      const next = await this.inner.next();
+      if (next === null) return;
+      this.skipped.push(...next.skipped);
+      yield { images: new Tensor(next.images), labels: next.labels };
+    }
+  }
+}
