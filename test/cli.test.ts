@@ -70,3 +70,25 @@ test('bad model commands say what is wrong', (t) => {
   t.regex(run('export', '--model', 'tiny', '--out', 'x', '--bogus').stderr, /unknown option --bogus/);
   t.regex(run('fold', 'a.safetensors').stderr, /usage: maskfr fold IN\.safetensors OUT\.safetensors --model NAME/);
 });
+
+test('maskfr synth, pack and inspect: a dataset written, repacked from a folder, and described', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-data-cli-'));
+  const s = run('synth', dir, '--identities', '3', '--per-identity', '2', '--held-out', '2', '--pairs', '4');
+  t.is(s.status, 0, s.stderr);
+  t.true(fs.existsSync(path.join(dir, 'train.rec')) && fs.existsSync(path.join(dir, 'verify.bin')));
+  const folder = path.join(dir, 'faces');
+  for (const who of ['a', 'b']) {
+    fs.mkdirSync(path.join(folder, who), { recursive: true });
+    fs.copyFileSync(path.join(__dirname, 'fixtures', 'iresnet_tiny_io.safetensors'), path.join(folder, who, 'notes.txt'));
+  }
+  const noImages = run('pack', folder, path.join(dir, 'x.rec'));
+  t.regex(noImages.stderr, /faces\/a: identity folder without images/);
+  const sheet = fs.readFileSync(path.join(dir, 'verify.bin')); // any bytes: pack stores files as they are
+  for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), sheet);
+  const packed = run('pack', folder, path.join(dir, 'x.rec'));
+  t.is(packed.status, 0, packed.stderr);
+  t.regex(packed.stdout, /x\.rec and .*x\.idx: 6 images of 2 identities/);
+  const png = Buffer.from(run('inspect', path.join(dir, 'train.rec'), '--sheet', path.join(dir, 'sheet.png')).stdout);
+  t.regex(png.toString(), /train\.rec: 6 images, 3 identities\nimages per identity: min 2, median 2, max 2\nwrote .*sheet\.png \(6 random samples\)/);
+  t.is(fs.readFileSync(path.join(dir, 'sheet.png')).subarray(1, 4).toString(), 'PNG');
+});

@@ -25,7 +25,7 @@ test('batches are normalised CHW tensors with labels, the same for the same seed
   t.deepEqual([...value!.images.shape], [6, 3, 112, 112]);
   t.is(value!.labels.length, 6);
   const px = value!.images.toFloat32Array();
-  t.true(px.every((v) => v >= -1 && v <= 1));
+  t.true(px.every((v: number) => v >= -1 && v <= 1));
   value!.images.dispose();
   await first.return(undefined);
   const runA = await collect(Loader.fromRecord(rec, { ...opts, threads: 1 }), 0);

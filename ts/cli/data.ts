@@ -1,6 +1,12 @@
-// `maskfr synth`: writes the bundled synthetic-faces dataset.
+// Data commands: `maskfr synth` (the bundled synthetic faces), `maskfr pack` (an image
+// folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec).
 
+import fs from 'node:fs';
+import { native } from '../native';
 import { SYNTH_DEFAULTS, writeSyntheticDataset } from '../data/synth-dataset';
+import { RecordDataset, writeRecordDataset } from '../data/recordio';
+import { readImageFolder } from '../data/image-folder';
+import { rng } from '../data/synthetic-faces';
 import { parseArgs } from './args';
 
 export function synth(argv: string[]): number {
@@ -25,4 +31,49 @@ export function synth(argv: string[]): number {
   const out = writeSyntheticDataset(dir, o);
   console.log(`wrote ${out.rec} (${o.identities} identities × ${o.perIdentity} images) and ${out.bin} (${o.pairs} pairs of ${o.heldOut} held-out identities) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   return 0;
+}
+
+export function pack(argv: string[]): number {
+  const p = parseArgs('pack', argv, []);
+  const [dir, out] = p.positional;
+  if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error('pack: usage: maskfr pack DIR OUT.rec');
+  const f = readImageFolder(dir);
+  writeRecordDataset(out, f.files.map((file, i) => ({ label: f.labels[i], body: fs.readFileSync(file) })));
+  console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${f.files.length} images of ${f.identities.length} identities`);
+  return 0;
+}
+
+export function inspect(argv: string[]): number {
+  const p = parseArgs('inspect', argv, ['sheet', 'seed']);
+  const [rec] = p.positional;
+  if (rec === undefined) throw new Error('inspect: usage: maskfr inspect X.rec [--sheet OUT.png]');
+  const ds = RecordDataset.open(rec);
+  const counts = ds.identities ? ds.identities.map((i) => i.end - i.start) : [];
+  const sorted = [...counts].sort((a, b) => a - b);
+  console.log(`${rec}: ${ds.length} images, ${ds.identities?.length ?? 'unknown (no InsightFace header)'} identities`);
+  if (sorted.length > 0) console.log(`images per identity: min ${sorted[0]}, median ${sorted[sorted.length >> 1]}, max ${sorted[sorted.length - 1]}`);
+  const sheet = p.options.get('sheet') ?? rec.replace(/\.rec$/, '.sheet.png');
+  const r = rng(Number(p.options.get('seed') ?? 0));
+  const picks = Array.from({ length: Math.min(32, ds.length) }, () => Math.floor(r() * ds.length));
+  const imgs = picks.map((i) => native.decodeImage(ds.sample(i).body, `${rec} image ${i}`));
+  fs.writeFileSync(sheet, native.encodePng(contactSheet(imgs, 8), 8 * 112, Math.ceil(imgs.length / 8) * 112));
+  console.log(`wrote ${sheet} (${imgs.length} random samples)`);
+  return 0;
+}
+
+/** Tiles RGB images (resized to 112×112 by nearest neighbour) into rows of `cols`. */
+function contactSheet(imgs: { width: number; height: number; data: Buffer }[], cols: number): Buffer {
+  const S = 112;
+  const rows = Math.ceil(imgs.length / cols);
+  const out = Buffer.alloc(rows * S * cols * S * 3);
+  imgs.forEach((img, k) => {
+    const [ox, oy] = [(k % cols) * S, Math.floor(k / cols) * S];
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const src = (Math.floor((y * img.height) / S) * img.width + Math.floor((x * img.width) / S)) * 3;
+        img.data.copy(out, ((oy + y) * cols * S + ox + x) * 3, src, src + 3);
+      }
+    }
+  });
+  return out;
 }

@@ -117,10 +117,20 @@ pub fn shard(n: usize, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
 }
 
 /// Decodes, checks, augments, flips and normalises one sample into `out` (`3·size²`).
-fn prepare(bytes: &[u8], what: &str, cfg: &LoaderConfig, aug: Option<&dyn Augment>, seed: u64, out: &mut [f32]) -> Result<()> {
+fn prepare(
+    bytes: &[u8],
+    what: &str,
+    cfg: &LoaderConfig,
+    aug: Option<&dyn Augment>,
+    seed: u64,
+    out: &mut [f32],
+) -> Result<()> {
     let mut img = decode(bytes, what)?;
     if img.width != cfg.size || img.height != cfg.size {
-        return err(format!("{what}: {}x{} image, expected {}x{} aligned faces", img.width, img.height, cfg.size, cfg.size));
+        return err(format!(
+            "{what}: {}x{} image, expected {}x{} aligned faces",
+            img.width, img.height, cfg.size, cfg.size
+        ));
     }
     if let Some(a) = aug {
         a.apply(&mut img, seed);
@@ -168,7 +178,10 @@ impl Iterator for Epoch {
 /// loaders do). Dropping the iterator stops the workers after their current batch.
 pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &LoaderConfig, epoch: u64) -> Result<Epoch> {
     if cfg.batch == 0 || cfg.world == 0 || cfg.rank >= cfg.world {
-        return err(format!("loader: batch {} rank {} world {}: need batch ≥ 1 and rank < world", cfg.batch, cfg.rank, cfg.world));
+        return err(format!(
+            "loader: batch {} rank {} world {}: need batch ≥ 1 and rank < world",
+            cfg.batch, cfg.rank, cfg.world
+        ));
     }
     if source.is_empty() {
         return err("loader: the dataset has no images");
@@ -194,14 +207,22 @@ pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &Loade
     Ok(Epoch { receivers, next: 0, batches })
 }
 
-fn build(source: &dyn Source, aug: Option<&dyn Augment>, idx: &[usize], cfg: &LoaderConfig, epoch: u64, b: usize) -> Result<Batch> {
+fn build(
+    source: &dyn Source,
+    aug: Option<&dyn Augment>,
+    idx: &[usize],
+    cfg: &LoaderConfig,
+    epoch: u64,
+    b: usize,
+) -> Result<Batch> {
     let per = 3 * cfg.size * cfg.size;
     let mut batch = Batch { images: vec![0.0; idx.len() * per], labels: Vec::new(), skipped: Vec::new() };
     let mut filled = 0;
     for (k, &i) in idx.iter().enumerate() {
         let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
         let res = source.read(i).and_then(|(label, bytes)| {
-            prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[filled * per..(filled + 1) * per]).map(|_| label)
+            prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[filled * per..(filled + 1) * per])
+                .map(|_| label)
         });
         match res {
             Ok(label) => {

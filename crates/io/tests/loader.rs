@@ -20,7 +20,11 @@ fn dataset(corrupt: Option<usize>) -> Arc<dyn Source> {
     for i in 0..N {
         let mut data = vec![(i * 10) as u8; 8 * 8 * 3];
         (0..8).for_each(|y| data[y * 24..y * 24 + 3].fill(255));
-        let body = if Some(i) == corrupt { b"not an image".to_vec() } else { encode_png(&Rgb { width: 8, height: 8, data }).unwrap() };
+        let body = if Some(i) == corrupt {
+            b"not an image".to_vec()
+        } else {
+            encode_png(&Rgb { width: 8, height: 8, data }).unwrap()
+        };
         w.write(i as u64, &pack(&Header::scalar((i % 5) as f32, i as u64), &body)).unwrap();
     }
     w.finish().unwrap();
@@ -29,7 +33,18 @@ fn dataset(corrupt: Option<usize>) -> Arc<dyn Source> {
 }
 
 fn cfg(threads: usize) -> LoaderConfig {
-    LoaderConfig { batch: 4, seed: 9, rank: 0, world: 1, shuffle: true, flip: true, size: 8, prefetch: 3, threads, skip_corrupt: false }
+    LoaderConfig {
+        batch: 4,
+        seed: 9,
+        rank: 0,
+        world: 1,
+        shuffle: true,
+        flip: true,
+        size: 8,
+        prefetch: 3,
+        threads,
+        skip_corrupt: false,
+    }
 }
 
 fn collect(src: &Arc<dyn Source>, c: &LoaderConfig, ep: u64) -> Vec<(Vec<f32>, Vec<i32>)> {
@@ -63,7 +78,11 @@ fn ranks_partition_the_epoch_and_flips_happen() {
     let (mut left, mut right) = (0, 0);
     for (img, _) in &batches {
         for s in img.chunks(3 * 64) {
-            if s[0] == 1.0 { left += 1 } else if s[7] == 1.0 { right += 1 }
+            if s[0] == 1.0 {
+                left += 1
+            } else if s[7] == 1.0 {
+                right += 1
+            }
         }
     }
     assert!(left > 0 && right > 0, "some samples flipped ({right}) and some not ({left})");
@@ -72,7 +91,8 @@ fn ranks_partition_the_epoch_and_flips_happen() {
 #[test]
 fn corrupt_records_are_reported_or_skipped() {
     let src = dataset(Some(6));
-    let e = epoch(src.clone(), None, &LoaderConfig { shuffle: false, ..cfg(1) }, 0).unwrap().nth(1).unwrap().err().unwrap();
+    let e =
+        epoch(src.clone(), None, &LoaderConfig { shuffle: false, ..cfg(1) }, 0).unwrap().nth(1).unwrap().err().unwrap();
     assert!(e.0.contains("d.rec: record 6: corrupt image") || e.0.contains("d.rec: record 6: 12 bytes"), "{}", e.0);
     let c = LoaderConfig { shuffle: false, skip_corrupt: true, ..cfg(1) };
     let b = epoch(src, None, &c, 0).unwrap().nth(1).unwrap().unwrap();

@@ -74,10 +74,17 @@ impl DataLoader {
     #[napi(factory, catch_unwind)]
     pub fn from_files(paths: Vec<String>, labels: Vec<i32>, options: LoaderOptions) -> Result<DataLoader> {
         if paths.len() != labels.len() {
-            return Err(Error::new(Status::InvalidArg, format!("loader: {} files but {} labels", paths.len(), labels.len())));
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("loader: {} files but {} labels", paths.len(), labels.len()),
+            ));
         }
         let files = paths.into_iter().map(PathBuf::from).zip(labels).collect();
-        Ok(DataLoader { source: Arc::new(FileSource { files }), cfg: config(&options), epoch: Arc::new(Mutex::new(None)) })
+        Ok(DataLoader {
+            source: Arc::new(FileSource { files }),
+            cfg: config(&options),
+            epoch: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// Starts building epoch `epoch` in the background; returns its number of batches.
@@ -116,7 +123,12 @@ impl Task for NextBatch {
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         let Some(b) = output else { return Ok(None) };
         let n = b.labels.len();
-        let images = Tensor::from_vec(b.images, &[n, 3, self.size, self.size]).map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
-        Ok(Some(LoadedBatch { images: NativeTensor::wrap(images), labels: Int32Array::new(b.labels), skipped: b.skipped }))
+        let images = Tensor::from_vec(b.images, &[n, 3, self.size, self.size])
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        Ok(Some(LoadedBatch {
+            images: NativeTensor::wrap(images),
+            labels: Int32Array::new(b.labels),
+            skipped: b.skipped,
+        }))
     }
 }
