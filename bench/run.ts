@@ -8,9 +8,10 @@ import { systemInfo } from '../ts';
 import { TorchReference } from './reference';
 import { convSuite } from './suites/conv';
 import { modelsSuite } from './suites/models';
+import { dataSuite } from './suites/data';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];

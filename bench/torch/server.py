@@ -9,6 +9,7 @@ Requests: {"op": "conv", "dir": "fwd"|"bwd_data"|"bwd_weight", "x": [N,C,H,W],
 warm up for w ms, then time at least r calls and m ms, as the TS side does for ours.
 {"op": "iresnet", "layers": [..], "widths": [..], "embedding": e, "placement": p, "batch": b,
 "reps", "warm_ms", "min_ms"} → {"seconds": [..]}: eval forward of that IResNet.
+{"op": "decode", "rec": path, ...} → {"seconds": [..], "images": n}: one PIL pass per call.
 """
 import json
 import pathlib
@@ -48,6 +49,47 @@ def iresnet(req):
     return timed(req, lambda: model(x))
 
 
+def decode(req):
+    """Read every record of a .rec (via its .idx), decode with PIL, flip half, ToTensor and
+    Normalize as torchvision pipelines do, on the calling thread; one call = one pass."""
+    import io
+    import random
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    rec = open(req["rec"], "rb").read()
+    offsets = [int(line.split("\t")[1]) for line in open(req["rec"][:-4] + ".idx") if line.strip()]
+    payloads = []
+    for off in offsets:
+        magic, word = struct.unpack_from("<II", rec, off)
+        n = word & ((1 << 29) - 1)
+        p = rec[off + 8 : off + 8 + n]
+        flag = struct.unpack_from("<I", p)[0]
+        body = p[24 + 4 * flag :]
+        if body:
+            payloads.append(body)
+    rnd = random.Random(0)
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
+
+    def run():
+        for body in payloads:
+            img = Image.open(io.BytesIO(body)).convert("RGB")
+            if rnd.random() < 0.5:
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            t = torch.from_numpy(np.asarray(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
+            (t - mean) / 0.5
+
+    torch.set_num_threads(1)
+    try:
+        out = timed(req, run)
+    finally:
+        torch.set_num_threads(threads)
+    out["images"] = len(payloads)
+    return out
+
+
 def conv(req):
     torch.manual_seed(0)
     x = torch.randn(*req["x"])
@@ -65,7 +107,7 @@ def conv(req):
     return timed(req, run)
 
 
-OPS = {"conv": conv, "iresnet": iresnet}
+OPS = {"conv": conv, "iresnet": iresnet, "decode": decode}
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 torch.set_num_threads(threads)
