@@ -63,6 +63,19 @@ fn ncs(op: &str, x: &Tensor, channels: usize) -> Result<(usize, usize, usize)> {
     Ok((g.n, g.c, g.s))
 }
 
+/// The geometry of a conv whose output gradient is `gy`, checked against it.
+fn backward_geom(gy: &Tensor, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Result<ConvGeom> {
+    let g = ConvGeom::new(x_shape, w_shape, p.stride, p.pad)?;
+    ensure!(
+        gy.shape() == g.out_shape(),
+        "conv2d_backward",
+        "gradient shape {:?} differs from output shape {:?}",
+        gy.shape(),
+        g.out_shape()
+    );
+    Ok(g)
+}
+
 fn check_prob(op: &str, p: f64) -> Result<()> {
     ensure!((0.0..1.0).contains(&p), op, "probability must be in [0, 1), got {p}");
     Ok(())
@@ -102,27 +115,13 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
-        let g = ConvGeom::new(x_shape, w.shape(), p.stride, p.pad)?;
-        ensure!(
-            gy.shape() == g.out_shape(),
-            "conv2d_backward",
-            "gradient shape {:?} differs from output shape {:?}",
-            gy.shape(),
-            g.out_shape()
-        );
+        let g = backward_geom(gy, x_shape, w.shape(), p)?;
         let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
         Ok(make(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
     }
 
     fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
-        let g = ConvGeom::new(x.shape(), w_shape, p.stride, p.pad)?;
-        ensure!(
-            gy.shape() == g.out_shape(),
-            "conv2d_backward",
-            "gradient shape {:?} differs from output shape {:?}",
-            gy.shape(),
-            g.out_shape()
-        );
+        let g = backward_geom(gy, x.shape(), w_shape, p)?;
         let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
         Ok(make(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
     }

@@ -10,7 +10,7 @@
 //!   its own block of gW over the whole batch: the result does not depend on the thread count.
 
 use super::gemm::Mat;
-use super::tiled::{gemm, DenseA, DenseC, PackA, PackB, StoreC, MR, NR};
+use super::tiled::{a_panels, b_panels, gemm, DenseA, DenseC, PackA, PackB, StoreC, MR, NR};
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
 
@@ -167,12 +167,7 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
         let g = &self.g;
         let mut rs = Vec::with_capacity(NR);
         let mut base = [0isize; NR];
-        for jr in (0..nc).step_by(NR) {
-            let panel = &mut out[jr * kc..(jr + NR) * kc];
-            let cols = NR.min(nc - jr);
-            if cols < NR {
-                panel.fill(T::zero());
-            }
+        b_panels(out, nc, kc, |jr, cols, panel| {
             runs(g, j0 + jr, cols, &mut rs);
             // Where a tap reads no padding for any column of the panel (most taps of most
             // panels), it is a plain gather at fixed offsets from each column's origin.
@@ -206,7 +201,7 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
                     }
                 }
             }
-        }
+        });
     }
 }
 
@@ -251,19 +246,14 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
         let g = &self.g;
         let mut rs = Vec::new();
         runs(g, p0, kc, &mut rs);
-        for jr in (0..nc).step_by(NR) {
-            let panel = &mut out[jr * kc..(jr + NR) * kc];
-            let cols = NR.min(nc - jr);
-            if cols < NR {
-                panel.fill(T::zero());
-            }
+        b_panels(out, nc, kc, |jr, cols, panel| {
             for c in 0..cols {
                 let t = tap(g, j0 + jr + c);
                 for r in &rs {
                     gather_run(g, &self.valid, self.x, r, t, &mut panel[r.at * NR + c..], NR);
                 }
             }
-        }
+        });
     }
 }
 
@@ -301,19 +291,14 @@ impl<T: Float> PackA<T> for Images<'_, T> {
         self.n * self.ohw
     }
     fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
-        for ir in (0..mc).step_by(MR) {
-            let panel = &mut out[ir * kc..(ir + MR) * kc];
-            let rows = MR.min(mc - ir);
-            if rows < MR {
-                panel.fill(T::zero());
-            }
+        a_panels(out, mc, kc, |ir, rows, panel| {
             self.pieces(p0, kc, |img, pos, len, at| {
                 for r in 0..rows {
                     let src = &self.data[self.row(img, i0 + ir + r) + pos..][..len];
                     src.iter().enumerate().for_each(|(t, &v)| panel[(at + t) * MR + r] = v);
                 }
             });
-        }
+        });
     }
 }
 
@@ -323,19 +308,14 @@ impl<T: Float> PackB<T> for Images<'_, T> {
         self.n * self.ohw
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
-        for jr in (0..nc).step_by(NR) {
-            let panel = &mut out[jr * kc..(jr + NR) * kc];
-            let cols = NR.min(nc - jr);
-            if cols < NR {
-                panel.fill(T::zero());
-            }
+        b_panels(out, nc, kc, |jr, cols, panel| {
             for p in 0..kc {
                 let dst = &mut panel[p * NR..(p + 1) * NR];
                 self.pieces(j0 + jr, cols, |img, pos, len, at| {
                     dst[at..at + len].copy_from_slice(&self.data[self.row(img, p0 + p) + pos..][..len]);
                 });
             }
-        }
+        });
     }
 }
 

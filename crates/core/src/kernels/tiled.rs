@@ -22,6 +22,32 @@ const MC: usize = MR * 32;
 /// Columns of B packed at once.
 const NC: usize = NR * 96;
 
+/// Calls `fill(ir, rows, panel)` for each MR-row panel of a packed A block of `mc` rows and
+/// depth `kc`, the panel zeroed first when it has fewer than MR real rows.
+pub fn a_panels<T: Float>(out: &mut [T], mc: usize, kc: usize, mut fill: impl FnMut(usize, usize, &mut [T])) {
+    for ir in (0..mc).step_by(MR) {
+        let panel = &mut out[ir * kc..(ir + MR) * kc];
+        let rows = MR.min(mc - ir);
+        if rows < MR {
+            panel.fill(T::zero());
+        }
+        fill(ir, rows, panel);
+    }
+}
+
+/// Calls `fill(jr, cols, panel)` for each NR-column panel of a packed B block of `nc`
+/// columns and depth `kc`, the panel zeroed first when it has fewer than NR real columns.
+pub fn b_panels<T: Float>(out: &mut [T], nc: usize, kc: usize, mut fill: impl FnMut(usize, usize, &mut [T])) {
+    for jr in (0..nc).step_by(NR) {
+        let panel = &mut out[jr * kc..(jr + NR) * kc];
+        let cols = NR.min(nc - jr);
+        if cols < NR {
+            panel.fill(T::zero());
+        }
+        fill(jr, cols, panel);
+    }
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
@@ -207,12 +233,7 @@ impl<T: Float> PackA<T> for DenseA<'_, T> {
     }
     fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
         let m = &self.0;
-        for ir in (0..mc).step_by(MR) {
-            let panel = &mut out[ir * kc..(ir + MR) * kc];
-            let rows = MR.min(mc - ir);
-            if rows < MR {
-                panel.fill(T::zero());
-            }
+        a_panels(out, mc, kc, |ir, rows, panel| {
             if m.trans {
                 // element (i, p) of the transpose of a stored `cols × rows` matrix: rows of a
                 // panel are contiguous for each p
@@ -229,7 +250,7 @@ impl<T: Float> PackA<T> for DenseA<'_, T> {
                     }
                 }
             }
-        }
+        });
     }
 }
 
@@ -239,12 +260,7 @@ impl<T: Float> PackB<T> for DenseB<'_, T> {
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
         let m = &self.0;
-        for jr in (0..nc).step_by(NR) {
-            let panel = &mut out[jr * kc..(jr + NR) * kc];
-            let cols = NR.min(nc - jr);
-            if cols < NR {
-                panel.fill(T::zero());
-            }
+        b_panels(out, nc, kc, |jr, cols, panel| {
             for p in 0..kc {
                 let dst = &mut panel[p * NR..p * NR + cols];
                 if m.trans {
@@ -254,7 +270,7 @@ impl<T: Float> PackB<T> for DenseB<'_, T> {
                     dst.copy_from_slice(&m.data[at..at + cols]);
                 }
             }
-        }
+        });
     }
 }
 
