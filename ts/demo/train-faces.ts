@@ -12,7 +12,7 @@ import {
 } from '..';
 import { native } from '../native';
 
-const STEPS = Number(process.env.MASKFR_STEPS ?? 300);
+const STEPS = Number(process.env.MASKFR_STEPS ?? 200);
 const IDENTITIES = Number(process.env.MASKFR_IDENTITIES ?? 100);
 const PAIRS = Number(process.env.MASKFR_PAIRS ?? 600);
 const BATCH = 64;
