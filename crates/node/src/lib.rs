@@ -6,6 +6,7 @@
 
 mod data;
 mod loader;
+mod masks;
 mod ops;
 mod system;
 mod tensor;

@@ -1,0 +1,10 @@
+//! maskfr-masks: masked-face synthesis on faces with five landmarks (ArcFace order: eyes,
+//! nose tip, mouth corners). The template synthesizer warps procedurally drawn mask
+//! templates (several shapes, many textures and colours) onto six face key points.
+
+pub mod geometry;
+pub mod template;
+pub mod texture;
+
+pub use geometry::{face_keypoints, Homography, Point, ARCFACE_112};
+pub use template::{MaskShape, TemplateSynth};
