@@ -46,12 +46,12 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap();
         a.swap(c, p);
         b.swap(c, p);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for k in c..n {
-                a[r][k] -= f * a[c][k];
-            }
-            b[r] -= f * b[c];
+        let (upper, lower) = a.split_at_mut(c + 1);
+        let pivot = &upper[c];
+        for (r, row) in lower.iter_mut().enumerate() {
+            let f = row[c] / pivot[c];
+            row[c..].iter_mut().zip(&pivot[c..]).for_each(|(x, &p)| *x -= f * p);
+            b[c + 1 + r] -= f * b[c];
         }
     }
     let mut x = vec![0.0; n];

@@ -111,7 +111,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x5851_F42D_4C95_7F2D)
     }
-    pub fn next(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -119,21 +119,21 @@ impl Rng {
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
     pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[((self.next() * xs.len() as f64) as usize).min(xs.len() - 1)]
+        xs[((self.uniform() * xs.len() as f64) as usize).min(xs.len() - 1)]
     }
 }
 
 pub fn choose(seed: u64) -> Choice {
     let mut r = Rng::new(seed);
     let shape = r.pick(&SHAPES);
-    let pattern = if r.next() < 0.35 { PATTERNS[0] } else { r.pick(&PATTERNS) };
+    let pattern = if r.uniform() < 0.35 { PATTERNS[0] } else { r.pick(&PATTERNS) };
     let fabric = Fabric {
         pattern,
-        period: 4.0 + 10.0 * r.next(),
-        angle: r.next() * std::f64::consts::PI,
+        period: 4.0 + 10.0 * r.uniform(),
+        angle: r.uniform() * std::f64::consts::PI,
         seed: seed.rotate_left(17),
     };
-    let tint = |c: [f64; 3], r: &mut Rng| c.map(|x| (x * (0.85 + 0.3 * r.next())).min(1.0));
+    let tint = |c: [f64; 3], r: &mut Rng| c.map(|x| (x * (0.85 + 0.3 * r.uniform())).min(1.0));
     let colors = [tint(r.pick(&PALETTE), &mut r), tint(r.pick(&PALETTE), &mut r)];
     Choice { shape, fabric, colors }
 }
@@ -183,9 +183,9 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
             }
             let t = c.fabric.value(u, v);
             let px = &mut img.data[(y * img.width + x) * 3..][..3];
-            for k in 0..3 {
+            for (k, p) in px.iter_mut().enumerate() {
                 let col = (c.colors[0][k] * (1.0 - t) + c.colors[1][k] * t) * shade * light;
-                px[k] = (px[k] as f64 * (1.0 - alpha) + 255.0 * col.clamp(0.0, 1.0) * alpha).round() as u8;
+                *p = (*p as f64 * (1.0 - alpha) + 255.0 * col.clamp(0.0, 1.0) * alpha).round() as u8;
             }
         }
     }
