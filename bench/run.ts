@@ -9,9 +9,10 @@ import { TorchReference } from './reference';
 import { convSuite } from './suites/conv';
 import { modelsSuite } from './suites/models';
 import { dataSuite } from './suites/data';
+import { masksSuite } from './suites/masks';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];

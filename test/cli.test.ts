@@ -94,3 +94,11 @@ test('maskfr synth, pack and inspect: a dataset written, repacked from a folder,
   t.regex(png.toString(), /train\.rec: 6 images, 3 identities\nimages per identity: min 2, median 2, max 2\nwrote .*sheet\.png \(6 random samples\)/);
   t.is(fs.readFileSync(path.join(dir, 'sheet.png')).subarray(1, 4).toString(), 'PNG');
 });
+
+test('maskfr augment --preview writes a contact sheet of plain and masked faces', (t) => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-aug-')), 'p.png');
+  const r = run('augment', '--preview', '4', out);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /4 faces, each plain then with a template mask/);
+  t.is(fs.readFileSync(out).subarray(1, 4).toString(), 'PNG');
+});

@@ -73,3 +73,24 @@ test('the loader does not leak native memory across an epoch', async (t) => {
   await collect(Loader.fromRecord(rec, { batch: 4 }), 0);
   t.is(memoryStats().liveBytes, before);
 });
+
+test('the loader masks a seeded share of samples in its workers and says which', async (t) => {
+  const run = async (p: number) => {
+    const out: { masked: boolean[]; mouth: number[] }[] = [];
+    for await (const b of Loader.fromRecord(rec, { batch: 10, seed: 4, flip: false, maskProbability: p, shuffle: false }).epoch(0)) {
+      const px = b.images.toFloat32Array();
+      // the red channel at the mouth's centre (x 56, y 92) of each sample
+      out.push({ masked: b.masked, mouth: b.masked.map((_, i) => px[i * 3 * 112 * 112 + 92 * 112 + 56]) });
+      b.images.dispose();
+    }
+    return out;
+  };
+  const none = await run(0);
+  t.true(none.every((b) => b.masked.every((m) => !m)));
+  const half = await run(0.5);
+  t.deepEqual(await run(0.5), half, 'the same seed masks the same samples the same way');
+  const flags = half.flatMap((b) => b.masked);
+  t.true(flags.filter(Boolean).length >= 5 && flags.filter(Boolean).length <= 15, `${flags.filter(Boolean).length} of 20 masked`);
+  half.forEach((b, k) => b.masked.forEach((m, i) => t.is(b.mouth[i] !== none[k].mouth[i], m, 'masked samples, and only they, change at the mouth')));
+  t.throws(() => Loader.fromRecord(rec, { batch: 4, maskProbability: 1.5 }), { message: 'masks: probability must be in [0, 1], got 1.5' });
+});

@@ -1,12 +1,13 @@
 // Data commands: `maskfr synth` (the bundled synthetic faces), `maskfr pack` (an image
-// folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec).
+// folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
+// `maskfr augment --preview` (masked faces).
 
 import fs from 'node:fs';
 import { native } from '../native';
 import { SYNTH_DEFAULTS, writeSyntheticDataset } from '../data/synth-dataset';
 import { RecordDataset, writeRecordDataset } from '../data/recordio';
 import { readImageFolder } from '../data/image-folder';
-import { rng } from '../data/synthetic-faces';
+import { rng, syntheticFace } from '../data/synthetic-faces';
 import { parseArgs } from './args';
 
 export function synth(argv: string[]): number {
@@ -76,4 +77,23 @@ function contactSheet(imgs: { width: number; height: number; data: Buffer }[], c
     }
   });
   return out;
+}
+
+/** `maskfr augment --preview N OUT.png`: N synthetic faces, each plain then template-masked
+ *  (the renderer synthesizer is not built yet), four pairs to a row. */
+export function augment(argv: string[]): number {
+  const p = parseArgs('augment', argv, ['preview', 'seed']);
+  const [out] = p.positional;
+  const n = Number(p.options.get('preview') ?? 16);
+  if (out === undefined || !Number.isInteger(n) || n < 1) throw new Error('augment: usage: maskfr augment --preview N OUT.png [--seed S]');
+  const seed = Number(p.options.get('seed') ?? 0);
+  const S = 112;
+  const tiles: { width: number; height: number; data: Buffer }[] = [];
+  for (let i = 0; i < n; i++) {
+    const face = Buffer.from(syntheticFace(seed + 1, i, 0));
+    tiles.push({ width: S, height: S, data: face }, { width: S, height: S, data: native.templateMask(face, S, S, seed * 1000 + i, null) });
+  }
+  fs.writeFileSync(out, native.encodePng(contactSheet(tiles, 8), 8 * S, Math.ceil(tiles.length / 8) * S));
+  console.log(`wrote ${out}: ${n} faces, each plain then with a template mask`);
+  return 0;
 }

@@ -4,7 +4,7 @@
 
 import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
-import { inspect, pack, synth } from './data';
+import { augment, inspect, pack, synth } from './data';
 
 interface Command {
   summary: string;
@@ -22,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   synth: { summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities', run: synth },
   pack: { summary: 'pack an image folder (one sub-folder per identity): maskfr pack DIR OUT.rec', run: pack },
   inspect: { summary: 'counts and a contact sheet of a dataset: maskfr inspect X.rec [--sheet OUT.png]', run: inspect },
+  augment: { summary: 'preview mask synthesis: maskfr augment --preview N OUT.png', run: augment },
   models: { summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs', run: listModels },
   fold: { summary: 'fold every BatchNorm: maskfr fold IN.safetensors OUT.safetensors --model NAME', run: fold },
   export: { summary: 'ONNX export: maskfr export --model NAME [--weights W.safetensors] --out M.onnx [--fold]', run: exportOnnx },

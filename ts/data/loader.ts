@@ -22,11 +22,16 @@ export interface LoaderOptions {
   threads?: number;
   /** Skip and count corrupt records instead of failing. */
   skipCorrupt?: boolean;
+  /** Share of samples given a synthesized mask by the workers (default 0: none; the seed's
+   *  team used 0.35). */
+  maskProbability?: number;
 }
 
 export interface Batch {
   images: Tensor;
   labels: Int32Array;
+  /** Which samples carry a synthesized mask (for the MoE head and the reports). */
+  masked: boolean[];
 }
 
 type NativeLoader = ReturnType<typeof native.DataLoader.fromFiles>;
@@ -49,6 +54,7 @@ export class Loader {
       prefetch: o.prefetch ?? 4,
       threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
       skipCorrupt: o.skipCorrupt ?? false,
+      maskProbability: o.maskProbability ?? 0,
     };
   }
 
@@ -71,7 +77,7 @@ export class Loader {
       const next = await this.inner.next();
       if (next === null) return;
       this.skipped.push(...next.skipped);
-      yield { images: new Tensor(next.images), labels: next.labels };
+      yield { images: new Tensor(next.images), labels: next.labels, masked: next.masked };
     }
   }
 }

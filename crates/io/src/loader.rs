@@ -64,9 +64,9 @@ impl Source for FileSource {
 }
 
 /// Pixel work applied to every decoded sample before normalisation (the mask synthesizers
-/// plug in here); `seed` is the sample's own seed.
+/// plug in here); `seed` is the sample's own seed. Returns whether the sample is now masked.
 pub trait Augment: Send + Sync {
-    fn apply(&self, img: &mut Rgb, seed: u64);
+    fn apply(&self, img: &mut Rgb, seed: u64) -> bool;
 }
 
 #[derive(Clone)]
@@ -86,11 +86,12 @@ pub struct LoaderConfig {
     pub skip_corrupt: bool,
 }
 
-/// A batch: `[n, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, and the samples
-/// skipped as corrupt while building it.
+/// A batch: `[n, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, which samples
+/// the augmentation masked, and the samples skipped as corrupt while building it.
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
+    pub masked: Vec<bool>,
     pub skipped: Vec<String>,
 }
 
@@ -116,7 +117,8 @@ pub fn shard(n: usize, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
     (0..per_rank).map(|k| order[(k * cfg.world + cfg.rank) % n.max(1)]).collect()
 }
 
-/// Decodes, checks, augments, flips and normalises one sample into `out` (`3·size²`).
+/// Decodes, checks, augments, flips and normalises one sample into `out` (`3·size²`);
+/// returns whether the augmentation masked it.
 fn prepare(
     bytes: &[u8],
     what: &str,
@@ -124,7 +126,7 @@ fn prepare(
     aug: Option<&dyn Augment>,
     seed: u64,
     out: &mut [f32],
-) -> Result<()> {
+) -> Result<bool> {
     let mut img = decode(bytes, what)?;
     if img.width != cfg.size || img.height != cfg.size {
         return err(format!(
@@ -132,9 +134,7 @@ fn prepare(
             img.width, img.height, cfg.size, cfg.size
         ));
     }
-    if let Some(a) = aug {
-        a.apply(&mut img, seed);
-    }
+    let masked = aug.is_some_and(|a| a.apply(&mut img, seed));
     let flip = cfg.flip && mix(seed, 1) & 1 == 1;
     let plane = cfg.size * cfg.size;
     for y in 0..cfg.size {
@@ -146,7 +146,7 @@ fn prepare(
             }
         }
     }
-    Ok(())
+    Ok(masked)
 }
 
 /// One epoch's batches, built by worker threads in order.
@@ -216,17 +216,19 @@ fn build(
     b: usize,
 ) -> Result<Batch> {
     let per = 3 * cfg.size * cfg.size;
-    let mut batch = Batch { images: vec![0.0; idx.len() * per], labels: Vec::new(), skipped: Vec::new() };
+    let mut batch =
+        Batch { images: vec![0.0; idx.len() * per], labels: Vec::new(), masked: Vec::new(), skipped: Vec::new() };
     let mut filled = 0;
     for (k, &i) in idx.iter().enumerate() {
         let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
         let res = source.read(i).and_then(|(label, bytes)| {
             prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[filled * per..(filled + 1) * per])
-                .map(|_| label)
+                .map(|masked| (label, masked))
         });
         match res {
-            Ok(label) => {
+            Ok((label, masked)) => {
                 batch.labels.push(label);
+                batch.masked.push(masked);
                 filled += 1;
             }
             Err(e) if cfg.skip_corrupt => batch.skipped.push(e.0),

@@ -3,8 +3,10 @@
 //! templates (several shapes, many textures and colours) onto six face key points.
 
 pub mod geometry;
+pub mod pipeline;
 pub mod template;
 pub mod texture;
 
 pub use geometry::{face_keypoints, Homography, Point, ARCFACE_112};
+pub use pipeline::MaskPipeline;
 pub use template::{MaskShape, TemplateSynth};

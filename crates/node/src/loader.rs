@@ -3,8 +3,9 @@
 
 use crate::tensor::NativeTensor;
 use maskfr_core::Tensor;
-use maskfr_io::loader::{self, Epoch, FileSource, LoaderConfig, RecordSource, Source};
+use maskfr_io::loader::{self, Augment, Epoch, FileSource, LoaderConfig, RecordSource, Source};
 use maskfr_io::recordio::RecordFile;
+use maskfr_masks::MaskPipeline;
 use napi::bindgen_prelude::*;
 use napi::Task;
 use napi_derive::napi;
@@ -23,6 +24,8 @@ pub struct LoaderOptions {
     pub prefetch: u32,
     pub threads: u32,
     pub skip_corrupt: bool,
+    /// Share of samples given a synthesized mask in the workers (0 or absent: none).
+    pub mask_probability: Option<f64>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -30,6 +33,8 @@ pub struct LoadedBatch {
     /// `[n, 3, size, size]`, normalised `(x/255 − 0.5)/0.5`.
     pub images: NativeTensor,
     pub labels: Int32Array,
+    /// Which samples were masked by the augmentation.
+    pub masked: Vec<bool>,
     /// What was skipped as corrupt while building this batch (with `skipCorrupt`).
     pub skipped: Vec<String>,
 }
@@ -38,7 +43,15 @@ pub struct LoadedBatch {
 pub struct DataLoader {
     source: Arc<dyn Source>,
     cfg: LoaderConfig,
+    aug: Option<Arc<dyn Augment>>,
     epoch: Arc<Mutex<Option<Epoch>>>,
+}
+
+fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
+    match o.mask_probability.filter(|&p| p > 0.0) {
+        None => Ok(None),
+        Some(p) => Ok(Some(Arc::new(MaskPipeline::new(p).map_err(|e| Error::new(Status::InvalidArg, e))?))),
+    }
 }
 
 fn config(o: &LoaderOptions) -> LoaderConfig {
@@ -67,7 +80,7 @@ impl DataLoader {
     pub fn from_record(rec: String, idx: Option<String>, keys: Vec<i64>, options: LoaderOptions) -> Result<DataLoader> {
         let file = Arc::new(io(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?);
         let source = Arc::new(RecordSource { file, keys: keys.iter().map(|&k| k as u64).collect() });
-        Ok(DataLoader { source, cfg: config(&options), epoch: Arc::new(Mutex::new(None)) })
+        Ok(DataLoader { source, cfg: config(&options), aug: augment(&options)?, epoch: Arc::new(Mutex::new(None)) })
     }
 
     /// Image files with their labels.
@@ -83,6 +96,7 @@ impl DataLoader {
         Ok(DataLoader {
             source: Arc::new(FileSource { files }),
             cfg: config(&options),
+            aug: augment(&options)?,
             epoch: Arc::new(Mutex::new(None)),
         })
     }
@@ -90,7 +104,7 @@ impl DataLoader {
     /// Starts building epoch `epoch` in the background; returns its number of batches.
     #[napi(catch_unwind)]
     pub fn start_epoch(&self, epoch: u32) -> Result<u32> {
-        let e = io(loader::epoch(self.source.clone(), None, &self.cfg, epoch as u64))?;
+        let e = io(loader::epoch(self.source.clone(), self.aug.clone(), &self.cfg, epoch as u64))?;
         let n = e.batches() as u32;
         *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         Ok(n)
@@ -128,6 +142,7 @@ impl Task for NextBatch {
         Ok(Some(LoadedBatch {
             images: NativeTensor::wrap(images),
             labels: Int32Array::new(b.labels),
+            masked: b.masked,
             skipped: b.skipped,
         }))
     }

@@ -1,0 +1,39 @@
+//! The masking pipeline run inside the loader's workers: each sample is masked with a
+//! probability, by a synthesizer chosen per sample, all from the sample's seed.
+
+use crate::geometry::{Point, ARCFACE_112};
+use crate::template::{Rng, TemplateSynth};
+use maskfr_io::image_codec::Rgb;
+use maskfr_io::loader::Augment;
+
+#[derive(Clone, Copy, Debug)]
+pub struct MaskPipeline {
+    /// Share of samples masked (the seed's team masked 35%).
+    pub probability: f64,
+}
+
+impl MaskPipeline {
+    pub fn new(probability: f64) -> Result<MaskPipeline, String> {
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(format!("masks: probability must be in [0, 1], got {probability}"));
+        }
+        Ok(MaskPipeline { probability })
+    }
+}
+
+/// The ArcFace landmarks scaled to an aligned `size × size` face.
+fn aligned_landmarks(size: usize) -> [Point; 5] {
+    let s = size as f64 / 112.0;
+    ARCFACE_112.map(|p| [p[0] * s, p[1] * s])
+}
+
+impl Augment for MaskPipeline {
+    fn apply(&self, img: &mut Rgb, seed: u64) -> bool {
+        let mut r = Rng::new(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
+        if r.uniform() >= self.probability {
+            return false;
+        }
+        TemplateSynth.apply(img, &aligned_landmarks(img.width), seed);
+        true
+    }
+}
