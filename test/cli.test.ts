@@ -99,6 +99,6 @@ test('maskfr augment --preview writes a contact sheet of plain and masked faces'
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-aug-')), 'p.png');
   const r = run('augment', '--preview', '4', out);
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /4 faces, each plain then with a template mask/);
+  t.regex(r.stdout, /4 faces, each plain, with a template mask and with a rendered mask/);
   t.is(fs.readFileSync(out).subarray(1, 4).toString(), 'PNG');
 });

@@ -79,8 +79,8 @@ function contactSheet(imgs: { width: number; height: number; data: Buffer }[], c
   return out;
 }
 
-/** `maskfr augment --preview N OUT.png`: N synthetic faces, each plain then template-masked
- *  (the renderer synthesizer is not built yet), four pairs to a row. */
+/** `maskfr augment --preview N OUT.png`: N synthetic faces, each plain, template-masked and
+ *  renderer-masked, two faces to a row. */
 export function augment(argv: string[]): number {
   const p = parseArgs('augment', argv, ['preview', 'seed']);
   const [out] = p.positional;
@@ -91,9 +91,10 @@ export function augment(argv: string[]): number {
   const tiles: { width: number; height: number; data: Buffer }[] = [];
   for (let i = 0; i < n; i++) {
     const face = Buffer.from(syntheticFace(seed + 1, i, 0));
-    tiles.push({ width: S, height: S, data: face }, { width: S, height: S, data: native.templateMask(face, S, S, seed * 1000 + i, null) });
+    const s = seed * 1000 + i;
+    tiles.push(...[face, native.templateMask(face, S, S, s, null), native.renderMask(face, S, S, s, null)].map((data) => ({ width: S, height: S, data })));
   }
-  fs.writeFileSync(out, native.encodePng(contactSheet(tiles, 8), 8 * S, Math.ceil(tiles.length / 8) * S));
-  console.log(`wrote ${out}: ${n} faces, each plain then with a template mask`);
+  fs.writeFileSync(out, native.encodePng(contactSheet(tiles, 6), 6 * S, Math.ceil(tiles.length / 6) * S));
+  console.log(`wrote ${out}: ${n} faces, each plain, with a template mask and with a rendered mask`);
   return 0;
 }

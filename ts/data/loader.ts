@@ -25,6 +25,8 @@ export interface LoaderOptions {
   /** Share of samples given a synthesized mask by the workers (default 0: none; the seed's
    *  team used 0.35). */
   maskProbability?: number;
+  /** Share of the masked samples drawn by the template synthesizer, the rest rendered (0.5). */
+  maskTemplateShare?: number;
 }
 
 export interface Batch {
@@ -55,6 +57,7 @@ export class Loader {
       threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
       skipCorrupt: o.skipCorrupt ?? false,
       maskProbability: o.maskProbability ?? 0,
+      maskTemplateShare: o.maskTemplateShare ?? 0.5,
     };
   }
 

@@ -4,9 +4,11 @@
 
 pub mod geometry;
 pub mod pipeline;
+pub mod renderer;
 pub mod template;
 pub mod texture;
 
 pub use geometry::{face_keypoints, Homography, Point, ARCFACE_112};
 pub use pipeline::MaskPipeline;
+pub use renderer::RenderSynth;
 pub use template::{MaskShape, TemplateSynth};

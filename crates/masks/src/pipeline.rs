@@ -2,22 +2,27 @@
 //! probability, by a synthesizer chosen per sample, all from the sample's seed.
 
 use crate::geometry::{Point, ARCFACE_112};
+use crate::renderer::RenderSynth;
 use crate::template::{Rng, TemplateSynth};
 use maskfr_io::image_codec::Rgb;
 use maskfr_io::loader::Augment;
 
-#[derive(Clone, Copy, Debug)]
 pub struct MaskPipeline {
     /// Share of samples masked (the seed's team masked 35%).
     pub probability: f64,
+    /// Share of the masked samples drawn by the template synthesizer; the rest are rendered.
+    pub template_share: f64,
+    pub renderer: RenderSynth,
 }
 
 impl MaskPipeline {
-    pub fn new(probability: f64) -> Result<MaskPipeline, String> {
-        if !(0.0..=1.0).contains(&probability) {
-            return Err(format!("masks: probability must be in [0, 1], got {probability}"));
+    pub fn new(probability: f64, template_share: f64) -> Result<MaskPipeline, String> {
+        for (name, v) in [("probability", probability), ("template share", template_share)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("masks: {name} must be in [0, 1], got {v}"));
+            }
         }
-        Ok(MaskPipeline { probability })
+        Ok(MaskPipeline { probability, template_share, renderer: RenderSynth::default() })
     }
 }
 
@@ -33,7 +38,12 @@ impl Augment for MaskPipeline {
         if r.uniform() >= self.probability {
             return false;
         }
-        TemplateSynth.apply(img, &aligned_landmarks(img.width), seed);
+        let landmarks = aligned_landmarks(img.width);
+        if r.uniform() < self.template_share {
+            TemplateSynth.apply(img, &landmarks, seed);
+        } else {
+            self.renderer.apply(img, &landmarks, seed);
+        }
         true
     }
 }

@@ -1,11 +1,11 @@
-//! The template synthesizer on aligned and non-aligned faces: nose tip and mouth corners
-//! covered, eye centres never; homography and key-point fits exact on known transforms;
+//! Both synthesizers on aligned and non-aligned faces: nose tip and mouth corners covered,
+//! eye centres never; homography and key-point fits exact on known transforms;
 //! deterministic by seed.
 
 use maskfr_io::image_codec::Rgb;
 use maskfr_masks::geometry::{face_keypoints, Homography, Point, ARCFACE_112};
 use maskfr_masks::template::{choose, draw, Choice, SHAPES};
-use maskfr_masks::TemplateSynth;
+use maskfr_masks::{RenderSynth, TemplateSynth};
 
 fn gray(w: usize, h: usize) -> Rgb {
     Rgb { width: w, height: h, data: vec![128; w * h * 3] }
@@ -21,15 +21,34 @@ fn white(c: Choice) -> Choice {
     Choice { colors: [[1.0; 3]; 2], ..c }
 }
 
+type Masker = Box<dyn Fn(&mut Rgb, &[Point; 5])>;
+
+/// Every way of masking a face: each template shape in white, and rendered masks.
+fn maskers() -> Vec<(String, Masker)> {
+    let mut out: Vec<(String, Masker)> = SHAPES
+        .iter()
+        .enumerate()
+        .map(|(k, &shape)| {
+            let f: Box<dyn Fn(&mut Rgb, &[Point; 5])> =
+                Box::new(move |img, lm| draw(img, lm, &white(Choice { shape, ..choose(k as u64) })));
+            (format!("{shape:?}"), f)
+        })
+        .collect();
+    for seed in 0..4u64 {
+        out.push((format!("rendered #{seed}"), Box::new(move |img, lm| RenderSynth::default().apply(img, lm, seed))));
+    }
+    out
+}
+
 fn check_coverage(img0: &Rgb, lm: &[Point; 5], name: &str) {
-    for (k, shape) in SHAPES.iter().enumerate() {
+    for (what_mask, mask) in maskers() {
         let mut img = img0.clone();
-        draw(&mut img, lm, &white(Choice { shape: *shape, ..choose(k as u64) }));
+        mask(&mut img, lm);
         for (what, p) in [("nose tip", lm[2]), ("left mouth corner", lm[3]), ("right mouth corner", lm[4])] {
-            assert_ne!(px(&img, p), px(img0, p), "{name} {shape:?}: {what} not covered");
+            assert_ne!(px(&img, p), px(img0, p), "{name} {what_mask}: {what} not covered");
         }
         for (what, p) in [("left eye", lm[0]), ("right eye", lm[1])] {
-            assert_eq!(px(&img, p), px(img0, p), "{name} {shape:?}: {what} covered");
+            assert_eq!(px(&img, p), px(img0, p), "{name} {what_mask}: {what} covered");
         }
     }
 }
@@ -78,6 +97,13 @@ fn same_seed_same_mask_and_seeds_vary() {
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
+    let render = |seed| {
+        let mut img = gray(112, 112);
+        RenderSynth::default().apply(&mut img, &ARCFACE_112, seed);
+        img.data
+    };
+    assert_eq!(render(3), render(3));
+    assert_ne!(render(3), render(4));
     let shapes: std::collections::HashSet<_> = (0..200).map(|s| format!("{:?}", choose(s).shape)).collect();
     let patterns: std::collections::HashSet<_> = (0..200).map(|s| format!("{:?}", choose(s).fabric.pattern)).collect();
     assert_eq!(shapes.len(), 5, "every shape is drawn");

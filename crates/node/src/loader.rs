@@ -26,6 +26,9 @@ pub struct LoaderOptions {
     pub skip_corrupt: bool,
     /// Share of samples given a synthesized mask in the workers (0 or absent: none).
     pub mask_probability: Option<f64>,
+    /// Share of the masked samples drawn by the template synthesizer, the rest rendered
+    /// (default 0.5).
+    pub mask_template_share: Option<f64>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -50,7 +53,10 @@ pub struct DataLoader {
 fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
     match o.mask_probability.filter(|&p| p > 0.0) {
         None => Ok(None),
-        Some(p) => Ok(Some(Arc::new(MaskPipeline::new(p).map_err(|e| Error::new(Status::InvalidArg, e))?))),
+        Some(p) => {
+            let pipeline = MaskPipeline::new(p, o.mask_template_share.unwrap_or(0.5));
+            Ok(Some(Arc::new(pipeline.map_err(|e| Error::new(Status::InvalidArg, e))?)))
+        }
     }
 }
 

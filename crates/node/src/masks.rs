@@ -1,11 +1,11 @@
 //! Mask synthesis bindings (maskfr-masks).
 
 use maskfr_io::image_codec::Rgb;
-use maskfr_masks::{Point, TemplateSynth, ARCFACE_112};
+use maskfr_masks::{Point, RenderSynth, TemplateSynth, ARCFACE_112};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-fn landmarks(values: Option<Vec<f64>>) -> Result<[Point; 5]> {
+fn five(values: Option<Vec<f64>>) -> Result<[Point; 5]> {
     match values {
         None => Ok(ARCFACE_112),
         Some(v) if v.len() == 10 => Ok([0, 1, 2, 3, 4].map(|i| [v[2 * i], v[2 * i + 1]])),
@@ -16,23 +16,27 @@ fn landmarks(values: Option<Vec<f64>>) -> Result<[Point; 5]> {
     }
 }
 
+fn image(data: &Buffer, width: u32, height: u32) -> Result<Rgb> {
+    if data.len() != (width * height * 3) as usize {
+        let msg = format!("masks: {} bytes for a {width}x{height} RGB image", data.len());
+        return Err(Error::new(Status::InvalidArg, msg));
+    }
+    Ok(Rgb { width: width as usize, height: height as usize, data: data.to_vec() })
+}
+
 /// A copy of the RGB image (HWC) with a template mask drawn on it: the mask is chosen by
 /// `seed`; landmarks default to the ArcFace 112×112 template (aligned faces).
 #[napi(catch_unwind)]
-pub fn template_mask(
-    data: Buffer,
-    width: u32,
-    height: u32,
-    seed: i64,
-    landmarks_xy: Option<Vec<f64>>,
-) -> Result<Buffer> {
-    if data.len() != (width * height * 3) as usize {
-        return Err(Error::new(
-            Status::InvalidArg,
-            format!("masks: {} bytes for a {width}x{height} RGB image", data.len()),
-        ));
-    }
-    let mut img = Rgb { width: width as usize, height: height as usize, data: data.to_vec() };
-    TemplateSynth.apply(&mut img, &landmarks(landmarks_xy)?, seed as u64);
+pub fn template_mask(data: Buffer, width: u32, height: u32, seed: i64, landmarks: Option<Vec<f64>>) -> Result<Buffer> {
+    let mut img = image(&data, width, height)?;
+    TemplateSynth.apply(&mut img, &five(landmarks)?, seed as u64);
+    Ok(img.data.into())
+}
+
+/// A copy of the RGB image with a rendered commodity mask (head-surface model, shading).
+#[napi(catch_unwind)]
+pub fn render_mask(data: Buffer, width: u32, height: u32, seed: i64, landmarks: Option<Vec<f64>>) -> Result<Buffer> {
+    let mut img = image(&data, width, height)?;
+    RenderSynth::default().apply(&mut img, &five(landmarks)?, seed as u64);
     Ok(img.data.into())
 }
