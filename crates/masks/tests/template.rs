@@ -29,8 +29,7 @@ fn maskers() -> Vec<(String, Masker)> {
         .iter()
         .enumerate()
         .map(|(k, &shape)| {
-            let f: Box<dyn Fn(&mut Rgb, &[Point; 5])> =
-                Box::new(move |img, lm| draw(img, lm, &white(Choice { shape, ..choose(k as u64) })));
+            let f: Masker = Box::new(move |img, lm| draw(img, lm, &white(Choice { shape, ..choose(k as u64) })));
             (format!("{shape:?}"), f)
         })
         .collect();
