@@ -93,4 +93,11 @@ test('the loader masks a seeded share of samples in its workers and says which',
   t.true(flags.filter(Boolean).length >= 5 && flags.filter(Boolean).length <= 15, `${flags.filter(Boolean).length} of 20 masked`);
   half.forEach((b, k) => b.masked.forEach((m, i) => t.is(b.mouth[i] !== none[k].mouth[i], m, 'masked samples, and only they, change at the mouth')));
   t.throws(() => Loader.fromRecord(rec, { batch: 4, maskProbability: 1.5 }), { message: 'masks: probability must be in [0, 1], got 1.5' });
+  t.throws(() => Loader.fromRecord(rec, { batch: 4, maskProbability: 0.3, maskColorWeights: [1, 2] }), { message: /colour weights must be 6 non-negative numbers/ });
+  // Only black rendered masks: every masked mouth is dark.
+  for await (const b of Loader.fromRecord(rec, { batch: 10, flip: false, maskProbability: 1, maskTemplateShare: 0, maskColorWeights: [0, 0, 1, 0, 0, 0] }).epoch(0)) {
+    const px = b.images.toFloat32Array();
+    t.true(b.masked.every((m, i) => m && px[i * 3 * 112 * 112 + 92 * 112 + 56] < -0.6));
+    b.images.dispose();
+  }
 });

@@ -32,7 +32,7 @@ export { syntheticFace, identity as syntheticIdentity, ARCFACE_TEMPLATE } from '
 export { encodeVerificationBin } from './data/verification-bin';
 export { writeSyntheticDataset, SYNTH_DEFAULTS } from './data/synth-dataset';
 export type { SynthOptions } from './data/synth-dataset';
-export { Loader } from './data/loader';
+export { Loader, MASK_DEFAULTS } from './data/loader';
 export type { LoaderOptions, Batch } from './data/loader';
 export { readImageFolder } from './data/image-folder';
 export type { FolderDataset } from './data/image-folder';

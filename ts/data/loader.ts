@@ -27,7 +27,13 @@ export interface LoaderOptions {
   maskProbability?: number;
   /** Share of the masked samples drawn by the template synthesizer, the rest rendered (0.5). */
   maskTemplateShare?: number;
+  /** Weights of the rendered masks' colours: white, blue, black, green, grey, pink
+   *  (default 0.35, 0.3, 0.15, 0.08, 0.07, 0.05). */
+  maskColorWeights?: number[];
 }
+
+/** The seed team's masking: 35% of samples, split between the two synthesizers. */
+export const MASK_DEFAULTS = { maskProbability: 0.35, maskTemplateShare: 0.5 } as const;
 
 export interface Batch {
   images: Tensor;
@@ -58,6 +64,7 @@ export class Loader {
       skipCorrupt: o.skipCorrupt ?? false,
       maskProbability: o.maskProbability ?? 0,
       maskTemplateShare: o.maskTemplateShare ?? 0.5,
+      maskColorWeights: o.maskColorWeights,
     };
   }
 

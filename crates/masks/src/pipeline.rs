@@ -16,13 +16,28 @@ pub struct MaskPipeline {
 }
 
 impl MaskPipeline {
-    pub fn new(probability: f64, template_share: f64) -> Result<MaskPipeline, String> {
+    /// `color_weights`, when given, reweights the renderer's commodity colours (in the
+    /// order of [`crate::renderer::COLORS`]: white, blue, black, green, grey, pink).
+    pub fn new(probability: f64, template_share: f64, color_weights: Option<&[f64]>) -> Result<MaskPipeline, String> {
         for (name, v) in [("probability", probability), ("template share", template_share)] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("masks: {name} must be in [0, 1], got {v}"));
             }
         }
-        Ok(MaskPipeline { probability, template_share, renderer: RenderSynth::default() })
+        let mut renderer = RenderSynth::default();
+        if let Some(w) = color_weights {
+            if w.len() != renderer.colors.len()
+                || w.iter().any(|x| x.is_nan() || *x < 0.0)
+                || w.iter().sum::<f64>() <= 0.0
+            {
+                return Err(format!(
+                    "masks: colour weights must be {} non-negative numbers (white, blue, black, green, grey, pink) with a positive sum, got {w:?}",
+                    renderer.colors.len()
+                ));
+            }
+            renderer.colors.iter_mut().zip(w).for_each(|(c, &x)| c.1 = x);
+        }
+        Ok(MaskPipeline { probability, template_share, renderer })
     }
 }
 

@@ -29,6 +29,8 @@ pub struct LoaderOptions {
     /// Share of the masked samples drawn by the template synthesizer, the rest rendered
     /// (default 0.5).
     pub mask_template_share: Option<f64>,
+    /// Weights of the renderer's commodity colours: white, blue, black, green, grey, pink.
+    pub mask_color_weights: Option<Vec<f64>>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -54,7 +56,7 @@ fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
     match o.mask_probability.filter(|&p| p > 0.0) {
         None => Ok(None),
         Some(p) => {
-            let pipeline = MaskPipeline::new(p, o.mask_template_share.unwrap_or(0.5));
+            let pipeline = MaskPipeline::new(p, o.mask_template_share.unwrap_or(0.5), o.mask_color_weights.as_deref());
             Ok(Some(Arc::new(pipeline.map_err(|e| Error::new(Status::InvalidArg, e))?)))
         }
     }
