@@ -42,6 +42,12 @@ const RUN: Record<string, (i: Map<string, Tensor>, c: Case, name: string) => Ten
   l2Normalize: (i) => ops.l2Normalize(i.get('x')!),
   logSoftmax: (i) => ops.logSoftmax(i.get('x')!),
   crossEntropy: (i, _c, name) => ops.crossEntropy(i.get('logits')!, fxInt(`${name}.labels`)),
+  // The whole margin-softmax loss: normalise, cosines, margin, cross-entropy.
+  margin: (i, c) => {
+    const labels = fxInt('margin.labels');
+    const cos = ops.matmul(ops.l2Normalize(i.get('x')!), ops.l2Normalize(i.get('w')!), { transB: true });
+    return ops.crossEntropy(ops.marginLogits(cos, labels, c as unknown as ops.Margin), labels);
+  },
 };
 
 for (const [name, c] of Object.entries(cases)) {

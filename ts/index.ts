@@ -36,3 +36,5 @@ export { Loader, MASK_DEFAULTS } from './data/loader';
 export type { LoaderOptions, Batch } from './data/loader';
 export { readImageFolder } from './data/image-folder';
 export type { FolderDataset } from './data/image-folder';
+export { MarginSoftmax, COSFACE, ARCFACE } from './losses/margin';
+export type { Margin } from './tensor/ops';

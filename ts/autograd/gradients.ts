@@ -82,6 +82,10 @@ export const GRADIENTS = {
   logSoftmax(n, g) {
     return [t(native.logSoftmaxBackward(g.handle('logSoftmax backward'), n.output.handle('logSoftmax backward')))];
   },
+  marginLogits(n, g) {
+    const { labels, s, mArc } = n.attrs as { labels: Int32Array; s: number; mArc: number };
+    return [t(native.marginLogitsBackward(g.handle('marginLogits backward'), input(n, 0), labels, s, mArc))];
+  },
   crossEntropy(n, g) {
     return [t(native.crossEntropyBackward(saved(n, 0), n.attrs.labels as Int32Array, g.handle('crossEntropy backward')))];
   },

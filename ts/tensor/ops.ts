@@ -129,6 +129,23 @@ export function logSoftmax(x: Tensor): Tensor {
   return record(wrap(native.logSoftmax(x.handle('logSoftmax'))), 'logSoftmax', [x]);
 }
 
+export interface Margin {
+  /** Scale of the logits. */
+  s: number;
+  /** Additive angular margin (ArcFace: 0.5). */
+  mArc: number;
+  /** Additive cosine margin (CosFace: 0.4 as arcface_torch's WebFace42M recipes, 0.35 in the paper). */
+  mCos: number;
+}
+
+/** Combined-margin logits from cosines `[R, K]` (clamped to [−1, 1]): `s·cos θ` off target,
+ *  `s·(cos(θ + mArc) − mCos)` on each row's target `labels[i]`. */
+export function marginLogits(cos: Tensor, labels: Int32Array | readonly number[], m: Margin): Tensor {
+  const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
+  const y = wrap(native.marginLogits(cos.handle('marginLogits'), lab, m.s, m.mArc, m.mCos));
+  return record(y, 'marginLogits', [cos], { labels: lab, ...m });
+}
+
 /** Mean cross-entropy of the rows of `logits [R, K]` against integer `labels` in [0, K). */
 export function crossEntropy(logits: Tensor, labels: Int32Array | readonly number[]): Tensor {
   const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);

@@ -303,3 +303,24 @@ fn channel_sum_and_sum() {
     }
     assert!((reduce::sum(&x) - x.iter().sum::<f64>()).abs() < 1e-12);
 }
+
+#[test]
+fn margin_logits_gradients_cosface_and_arcface() {
+    let (rows, k) = (5, 7);
+    let cos: Vec<f64> = randn(rows * k, 31).iter().map(|v| (0.45 * v).tanh()).collect();
+    let labels = [3usize, 0, 6, 6, 1];
+    let r = randn(cos.len(), 32);
+    for (m_arc, m_cos) in [(0.0, 0.4), (0.5, 0.0), (0.3, 0.2)] {
+        let fwd = |c: &[f64]| {
+            let mut y = vec![0.0; c.len()];
+            loss::margin_logits(k, c, &labels, 64.0, m_arc, m_cos, &mut y);
+            y
+        };
+        let y = fwd(&cos);
+        assert!((y[3] - 64.0 * ((cos[3].acos() + m_arc).cos() - m_cos)).abs() < 1e-9, "target logit");
+        assert!((y[1] - 64.0 * cos[1]).abs() < 1e-12, "non-target logit");
+        let mut g = vec![f64::NAN; cos.len()];
+        loss::margin_logits_backward(k, &r, &cos, &labels, 64.0, m_arc, &mut g);
+        check(&format!("margin m_arc={m_arc} m_cos={m_cos}"), &cos, &r, fwd, &g);
+    }
+}

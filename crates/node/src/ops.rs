@@ -239,6 +239,25 @@ pub fn cross_entropy_backward(logp: &NativeTensor, labels: Int32Array, g: &Nativ
     wrap(be("cross_entropy_backward", &[lp, g])?.cross_entropy_backward(lp, &labels, g))
 }
 
+/// Combined-margin logits from cosines (CosFace: mArc 0; ArcFace: mCos 0).
+#[napi(catch_unwind)]
+pub fn margin_logits(cos: &NativeTensor, labels: Int32Array, s: f64, m_arc: f64, m_cos: f64) -> Result<NativeTensor> {
+    let c = cos.get()?;
+    wrap(be("margin_logits", &[c])?.margin_logits(c, &labels, s, m_arc, m_cos))
+}
+
+#[napi(catch_unwind)]
+pub fn margin_logits_backward(
+    gy: &NativeTensor,
+    cos: &NativeTensor,
+    labels: Int32Array,
+    s: f64,
+    m_arc: f64,
+) -> Result<NativeTensor> {
+    let (g, c) = (gy.get()?, cos.get()?);
+    wrap(be("margin_logits_backward", &[g, c])?.margin_logits_backward(g, c, &labels, s, m_arc))
+}
+
 #[napi(catch_unwind)]
 pub fn sgd_step(
     param: &NativeTensor,

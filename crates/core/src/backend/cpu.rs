@@ -399,6 +399,23 @@ impl Backend for CpuBackend {
         Ok(make(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
     }
 
+    fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor> {
+        let op = "margin_logits";
+        let (r, k) = rows(op, cos)?;
+        let lab = check_labels(op, labels, r, k)?;
+        let cd = cos.f32s(op)?;
+        Ok(make(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, s, m_arc, m_cos, y)))
+    }
+
+    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor> {
+        let op = "margin_logits_backward";
+        let (r, k) = rows(op, cos)?;
+        same_shape(op, gy, cos)?;
+        let lab = check_labels(op, labels, r, k)?;
+        let (gd, cd) = (gy.f32s(op)?, cos.f32s(op)?);
+        Ok(make(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, s, m_arc, gx)))
+    }
+
     fn sgd_step(
         &self,
         param: &Tensor,

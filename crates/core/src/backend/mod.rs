@@ -94,6 +94,10 @@ pub trait Backend: Sync {
     fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)>;
     fn cross_entropy_backward(&self, logp: &Tensor, labels: &[i32], g: &Tensor) -> Result<Tensor>;
 
+    /// Combined-margin logits from cosines `[R, K]` (CosFace: m_arc 0; ArcFace: m_cos 0).
+    fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor>;
+    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor>;
+
     /// One SGD step in place on `param` and its momentum buffer.
     fn sgd_step(
         &self,

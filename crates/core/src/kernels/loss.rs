@@ -36,3 +36,60 @@ pub fn cross_entropy_backward<T: Float>(k: usize, logp: &[T], labels: &[usize], 
         });
     });
 }
+
+/// Combined-margin logits (arcface_torch's CosFace / ArcFace family) from cosines `[R, K]`:
+/// `s·cos θ_j` off target, `s·(cos(θ_y + m_arc) − m_cos)` on target, cosines clamped to
+/// [−1, 1]. Past `θ + m_arc > π` ArcFace's usual fallback `cos θ − m_arc·sin m_arc` keeps
+/// the target logit decreasing in θ.
+pub fn margin_logits<T: Float>(k: usize, cos: &[T], labels: &[usize], s: f64, m_arc: f64, m_cos: f64, out: &mut [T]) {
+    out.par_chunks_mut(k).zip(cos.par_chunks(k)).enumerate().for_each(|(i, (o, c))| {
+        for (j, (o, &c)) in o.iter_mut().zip(c).enumerate() {
+            let c = c.f64().clamp(-1.0, 1.0);
+            *o = T::c(s * if j == labels[i] { target_cos(c, m_arc) - m_cos } else { c });
+        }
+    });
+}
+
+fn target_cos(c: f64, m: f64) -> f64 {
+    if m == 0.0 {
+        c
+    } else if c > (std::f64::consts::PI - m).cos() {
+        c * m.cos() - (1.0 - c * c).max(0.0).sqrt() * m.sin()
+    } else {
+        c - m * m.sin()
+    }
+}
+
+/// d(target_cos)/dc.
+fn target_slope(c: f64, m: f64) -> f64 {
+    if m == 0.0 || c <= (std::f64::consts::PI - m).cos() {
+        1.0
+    } else {
+        m.cos() + c / (1.0 - c * c).max(1e-12).sqrt() * m.sin()
+    }
+}
+
+/// Gradient of [`margin_logits`] with respect to the cosines (zero where they were clamped).
+pub fn margin_logits_backward<T: Float>(
+    k: usize,
+    gy: &[T],
+    cos: &[T],
+    labels: &[usize],
+    s: f64,
+    m_arc: f64,
+    gx: &mut [T],
+) {
+    gx.par_chunks_mut(k).zip(gy.par_chunks(k).zip(cos.par_chunks(k))).enumerate().for_each(|(i, (gr, (gyr, cr)))| {
+        for (j, (g, (&gy, &c))) in gr.iter_mut().zip(gyr.iter().zip(cr)).enumerate() {
+            let c = c.f64();
+            let slope = if c.abs() > 1.0 {
+                0.0
+            } else if j == labels[i] {
+                target_slope(c, m_arc)
+            } else {
+                1.0
+            };
+            *g = T::c(s * slope * gy.f64());
+        }
+    });
+}

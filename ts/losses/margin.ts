@@ -1,0 +1,40 @@
+// Margin-based softmax heads (arcface_torch's combined margin): embeddings and class centres
+// L2-normalised, cosines scaled and margined on the target, cross-entropy. The single-process
+// classifier; the sharded (model-parallel) one is built on the same margin op.
+
+import { Tensor } from '../tensor/tensor';
+import { randn } from '../tensor/random';
+import * as ops from '../tensor/ops';
+import { Module } from '../nn/module';
+
+export const COSFACE: ops.Margin = { s: 64, mArc: 0, mCos: 0.4 };
+export const ARCFACE: ops.Margin = { s: 64, mArc: 0.5, mCos: 0 };
+
+export class MarginSoftmax extends Module {
+  /** Class centres `[classes, embedding]`, N(0, 0.01) as arcface_torch's partial FC. */
+  readonly weight: Tensor;
+
+  constructor(
+    readonly embedding: number,
+    readonly classes: number,
+    readonly margin: ops.Margin = COSFACE,
+  ) {
+    super();
+    this.weight = this.param('weight', randn([classes, embedding], { std: 0.01 }));
+  }
+
+  /** The cosines of every embedding with every class centre, `[B, classes]`. */
+  cosines(embeddings: Tensor): Tensor {
+    return ops.matmul(ops.l2Normalize(embeddings), ops.l2Normalize(this.weight), { transB: true });
+  }
+
+  /** The cosines (the loss needs labels: `loss(embeddings, labels)`). */
+  forward(embeddings: Tensor): Tensor {
+    return this.cosines(embeddings);
+  }
+
+  /** Mean margin-softmax cross-entropy of `embeddings [B, D]` against `labels`. */
+  loss(embeddings: Tensor, labels: Int32Array | readonly number[]): Tensor {
+    return ops.crossEntropy(ops.marginLogits(this.cosines(embeddings), labels, this.margin), labels);
+  }
+}
