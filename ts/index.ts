@@ -38,3 +38,6 @@ export { readImageFolder } from './data/image-folder';
 export type { FolderDataset } from './data/image-folder';
 export { MarginSoftmax, COSFACE, ARCFACE } from './losses/margin';
 export type { Margin } from './tensor/ops';
+export { polyLr } from './optim/schedule';
+export type { PolySchedule } from './optim/schedule';
+export { clipGradNorm } from './optim/clip';

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  COSFACE, createModel, Loader, manualSeed, MarginSoftmax, noGrad, readVerificationBin, SGD, tensor, tidy, writeSyntheticDataset, IResNet,
+  clipGradNorm, COSFACE, createModel, Loader, manualSeed, MarginSoftmax, noGrad, polyLr, readVerificationBin, SGD, tensor, tidy,
+  writeSyntheticDataset, IResNet,
 } from '..';
 import { native } from '../native';
 
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   const before = verify(model, bin);
   console.log(`verification of held-out identities before training: ${(100 * before.model).toFixed(1)}% (raw pixels: ${(100 * before.raw).toFixed(1)}%)`);
   const loader = Loader.fromRecord(rec, { batch: BATCH, seed: 7 });
+  const schedule = { base: 0.1, warmupSteps: Math.max(1, Math.min(20, Math.floor(STEPS / 10))), totalSteps: STEPS };
   const t0 = performance.now();
   let step = 0;
   for (let epoch = 0; step < STEPS; epoch++) {
@@ -87,11 +89,12 @@ async function main(): Promise<void> {
         b.images.dispose();
         continue;
       }
-      opt.lr = 0.1 * Math.min(1, (step + 1) / 20) * (1 - step / STEPS); // warmup, then linear decay
+      opt.lr = polyLr(schedule, step);
       const loss = tidy(() => {
         opt.zeroGrad();
         const l = classifier.loss(model.forward(b.images), b.labels);
         l.backward();
+        clipGradNorm(model.parameters(), 5); // the backbone only, as arcface_torch
         opt.step();
         return l.item();
       });
