@@ -2,7 +2,7 @@
 // reference stored as float32). Tolerance: max|ours − torch| / max|torch| ≤ 1e-4.
 
 import test from 'ava';
-import { ops, Tensor, tensor, tidy } from '../ts';
+import { angleDistillation, KdForm, ops, Tensor, tensor, tidy } from '../ts';
 import { fixtures, fx, fxInt, has, assertClose } from './helpers';
 
 type Case = { op: string; [k: string]: unknown };
@@ -42,6 +42,7 @@ const RUN: Record<string, (i: Map<string, Tensor>, c: Case, name: string) => Ten
   l2Normalize: (i) => ops.l2Normalize(i.get('x')!),
   logSoftmax: (i) => ops.logSoftmax(i.get('x')!),
   crossEntropy: (i, _c, name) => ops.crossEntropy(i.get('logits')!, fxInt(`${name}.labels`)),
+  kd: (i, c) => angleDistillation(i.get('x')!, fx('kd.teacher'), c.form as KdForm),
   // The whole margin-softmax loss: normalise, cosines, margin, cross-entropy.
   margin: (i, c) => {
     const labels = fxInt('margin.labels');

@@ -41,3 +41,5 @@ export type { Margin } from './tensor/ops';
 export { polyLr } from './optim/schedule';
 export type { PolySchedule } from './optim/schedule';
 export { clipGradNorm } from './optim/clip';
+export { angleDistillation, kdLambda, convexObjective } from './losses/distill';
+export type { KdForm, LambdaSchedule } from './losses/distill';
