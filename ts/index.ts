@@ -43,3 +43,5 @@ export type { PolySchedule } from './optim/schedule';
 export { clipGradNorm } from './optim/clip';
 export { angleDistillation, kdLambda, convexObjective } from './losses/distill';
 export type { KdForm, LambdaSchedule } from './losses/distill';
+export { saveTrainingState, loadTrainingState } from './train/checkpoint';
+export type { TrainingCounters } from './train/checkpoint';

@@ -27,7 +27,7 @@ export type LambdaSchedule =
   | { kind: 'constant'; value: number }
   | { kind: 'linear'; from: number; to: number; steps: number }
   | { kind: 'cosine'; from: number; to: number; steps: number }
-  | { kind: 'step'; values: number[]; milestones: number[] };
+  | { kind: 'step'; values: readonly number[]; milestones: readonly number[] };
 
 /** λ at (0-based) iteration `step`, always within [0, 1]. */
 export function kdLambda(s: LambdaSchedule, step: number): number {

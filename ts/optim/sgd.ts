@@ -14,7 +14,8 @@ export class SGD {
   lr: number;
   readonly momentum: number;
   readonly weightDecay: number;
-  private readonly buffers: Tensor[];
+  /** Momentum buffers, one per parameter (saved with training checkpoints). */
+  readonly buffers: Tensor[];
 
   constructor(
     readonly params: Tensor[],
