@@ -1,0 +1,49 @@
+//! maskfr-dist: what ranks say to each other. The [`Communicator`] interface (NCCL will
+//! implement it on GPUs) and [`TcpComm`], its CPU implementation for ranks that are separate
+//! processes: a star over TCP with rank 0 at the centre, reductions summed in rank order so
+//! results are deterministic, and every wait bounded so a dead or stalled rank becomes an
+//! error naming it, never a hang.
+
+mod tcp;
+
+pub use tcp::TcpComm;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+}
+
+pub trait Communicator: Send {
+    fn rank(&self) -> usize;
+    fn world(&self) -> usize;
+    /// Every rank ends with the element-wise reduction of every rank's `buf`.
+    fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> Result<()>;
+    /// Every rank's `local` (equal lengths), concatenated in rank order.
+    fn all_gather(&mut self, local: &[f32]) -> Result<Vec<f32>>;
+    /// Every rank ends with `root`'s `buf`.
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<()>;
+    /// The all-reduced sum of `buf`, of which this rank keeps its `len/world` slice.
+    fn reduce_scatter(&mut self, buf: &[f32]) -> Result<Vec<f32>> {
+        let mut all = buf.to_vec();
+        self.all_reduce(&mut all, Reduce::Sum)?;
+        let per = all.len() / self.world();
+        Ok(all[self.rank() * per..(self.rank() + 1) * per].to_vec())
+    }
+    fn barrier(&mut self) -> Result<()> {
+        self.all_reduce(&mut [0.0], Reduce::Sum)
+    }
+}

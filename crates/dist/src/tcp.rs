@@ -1,0 +1,178 @@
+//! The CPU communicator: TCP on loopback (or any address), rank 0 at the centre of a star.
+
+use crate::{Communicator, Error, Reduce, Result};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+pub struct TcpComm {
+    rank: usize,
+    world: usize,
+    /// Rank 0: a stream per other rank (index r − 1); others: the stream to rank 0.
+    peers: Vec<TcpStream>,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out (is it alive?)".to_string(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                "connection closed (the rank exited?)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        Error(format!("{what}: {why}"))
+    }
+}
+
+fn send(s: &mut TcpStream, data: &[f32], peer: usize) -> Result<()> {
+    let mut bytes = Vec::with_capacity(8 + 4 * data.len());
+    bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+    s.write_all(&bytes).map_err(io(format!("sending to rank {peer}")))
+}
+
+fn recv(s: &mut TcpStream, peer: usize) -> Result<Vec<f32>> {
+    let mut len = [0u8; 8];
+    s.read_exact(&mut len).map_err(io(format!("waiting for rank {peer}")))?;
+    let mut buf = vec![0u8; 4 * u64::from_le_bytes(len) as usize];
+    s.read_exact(&mut buf).map_err(io(format!("receiving from rank {peer}")))?;
+    Ok(buf.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+impl TcpComm {
+    /// Rank 0: accepts the other `world − 1` ranks on `listener` within `timeout`.
+    pub fn root(listener: TcpListener, world: usize, timeout: Duration) -> Result<TcpComm> {
+        let deadline = Instant::now() + timeout;
+        listener.set_nonblocking(true).map_err(io("rendezvous"))?;
+        let mut peers: Vec<Option<TcpStream>> = (1..world).map(|_| None).collect();
+        while peers.iter().any(|p| p.is_none()) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).map_err(io("rendezvous"))?;
+                    s.set_read_timeout(Some(timeout)).map_err(io("rendezvous"))?;
+                    let mut r = [0u8; 8];
+                    s.read_exact(&mut r).map_err(io("rendezvous: reading a rank's number"))?;
+                    let r = u64::from_le_bytes(r) as usize;
+                    if r == 0 || r >= world || peers[r - 1].is_some() {
+                        return Err(Error(format!(
+                            "rendezvous: a peer announced rank {r}, expected a new one in 1..{world}"
+                        )));
+                    }
+                    peers[r - 1] = Some(s);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        let missing: Vec<usize> = (1..world).filter(|r| peers[r - 1].is_none()).collect();
+                        return Err(Error(format!("rendezvous: ranks {missing:?} did not join within {timeout:?}")));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(io("rendezvous")(e)),
+            }
+        }
+        Ok(TcpComm { rank: 0, world, peers: peers.into_iter().map(Option::unwrap).collect() })
+    }
+
+    /// Rank `rank` > 0: connects to rank 0 at `addr`, retrying until `timeout`.
+    pub fn join(addr: &str, rank: usize, world: usize, timeout: Duration) -> Result<TcpComm> {
+        let deadline = Instant::now() + timeout;
+        let mut s = loop {
+            match TcpStream::connect(addr) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(io(format!("rank {rank}: connecting to rank 0 at {addr}"))(e))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        s.set_read_timeout(Some(timeout)).map_err(io("rendezvous"))?;
+        s.set_nodelay(true).map_err(io("rendezvous"))?;
+        s.write_all(&(rank as u64).to_le_bytes()).map_err(io(format!("rank {rank}: announcing itself")))?;
+        Ok(TcpComm { rank, world, peers: vec![s] })
+    }
+
+    /// Every rank's buffer at rank 0 (in rank order), nothing elsewhere.
+    fn gather(&mut self, local: &[f32]) -> Result<Vec<Vec<f32>>> {
+        if self.rank != 0 {
+            send(&mut self.peers[0], local, 0)?;
+            return Ok(Vec::new());
+        }
+        let mut all = vec![local.to_vec()];
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            all.push(recv(p, i + 1)?);
+        }
+        Ok(all)
+    }
+
+    /// Rank 0's `buf` to every rank.
+    fn spread(&mut self, buf: &mut [f32]) -> Result<()> {
+        if self.rank == 0 {
+            for (i, p) in self.peers.iter_mut().enumerate() {
+                send(p, buf, i + 1)?;
+            }
+            return Ok(());
+        }
+        let got = recv(&mut self.peers[0], 0)?;
+        if got.len() != buf.len() {
+            return Err(Error(format!("rank {}: rank 0 sent {} values, expected {}", self.rank, got.len(), buf.len())));
+        }
+        buf.copy_from_slice(&got);
+        Ok(())
+    }
+}
+
+impl Communicator for TcpComm {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn world(&self) -> usize {
+        self.world
+    }
+
+    fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> Result<()> {
+        let parts = self.gather(buf)?;
+        if self.rank == 0 {
+            for (r, p) in parts.iter().enumerate().skip(1) {
+                if p.len() != buf.len() {
+                    return Err(Error(format!(
+                        "all_reduce: rank {r} sent {} values, rank 0 has {}",
+                        p.len(),
+                        buf.len()
+                    )));
+                }
+            }
+            // Rank order, whatever the arrival order: the same sums on every run.
+            for (i, v) in buf.iter_mut().enumerate() {
+                *v =
+                    parts.iter().map(|p| p[i]).reduce(|a, b| if op == Reduce::Sum { a + b } else { a.max(b) }).unwrap();
+            }
+        }
+        self.spread(buf)
+    }
+
+    fn all_gather(&mut self, local: &[f32]) -> Result<Vec<f32>> {
+        let parts = self.gather(local)?;
+        let mut all = vec![0.0; local.len() * self.world];
+        if self.rank == 0 {
+            if let Some((r, p)) = parts.iter().enumerate().find(|(_, p)| p.len() != local.len()) {
+                return Err(Error(format!("all_gather: rank {r} sent {} values, rank 0 has {}", p.len(), local.len())));
+            }
+            all = parts.concat();
+        }
+        self.spread(&mut all)?;
+        Ok(all)
+    }
+
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<()> {
+        // Through rank 0: root's buffer reaches it by a gather, then spreads.
+        if root != 0 {
+            let parts = self.gather(buf)?;
+            if self.rank == 0 {
+                buf.copy_from_slice(&parts[root]);
+            }
+        }
+        self.spread(buf)
+    }
+}
