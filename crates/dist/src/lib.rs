@@ -4,8 +4,10 @@
 //! results are deterministic, and every wait bounded so a dead or stalled rank becomes an
 //! error naming it, never a hang.
 
+mod partial_fc;
 mod tcp;
 
+pub use partial_fc::{shard, PartialFc, Step};
 pub use tcp::TcpComm;
 
 #[derive(Debug, Clone, PartialEq)]

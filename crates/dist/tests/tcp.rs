@@ -77,3 +77,84 @@ fn a_rank_that_dies_or_never_joins_is_named() {
     let e = root.all_reduce(&mut [1.0], Reduce::Sum).err().unwrap();
     assert!(e.0.starts_with("waiting for rank 1: "), "{}", e.0);
 }
+
+// ---- the sharded classifier ----
+
+use maskfr_dist::{shard, PartialFc};
+
+const C: usize = 11;
+const D: usize = 6;
+const B: usize = 8;
+
+fn value(seed: usize, i: usize) -> f32 {
+    ((seed * 7919 + i * 104_729) as f32 * 0.618_034).sin() * 2.0
+}
+fn labels() -> Vec<i32> {
+    (0..B).map(|i| ((i * 5 + 3) % C) as i32).collect()
+}
+
+/// One rank's step: its slice of the batch, its shard of the classes (ArcFace margin).
+fn fc_step(c: &mut TcpComm) -> (f64, Vec<f32>, Vec<f32>) {
+    let (w, r) = (c.world(), c.rank());
+    let b = B / w;
+    let emb: Vec<f32> = (r * b * D..(r + 1) * b * D).map(|i| value(1, i)).collect();
+    let lab = labels()[r * b..(r + 1) * b].to_vec();
+    let (start, n) = shard(C, w, r);
+    let weight: Vec<f32> = (start * D..(start + n) * D).map(|i| value(2, i)).collect();
+    let fc = PartialFc { start, classes: n, dim: D, s: 64.0, m_arc: 0.5, m_cos: 0.0 };
+    let s = fc.step(c, &weight, &emb, &lab).unwrap();
+    (s.loss, s.grad_embeddings, s.grad_weight)
+}
+
+fn close(a: &[f32], e: &[f32], what: &str) {
+    let scale = e.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+    let err = a.iter().zip(e).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(a.len() == e.len() && err <= 1e-5 * scale, "{what}: max error {err:e} vs scale {scale}");
+}
+
+#[test]
+fn the_sharded_classifier_does_not_depend_on_the_world_size() {
+    let one = ranks(1, fc_step).remove(0);
+    // The loss against a direct f64 computation (normalise, cosines, ArcFace margin with its
+    // fallback past θ + m > π, CE).
+    let arc =
+        |c: f64| if c > (std::f64::consts::PI - 0.5).cos() { (c.acos() + 0.5).cos() } else { c - 0.5 * 0.5f64.sin() };
+    let norm = |v: Vec<f64>| {
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<_>>()
+    };
+    let lab = labels();
+    let direct = (0..B)
+        .map(|i| {
+            let e = norm((0..D).map(|k| value(1, i * D + k) as f64).collect());
+            let z: Vec<f64> = (0..C)
+                .map(|j| {
+                    let w = norm((0..D).map(|k| value(2, j * D + k) as f64).collect());
+                    let c: f64 = e.iter().zip(&w).map(|(a, b)| a * b).sum();
+                    64.0 * if j == lab[i] as usize { arc(c) } else { c }
+                })
+                .collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln() - z[lab[i] as usize]
+        })
+        .sum::<f64>()
+        / B as f64;
+    assert!((one.0 - direct).abs() <= 1e-4 * direct.abs(), "loss {} vs direct {direct}", one.0);
+    for world in [2, 4] {
+        let parts = ranks(world, fc_step);
+        for (r, p) in parts.iter().enumerate() {
+            assert!((p.0 - one.0).abs() <= 1e-5 * one.0.abs(), "W={world} rank {r}: loss {} vs {}", p.0, one.0);
+        }
+        close(
+            &parts.iter().flat_map(|p| p.1.clone()).collect::<Vec<_>>(),
+            &one.1,
+            &format!("W={world} embedding gradient"),
+        );
+        close(
+            &parts.iter().flat_map(|p| p.2.clone()).collect::<Vec<_>>(),
+            &one.2,
+            &format!("W={world} weight gradient"),
+        );
+    }
+    assert_eq!((0..3).map(|r| shard(11, 3, r)).collect::<Vec<_>>(), vec![(0, 4), (4, 4), (8, 3)]);
+}

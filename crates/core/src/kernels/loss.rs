@@ -50,7 +50,8 @@ pub fn margin_logits<T: Float>(k: usize, cos: &[T], labels: &[usize], s: f64, m_
     });
 }
 
-fn target_cos(c: f64, m: f64) -> f64 {
+/// The target cosine after the angular margin (with ArcFace's fallback past θ + m > π).
+pub fn target_cos(c: f64, m: f64) -> f64 {
     if m == 0.0 {
         c
     } else if c > (std::f64::consts::PI - m).cos() {
@@ -61,7 +62,7 @@ fn target_cos(c: f64, m: f64) -> f64 {
 }
 
 /// d(target_cos)/dc.
-fn target_slope(c: f64, m: f64) -> f64 {
+pub fn target_slope(c: f64, m: f64) -> f64 {
     if m == 0.0 || c <= (std::f64::consts::PI - m).cos() {
         1.0
     } else {
