@@ -23,6 +23,17 @@ pub struct PartialFc {
     pub s: f64,
     pub m_arc: f64,
     pub m_cos: f64,
+    /// Negative-class sampling rate ρ: every positive class of the global batch plus random
+    /// negatives up to ρ·classes take part in a step; 1 scores the whole shard.
+    pub sample_rate: f64,
+    pub seed: u64,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 pub struct Step {
@@ -35,27 +46,52 @@ pub struct Step {
 }
 
 impl PartialFc {
-    /// Forward and backward of the mean margin-softmax loss of the global batch.
+    /// The shard classes scored at `step`: the positives among `labels` (global), then
+    /// seeded random negatives up to ⌈ρ·classes⌉, in ascending class order.
+    pub fn sampled(&self, labels: &[i64], step: u64) -> Vec<usize> {
+        let n = self.classes;
+        let mut keep = vec![false; n];
+        labels
+            .iter()
+            .filter_map(|&l| usize::try_from(l - self.start as i64).ok().filter(|&j| j < n))
+            .for_each(|j| keep[j] = true);
+        let want = ((self.sample_rate * n as f64).ceil() as usize).min(n);
+        let mut negatives: Vec<usize> = (0..n).filter(|&j| !keep[j]).collect();
+        let seed = mix(mix(self.seed, step), self.start as u64);
+        for i in (1..negatives.len()).rev() {
+            negatives.swap(i, (mix(seed, i as u64) % (i as u64 + 1)) as usize);
+        }
+        let extra = want.saturating_sub(keep.iter().filter(|&&k| k).count());
+        negatives.into_iter().take(extra).for_each(|j| keep[j] = true);
+        (0..n).filter(|&j| keep[j]).collect()
+    }
+
+    /// Forward and backward of the mean margin-softmax loss of the global batch at `step`.
     pub fn step(
         &self,
         comm: &mut dyn Communicator,
         weight: &[f32],
         embeddings: &[f32],
         labels: &[i32],
+        step: u64,
     ) -> Result<Step> {
-        let (d, n) = (self.dim, self.classes);
+        let d = self.dim;
         let b_local = labels.len();
         let e = comm.all_gather(embeddings)?;
         let y: Vec<i64> =
             comm.all_gather(&labels.iter().map(|&l| l as f32).collect::<Vec<_>>())?.iter().map(|&l| l as i64).collect();
         let b = y.len();
-        let (mut en, mut wn) = (vec![0f32; e.len()], vec![0f32; weight.len()]);
+        // The scored classes and their weights; labels remapped to positions among them.
+        let cols = self.sampled(&y, step);
+        let n = cols.len();
+        let sub: Vec<f32> = cols.iter().flat_map(|&j| weight[j * d..(j + 1) * d].iter().copied()).collect();
+        let (mut en, mut wn) = (vec![0f32; e.len()], vec![0f32; sub.len()]);
         l2_normalize(d, 1e-12, &e, &mut en);
-        l2_normalize(d, 1e-12, weight, &mut wn);
+        l2_normalize(d, 1e-12, &sub, &mut wn);
         let mut cos = vec![0f32; b * n];
         matmul(Mat::new(&en, b, d), Mat::t(&wn, n, d), &mut cos, false, true);
         // Logits with the margin on the targets this shard owns.
-        let local = |i: usize| usize::try_from(y[i] - self.start as i64).ok().filter(|&j| j < n);
+        let local = |i: usize| usize::try_from(y[i] - self.start as i64).ok().and_then(|j| cols.binary_search(&j).ok());
         let mut z = vec![0f64; b * n];
         let mut target = vec![0f32; b];
         for i in 0..b {
@@ -102,8 +138,13 @@ impl PartialFc {
         let own = comm.reduce_scatter(&gen)?;
         let mut grad_embeddings = vec![0f32; b_local * d];
         l2_normalize_backward(d, 1e-12, &own, embeddings, &mut grad_embeddings);
-        let mut grad_weight = vec![0f32; n * d];
-        l2_normalize_backward(d, 1e-12, &gwn, weight, &mut grad_weight);
+        let mut gsub = vec![0f32; n * d];
+        l2_normalize_backward(d, 1e-12, &gwn, &sub, &mut gsub);
+        // Classes not scored this step get no gradient.
+        let mut grad_weight = vec![0f32; weight.len()];
+        for (k, &j) in cols.iter().enumerate() {
+            grad_weight[j * d..(j + 1) * d].copy_from_slice(&gsub[k * d..(k + 1) * d]);
+        }
         Ok(Step { loss, grad_embeddings, grad_weight })
     }
 }

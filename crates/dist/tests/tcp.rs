@@ -101,8 +101,8 @@ fn fc_step(c: &mut TcpComm) -> (f64, Vec<f32>, Vec<f32>) {
     let lab = labels()[r * b..(r + 1) * b].to_vec();
     let (start, n) = shard(C, w, r);
     let weight: Vec<f32> = (start * D..(start + n) * D).map(|i| value(2, i)).collect();
-    let fc = PartialFc { start, classes: n, dim: D, s: 64.0, m_arc: 0.5, m_cos: 0.0 };
-    let s = fc.step(c, &weight, &emb, &lab).unwrap();
+    let fc = PartialFc { start, classes: n, dim: D, s: 64.0, m_arc: 0.5, m_cos: 0.0, sample_rate: 1.0, seed: 0 };
+    let s = fc.step(c, &weight, &emb, &lab, 0).unwrap();
     (s.loss, s.grad_embeddings, s.grad_weight)
 }
 
@@ -157,4 +157,22 @@ fn the_sharded_classifier_does_not_depend_on_the_world_size() {
         );
     }
     assert_eq!((0..3).map(|r| shard(11, 3, r)).collect::<Vec<_>>(), vec![(0, 4), (4, 4), (8, 3)]);
+}
+
+#[test]
+fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
+    let fc = PartialFc { start: 100, classes: 50, dim: D, s: 64.0, m_arc: 0.0, m_cos: 0.4, sample_rate: 0.2, seed: 9 };
+    let labels: Vec<i64> = vec![100, 107, 107, 149, 3, 260];
+    let picked = fc.sampled(&labels, 4);
+    assert_eq!(picked.len(), 10, "⌈0.2·50⌉ classes");
+    for j in [0, 7, 49] {
+        assert!(picked.contains(&j), "positive class {} kept", j + 100);
+    }
+    assert!(picked.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(picked, fc.sampled(&labels, 4), "seeded");
+    assert_ne!(picked, fc.sampled(&labels, 5), "another step, other negatives");
+    let many: Vec<i64> = (100..140).collect();
+    assert_eq!(fc.sampled(&many, 0).len(), 40, "more positives than ρ·n: all of them, no negatives");
+    let full = PartialFc { sample_rate: 1.0, ..fc };
+    assert_eq!(full.sampled(&labels, 0), (0..50).collect::<Vec<_>>());
 }
