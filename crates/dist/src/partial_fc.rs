@@ -27,6 +27,8 @@ pub struct PartialFc {
     /// negatives up to ρ·classes take part in a step; 1 scores the whole shard.
     pub sample_rate: f64,
     pub seed: u64,
+    /// Classes scored at a time (0: all): memory is B × chunk, not B × n_r.
+    pub chunk: usize,
 }
 
 fn mix(a: u64, b: u64) -> u64 {
@@ -88,52 +90,69 @@ impl PartialFc {
         let (mut en, mut wn) = (vec![0f32; e.len()], vec![0f32; sub.len()]);
         l2_normalize(d, 1e-12, &e, &mut en);
         l2_normalize(d, 1e-12, &sub, &mut wn);
-        let mut cos = vec![0f32; b * n];
-        matmul(Mat::new(&en, b, d), Mat::t(&wn, n, d), &mut cos, false, true);
-        // Logits with the margin on the targets this shard owns.
         let local = |i: usize| usize::try_from(y[i] - self.start as i64).ok().and_then(|j| cols.binary_search(&j).ok());
-        let mut z = vec![0f64; b * n];
-        let mut target = vec![0f32; b];
-        for i in 0..b {
-            for j in 0..n {
-                let c = (cos[i * n + j] as f64).clamp(-1.0, 1.0);
-                z[i * n + j] = self.s * if local(i) == Some(j) { target_cos(c, self.m_arc) - self.m_cos } else { c };
-            }
-            if let Some(j) = local(i) {
-                target[i] = z[i * n + j] as f32;
+        // Cosines and margined logits of classes [j0, j1): the B×n matrix never exists whole.
+        let chunk = if self.chunk == 0 { n.max(1) } else { self.chunk };
+        let logits = |j0: usize, j1: usize| -> (Vec<f32>, Vec<f64>) {
+            let w = j1 - j0;
+            let mut cos = vec![0f32; b * w];
+            matmul(Mat::new(&en, b, d), Mat::t(&wn[j0 * d..j1 * d], w, d), &mut cos, false, true);
+            let z = (0..b * w)
+                .map(|k| {
+                    let c = (cos[k] as f64).clamp(-1.0, 1.0);
+                    self.s * if local(k / w) == Some(j0 + k % w) { target_cos(c, self.m_arc) - self.m_cos } else { c }
+                })
+                .collect();
+            (cos, z)
+        };
+        // Forward: per row an online (max, Σexp) over the chunks, then the global softmax
+        // through all-reduced maxima and rescaled exp-sums.
+        let (mut max, mut sum, mut target) = (vec![f64::NEG_INFINITY; b], vec![0f64; b], vec![0f32; b]);
+        for j0 in (0..n).step_by(chunk) {
+            let j1 = (j0 + chunk).min(n);
+            let (_, z) = logits(j0, j1);
+            for i in 0..b {
+                let row = &z[i * (j1 - j0)..(i + 1) * (j1 - j0)];
+                let m = row.iter().fold(max[i], |m, &v| m.max(v));
+                sum[i] = sum[i] * (max[i] - m).exp() + row.iter().map(|&v| (v - m).exp()).sum::<f64>();
+                max[i] = m;
+                if let Some(j) = local(i).filter(|j| (j0..j1).contains(j)) {
+                    target[i] = row[j - j0] as f32;
+                }
             }
         }
-        // The global softmax: row maxima, then exp-sums, over every shard.
-        let mut max: Vec<f32> =
-            (0..b).map(|i| z[i * n..(i + 1) * n].iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) as f32).collect();
-        comm.all_reduce(&mut max, Reduce::Max)?;
-        let mut sum: Vec<f32> = (0..b)
-            .map(|i| z[i * n..(i + 1) * n].iter().map(|&v| (v - max[i] as f64).exp()).sum::<f64>() as f32)
-            .collect();
-        comm.all_reduce(&mut sum, Reduce::Sum)?;
+        let mut gmax: Vec<f32> = max.iter().map(|&m| m as f32).collect();
+        comm.all_reduce(&mut gmax, Reduce::Max)?;
+        let mut gsum: Vec<f32> = (0..b).map(|i| (sum[i] * (max[i] - gmax[i] as f64).exp()) as f32).collect();
+        comm.all_reduce(&mut gsum, Reduce::Sum)?;
         comm.all_reduce(&mut target, Reduce::Sum)?;
-        let loss = (0..b).map(|i| max[i] as f64 + (sum[i] as f64).ln() - target[i] as f64).sum::<f64>() / b as f64;
-        // d loss / d cos = s · slope · (p − onehot) / B.
-        let mut gcos = vec![0f32; b * n];
-        for i in 0..b {
-            for j in 0..n {
-                let p = (z[i * n + j] - max[i] as f64).exp() / sum[i] as f64;
-                let c = cos[i * n + j] as f64;
-                let is_target = local(i) == Some(j);
-                let slope = if c.abs() > 1.0 {
-                    0.0
-                } else if is_target {
-                    target_slope(c, self.m_arc)
-                } else {
-                    1.0
-                };
-                gcos[i * n + j] = (self.s * slope * (p - f64::from(u8::from(is_target))) / b as f64) as f32;
-            }
-        }
+        let loss = (0..b).map(|i| gmax[i] as f64 + (gsum[i] as f64).ln() - target[i] as f64).sum::<f64>() / b as f64;
+        // Backward, chunk by chunk: d loss / d cos = s · slope · (p − onehot) / B.
         let mut gwn = vec![0f32; n * d];
-        matmul(Mat::t(&gcos, b, n), Mat::new(&en, b, d), &mut gwn, false, true);
         let mut gen = vec![0f32; b * d];
-        matmul(Mat::new(&gcos, b, n), Mat::new(&wn, n, d), &mut gen, false, true);
+        for j0 in (0..n).step_by(chunk) {
+            let j1 = (j0 + chunk).min(n);
+            let w = j1 - j0;
+            let (cos, z) = logits(j0, j1);
+            let gcos: Vec<f32> = (0..b * w)
+                .map(|k| {
+                    let (i, j) = (k / w, j0 + k % w);
+                    let p = (z[k] - gmax[i] as f64).exp() / gsum[i] as f64;
+                    let c = cos[k] as f64;
+                    let is_target = local(i) == Some(j);
+                    let slope = if c.abs() > 1.0 {
+                        0.0
+                    } else if is_target {
+                        target_slope(c, self.m_arc)
+                    } else {
+                        1.0
+                    };
+                    (self.s * slope * (p - f64::from(u8::from(is_target))) / b as f64) as f32
+                })
+                .collect();
+            matmul(Mat::t(&gcos, b, w), Mat::new(&en, b, d), &mut gwn[j0 * d..j1 * d], false, true);
+            matmul(Mat::new(&gcos, b, w), Mat::new(&wn[j0 * d..j1 * d], w, d), &mut gen, true, true);
+        }
         // Every shard contributes to every embedding's gradient; each rank keeps its rows.
         let own = comm.reduce_scatter(&gen)?;
         let mut grad_embeddings = vec![0f32; b_local * d];

@@ -85,6 +85,8 @@ use maskfr_dist::{shard, PartialFc};
 const C: usize = 11;
 const D: usize = 6;
 const B: usize = 8;
+/// Two classes at a time: every shard is scored in several chunks.
+const CHUNK: usize = 2;
 
 fn value(seed: usize, i: usize) -> f32 {
     ((seed * 7919 + i * 104_729) as f32 * 0.618_034).sin() * 2.0
@@ -101,7 +103,17 @@ fn fc_step(c: &mut TcpComm) -> (f64, Vec<f32>, Vec<f32>) {
     let lab = labels()[r * b..(r + 1) * b].to_vec();
     let (start, n) = shard(C, w, r);
     let weight: Vec<f32> = (start * D..(start + n) * D).map(|i| value(2, i)).collect();
-    let fc = PartialFc { start, classes: n, dim: D, s: 64.0, m_arc: 0.5, m_cos: 0.0, sample_rate: 1.0, seed: 0 };
+    let fc = PartialFc {
+        start,
+        classes: n,
+        dim: D,
+        s: 64.0,
+        m_arc: 0.5,
+        m_cos: 0.0,
+        sample_rate: 1.0,
+        seed: 0,
+        chunk: CHUNK,
+    };
     let s = fc.step(c, &weight, &emb, &lab, 0).unwrap();
     (s.loss, s.grad_embeddings, s.grad_weight)
 }
@@ -161,7 +173,17 @@ fn the_sharded_classifier_does_not_depend_on_the_world_size() {
 
 #[test]
 fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
-    let fc = PartialFc { start: 100, classes: 50, dim: D, s: 64.0, m_arc: 0.0, m_cos: 0.4, sample_rate: 0.2, seed: 9 };
+    let fc = PartialFc {
+        start: 100,
+        classes: 50,
+        dim: D,
+        s: 64.0,
+        m_arc: 0.0,
+        m_cos: 0.4,
+        sample_rate: 0.2,
+        seed: 9,
+        chunk: 0,
+    };
     let labels: Vec<i64> = vec![100, 107, 107, 149, 3, 260];
     let picked = fc.sampled(&labels, 4);
     assert_eq!(picked.len(), 10, "⌈0.2·50⌉ classes");
