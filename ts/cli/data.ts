@@ -7,7 +7,8 @@ import { native } from '../native';
 import { SYNTH_DEFAULTS, writeSyntheticDataset } from '../data/synth-dataset';
 import { RecordDataset, writeRecordDataset } from '../data/recordio';
 import { readImageFolder } from '../data/image-folder';
-import { rng, syntheticFace } from '../data/synthetic-faces';
+import { syntheticFace } from '../data/synthetic-faces';
+import { rng } from '../tensor/random';
 import { parseArgs } from './args';
 
 export function synth(argv: string[]): number {

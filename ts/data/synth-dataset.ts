@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { native } from '../native';
-import { SIZE, syntheticFace, rng } from './synthetic-faces';
+import { SIZE, syntheticFace } from './synthetic-faces';
+import { rng } from '../tensor/random';
 import { writeRecordDataset } from './recordio';
 import { encodeVerificationBin } from './verification-bin';
 

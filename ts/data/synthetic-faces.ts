@@ -3,6 +3,8 @@
 // each image varies pose, expression, lighting, background, glasses, blur and noise.
 // Rendered aligned to the ArcFace 112×112 five-point template, with soft (anti-aliased) edges.
 
+import { rng } from '../tensor/random';
+
 /** ArcFace's 112×112 template: eyes, nose tip, mouth corners. */
 export const ARCFACE_TEMPLATE: readonly (readonly [number, number])[] = [
   [38.2946, 51.6963],
@@ -15,17 +17,6 @@ export const ARCFACE_TEMPLATE: readonly (readonly [number, number])[] = [
 export const SIZE = 112;
 
 type RGB = [number, number, number];
-
-/** Deterministic stream of uniforms (mulberry32). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const lerp = (a: number, b: number, t: number) => a + (b - a) * t;
 const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);

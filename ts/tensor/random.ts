@@ -4,19 +4,32 @@
 import { native } from '../native';
 import { Tensor, Shape } from './tensor';
 
-let state = 0x2545f491;
-
-export function manualSeed(seed: number): void {
-  state = seed >>> 0;
+/** A deterministic stream of 32-bit words (mulberry32). */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
 }
 
-/** The next 32-bit seed of the global stream (mulberry32). */
+/** A deterministic stream of uniforms in [0, 1). */
+export function rng(seed: number): () => number {
+  const words = mulberry32(seed);
+  return () => words() / 4294967296;
+}
+
+let stream = mulberry32(0x2545f491);
+
+export function manualSeed(seed: number): void {
+  stream = mulberry32(seed);
+}
+
+/** The next 32-bit seed of the global stream. */
 export function nextSeed(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return (t ^ (t >>> 14)) >>> 0;
+  return stream();
 }
 
 export function randn(shape: Shape, { mean = 0, std = 1, seed = nextSeed(), device = 'cpu' } = {}): Tensor {

@@ -4,11 +4,42 @@
 use crate::Float;
 use rayon::prelude::*;
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output mix: a bijection that scatters every input bit.
+fn finalize(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+fn splitmix64(z: u64) -> u64 {
+    finalize(z.wrapping_add(GOLDEN))
+}
+
+/// A hash of two words, for deriving seeds (per epoch, per sample, per step…).
+pub fn mix(a: u64, b: u64) -> u64 {
+    finalize(a ^ b.wrapping_mul(GOLDEN))
+}
+
+/// A sequential view of stream `seed`: draw `k` is `uniform(seed, k)`.
+pub struct Stream {
+    seed: u64,
+    next: u64,
+}
+
+impl Stream {
+    pub fn new(seed: u64) -> Stream {
+        Stream { seed, next: 0 }
+    }
+    pub fn uniform(&mut self) -> f64 {
+        self.next += 1;
+        uniform(self.seed, self.next - 1)
+    }
+    /// A uniformly chosen element of a non-empty slice.
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[((self.uniform() * xs.len() as f64) as usize).min(xs.len() - 1)]
+    }
 }
 
 /// Uniform in [0, 1) with 53 random bits.

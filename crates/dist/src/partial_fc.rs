@@ -8,6 +8,7 @@ use crate::{Communicator, Reduce, Result};
 use maskfr_core::kernels::gemm::{matmul, Mat};
 use maskfr_core::kernels::loss::{target_cos, target_slope};
 use maskfr_core::kernels::reduce::{l2_normalize, l2_normalize_backward};
+use maskfr_core::random::mix;
 
 /// Rank `rank`'s classes: `⌊C/W⌋ + [rank < C mod W]` of them from `⌊C/W⌋·rank + min(rank, C mod W)`.
 pub fn shard(classes: usize, world: usize, rank: usize) -> (usize, usize) {
@@ -29,13 +30,6 @@ pub struct PartialFc {
     pub seed: u64,
     /// Classes scored at a time (0: all): memory is B × chunk, not B × n_r.
     pub chunk: usize,
-}
-
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 pub struct Step {

@@ -6,6 +6,7 @@
 use crate::image_codec::{decode, Rgb};
 use crate::recordio::{unpack, RecordFile};
 use crate::{err, Result};
+use maskfr_core::random::mix;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -93,13 +94,6 @@ pub struct Batch {
     pub labels: Vec<i32>,
     pub masked: Vec<bool>,
     pub skipped: Vec<String>,
-}
-
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// This rank's sample order for `epoch`: a seeded permutation (Fisher–Yates), padded by

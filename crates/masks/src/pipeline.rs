@@ -3,7 +3,8 @@
 
 use crate::geometry::{Point, ARCFACE_112};
 use crate::renderer::RenderSynth;
-use crate::template::{Rng, TemplateSynth};
+use crate::template::TemplateSynth;
+use maskfr_core::random::Stream;
 use maskfr_io::image_codec::Rgb;
 use maskfr_io::loader::Augment;
 
@@ -49,7 +50,7 @@ fn aligned_landmarks(size: usize) -> [Point; 5] {
 
 impl Augment for MaskPipeline {
     fn apply(&self, img: &mut Rgb, seed: u64) -> bool {
-        let mut r = Rng::new(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
+        let mut r = Stream::new(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
         if r.uniform() >= self.probability {
             return false;
         }

@@ -7,7 +7,7 @@
 //! edge drawn from U(0.33, 0.40) down to 0.70, as insightface's mask renderer does.
 
 use crate::geometry::Point;
-use crate::template::Rng;
+use maskfr_core::random::Stream;
 use maskfr_io::image_codec::Rgb;
 
 /// Canonical head frame: x right, y down, z toward the camera; the eyes 0.76 apart.
@@ -90,7 +90,7 @@ impl Default for RenderSynth {
 impl RenderSynth {
     /// Draws a commodity mask on `img`, a face with these landmarks; chosen by `seed`.
     pub fn apply(&self, img: &mut Rgb, landmarks: &[Point; 5], seed: u64) {
-        let mut r = Rng::new(seed ^ 0x0DDB_A11C_0FFE_E000);
+        let mut r = Stream::new(seed ^ 0x0DDB_A11C_0FFE_E000);
         let total: f64 = self.colors.iter().map(|c| c.1).sum();
         let mut pick = r.uniform() * total;
         let color = self.colors.iter().find(|c| (pick -= c.1, pick).1 < 0.0).map_or(self.colors[0].0, |c| c.0);

@@ -5,6 +5,7 @@
 
 use crate::geometry::{face_keypoints, Homography, Point};
 use crate::texture::{Fabric, PATTERNS};
+use maskfr_core::random::Stream;
 use maskfr_io::image_codec::Rgb;
 
 /// Template key points, in the order of [`crate::geometry::face_keypoints`].
@@ -104,27 +105,8 @@ const PALETTE: [[f64; 3]; 12] = [
     [0.3, 0.75, 0.75],
 ];
 
-/// A tiny deterministic generator (splitmix64).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5851_F42D_4C95_7F2D)
-    }
-    pub fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[((self.uniform() * xs.len() as f64) as usize).min(xs.len() - 1)]
-    }
-}
-
 pub fn choose(seed: u64) -> Choice {
-    let mut r = Rng::new(seed);
+    let mut r = Stream::new(seed);
     let shape = r.pick(&SHAPES);
     let pattern = if r.uniform() < 0.35 { PATTERNS[0] } else { r.pick(&PATTERNS) };
     let fabric = Fabric {
@@ -133,7 +115,7 @@ pub fn choose(seed: u64) -> Choice {
         angle: r.uniform() * std::f64::consts::PI,
         seed: seed.rotate_left(17),
     };
-    let tint = |c: [f64; 3], r: &mut Rng| c.map(|x| (x * (0.85 + 0.3 * r.uniform())).min(1.0));
+    let tint = |c: [f64; 3], r: &mut Stream| c.map(|x| (x * (0.85 + 0.3 * r.uniform())).min(1.0));
     let colors = [tint(r.pick(&PALETTE), &mut r), tint(r.pick(&PALETTE), &mut r)];
     Choice { shape, fabric, colors }
 }

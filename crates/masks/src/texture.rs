@@ -1,5 +1,7 @@
 //! Procedural mask fabrics: patterns mixing two colours, evaluated at template coordinates.
 
+use maskfr_core::random::{mix, uniform};
+
 /// A fabric pattern; `value` returns the share of the second colour at a point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pattern {
@@ -34,9 +36,7 @@ pub const PATTERNS: [Pattern; 12] = [
 
 /// Hash of an integer lattice point to [0, 1).
 fn lattice(x: i64, y: i64, seed: u64) -> f64 {
-    let mut z = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ seed;
-    z = (z ^ (z >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    uniform(mix(seed, x as u64), y as u64)
 }
 
 /// Smooth value noise in [0, 1).
