@@ -25,23 +25,27 @@ function train(s: ReturnType<typeof setup>, from: number, to: number): void {
   }
 }
 
+const parts = (s: ReturnType<typeof setup>) => ({ modules: { backbone: s.model, head: s.head }, optimizers: { sgd: s.opt } });
+
 const weights = (s: ReturnType<typeof setup>): number[] => s.model.parameters().flatMap((p: Tensor) => [...p.toFloat32Array()]);
 
 test('save at step 2, resume in fresh objects: steps 3–4 give identical weights', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-resume-'));
   const a = setup();
   train(a, 0, 2);
-  saveTrainingState(dir, { backbone: a.model, head: a.head }, a.opt, { step: 2, epoch: 0 });
+  saveTrainingState(dir, parts(a), { step: 2, epoch: 0 });
   train(a, 2, 4);
   const b = setup();
   train(b, 0, 1); // diverge first: resuming must overwrite everything
-  const counters = loadTrainingState(dir, { backbone: b.model, head: b.head }, b.opt);
+  const counters = loadTrainingState(dir, parts(b));
   t.deepEqual(counters, { step: 2, epoch: 0 });
   train(b, 2, 4);
   t.deepEqual(weights(b), weights(a));
   t.deepEqual(fs.readdirSync(dir).sort(), ['backbone-00000002.safetensors', 'head-00000002.safetensors', 'optimizer-00000002.safetensors', 'state.json']);
-  saveTrainingState(dir, { backbone: a.model, head: a.head }, a.opt, { step: 4, epoch: 0 });
+  saveTrainingState(dir, parts(a), { step: 4, epoch: 0 });
   t.false(fs.readdirSync(dir).some((f) => f.includes('00000002')), 'the previous set is removed once the new one is complete');
-  t.throws(() => loadTrainingState(dir, { student: a.model }, a.opt), { message: /the checkpoint has no student \(it has backbone, head\)/ });
-  t.throws(() => loadTrainingState(path.join(dir, 'nope'), { backbone: a.model }, a.opt), { message: /no training checkpoint/ });
+  t.throws(() => loadTrainingState(dir, { modules: { student: a.model }, optimizers: { sgd: a.opt } }), {
+    message: /the checkpoint of step 4 has no student-00000004.safetensors \(it has backbone, head, optimizer\)/,
+  });
+  t.throws(() => loadTrainingState(path.join(dir, 'nope'), parts(a)), { message: /no training checkpoint/ });
 });

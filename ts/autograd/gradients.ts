@@ -86,6 +86,10 @@ export const GRADIENTS = {
     const { labels, s, mArc } = n.attrs as { labels: Int32Array; s: number; mArc: number };
     return [t(native.marginLogitsBackward(g.handle('marginLogits backward'), input(n, 0), labels, s, mArc))];
   },
+  fusedLoss(n, g) {
+    const k = g.item();
+    return n.owned.map((gr, i) => (wants(n, i) ? t(native.scale(gr.handle('fusedLoss backward'), k)) : null));
+  },
   crossEntropy(n, g) {
     return [t(native.crossEntropyBackward(saved(n, 0), n.attrs.labels as Int32Array, g.handle('crossEntropy backward')))];
   },

@@ -5,6 +5,7 @@
 import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
 import { augment, inspect, pack, synth } from './data';
+import { embedCommand, launchCommand, trainCommand } from './train';
 
 interface Command {
   summary: string;
@@ -26,6 +27,12 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs', run: listModels },
   fold: { summary: 'fold every BatchNorm: maskfr fold IN.safetensors OUT.safetensors --model NAME', run: fold },
   export: { summary: 'ONNX export: maskfr export --model NAME [--weights W.safetensors] --out M.onnx [--fold]', run: exportOnnx },
+  train: { summary: 'train: maskfr train --config FILE [--resume] [--quiet] [--set key=value …]', run: trainCommand },
+  launch: {
+    summary: 'start the ranks: maskfr launch --nproc-per-node N [--nnodes --node-rank --master-addr --master-port] -- train …',
+    run: launchCommand,
+  },
+  embed: { summary: "a teacher's embeddings of a dataset: maskfr embed --model NAME --weights W --data PATH --out FILE", run: embedCommand },
   fruits: { summary: 'FRUITS latency: maskfr fruits M.onnx, or --model NAME [--weights W] to compare folded/unfolded', run: fruits },
 };
 
@@ -45,7 +52,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`maskfr: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const own = name === 'launch' ? rest.slice(0, rest.indexOf('--') >>> 0) : rest; // launch: what follows -- is the ranks'
+  if (own.includes('--help') || own.includes('-h')) {
     console.log(`maskfr ${name}: ${cmd.summary}`);
     return 0;
   }

@@ -38,6 +38,8 @@ export const MASK_DEFAULTS = { maskProbability: 0.35, maskTemplateShare: 0.5 } a
 export interface Batch {
   images: Tensor;
   labels: Int32Array;
+  /** Each sample's index in the dataset (keys precomputed teacher embeddings). */
+  indices: Uint32Array;
   /** Which samples carry a synthesized mask (for the MoE head and the reports). */
   masked: boolean[];
 }
@@ -80,14 +82,20 @@ export class Loader {
     return new Loader(native.DataLoader.fromFiles(f.files, f.labels, Loader.options(o)));
   }
 
-  /** The batches of `epoch`, built in the background; the last partial batch is dropped. */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
-    const n = this.inner.startEpoch(epoch);
-    for (let b = 0; b < n; b++) {
+  /** The batches of `epoch` from batch `first` on, built in the background; the last
+   *  partial batch is dropped. */
+  async *epoch(epoch: number, first = 0): AsyncGenerator<Batch> {
+    const n = this.inner.startEpoch(epoch, first);
+    for (let b = first; b < n; b++) {
       const next = await this.inner.next();
       if (next === null) return;
       this.skipped.push(...next.skipped);
-      yield { images: new Tensor(next.images), labels: next.labels, masked: next.masked };
+      yield { images: new Tensor(next.images), labels: next.labels, indices: next.indices, masked: next.masked };
     }
+  }
+
+  /** Batches per epoch (the same for every epoch). */
+  batchesPerEpoch(): number {
+    return this.inner.batchesPerEpoch();
   }
 }

@@ -21,22 +21,23 @@ export interface StFile {
   metadata: Record<string, string>;
 }
 
-export function readSafetensors(file: string): StFile {
-  const buf = fs.readFileSync(file);
-  const fail = (why: string): never => {
-    throw new Error(`${file}: not a valid safetensors file: ${why}`);
-  };
-  if (buf.length < 8) fail(`${buf.length} bytes, shorter than the 8-byte header length`);
-  const n = Number(buf.readBigUInt64LE(0));
-  if (8 + n > buf.length) fail(`header length ${n} runs past the end of the ${buf.length}-byte file`);
+interface Located {
+  dtype: StDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** Checks the header (its JSON, dtypes, spans within `bodyLength`); returns the tensors'
+ *  places in the body and the metadata. */
+function parseHeader(json: Buffer, bodyLength: number, fail: (why: string) => never): { located: Map<string, Located>; metadata: Record<string, string> } {
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(json.toString('utf8')) as Record<string, unknown>;
   } catch (e) {
     return fail(`header is not JSON (${(e as Error).message})`);
   }
-  const body = buf.subarray(8 + n);
-  const tensors = new Map<string, StEntry>();
+  const located = new Map<string, Located>();
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const e = v as { dtype: StDType; shape: number[]; data_offsets: [number, number] };
@@ -44,12 +45,74 @@ export function readSafetensors(file: string): StFile {
     if (size === undefined) fail(`tensor '${name}' has unsupported dtype ${String(e.dtype)}`);
     const [begin, end] = e.data_offsets;
     const expect = e.shape.reduce((a, b) => a * b, 1) * size;
-    if (end - begin !== expect || end > body.length) {
-      fail(`tensor '${name}' (${e.dtype} [${e.shape.join(', ')}]) spans bytes ${begin}..${end}, expected ${expect} bytes within ${body.length}`);
+    if (end - begin !== expect || end > bodyLength) {
+      fail(`tensor '${name}' (${e.dtype} [${e.shape.join(', ')}]) spans bytes ${begin}..${end}, expected ${expect} bytes within ${bodyLength}`);
     }
-    tensors.set(name, { dtype: e.dtype, shape: e.shape, data: new Uint8Array(body.subarray(begin, end)) });
+    located.set(name, { dtype: e.dtype, shape: e.shape, begin, end });
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  return { located, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+}
+
+const failer = (file: string) => (why: string): never => {
+  throw new Error(`${file}: not a valid safetensors file: ${why}`);
+};
+
+export function readSafetensors(file: string): StFile {
+  const buf = fs.readFileSync(file);
+  const fail = failer(file);
+  if (buf.length < 8) fail(`${buf.length} bytes, shorter than the 8-byte header length`);
+  const n = Number(buf.readBigUInt64LE(0));
+  if (8 + n > buf.length) fail(`header length ${n} runs past the end of the ${buf.length}-byte file`);
+  const body = buf.subarray(8 + n);
+  const { located, metadata } = parseHeader(buf.subarray(8, 8 + n), body.length, fail);
+  const tensors = new Map<string, StEntry>();
+  for (const [name, e] of located) tensors.set(name, { dtype: e.dtype, shape: e.shape, data: new Uint8Array(body.subarray(e.begin, e.end)) });
+  return { tensors, metadata };
+}
+
+/** Rows of one F32 `[rows, dim]` tensor of a file read on demand, without loading the file
+ *  (precomputed embeddings of a whole training set do not fit in memory). */
+export class SafetensorsRows {
+  readonly rows: number;
+  readonly dim: number;
+  readonly metadata: Record<string, string>;
+  private readonly fd: number;
+  private readonly base: number;
+
+  constructor(readonly file: string, name: string) {
+    const fail = failer(file);
+    this.fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(this.fd).size;
+    const len = Buffer.alloc(8);
+    if (fs.readSync(this.fd, len, 0, 8, 0) < 8) fail(`${size} bytes, shorter than the 8-byte header length`);
+    const n = Number(len.readBigUInt64LE(0));
+    if (8 + n > size) fail(`header length ${n} runs past the end of the ${size}-byte file`);
+    const json = Buffer.alloc(n);
+    fs.readSync(this.fd, json, 0, n, 8);
+    const { located, metadata } = parseHeader(json, size - 8 - n, fail);
+    const e = located.get(name);
+    if (e === undefined || e.dtype !== 'F32' || e.shape.length !== 2) fail(`expected an F32 [rows, dim] tensor '${name}', found ${e === undefined ? 'none' : `${e.dtype} [${e.shape.join(', ')}]`}`);
+    [this.rows, this.dim] = e!.shape;
+    this.metadata = metadata;
+    this.base = 8 + n + e!.begin;
+  }
+
+  /** Rows `indices`, concatenated. */
+  read(indices: ArrayLike<number>): Float32Array {
+    const out = new Float32Array(indices.length * this.dim);
+    const bytes = new Uint8Array(out.buffer);
+    const rowBytes = 4 * this.dim;
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k];
+      if (!(i >= 0 && i < this.rows)) throw new Error(`${this.file}: row ${i} requested, the file has ${this.rows}`);
+      fs.readSync(this.fd, bytes, k * rowBytes, rowBytes, this.base + i * rowBytes);
+    }
+    return out;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
 }
 
 /** The entry's values as numbers in a typed array of its kind (I64 → Float64Array). */

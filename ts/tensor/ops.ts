@@ -146,6 +146,16 @@ export function marginLogits(cos: Tensor, labels: Int32Array | readonly number[]
   return record(y, 'marginLogits', [cos], { labels: lab, ...m });
 }
 
+/** A scalar loss computed outside the tape together with its gradients (a fused native
+ *  step such as the sharded classifier's): `grads[i]` is d value / d `inputs[i]`. The tape
+ *  scales them by the upstream gradient. Takes ownership of `grads`. */
+export function fusedLoss(value: number, inputs: Tensor[], grads: Tensor[]): Tensor {
+  inputs.forEach((x, i) => {
+    if (x.shape.join() !== grads[i]?.shape.join()) throw new Error(`fusedLoss: input ${i} is [${x.shape.join(', ')}], its gradient [${grads[i]?.shape.join(', ') ?? 'missing'}]`);
+  });
+  return record(new Tensor(native.NativeTensor.full([], value, inputs[0]?.device ?? 'cpu')), 'fusedLoss', inputs, {}, grads);
+}
+
 /** Mean cross-entropy of the rows of `logits [R, K]` against integer `labels` in [0, K). */
 export function crossEntropy(logits: Tensor, labels: Int32Array | readonly number[]): Tensor {
   const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);

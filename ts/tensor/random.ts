@@ -32,8 +32,10 @@ export function nextSeed(): number {
   return stream();
 }
 
-export function randn(shape: Shape, { mean = 0, std = 1, seed = nextSeed(), device = 'cpu' } = {}): Tensor {
-  return new Tensor(native.NativeTensor.randn([...shape], mean, std, seed, device));
+/** Normal values; `offset` starts at that element of the seed's stream (a shard of a larger
+ *  tensor gets the same values as the whole would have). */
+export function randn(shape: Shape, { mean = 0, std = 1, seed = nextSeed(), offset = 0, device = 'cpu' } = {}): Tensor {
+  return new Tensor(native.NativeTensor.randn([...shape], mean, std, seed, offset, device));
 }
 
 export function randUniform(shape: Shape, { low = 0, high = 1, seed = nextSeed(), device = 'cpu' } = {}): Tensor {

@@ -1,7 +1,8 @@
 // Training checkpoints that resume exactly: every module's state dict (arcface_torch names),
-// the optimiser's momentum buffers and a small JSON of counters. Each file is written under
-// a step-stamped name (temp file + rename) and `state.json`, written last and atomically,
-// names the complete set: a crash at any point leaves the previous checkpoint intact.
+// the optimisers' momentum buffers and a small JSON of counters. Every rank writes its own
+// files under step-stamped names (each a temp file + rename); once all have, rank 0 commits
+// `state.json` (also atomic), which names the step: a crash at any point leaves the previous
+// checkpoint whole. Only then are the previous step's files removed.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { tidy } from '../tensor/scope';
 import { native } from '../native';
 import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint';
 import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
+import { Communicator } from '../dist/comm';
 
 export interface TrainingCounters {
   step: number;
@@ -19,59 +21,88 @@ export interface TrainingCounters {
   [name: string]: number | string;
 }
 
-interface StateFile {
-  counters: TrainingCounters;
-  modules: Record<string, string>;
-  optimizer: string;
+/** What one rank saves: modules by name (a rank's own shard under a rank-specific name) and
+ *  optimisers by name. */
+export interface TrainingParts {
+  modules: Record<string, Module>;
+  optimizers: Record<string, SGD>;
 }
 
-export function saveTrainingState(dir: string, modules: Record<string, Module>, opt: SGD, counters: TrainingCounters): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const stamp = String(counters.step).padStart(8, '0');
-  const files: StateFile = { counters, modules: {}, optimizer: `optimizer-${stamp}.safetensors` };
-  for (const [name, m] of Object.entries(modules)) {
-    files.modules[name] = `${name}-${stamp}.safetensors`;
-    saveCheckpoint(m, path.join(dir, files.modules[name]));
-  }
-  const buffers = new Map<string, StEntry>(
-    opt.buffers.map((b, i) => [`momentum.${i}`, { dtype: 'F32', shape: [...b.shape], data: new Uint8Array(b.toFloat32Array().buffer) }]),
-  );
-  writeSafetensors(path.join(dir, files.optimizer), buffers, { lr: String(opt.lr) });
-  const previous = readState(dir);
-  const tmp = path.join(dir, `.state.json.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, JSON.stringify(files, null, 2));
-  fs.renameSync(tmp, path.join(dir, 'state.json'));
-  // Only now is the old set unreferenced.
-  if (previous !== null) {
-    for (const f of [...Object.values(previous.modules), previous.optimizer]) {
-      if (!Object.values(files.modules).includes(f) && f !== files.optimizer) fs.rmSync(path.join(dir, f), { force: true });
-    }
-  }
+interface StateFile {
+  counters: TrainingCounters;
+  stamp: string;
+  world: number;
 }
+
+const optimizerFile = (stamp: string, rank: number, world: number) => `optimizer${world > 1 ? `.rank${rank}` : ''}-${stamp}.safetensors`;
+const ownFiles = (parts: TrainingParts, stamp: string, rank: number, world: number) => [
+  ...Object.keys(parts.modules).map((m) => `${m}-${stamp}.safetensors`),
+  optimizerFile(stamp, rank, world),
+];
 
 function readState(dir: string): StateFile | null {
   const f = path.join(dir, 'state.json');
   return fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as StateFile) : null;
 }
 
-/** Restores modules and optimiser from `dir`; returns the counters to continue from. */
-export function loadTrainingState(dir: string, modules: Record<string, Module>, opt: SGD): TrainingCounters {
+/** Saves this rank's parts at `counters.step`; with a communicator every rank must call it. */
+export function saveTrainingState(dir: string, parts: TrainingParts, counters: TrainingCounters, comm: Communicator | null = null): void {
+  const [rank, world] = comm === null ? [0, 1] : [comm.rank, comm.world];
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = String(counters.step).padStart(8, '0');
+  const previous = readState(dir);
+  for (const [name, m] of Object.entries(parts.modules)) saveCheckpoint(m, path.join(dir, `${name}-${stamp}.safetensors`));
+  const buffers = new Map<string, StEntry>();
+  const lrs: Record<string, string> = {};
+  for (const [name, opt] of Object.entries(parts.optimizers)) {
+    opt.buffers.forEach((b, i) => buffers.set(`${name}.momentum.${i}`, { dtype: 'F32', shape: [...b.shape], data: new Uint8Array(b.toFloat32Array().buffer) }));
+    lrs[`${name}.lr`] = String(opt.lr);
+  }
+  writeSafetensors(path.join(dir, optimizerFile(stamp, rank, world)), buffers, lrs);
+  comm?.barrier();
+  if (rank === 0) {
+    const tmp = path.join(dir, `.state.json.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, JSON.stringify({ counters, stamp, world } satisfies StateFile, null, 2));
+    fs.renameSync(tmp, path.join(dir, 'state.json'));
+  }
+  comm?.barrier();
+  // Only now is the old set unreferenced.
+  if (previous !== null && previous.stamp !== stamp) {
+    for (const f of ownFiles(parts, previous.stamp, rank, world)) fs.rmSync(path.join(dir, f), { force: true });
+  }
+}
+
+/** The counters of the checkpoint in `dir`, or null when there is none. */
+export function checkpointCounters(dir: string): TrainingCounters | null {
+  return readState(dir)?.counters ?? null;
+}
+
+/** Restores this rank's parts from `dir`; returns the counters to continue from. */
+export function loadTrainingState(dir: string, parts: TrainingParts, comm: Communicator | null = null): TrainingCounters {
+  const [rank, world] = comm === null ? [0, 1] : [comm.rank, comm.world];
   const state = readState(dir);
   if (state === null) throw new Error(`${dir}: no training checkpoint (state.json missing)`);
-  const missing = Object.keys(modules).filter((m) => !(m in state.modules));
-  if (missing.length > 0) throw new Error(`${dir}: the checkpoint has no ${missing.join(', ')} (it has ${Object.keys(state.modules).join(', ')})`);
-  for (const [name, m] of Object.entries(modules)) loadCheckpoint(m, path.join(dir, state.modules[name]));
-  const st = readSafetensors(path.join(dir, state.optimizer));
-  if (st.tensors.size !== opt.buffers.length) {
-    throw new Error(`${dir}: the optimiser state has ${st.tensors.size} buffers, this optimiser ${opt.buffers.length}`);
+  if (state.world !== world) {
+    throw new Error(`${dir}: the checkpoint was written by ${state.world} ranks, this run has ${world} (the classifier shards would not match)`);
   }
-  tidy(() =>
-    opt.buffers.forEach((b, i) => {
-      const e = st.tensors.get(`momentum.${i}`)!;
-      if (e.shape.join() !== b.shape.join()) throw new Error(`${dir}: momentum ${i} has shape [${e.shape.join(', ')}], the parameter [${b.shape.join(', ')}]`);
-      native.copyInto(b.handle('loadTrainingState'), tensor(new Float32Array(entryValues(e)), e.shape).handle('loadTrainingState'));
-    }),
-  );
-  opt.lr = Number(st.metadata.lr);
+  const has = fs.readdirSync(dir).filter((f) => f.endsWith(`-${state.stamp}.safetensors`)).map((f) => f.slice(0, -`-${state.stamp}.safetensors`.length));
+  const missing = ownFiles(parts, state.stamp, rank, world).filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length > 0) {
+    throw new Error(`${dir}: the checkpoint of step ${state.counters.step} has no ${missing.join(', ')} (it has ${has.join(', ')})`);
+  }
+  for (const [name, m] of Object.entries(parts.modules)) loadCheckpoint(m, path.join(dir, `${name}-${state.stamp}.safetensors`));
+  const file = path.join(dir, optimizerFile(state.stamp, rank, world));
+  const st = readSafetensors(file);
+  tidy(() => {
+    for (const [name, opt] of Object.entries(parts.optimizers)) {
+      opt.buffers.forEach((b, i) => {
+        const e = st.tensors.get(`${name}.momentum.${i}`);
+        if (e === undefined) throw new Error(`${file}: no momentum ${i} of optimizer '${name}' (the run's optimisers differ from the checkpoint's)`);
+        if (e.shape.join() !== b.shape.join()) throw new Error(`${file}: momentum ${i} of '${name}' has shape [${e.shape.join(', ')}], the parameter [${b.shape.join(', ')}]`);
+        native.copyInto(b.handle('loadTrainingState'), tensor(new Float32Array(entryValues(e)), e.shape).handle('loadTrainingState'));
+      });
+      opt.lr = Number(st.metadata[`${name}.lr`]);
+    }
+  });
   return state.counters;
 }

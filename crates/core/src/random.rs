@@ -55,8 +55,10 @@ pub fn normal(seed: u64, i: u64) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
-pub fn fill_normal<T: Float>(seed: u64, mean: f64, std: f64, out: &mut [T]) {
-    out.par_iter_mut().enumerate().for_each(|(i, v)| *v = T::c(mean + std * normal(seed, i as u64)));
+/// Elements `offset..offset + out.len()` of the normal stream `seed` (a shard of a larger
+/// tensor draws the same values as the whole would).
+pub fn fill_normal<T: Float>(seed: u64, offset: u64, mean: f64, std: f64, out: &mut [T]) {
+    out.par_iter_mut().enumerate().for_each(|(i, v)| *v = T::c(mean + std * normal(seed, offset + i as u64)));
 }
 
 pub fn fill_uniform<T: Float>(seed: u64, lo: f64, hi: f64, out: &mut [T]) {

@@ -52,9 +52,16 @@ impl TcpComm {
                 Ok((mut s, _)) => {
                     s.set_nonblocking(false).map_err(io("rendezvous"))?;
                     s.set_read_timeout(Some(timeout)).map_err(io("rendezvous"))?;
-                    let mut r = [0u8; 8];
-                    s.read_exact(&mut r).map_err(io("rendezvous: reading a rank's number"))?;
-                    let r = u64::from_le_bytes(r) as usize;
+                    s.set_nodelay(true).map_err(io("rendezvous"))?;
+                    let mut hello = [0u8; 16];
+                    s.read_exact(&mut hello).map_err(io("rendezvous: reading a rank's number"))?;
+                    let r = u64::from_le_bytes(hello[..8].try_into().unwrap()) as usize;
+                    let w = u64::from_le_bytes(hello[8..].try_into().unwrap()) as usize;
+                    if w != world {
+                        return Err(Error(format!(
+                            "rendezvous: rank {r} was started for {w} ranks, rank 0 for {world}"
+                        )));
+                    }
                     if r == 0 || r >= world || peers[r - 1].is_some() {
                         return Err(Error(format!(
                             "rendezvous: a peer announced rank {r}, expected a new one in 1..{world}"
@@ -89,7 +96,8 @@ impl TcpComm {
         };
         s.set_read_timeout(Some(timeout)).map_err(io("rendezvous"))?;
         s.set_nodelay(true).map_err(io("rendezvous"))?;
-        s.write_all(&(rank as u64).to_le_bytes()).map_err(io(format!("rank {rank}: announcing itself")))?;
+        let hello: Vec<u8> = [rank as u64, world as u64].iter().flat_map(|v| v.to_le_bytes()).collect();
+        s.write_all(&hello).map_err(io(format!("rank {rank}: announcing itself")))?;
         Ok(TcpComm { rank, world, peers: vec![s] })
     }
 

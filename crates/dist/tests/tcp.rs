@@ -76,6 +76,13 @@ fn a_rank_that_dies_or_never_joins_is_named() {
     dying.join().unwrap();
     let e = root.all_reduce(&mut [1.0], Reduce::Sum).err().unwrap();
     assert!(e.0.starts_with("waiting for rank 1: "), "{}", e.0);
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let wrong = thread::spawn(move || TcpComm::join(&addr, 1, 3, T).map(|_| ()));
+    let e = TcpComm::root(listener, 2, T).err().unwrap();
+    assert_eq!(e.0, "rendezvous: rank 1 was started for 3 ranks, rank 0 for 2");
+    wrong.join().unwrap().ok();
 }
 
 // ---- the sharded classifier ----

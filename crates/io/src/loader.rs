@@ -92,6 +92,8 @@ pub struct LoaderConfig {
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
+    /// Each sample's index in the source (to look up precomputed teacher embeddings).
+    pub indices: Vec<u32>,
     pub masked: Vec<bool>,
     pub skipped: Vec<String>,
 }
@@ -129,23 +131,28 @@ fn prepare(
         ));
     }
     let masked = aug.is_some_and(|a| a.apply(&mut img, seed));
-    let flip = cfg.flip && mix(seed, 1) & 1 == 1;
-    let plane = cfg.size * cfg.size;
-    for y in 0..cfg.size {
-        for x in 0..cfg.size {
-            let sx = if flip { cfg.size - 1 - x } else { x };
-            let p = &img.data[(y * cfg.size + sx) * 3..][..3];
+    normalize(&img, cfg.flip && mix(seed, 1) & 1 == 1, out);
+    Ok(masked)
+}
+
+/// An RGB image as CHW f32 `(x/255 − 0.5)/0.5` into `out` (`3·w·h`), mirrored if `flip`.
+pub fn normalize(img: &Rgb, flip: bool, out: &mut [f32]) {
+    let (w, h) = (img.width, img.height);
+    for y in 0..h {
+        for x in 0..w {
+            let sx = if flip { w - 1 - x } else { x };
+            let p = &img.data[(y * w + sx) * 3..][..3];
             for c in 0..3 {
-                out[c * plane + y * cfg.size + x] = p[c] as f32 / 127.5 - 1.0;
+                out[c * w * h + y * w + x] = p[c] as f32 / 127.5 - 1.0;
             }
         }
     }
-    Ok(masked)
 }
 
 /// One epoch's batches, built by worker threads in order.
 pub struct Epoch {
     receivers: Vec<Receiver<Result<Batch>>>,
+    first: usize,
     next: usize,
     batches: usize,
 }
@@ -162,15 +169,22 @@ impl Iterator for Epoch {
         if self.next >= self.batches {
             return None;
         }
-        let r = &self.receivers[self.next % self.receivers.len()];
+        let r = &self.receivers[(self.next - self.first) % self.receivers.len()];
         self.next += 1;
         Some(r.recv().unwrap_or_else(|_| err("loader: a worker thread stopped")))
     }
 }
 
-/// Starts building epoch `epoch`'s batches (the last partial batch is dropped, as training
-/// loaders do). Dropping the iterator stops the workers after their current batch.
-pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &LoaderConfig, epoch: u64) -> Result<Epoch> {
+/// Starts building epoch `epoch`'s batches from batch `first` on (a resumed run skips what
+/// it already trained on without decoding it; the last partial batch is dropped, as
+/// training loaders do). Dropping the iterator stops the workers after their current batch.
+pub fn epoch(
+    source: Arc<dyn Source>,
+    aug: Option<Arc<dyn Augment>>,
+    cfg: &LoaderConfig,
+    epoch: u64,
+    first: usize,
+) -> Result<Epoch> {
     if cfg.batch == 0 || cfg.world == 0 || cfg.rank >= cfg.world {
         return err(format!(
             "loader: batch {} rank {} world {}: need batch ≥ 1 and rank < world",
@@ -182,7 +196,10 @@ pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &Loade
     }
     let order = Arc::new(shard(source.len(), cfg, epoch));
     let batches = order.len() / cfg.batch;
-    let threads = cfg.threads.clamp(1, batches.max(1));
+    if first > batches {
+        return err(format!("loader: epoch {epoch} has {batches} batches, cannot start at batch {first}"));
+    }
+    let threads = cfg.threads.clamp(1, (batches - first).max(1));
     let depth = cfg.prefetch.div_ceil(threads).max(1);
     let mut receivers = Vec::new();
     for t in 0..threads {
@@ -190,7 +207,7 @@ pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &Loade
         receivers.push(rx);
         let (source, aug, order, cfg) = (source.clone(), aug.clone(), order.clone(), cfg.clone());
         thread::spawn(move || {
-            for b in (t..batches).step_by(threads) {
+            for b in (first + t..batches).step_by(threads) {
                 let batch = build(&*source, aug.as_deref(), &order[b * cfg.batch..(b + 1) * cfg.batch], &cfg, epoch, b);
                 if tx.send(batch).is_err() {
                     return; // the consumer went away
@@ -198,7 +215,7 @@ pub fn epoch(source: Arc<dyn Source>, aug: Option<Arc<dyn Augment>>, cfg: &Loade
             }
         });
     }
-    Ok(Epoch { receivers, next: 0, batches })
+    Ok(Epoch { receivers, first, next: first, batches })
 }
 
 fn build(
@@ -211,7 +228,7 @@ fn build(
 ) -> Result<Batch> {
     let per = 3 * cfg.size * cfg.size;
     let mut batch =
-        Batch { images: vec![0.0; idx.len() * per], labels: Vec::new(), masked: Vec::new(), skipped: Vec::new() };
+        Batch { images: vec![0.0; idx.len() * per], labels: vec![], indices: vec![], masked: vec![], skipped: vec![] };
     let mut filled = 0;
     for (k, &i) in idx.iter().enumerate() {
         let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
@@ -222,6 +239,7 @@ fn build(
         match res {
             Ok((label, masked)) => {
                 batch.labels.push(label);
+                batch.indices.push(i as u32);
                 batch.masked.push(masked);
                 filled += 1;
             }

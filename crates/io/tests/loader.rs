@@ -48,7 +48,7 @@ fn cfg(threads: usize) -> LoaderConfig {
 }
 
 fn collect(src: &Arc<dyn Source>, c: &LoaderConfig, ep: u64) -> Vec<(Vec<f32>, Vec<i32>)> {
-    epoch(src.clone(), None, c, ep).unwrap().map(|b| b.unwrap()).map(|b| (b.images, b.labels)).collect()
+    epoch(src.clone(), None, c, ep, 0).unwrap().map(|b| b.unwrap()).map(|b| (b.images, b.labels)).collect()
 }
 
 #[test]
@@ -58,6 +58,11 @@ fn same_seed_same_batches_whatever_the_threads() {
     assert_eq!(one.len(), N / 4, "the last partial batch is dropped");
     assert_eq!(one, collect(&src, &cfg(3), 0));
     assert_ne!(one, collect(&src, &cfg(2), 1), "another epoch, another order");
+    let rest: Vec<_> = epoch(src.clone(), None, &cfg(2), 0, 2).unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(rest.len(), one.len() - 2, "starting at batch 2 skips two");
+    assert!(rest.iter().zip(&one[2..]).all(|(b, o)| (&b.images, &b.labels) == (&o.0, &o.1)), "and resumes exactly");
+    assert!(rest.iter().all(|b| b.indices.len() == b.labels.len()));
+    assert!(epoch(src.clone(), None, &cfg(1), 0, one.len() + 1).is_err());
     let px = &one[0].0;
     assert!(px.iter().all(|v| (-1.0..=1.0).contains(v)), "normalised to [-1, 1]");
 }
@@ -91,11 +96,15 @@ fn ranks_partition_the_epoch_and_flips_happen() {
 #[test]
 fn corrupt_records_are_reported_or_skipped() {
     let src = dataset(Some(6));
-    let e =
-        epoch(src.clone(), None, &LoaderConfig { shuffle: false, ..cfg(1) }, 0).unwrap().nth(1).unwrap().err().unwrap();
+    let e = epoch(src.clone(), None, &LoaderConfig { shuffle: false, ..cfg(1) }, 0, 0)
+        .unwrap()
+        .nth(1)
+        .unwrap()
+        .err()
+        .unwrap();
     assert!(e.0.contains("d.rec: record 6: corrupt image") || e.0.contains("d.rec: record 6: 12 bytes"), "{}", e.0);
     let c = LoaderConfig { shuffle: false, skip_corrupt: true, ..cfg(1) };
-    let b = epoch(src, None, &c, 0).unwrap().nth(1).unwrap().unwrap();
+    let b = epoch(src, None, &c, 0, 0).unwrap().nth(1).unwrap().unwrap();
     assert_eq!((b.labels.len(), b.skipped.len()), (3, 1));
     assert_eq!(b.images.len(), 3 * 3 * 64);
 }

@@ -124,3 +124,26 @@ pub fn encode_jpeg(data: Buffer, width: u32, height: u32, quality: u32) -> Resul
 pub fn encode_png(data: Buffer, width: u32, height: u32) -> Result<Buffer> {
     Ok(js(image_codec::encode_png(&rgb(&data, width, height)))?.into())
 }
+
+/// Encoded aligned faces decoded in parallel into one `[n, 3, size, size]` tensor,
+/// normalised as the loader does, mirrored when `flip`; `what` names the source in errors.
+#[napi(catch_unwind)]
+pub fn decode_faces(images: Vec<Buffer>, size: u32, flip: bool, what: String) -> Result<crate::tensor::NativeTensor> {
+    use rayon::prelude::*;
+    let (size, per) = (size as usize, 3 * (size as usize).pow(2));
+    let mut out = vec![0f32; images.len() * per];
+    out.par_chunks_mut(per.max(1)).zip(images.par_iter()).enumerate().try_for_each(|(i, (dst, bytes))| {
+        let img = js(image_codec::decode(bytes, &format!("{what}: image {i}")))?;
+        if img.width != size || img.height != size {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("{what}: image {i} is {}x{}, expected {size}x{size} aligned faces", img.width, img.height),
+            ));
+        }
+        maskfr_io::loader::normalize(&img, flip, dst);
+        Ok(())
+    })?;
+    let t = maskfr_core::Tensor::from_vec(out, &[images.len(), 3, size, size])
+        .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+    Ok(crate::tensor::NativeTensor::wrap(t))
+}

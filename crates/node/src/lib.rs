@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod data;
+mod dist;
 mod loader;
 mod masks;
 mod ops;

@@ -38,6 +38,8 @@ pub struct LoadedBatch {
     /// `[n, 3, size, size]`, normalised `(x/255 − 0.5)/0.5`.
     pub images: NativeTensor,
     pub labels: Int32Array,
+    /// Each sample's index in the dataset.
+    pub indices: Uint32Array,
     /// Which samples were masked by the augmentation.
     pub masked: Vec<bool>,
     /// What was skipped as corrupt while building this batch (with `skipCorrupt`).
@@ -109,13 +111,26 @@ impl DataLoader {
         })
     }
 
-    /// Starts building epoch `epoch` in the background; returns its number of batches.
+    /// Starts building epoch `epoch` from batch `first` (0: the start) in the background;
+    /// returns the epoch's number of batches.
     #[napi(catch_unwind)]
-    pub fn start_epoch(&self, epoch: u32) -> Result<u32> {
-        let e = io(loader::epoch(self.source.clone(), self.aug.clone(), &self.cfg, epoch as u64))?;
+    pub fn start_epoch(&self, epoch: u32, first: Option<u32>) -> Result<u32> {
+        let e = io(loader::epoch(
+            self.source.clone(),
+            self.aug.clone(),
+            &self.cfg,
+            epoch as u64,
+            first.unwrap_or(0) as usize,
+        ))?;
         let n = e.batches() as u32;
         *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         Ok(n)
+    }
+
+    /// Batches in every epoch of this rank.
+    #[napi(catch_unwind)]
+    pub fn batches_per_epoch(&self) -> u32 {
+        (loader::shard(self.source.len(), &self.cfg, 0).len() / self.cfg.batch.max(1)) as u32
     }
 
     /// The next batch of the current epoch, or null at its end.
@@ -150,6 +165,7 @@ impl Task for NextBatch {
         Ok(Some(LoadedBatch {
             images: NativeTensor::wrap(images),
             labels: Int32Array::new(b.labels),
+            indices: Uint32Array::new(b.indices),
             masked: b.masked,
             skipped: b.skipped,
         }))

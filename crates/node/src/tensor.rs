@@ -36,11 +36,12 @@ impl NativeTensor {
         Ok(NativeTensor::wrap(be.full(&dims(&shape), value as f32)))
     }
 
-    /// Normal(mean, std) values, a pure function of `seed` and the element index.
+    /// Normal(mean, std) values, a pure function of `seed` and the element index (counted
+    /// from `offset`).
     #[napi(factory, catch_unwind)]
-    pub fn randn(shape: Vec<u32>, mean: f64, std: f64, seed: i64, device: String) -> Result<NativeTensor> {
+    pub fn randn(shape: Vec<u32>, mean: f64, std: f64, seed: i64, offset: i64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("randn", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.randn(&dims(&shape), mean, std, seed as u64)))
+        Ok(NativeTensor::wrap(be.randn(&dims(&shape), mean, std, seed as u64, offset as u64)))
     }
 
     #[napi(factory, catch_unwind)]

@@ -86,8 +86,8 @@ impl Backend for CpuBackend {
         Tensor::full(shape, value)
     }
 
-    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64) -> Tensor {
-        make(shape, |v| random::fill_normal(seed, mean, std, v))
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Tensor {
+        make(shape, |v| random::fill_normal(seed, offset, mean, std, v))
     }
 
     fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {

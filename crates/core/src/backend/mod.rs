@@ -20,7 +20,8 @@ pub struct BnOut {
 
 pub trait Backend: Sync {
     fn full(&self, shape: &[usize], value: f32) -> Tensor;
-    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64) -> Tensor;
+    /// Elements `offset..` of the normal stream `seed`.
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Tensor;
     fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor;
 
     /// Copies `src`'s elements into `dst` in place (same shape).

@@ -1,0 +1,190 @@
+//! The distributed binding: a communicator between rank processes (the CPU one over TCP;
+//! NCCL later behind the same class) and the sharded margin-softmax step. Tensors are
+//! reduced in one flat bucket per call, in place.
+
+use crate::tensor::NativeTensor;
+use maskfr_dist::{Communicator, PartialFc, Reduce, TcpComm};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::net::TcpListener;
+use std::time::Duration;
+
+fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
+    r.map_err(|e| Error::new(Status::GenericFailure, e.0))
+}
+
+#[napi]
+pub struct Comm {
+    inner: Box<dyn Communicator>,
+}
+
+/// The values of `tensors` end to end.
+fn flatten(tensors: &[&NativeTensor]) -> Result<Vec<f32>> {
+    let mut flat = Vec::new();
+    for t in tensors {
+        flat.extend_from_slice(&t.get()?.f32s("comm").map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?);
+    }
+    Ok(flat)
+}
+
+/// Writes `flat · scale` back into `tensors`, in order.
+fn scatter(tensors: &[&NativeTensor], flat: &[f32], scale: f32) -> Result<()> {
+    let mut at = 0;
+    for t in tensors {
+        let mut dst = t.get()?.f32s_mut("comm").map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let n = dst.len();
+        dst.iter_mut().zip(&flat[at..at + n]).for_each(|(d, &s)| *d = s * scale);
+        at += n;
+    }
+    Ok(())
+}
+
+#[napi]
+impl Comm {
+    /// Rank 0 listens on `addr` (host:port) and waits for the others; rank r > 0 connects
+    /// to it. Every later wait is bounded by `timeoutMs`: a dead or stalled rank becomes an
+    /// Error naming it.
+    #[napi(factory, catch_unwind)]
+    pub fn tcp(rank: u32, world: u32, addr: String, timeout_ms: u32) -> Result<Comm> {
+        let (rank, world) = (rank as usize, world as usize);
+        if world == 0 || rank >= world {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("comm: rank {rank} of world {world}: need rank < world"),
+            ));
+        }
+        let timeout = Duration::from_millis(timeout_ms as u64);
+        let comm = if rank == 0 {
+            let listener = TcpListener::bind(&addr).map_err(|e| {
+                Error::new(Status::GenericFailure, format!("comm: rank 0 cannot listen on {addr}: {e}"))
+            })?;
+            dist(TcpComm::root(listener, world, timeout))?
+        } else {
+            dist(TcpComm::join(&addr, rank, world, timeout))?
+        };
+        Ok(Comm { inner: Box::new(comm) })
+    }
+
+    #[napi(getter)]
+    pub fn rank(&self) -> u32 {
+        self.inner.rank() as u32
+    }
+
+    #[napi(getter)]
+    pub fn world(&self) -> u32 {
+        self.inner.world() as u32
+    }
+
+    /// Sums (`sum`, `mean`) or maxes (`max`) `tensors` over the ranks, in place, as one bucket.
+    #[napi(catch_unwind)]
+    pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String) -> Result<()> {
+        let (reduce, scale) = match op.as_str() {
+            "sum" => (Reduce::Sum, 1.0),
+            "mean" => (Reduce::Sum, 1.0 / self.inner.world() as f32),
+            "max" => (Reduce::Max, 1.0),
+            _ => {
+                return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}', expected sum, mean or max")))
+            }
+        };
+        let mut flat = flatten(&tensors)?;
+        dist(self.inner.all_reduce(&mut flat, reduce))?;
+        scatter(&tensors, &flat, scale)
+    }
+
+    /// Every rank's `tensors` become `root`'s, in place.
+    #[napi(catch_unwind)]
+    pub fn broadcast(&mut self, tensors: Vec<&NativeTensor>, root: u32) -> Result<()> {
+        let mut flat = flatten(&tensors)?;
+        dist(self.inner.broadcast(&mut flat, root as usize))?;
+        scatter(&tensors, &flat, 1.0)
+    }
+
+    /// Every rank's values in rank order.
+    #[napi(catch_unwind)]
+    pub fn all_gather(&mut self, values: Float32Array) -> Result<Float32Array> {
+        Ok(Float32Array::new(dist(self.inner.all_gather(&values))?))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn barrier(&mut self) -> Result<()> {
+        dist(self.inner.barrier())
+    }
+}
+
+#[napi(object)]
+pub struct PartialFcOptions {
+    /// The first class of this rank's shard.
+    pub start: u32,
+    pub s: f64,
+    pub m_arc: f64,
+    pub m_cos: f64,
+    pub sample_rate: f64,
+    pub seed: i64,
+    pub chunk: u32,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct PartialFcStep {
+    pub loss: f64,
+    pub grad_embeddings: NativeTensor,
+    pub grad_weight: NativeTensor,
+}
+
+/// Forward and backward of the sharded margin-softmax loss of the global batch: `weight`
+/// is this rank's shard `[n_r, D]`, `embeddings` its own rows `[b, D]`.
+#[napi(catch_unwind)]
+pub fn partial_fc_step(
+    comm: &mut Comm,
+    weight: &NativeTensor,
+    embeddings: &NativeTensor,
+    labels: Int32Array,
+    step: i64,
+    o: PartialFcOptions,
+) -> Result<PartialFcStep> {
+    let (w, e) = (weight.get()?, embeddings.get()?);
+    let (ws, es) = (w.shape().to_vec(), e.shape().to_vec());
+    if ws.len() != 2 || es.len() != 2 || ws[1] != es[1] || es[0] != labels.len() {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!(
+                "partialFc: weight {ws:?} and embeddings {es:?} with {} labels: need [n, D], [b, D], b labels",
+                labels.len()
+            ),
+        ));
+    }
+    let fc = PartialFc {
+        start: o.start as usize,
+        classes: ws[0],
+        dim: ws[1],
+        s: o.s,
+        m_arc: o.m_arc,
+        m_cos: o.m_cos,
+        sample_rate: o.sample_rate,
+        seed: o.seed as u64,
+        chunk: o.chunk as usize,
+    };
+    let read = |t: &maskfr_core::Tensor| {
+        t.f32s("partialFc").map(|v| v.to_vec()).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+    };
+    let out = dist(fc.step(&mut *comm.inner, &read(w)?, &read(e)?, &labels, step as u64))?;
+    let wrap = |v: Vec<f32>, shape: &[usize]| {
+        maskfr_core::Tensor::from_vec(v, shape)
+            .map(NativeTensor::wrap)
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
+    };
+    Ok(PartialFcStep {
+        loss: out.loss,
+        grad_embeddings: wrap(out.grad_embeddings, &es)?,
+        grad_weight: wrap(out.grad_weight, &ws)?,
+    })
+}
+
+/// Rank `rank`'s classes of `classes` over `world` ranks: `[first, count]`.
+#[napi(catch_unwind)]
+pub fn class_shard(classes: u32, world: u32, rank: u32) -> Result<Vec<u32>> {
+    if world == 0 || rank >= world {
+        return Err(Error::new(Status::InvalidArg, format!("classShard: rank {rank} of world {world}")));
+    }
+    let (start, n) = maskfr_dist::shard(classes as usize, world as usize, rank as usize);
+    Ok(vec![start as u32, n as u32])
+}

@@ -1,0 +1,105 @@
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeSyntheticDataset } from '../ts';
+import { relErr } from './helpers';
+
+const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+// Rank processes inherit node's arguments: tsx lets them run the .ts helpers.
+const maskfr = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+const helper = (name: string) => path.join(__dirname, 'helpers', name);
+
+interface RankOut {
+  losses: number[];
+  first: number;
+  backbone: number[][];
+  head: number[];
+}
+
+function dpRun(world: number): RankOut[] {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `maskfr-dp${world}-`));
+  const r = maskfr(['launch', '--nproc-per-node', String(world), '--master-port', '0', '--', helper('dp-step.ts')], { OUT: out });
+  if (r.status !== 0) throw new Error(`launch W=${world} failed:\n${r.stderr}`);
+  return Array.from({ length: world }, (_, k) => JSON.parse(fs.readFileSync(path.join(out, `rank-${k}.json`), 'utf8')) as RankOut);
+}
+
+test('data-parallel backbone + sharded classifier: the same losses and weights on 1, 2 and 4 ranks', (t) => {
+  const [one] = dpRun(1);
+  t.true(one.losses.every(Number.isFinite) && one.losses[2] !== one.losses[0], `losses ${one.losses}`);
+  for (const world of [2, 4]) {
+    const ranks = dpRun(world);
+    for (const r of ranks) {
+      t.true(relErr(r.losses, one.losses) < 1e-5, `W=${world}: losses ${r.losses} vs ${one.losses}`);
+      const err = Math.max(...r.backbone.map((p, i) => relErr(p, one.backbone[i])));
+      t.true(err < 1e-4, `W=${world}: backbone relative error ${err}`);
+    }
+    // The shards, in rank order, are the single process's class centres.
+    const head = ranks.flatMap((r) => r.head);
+    t.deepEqual(ranks.map((r) => r.first), world === 2 ? [0, 6] : [0, 3, 6, 9]);
+    t.true(relErr(head, one.head) < 1e-4, `W=${world}: classifier relative error ${relErr(head, one.head)}`);
+  }
+});
+
+function ranks(mode: string): Promise<{ code: number | null; out: string; ms: number }> {
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const env = (rank: number) => ({ ...process.env, RANK: String(rank), WORLD_SIZE: '2', MASTER_PORT: port, MODE: mode, TIMEOUT_MS: '2000' });
+  const t0 = Date.now();
+  const zero = spawn(process.execPath, ['--import', 'tsx', helper('die.ts')], { env: env(0) });
+  const one = spawn(process.execPath, ['--import', 'tsx', helper('die.ts')], { env: env(1) });
+  let out = '';
+  zero.stdout.on('data', (d) => (out += d));
+  zero.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve) =>
+    zero.on('exit', (code) => {
+      one.kill('SIGKILL');
+      resolve({ code, out, ms: Date.now() - t0 });
+    }),
+  );
+}
+
+test('a rank that dies or stalls makes the others fail with a message naming it, within the timeout', async (t) => {
+  const died = await ranks('exit');
+  t.not(died.code, 0);
+  t.regex(died.out, /waiting for rank 1: connection closed \(the rank exited\?\)/);
+  const stalled = await ranks('stall');
+  t.not(stalled.code, 0);
+  t.regex(stalled.out, /waiting for rank 1: timed out \(is it alive\?\)/);
+  t.true(stalled.ms < 15_000, `${stalled.ms} ms`);
+});
+
+test('maskfr launch: a failing rank stops the run with its code and name', (t) => {
+  const r = maskfr(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', helper('die.ts')], { MODE: 'exit' });
+  t.is(r.status, 3, r.stderr);
+  t.regex(r.stderr, /launch: failed: rank 1 exited with code 3/);
+  const bad = maskfr(['launch', '--nproc-per-node', '0', '--', 'train']);
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /--nproc-per-node must be an integer ≥ 1, got 0/);
+});
+
+test('maskfr train on 2 ranks: per-rank classifier shards in the checkpoint, resumed by 2 ranks and refused by 1', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-launch-'));
+  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 4, quality: 90 });
+  const config = path.join(root, 'c.json');
+  const output = path.join(root, 'out');
+  fs.writeFileSync(config, JSON.stringify({ network: 'tiny', data: data.rec, output, steps: 4, batchSize: 4, logEvery: 1, checkpointEvery: 2, verification: [data.bin], verifyEvery: 0 }));
+  const r = maskfr(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', 'train', '--config', config, '--quiet']);
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(fs.readdirSync(path.join(output, 'checkpoint')).sort(), [
+    'backbone-00000004.safetensors',
+    'head.rank0-00000004.safetensors',
+    'head.rank1-00000004.safetensors',
+    'optimizer.rank0-00000004.safetensors',
+    'optimizer.rank1-00000004.safetensors',
+    'state.json',
+  ]);
+  const more = maskfr(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', 'train', '--config', config, '--quiet', '--resume', '--set', 'steps=6']);
+  t.is(more.status, 0, more.stderr);
+  const steps = fs.readFileSync(path.join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number });
+  t.deepEqual(steps.filter((m) => m.loss !== undefined).map((m) => m.step), [1, 2, 3, 4, 5, 6]);
+  const one = maskfr(['train', '--config', config, '--quiet', '--resume', '--set', 'steps=8']);
+  t.is(one.status, 1);
+  t.regex(one.stderr, /the checkpoint was written by 2 ranks, this run has 1/);
+});

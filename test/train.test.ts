@@ -1,0 +1,109 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  createModel, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, train, TrainConfig, writeSafetensors, writeSyntheticDataset, writeTeacherEmbeddings,
+} from '../ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-train-'));
+const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 10, perIdentity: 8, heldOut: 6, pairs: 40, seed: 3, quality: 90 });
+const base = (name: string, extra: Partial<TrainConfig> = {}): TrainConfig => ({
+  network: 'tiny',
+  data: data.rec,
+  output: path.join(root, name),
+  steps: 6,
+  batchSize: 8,
+  warmupSteps: 1,
+  logEvery: 1,
+  checkpointEvery: 0,
+  loaderThreads: 1,
+  ...extra,
+});
+const metrics = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: number; loss?: number; kd?: number; lambda?: number; verification?: unknown[] });
+
+test('the config is checked field by field, naming each problem', (t) => {
+  const e = t.throws(() => resolveConfig({ network: 'r9', data: 'x.rec', batchSize: -1, lr: 'fast', bogus: 1, kd: {} }, 'config c.json'));
+  t.regex(e.message, /^config c\.json:/);
+  t.regex(e.message, /unknown field 'bogus'/);
+  t.regex(e.message, /network must be one of r18, /);
+  t.regex(e.message, /batchSize must be an integer ≥ 1, got -1/);
+  t.regex(e.message, /lr must be a number in \(0, 10\], got "fast"/);
+  t.regex(e.message, /output is required/);
+  t.regex(e.message, /give exactly one of epochs and steps/);
+  t.regex(e.message, /kd needs a teacher/);
+  const e2 = t.throws(() => resolveConfig({ ...base('x'), teacher: { network: 'tiny' }, kd: { lambda: { kind: 'linear', from: 0 } } }));
+  t.regex(e2.message, /teacher must be \{ network: NAME, weights: FILE \}/);
+  t.regex(e2.message, /lambda of kind linear with from, to, steps \(missing to, steps\)/);
+  const c = resolveConfig(base('x'));
+  t.deepEqual(c.margin, { s: 64, mArc: 0, mCos: 0.4 }, 'CosFace s 64 m 0.4 by default');
+  t.is(c.clipGradNorm, 5);
+});
+
+test('an interrupted run resumes exactly: the next steps lose what an uninterrupted run loses', async (t) => {
+  const cfg = resolveConfig(base('whole', { verification: [data.bin], verifyEvery: 3 }));
+  const whole = await train(cfg, { quiet: true });
+  t.is(whole.status, 'done');
+  t.is(whole.verification[0].pairs, 40);
+  const want = metrics(cfg.output).filter((m) => m.loss !== undefined);
+  t.deepEqual(want.map((m) => m.step), [1, 2, 3, 4, 5, 6]);
+  t.is(metrics(cfg.output).filter((m) => m.verification !== undefined).length, 2, 'verified at step 3 and at the end');
+
+  const cut = resolveConfig(base('cut'));
+  // A Ctrl-C during step 3 is seen at its end: a checkpoint at step 3, then a clean stop.
+  const first = await train(cut, { quiet: true, onStep: (s) => s === 2 && process.emit('SIGINT') });
+  t.is(first.status, 'interrupted');
+  t.is(first.step, 3);
+  first.model.dispose();
+  const rest = await train(cut, { quiet: true, resume: true });
+  t.is(rest.status, 'done');
+  const got = metrics(cut.output).filter((m) => m.loss !== undefined);
+  t.deepEqual(got.map((m) => m.step), [1, 2, 3, 4, 5, 6]);
+  got.forEach((m, i) => t.is(m.loss, want[i].loss, `step ${m.step}: identical loss`));
+  t.deepEqual([...rest.model.parameters()[0].toFloat32Array()], [...whole.model.parameters()[0].toFloat32Array()], 'identical weights');
+  t.true(fs.existsSync(path.join(cut.output, 'model.safetensors')));
+  whole.model.dispose();
+  rest.model.dispose();
+  await t.throwsAsync(train(resolveConfig(base('never')), { resume: true }), { message: /--resume: no checkpoint in .*never.checkpoint/ });
+});
+
+test('distillation from precomputed teacher embeddings logs λ and both terms; a NaN stops with the step and the last checkpoint', async (t) => {
+  const teacherModel = createModel('tiny');
+  const weights = path.join(root, 'teacher.safetensors');
+  saveCheckpoint(teacherModel, weights);
+  const emb = path.join(root, 'teacher-emb.safetensors');
+  const ds = openTrainingData(data.rec);
+  writeTeacherEmbeddings(teacherModel, ds, emb);
+  const cfg = resolveConfig(base('kd', { teacher: { embeddings: emb }, kd: { lambda: { kind: 'linear', from: 0, to: 1, steps: 5 } } }));
+  const r = await train(cfg, { quiet: true });
+  const m = metrics(cfg.output).filter((x) => x.kd !== undefined);
+  t.deepEqual(m.map((x) => x.lambda), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+  t.true(m.every((x) => x.kd! > 0 && x.kd! < 4), 'the l2 form lies in (0, 4)');
+  r.model.dispose();
+  // The same, with the teacher network run on the student's batches.
+  const live = await train(resolveConfig(base('kd-live', { steps: 2, teacher: { network: 'tiny', weights } })), { quiet: true });
+  t.true(metrics(path.join(root, 'kd-live')).some((x) => x.kd !== undefined && x.kd > 0));
+  live.model.dispose();
+
+  // Poisoned embeddings for the samples of step 3 only (batch 2 of epoch 0): the checkpoint
+  // at step 2 is good, step 3 is refused.
+  const bad = path.join(root, 'bad-emb.safetensors');
+  const values = new Float32Array(ds.length * 64).fill(0.1);
+  let k = 0;
+  for await (const b of ds.loader({ batch: 8, seed: 2021, threads: 1 }).epoch(0)) {
+    if (k++ === 2) b.indices.forEach((i) => values.fill(Number.NaN, i * 64, (i + 1) * 64));
+    b.images.dispose();
+  }
+  writeSafetensors(bad, new Map([['embeddings', { dtype: 'F32', shape: [ds.length, 64], data: new Uint8Array(values.buffer) }]]));
+  const nan = resolveConfig(base('nan', { teacher: { embeddings: bad }, checkpointEvery: 2 }));
+  const e = await t.throwsAsync(train(nan, { quiet: true }), { instanceOf: NonFiniteLoss });
+  t.regex(e!.message, /^step 3: the loss is NaN .* stopped without applying it; the last good checkpoint is .*nan.checkpoint \(step 2\)/);
+  await t.throwsAsync(train(resolveConfig(base('wrong', { teacher: { embeddings: path.join(root, 'teacher.safetensors') } })), { quiet: true }), {
+    message: /teacher\.safetensors: not a valid safetensors file: expected an F32 \[rows, dim\] tensor 'embeddings', found none/,
+  });
+});

@@ -1,0 +1,30 @@
+// A training set, whichever form it takes on disk: a RecordIO `.rec` (InsightFace layout) or
+// an image folder. Sample i is the same image for the loader, for precomputed teacher
+// embeddings and for the class count.
+
+import fs from 'node:fs';
+import { RecordDataset } from './recordio';
+import { readImageFolder } from './image-folder';
+import { Loader, LoaderOptions } from './loader';
+
+export interface TrainingData {
+  path: string;
+  length: number;
+  /** Identities (labels are 0 … classes − 1). */
+  classes: number;
+  /** The encoded image of sample `i`. */
+  image(i: number): Buffer;
+  loader(o: LoaderOptions): Loader;
+}
+
+export function openTrainingData(p: string): TrainingData {
+  if (!fs.existsSync(p)) throw new Error(`${p}: no such training data (expected a .rec file or an image folder)`);
+  if (fs.statSync(p).isDirectory()) {
+    const f = readImageFolder(p);
+    return { path: p, length: f.files.length, classes: f.identities.length, image: (i) => fs.readFileSync(f.files[i]), loader: (o) => Loader.fromFolder(p, o) };
+  }
+  const ds = RecordDataset.open(p);
+  // Without InsightFace's identity header, the labels themselves say how many there are.
+  const classes = ds.identities?.length ?? Array.from({ length: ds.length }, (_, i) => ds.sample(i).label).reduce((m, l) => Math.max(m, l + 1), 0);
+  return { path: p, length: ds.length, classes, image: (i) => ds.sample(i).body, loader: (o) => Loader.fromRecord(ds, o) };
+}

@@ -1,0 +1,58 @@
+// The communicator between rank processes: collectives over tensors (in place, one flat
+// bucket per call). CPU ranks talk over TCP through rank 0; every wait is bounded, so a rank
+// that dies or stalls becomes an Error naming it.
+
+import { native } from '../native';
+import { Tensor } from '../tensor/tensor';
+import { World } from './world';
+
+export type ReduceOp = 'sum' | 'mean' | 'max';
+
+type NativeComm = ReturnType<typeof native.Comm.tcp>;
+
+export class Communicator {
+  private constructor(readonly inner: NativeComm) {}
+
+  /** Joins the world: rank 0 listens at the master address, the others connect to it. A
+   *  single process needs no peers (it listens on a free port nobody uses). */
+  static connect(w: World, { timeoutMs = 300_000 } = {}): Communicator {
+    const addr = w.world === 1 ? '127.0.0.1:0' : `${w.masterAddr}:${w.masterPort}`;
+    return new Communicator(native.Comm.tcp(w.rank, w.world, addr, timeoutMs));
+  }
+
+  get rank(): number {
+    return this.inner.rank;
+  }
+
+  get world(): number {
+    return this.inner.world;
+  }
+
+  allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): void {
+    if (tensors.length > 0) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op);
+  }
+
+  /** `values` reduced over the ranks (a few numbers: flags, losses to log). */
+  allReduceValues(values: readonly number[], op: ReduceOp = 'sum'): number[] {
+    if (this.world === 1) return [...values];
+    const t = new Tensor(native.NativeTensor.fromFloat32(Float32Array.from(values), [values.length]));
+    this.allReduce([t], op);
+    const out = [...t.toFloat32Array()];
+    t.dispose();
+    return out;
+  }
+
+  /** Every rank's `tensors` take `root`'s values. */
+  broadcast(tensors: Tensor[], root = 0): void {
+    if (tensors.length > 0) this.inner.broadcast(tensors.map((t) => t.handle('broadcast')), root);
+  }
+
+  /** Every rank's `values` (equal lengths) in rank order. */
+  allGather(values: Float32Array): Float32Array {
+    return this.inner.allGather(values);
+  }
+
+  barrier(): void {
+    this.inner.barrier();
+  }
+}

@@ -1,0 +1,110 @@
+// `maskfr launch`: torchrun for maskfr. Spawns this node's ranks with the rendezvous in
+// their environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), splits the
+// cores between them, and watches them: when one fails, the others are stopped (SIGTERM,
+// then SIGKILL after a grace period) and the launcher exits with its code and a message
+// naming it. Ctrl-C is passed on so every rank can checkpoint and exit.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+
+export interface LaunchOptions {
+  nprocPerNode: number;
+  nnodes?: number;
+  nodeRank?: number;
+  masterAddr?: string;
+  /** 0: a free port (one node only). */
+  masterPort?: number;
+  /** What each rank runs: node arguments (a script and its arguments). */
+  argv: string[];
+  /** How long stopped ranks get before SIGKILL. */
+  graceMs?: number;
+  log?: (line: string) => void;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function checkCount(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new Error(`launch: --${name} must be an integer ≥ ${min}, got ${v}`);
+}
+
+/** Runs the ranks of this node to the end; resolves to the exit code (0 when all succeed). */
+export async function launch(o: LaunchOptions): Promise<number> {
+  const { nprocPerNode: n, nnodes = 1, nodeRank = 0, masterAddr = '127.0.0.1', graceMs = 10_000, log = console.error } = o;
+  checkCount('nproc-per-node', n, 1);
+  checkCount('nnodes', nnodes, 1);
+  if (!(Number.isInteger(nodeRank) && nodeRank >= 0 && nodeRank < nnodes)) throw new Error(`launch: --node-rank ${nodeRank} must be in 0..${nnodes - 1}`);
+  if (o.argv.length === 0) throw new Error('launch: nothing to run: give the command after --');
+  let port = o.masterPort ?? 29500;
+  if (port === 0) {
+    if (nnodes > 1) throw new Error('launch: --master-port 0 (any free port) works on one node only; give every node the same port');
+    port = await freePort();
+  }
+  const world = n * nnodes;
+  const threads = process.env.RAYON_NUM_THREADS ?? String(Math.max(1, Math.floor(os.availableParallelism() / n)));
+  const children: ChildProcess[] = [];
+  let failure: { rank: number; code: number; why: string } | null = null;
+  let interrupted = false;
+
+  const stopAll = (signal: NodeJS.Signals) => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
+    const timer = setTimeout(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')), graceMs);
+    timer.unref();
+  };
+  const onInterrupt = () => {
+    interrupted = true;
+    stopAll('SIGINT');
+  };
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+
+  const exits = Array.from({ length: n }, (_, local) => {
+    const rank = nodeRank * n + local;
+    const env = {
+      ...process.env,
+      RANK: String(rank),
+      WORLD_SIZE: String(world),
+      LOCAL_RANK: String(local),
+      LOCAL_WORLD_SIZE: String(n),
+      MASTER_ADDR: masterAddr,
+      MASTER_PORT: String(port),
+      RAYON_NUM_THREADS: threads,
+    };
+    const child = spawn(process.execPath, [...process.execArgv, ...o.argv], { env, stdio: 'inherit' });
+    children.push(child);
+    return new Promise<void>((resolve) => {
+      child.on('error', (e) => {
+        failure ??= { rank, code: 1, why: `could not start: ${e.message}` };
+        stopAll('SIGTERM');
+        resolve();
+      });
+      child.on('exit', (code, signal) => {
+        if ((code !== 0 || signal !== null) && failure === null && !interrupted) {
+          failure = { rank, code: code ?? 1, why: signal !== null ? `was killed by ${signal}` : `exited with code ${code}` };
+          log(`launch: rank ${rank} ${failure.why}; stopping the other ranks`);
+          stopAll('SIGTERM');
+        }
+        resolve();
+      });
+    });
+  });
+  await Promise.all(exits);
+  process.off('SIGINT', onInterrupt);
+  process.off('SIGTERM', onInterrupt);
+  const f = failure as { rank: number; code: number; why: string } | null;
+  if (f !== null) {
+    log(`launch: failed: rank ${f.rank} ${f.why}`);
+    return f.code === 0 ? 1 : f.code;
+  }
+  if (interrupted) return 130;
+  return 0;
+}

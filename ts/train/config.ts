@@ -1,0 +1,222 @@
+// The training configuration: one typed object (like arcface_torch's config files), checked
+// field by field with errors that name the field, the file and what was expected. Recipes are
+// small .ts/.js/.json files under configs/.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { MODELS } from '../models/iresnet';
+import type { Margin } from '../tensor/ops';
+import type { KdForm, LambdaSchedule } from '../losses/distill';
+
+export type Teacher = { network: string; weights: string } | { embeddings: string };
+
+export interface TrainConfig {
+  /** A name of the IResNet table (`maskfr models`). */
+  network: string;
+  /** Training data: a `.rec` (with its `.idx`) or an image folder. */
+  data: string;
+  /** Where checkpoints, metrics.jsonl and the final weights go. */
+  output: string;
+  /** Classes of the classifier (default: the dataset's identities). */
+  numClasses?: number;
+  margin?: 'cosface' | 'arcface' | Margin;
+  /** Negative-class sampling rate ρ of the sharded classifier. */
+  sampleRate?: number;
+  /** Classes scored at a time in the classifier (0: all). */
+  chunk?: number;
+  /** Images per rank per micro-batch. */
+  batchSize?: number;
+  /** Learning rate of the whole (global, accumulated) batch. */
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** Length of training: epochs, or optimiser steps (one of them). */
+  epochs?: number;
+  steps?: number;
+  /** Linear warmup, in steps or epochs (one of them; default none). */
+  warmupSteps?: number;
+  warmupEpochs?: number;
+  /** Micro-batches per optimiser step. */
+  gradAccumulation?: number;
+  /** Gradient-norm clip on the backbone (0: none). */
+  clipGradNorm?: number;
+  /** Share of samples masked by the synthesizers, and the template synthesizer's part. */
+  maskProbability?: number;
+  maskTemplateShare?: number;
+  /** `.bin` verification sets, checked every `verifyEvery` steps and at the end. */
+  verification?: string[];
+  verifyEvery?: number;
+  /** A checkpoint every N steps (0: only at the end and on Ctrl-C). */
+  checkpointEvery?: number;
+  /** Metrics printed and written to metrics.jsonl every N steps. */
+  logEvery?: number;
+  seed?: number;
+  loaderThreads?: number;
+  skipCorrupt?: boolean;
+  /** Distillation: a teacher network with weights, or its embeddings precomputed by `maskfr embed`. */
+  teacher?: Teacher;
+  kd?: { form?: KdForm; lambda?: LambdaSchedule };
+  /** How long a rank waits for the others before failing. */
+  commTimeoutSeconds?: number;
+}
+
+type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds';
+export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
+  Required<Pick<TrainConfig, Exclude<Defaulted, 'margin'>>> & { margin: Margin; kd: { form: KdForm; lambda: LambdaSchedule } };
+
+export const CONFIG_DEFAULTS = {
+  margin: 'cosface',
+  sampleRate: 1,
+  chunk: 0,
+  batchSize: 128,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  gradAccumulation: 1,
+  clipGradNorm: 5,
+  maskProbability: 0.35,
+  maskTemplateShare: 0.5,
+  verification: [],
+  verifyEvery: 2000,
+  checkpointEvery: 2000,
+  logEvery: 50,
+  seed: 2021,
+  skipCorrupt: false,
+  commTimeoutSeconds: 300,
+} as const satisfies Partial<TrainConfig>;
+
+/** The identity function, for typed recipes: `export default defineConfig({ … })`. */
+export function defineConfig(c: TrainConfig): TrainConfig {
+  return c;
+}
+
+type Check = (v: unknown) => string | null;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const int = (min: number): Check => (v) => (Number.isInteger(v) && (v as number) >= min ? null : `an integer ≥ ${min}`);
+const real = (lo: number, hi: number, openLo = false): Check => (v) =>
+  isNum(v) && (openLo ? v > lo : v >= lo) && v <= hi ? null : `a number in ${openLo ? '(' : '['}${lo}, ${hi}]`;
+const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
+const network: Check = (v) => (typeof v === 'string' && v in MODELS ? null : `one of ${Object.keys(MODELS).join(', ')}`);
+const margin: Check = (v) =>
+  v === 'cosface' || v === 'arcface' || (typeof v === 'object' && v !== null && ['s', 'mArc', 'mCos'].every((k) => isNum((v as Record<string, unknown>)[k])))
+    ? null
+    : "'cosface', 'arcface' or { s, mArc, mCos }";
+const strings: Check = (v) => (Array.isArray(v) && v.every((s) => str(s) === null) ? null : 'a list of paths');
+const teacher: Check = (v) => {
+  const o = v as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null) return '{ network, weights } or { embeddings }';
+  if ('embeddings' in o) return str(o.embeddings) === null && Object.keys(o).length === 1 ? null : '{ embeddings: FILE } alone';
+  return network(o.network) === null && str(o.weights) === null && Object.keys(o).length === 2 ? null : `{ network: NAME, weights: FILE } with a network from the table`;
+};
+const FORMS = ['l2', 'one-minus-cos', 'squared'];
+const LAMBDAS: Record<string, string[]> = { constant: ['value'], linear: ['from', 'to', 'steps'], cosine: ['from', 'to', 'steps'], step: ['values', 'milestones'] };
+const kd: Check = (v) => {
+  const o = v as { form?: unknown; lambda?: Record<string, unknown> };
+  if (typeof v !== 'object' || v === null) return '{ form?, lambda? }';
+  if (o.form !== undefined && !FORMS.includes(o.form as string)) return `form one of ${FORMS.join(', ')}`;
+  const l = o.lambda;
+  if (l === undefined) return null;
+  const fields = LAMBDAS[l?.kind as string];
+  if (fields === undefined) return `lambda.kind one of ${Object.keys(LAMBDAS).join(', ')}`;
+  const missing = fields.filter((f) => l[f] === undefined);
+  return missing.length === 0 ? null : `lambda of kind ${String(l.kind)} with ${fields.join(', ')} (missing ${missing.join(', ')})`;
+};
+
+const FIELDS: Record<keyof TrainConfig, Check> = {
+  network,
+  data: str,
+  output: str,
+  numClasses: int(1),
+  margin,
+  sampleRate: real(0, 1, true),
+  chunk: int(0),
+  batchSize: int(1),
+  lr: real(0, 10, true),
+  momentum: real(0, 1),
+  weightDecay: real(0, 1),
+  epochs: real(0, 1e6, true),
+  steps: int(1),
+  warmupSteps: int(0),
+  warmupEpochs: real(0, 1e6),
+  gradAccumulation: int(1),
+  clipGradNorm: real(0, 1e9),
+  maskProbability: real(0, 1),
+  maskTemplateShare: real(0, 1),
+  verification: strings,
+  verifyEvery: int(0),
+  checkpointEvery: int(0),
+  logEvery: int(1),
+  seed: int(0),
+  loaderThreads: int(1),
+  skipCorrupt: bool,
+  teacher,
+  kd,
+  commTimeoutSeconds: real(0, 1e6, true),
+};
+
+/** Checks every field of `raw` (from `source`, for messages) and fills in the defaults. */
+export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${source}: a config is an object of fields, got ${JSON.stringify(raw)}`);
+  const o = raw as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(o)) {
+    const check = FIELDS[k as keyof TrainConfig];
+    if (check === undefined) problems.push(`unknown field '${k}' (known: ${Object.keys(FIELDS).join(', ')})`);
+    else if (v !== undefined) {
+      const want = check(v);
+      if (want !== null) problems.push(`${k} must be ${want}, got ${JSON.stringify(v)}`);
+    }
+  }
+  for (const k of ['network', 'data', 'output']) if (o[k] === undefined) problems.push(`${k} is required`);
+  if ((o.epochs === undefined) === (o.steps === undefined)) problems.push('give exactly one of epochs and steps');
+  if (o.warmupSteps !== undefined && o.warmupEpochs !== undefined) problems.push('give at most one of warmupSteps and warmupEpochs');
+  if (o.kd !== undefined && o.teacher === undefined) problems.push('kd needs a teacher');
+  if (problems.length > 0) throw new Error(`${source}:\n  ${problems.join('\n  ')}`);
+  const c = { ...CONFIG_DEFAULTS, ...o } as TrainConfig & typeof CONFIG_DEFAULTS;
+  const m = c.margin;
+  return {
+    ...c,
+    verification: [...c.verification],
+    margin: m === 'cosface' ? { s: 64, mArc: 0, mCos: 0.4 } : m === 'arcface' ? { s: 64, mArc: 0.5, mCos: 0 } : m,
+    kd: { form: c.kd?.form ?? 'l2', lambda: c.kd?.lambda ?? { kind: 'constant', value: 0.5 } },
+  };
+}
+
+/** Reads a config file: `.json`, `.js`/`.cjs` (module.exports or a default export), or
+ *  `.ts` when tsx or ts-node is installed; `overrides` replace its fields before the checks. */
+export function loadConfig(file: string, overrides: Record<string, unknown> = {}): ResolvedConfig {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new Error(`config ${file}: no such file`);
+  let raw: unknown;
+  if (abs.endsWith('.json')) {
+    try {
+      raw = JSON.parse(fs.readFileSync(abs, 'utf8'));
+    } catch (e) {
+      throw new Error(`config ${file}: not valid JSON (${(e as Error).message})`);
+    }
+  } else {
+    if (/\.[mc]?ts$/.test(abs)) registerTypeScript(file);
+    const mod = require(abs) as { default?: unknown };
+    raw = mod.default ?? mod;
+  }
+  const changed = Object.keys(overrides).length > 0;
+  return resolveConfig(changed ? { ...(raw as object), ...overrides } : raw, `config ${file}${changed ? ' with --set' : ''}`);
+}
+
+/** Lets `require` read TypeScript recipes, through whichever of tsx and ts-node is present. */
+function registerTypeScript(file: string): void {
+  if (require.extensions['.ts'] !== undefined) return; // already running under tsx / ts-node
+  for (const [pkg, register] of [
+    ['tsx/cjs/api', (m: { register: () => void }) => m.register()],
+    ['ts-node', (m: { register: (o: object) => void }) => m.register({ transpileOnly: true })],
+  ] as const) {
+    try {
+      register(require(pkg));
+      return;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(`config ${file}: a TypeScript config needs tsx or ts-node installed (or write it as .json/.js)`);
+}

@@ -1,0 +1,213 @@
+// The trainer: one loop for one process or many. Data-parallel backbone (rank 0's weights
+// broadcast, gradients averaged), the sharded margin-softmax classifier, optional angular
+// distillation with the convex objective, warmup + polynomial LR per step, clipping, gradient
+// accumulation; a progress line and metrics.jsonl on rank 0, periodic verification,
+// checkpoints that resume exactly, Ctrl-C that checkpoints and stops, and a non-finite loss
+// that stops before it is applied.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { createModel, IResNet } from '../models/iresnet';
+import { saveCheckpoint } from '../models/checkpoint';
+import { ShardedMarginSoftmax } from '../losses/sharded';
+import { angleDistillation, convexObjective, kdLambda } from '../losses/distill';
+import { SGD } from '../optim/sgd';
+import { polyLr } from '../optim/schedule';
+import { clipGradNorm } from '../optim/clip';
+import { manualSeed } from '../tensor/random';
+import { tidy } from '../tensor/scope';
+import * as ops from '../tensor/ops';
+import { Communicator } from '../dist/comm';
+import { worldFromEnv } from '../dist/world';
+import { averageGradients, broadcastBuffers, broadcastModule } from '../dist/data-parallel';
+import { openTrainingData } from '../data/training-data';
+import { readVerificationBin } from '../data/verification-bin';
+import { verify, VerificationResult } from '../eval/verification';
+import { ResolvedConfig } from './config';
+import { checkpointCounters, loadTrainingState, saveTrainingState, TrainingParts } from './checkpoint';
+import { openTeacher } from './teacher';
+import { MetricsLog, Progress } from './progress';
+
+export interface TrainOptions {
+  /** Continue from `output/checkpoint`. */
+  resume?: boolean;
+  /** The communicator (default: joined from the launcher's environment). */
+  comm?: Communicator;
+  /** No progress line (metrics.jsonl is still written). */
+  quiet?: boolean;
+  /** Called on rank 0 with each verification round. */
+  onVerify?: (step: number, results: VerificationResult[]) => void;
+  /** Called on every rank after each optimiser step with its metrics. */
+  onStep?: (step: number, m: { loss: number; cosface: number; kd: number; lr: number }) => void;
+}
+
+export interface TrainResult {
+  status: 'done' | 'interrupted';
+  step: number;
+  /** The mean loss of the last logged steps. */
+  loss: number;
+  verification: VerificationResult[];
+  imagesPerSecond: number;
+  /** The final backbone weights (written by rank 0 when the run completes). */
+  weights: string | null;
+  model: IResNet;
+}
+
+/** A loss or gradient that is NaN or infinite: the run stops before applying it. */
+export class NonFiniteLoss extends Error {}
+
+export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<TrainResult> {
+  const comm = o.comm ?? Communicator.connect(worldFromEnv(), { timeoutMs: cfg.commTimeoutSeconds * 1000 });
+  const lead = comm.rank === 0;
+  manualSeed(cfg.seed);
+  const data = openTrainingData(cfg.data);
+  const classes = cfg.numClasses ?? data.classes;
+  if (classes < data.classes) throw new Error(`config: numClasses ${classes} is fewer than the ${data.classes} identities of ${cfg.data}`);
+  const loader = data.loader({
+    batch: cfg.batchSize,
+    seed: cfg.seed,
+    rank: comm.rank,
+    world: comm.world,
+    maskProbability: cfg.maskProbability,
+    maskTemplateShare: cfg.maskTemplateShare,
+    skipCorrupt: cfg.skipCorrupt,
+    threads: cfg.loaderThreads,
+  });
+  const accum = cfg.gradAccumulation;
+  const perEpoch = loader.batchesPerEpoch();
+  if (perEpoch < 1) throw new Error(`config: ${data.length} images over ${comm.world} ranks make no full batch of ${cfg.batchSize}`);
+  const total = cfg.steps ?? Math.max(1, Math.round(((cfg.epochs ?? 1) * perEpoch) / accum));
+  const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / accum), totalSteps: total };
+  polyLr(schedule, 0); // refuses a warmup as long as the run before any work
+
+  const model = createModel(cfg.network);
+  const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
+  broadcastModule(comm, model);
+  const sgd = { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
+  const optB = new SGD(model.parameters(), sgd);
+  const optH = new SGD(head.parameters(), sgd);
+  // The backbone is the same on every rank: rank 0 saves it; each rank saves its shard.
+  const headName = comm.world > 1 ? `head.rank${comm.rank}` : 'head';
+  const parts: TrainingParts = lead
+    ? { modules: { backbone: model, [headName]: head }, optimizers: { backbone: optB, head: optH } }
+    : { modules: { [headName]: head }, optimizers: { head: optH } };
+  const ckpt = path.join(cfg.output, 'checkpoint');
+  let [step, batches] = [0, 0];
+  if (o.resume === true) {
+    if (checkpointCounters(ckpt) === null) throw new Error(`--resume: no checkpoint in ${ckpt}`);
+    const c = loadTrainingState(ckpt, parts, comm);
+    [step, batches] = [c.step, Number(c.batches)];
+    broadcastModule(comm, model);
+    comm.broadcast(optB.buffers, 0);
+  }
+  fs.mkdirSync(cfg.output, { recursive: true });
+  if (lead) fs.writeFileSync(path.join(cfg.output, 'config.json'), JSON.stringify(cfg, null, 2));
+  const metrics = lead ? new MetricsLog(path.join(cfg.output, 'metrics.jsonl')) : null;
+  const progress = lead && o.quiet !== true ? new Progress(total, step, cfg.batchSize * comm.world * accum) : null;
+  const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
+  const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data);
+
+  let lastGood = checkpointCounters(ckpt)?.step ?? null;
+  const offClock = <T>(f: () => T): T => (progress === null ? f() : progress.aside(f));
+  const save = () =>
+    offClock(() => {
+      saveTrainingState(ckpt, parts, { step, epoch: Math.floor(batches / perEpoch), batches }, comm);
+      lastGood = step;
+    });
+  let verification: VerificationResult[] = [];
+  const verifyAll = () => {
+    broadcastBuffers(comm, model);
+    verification = offClock(() => sets.map((s) => verify(model, s.set, { name: s.name, comm })));
+    if (lead) {
+      progress?.say(`step ${step}: ${verification.map((v) => `${v.name} ${(100 * v.accuracy).toFixed(2)}% ± ${(100 * v.std).toFixed(2)}`).join(', ')}`);
+      metrics?.write({ step, verification });
+      o.onVerify?.(step, verification);
+    }
+  };
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) process.exit(130); // a second Ctrl-C does not wait for the checkpoint
+    progress?.say('interrupted: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let status: TrainResult['status'] = 'done';
+  let logged = { loss: NaN, imagesPerSecond: NaN };
+  let sum = { loss: 0, cosface: 0, kd: 0, n: 0 };
+  let window = { loss: 0, n: 0 };
+  try {
+    run: while (step < total) {
+      for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
+        const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
+        const v = tidy(() => {
+          const emb = model.forward(b.images);
+          const cos = head.loss(emb, b.labels, batches);
+          const kd = teacher === null ? null : angleDistillation(emb, teacher.embed(b), cfg.kd.form);
+          const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
+          (accum > 1 ? ops.scale(loss, 1 / accum) : loss).backward();
+          return { loss: loss.item(), cosface: cos.item(), kd: kd?.item() ?? 0 };
+        });
+        b.images.dispose();
+        batches++;
+        sum = { loss: sum.loss + v.loss, cosface: sum.cosface + v.cosface, kd: sum.kd + v.kd, n: sum.n + 1 };
+        if (batches < (step + 1) * accum) continue;
+
+        averageGradients(comm, model.parameters());
+        const gradNorm = clipGradNorm(model.parameters(), cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity);
+        // One exchange: the ranks' mean KD loss and whether any was interrupted.
+        const [kdSum, stops] = comm.allReduceValues([sum.kd / sum.n, signals > 0 ? 1 : 0], 'sum');
+        const m = { loss: (sum.cosface / sum.n) * (1 - lambda) + (kdSum / comm.world) * lambda, cosface: sum.cosface / sum.n, kd: kdSum / comm.world };
+        if (![m.loss, gradNorm].every(Number.isFinite)) {
+          const where = lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${ckpt} (step ${lastGood})`;
+          throw new NonFiniteLoss(`step ${step + 1}: the loss is ${m.loss} and the gradient norm ${gradNorm}; stopped without applying it; ${where}`);
+        }
+        const lr = polyLr(schedule, step);
+        for (const opt of [optB, optH]) {
+          opt.lr = lr;
+          opt.step();
+          opt.zeroGrad();
+        }
+        step++;
+        o.onStep?.(step, { ...m, lr });
+        sum = { loss: 0, cosface: 0, kd: 0, n: 0 };
+        window = { loss: window.loss + m.loss, n: window.n + 1 };
+        if (step % cfg.logEvery === 0 || step === total) {
+          const rate = progress?.rate(step) ?? { imagesPerSecond: NaN };
+          logged = { loss: window.loss / window.n, imagesPerSecond: rate.imagesPerSecond };
+          window = { loss: 0, n: 0 };
+          const fields: { loss: number; lr: number; [k: string]: number } = teacher === null ? { loss: logged.loss, lr } : { loss: logged.loss, lr, cosface: m.cosface, kd: m.kd, lambda };
+          progress?.update(step, fields);
+          metrics?.write({ step, epoch: Math.floor((batches - 1) / perEpoch), ...fields, gradNorm, imagesPerSecond: rate.imagesPerSecond });
+        }
+        if (cfg.verifyEvery > 0 && step % cfg.verifyEvery === 0 && step < total) verifyAll();
+        if (stops > 0) {
+          save();
+          status = 'interrupted';
+          progress?.say(`saved a checkpoint at step ${step} in ${ckpt}; continue with --resume`);
+          break run;
+        }
+        if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < total) save();
+        if (step >= total) break run;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    teacher?.dispose();
+    progress?.done();
+  }
+  let weights: string | null = null;
+  if (status === 'done') {
+    if (sets.length > 0) verifyAll();
+    save();
+    if (lead) {
+      weights = path.join(cfg.output, 'model.safetensors');
+      saveCheckpoint(model, weights, { network: cfg.network, step: String(step) });
+    }
+  }
+  optB.dispose();
+  optH.dispose();
+  head.dispose();
+  return { status, step, loss: logged.loss, verification, imagesPerSecond: logged.imagesPerSecond, weights, model };
+}
