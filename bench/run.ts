@@ -10,9 +10,10 @@ import { convSuite } from './suites/conv';
 import { modelsSuite } from './suites/models';
 import { dataSuite } from './suites/data';
 import { masksSuite } from './suites/masks';
+import { trainSuite } from './suites/train';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];

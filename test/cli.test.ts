@@ -27,17 +27,32 @@ test('an unknown command exits 2 and says so', (t) => {
   t.regex(r.stderr, /unknown command 'fly'/);
 });
 
-test('the main job (synthetic faces, IResNet training, verification) runs from ts-node', (t) => {
+test('the main job (teacher, precomputed embeddings, students with and without KD) runs from ts-node', (t) => {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-demo-'));
-  const r = spawnSync(process.execPath, [require.resolve('ts-node/dist/bin.js'), path.join(__dirname, '..', 'ts', 'demo', 'train-faces.ts')], {
+  const json = path.join(data, 'figures.json');
+  const r = spawnSync(process.execPath, [require.resolve('ts-node/dist/bin.js'), path.join(__dirname, '..', 'ts', 'demo', 'train-faces.ts'), '--json', json], {
     encoding: 'utf8',
-    env: { ...process.env, MASKFR_STEPS: '6', MASKFR_IDENTITIES: '8', MASKFR_PAIRS: '40', MASKFR_DATA: data },
+    env: { ...process.env, MASKFR_STEPS: '6', MASKFR_STUDENT_STEPS: '3', MASKFR_IDENTITIES: '8', MASKFR_PAIRS: '40', MASKFR_DATA: data },
   });
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /verification of held-out identities before training: [\d.]+% \(raw pixels: [\d.]+%\)/);
-  t.regex(r.stdout, /step    6\/6  loss [\d.]+/);
-  t.regex(r.stdout, /verification of held-out identities after 6 steps: [\d.]+%/);
-  t.true(fs.existsSync(path.join(data, 'train.rec')));
+  t.regex(r.stdout, /raw-pixel baseline on held-out pairs: [\d.]+%/);
+  t.regex(r.stdout, /teacher step 3: held-out verification [\d.]+% ± [\d.]+/);
+  t.regex(r.stdout, /teacher: [\d.]+% ± [\d.]+ after 6 steps/);
+  t.regex(r.stdout, /student with KD: +[\d.]+% ± [\d.]+/);
+  t.regex(r.stdout, /student without KD: +[\d.]+% ± [\d.]+/);
+  const figures = JSON.parse(fs.readFileSync(json, 'utf8')) as { teacher: { steps: number }; studentWithKd: { steps: number; verification: { accuracy: number } } };
+  t.is(figures.teacher.steps, 6);
+  t.is(figures.studentWithKd.steps, 3);
+  t.true(figures.studentWithKd.verification.accuracy > 0 && figures.studentWithKd.verification.accuracy <= 1);
+});
+
+test('a TypeScript recipe loads through the compiled CLI (tsx registered on demand) and is checked', (t) => {
+  const r = run('train', '--config', path.join(__dirname, '..', 'configs', 'wf42m_r240_student.ts'), '--set', 'data=/nonexistent/train.rec');
+  t.is(r.status, 1);
+  t.regex(r.stderr, /\/nonexistent\/train\.rec: no such training data/);
+  const bad = run('train', '--config', path.join(__dirname, '..', 'configs', 'synthetic_small.ts'), '--set', 'batchSize=0');
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /synthetic_small\.ts with --set:\n  batchSize must be an integer ≥ 1, got 0/);
 });
 
 test('maskfr models lists the table with r50 at 43.6M params / 6.31 GMACs', (t) => {

@@ -103,3 +103,22 @@ test('maskfr train on 2 ranks: per-rank classifier shards in the checkpoint, res
   t.is(one.status, 1);
   t.regex(one.stderr, /the checkpoint was written by 2 ranks, this run has 1/);
 });
+
+test('Ctrl-C to maskfr launch: every rank finishes its step, saves one checkpoint and exits 130', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-sigint-'));
+  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 5, quality: 90 });
+  const output = path.join(root, 'out');
+  const config = path.join(root, 'c.json');
+  fs.writeFileSync(config, JSON.stringify({ network: 'tiny', data: data.rec, output, steps: 10000, batchSize: 4, logEvery: 1, checkpointEvery: 0 }));
+  const p = spawn(process.execPath, ['--import', 'tsx', cli, 'launch', '--nproc-per-node', '2', '--master-port', '0', '--', 'train', '--config', config, '--quiet'], { stdio: 'ignore' });
+  const metrics = path.join(output, 'metrics.jsonl');
+  const started = Date.now();
+  while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"step":2')) && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 100));
+  p.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
+  t.is(code, 130);
+  const state = JSON.parse(fs.readFileSync(path.join(output, 'checkpoint', 'state.json'), 'utf8')) as { counters: { step: number }; world: number };
+  t.is(state.world, 2);
+  t.true(state.counters.step >= 2 && state.counters.step < 10000, `saved at step ${state.counters.step}`);
+  t.true(fs.existsSync(path.join(output, 'checkpoint', `head.rank1-${String(state.counters.step).padStart(8, '0')}.safetensors`)));
+});

@@ -38,7 +38,7 @@ test('the config is checked field by field, naming each problem', (t) => {
   t.regex(e.message, /give exactly one of epochs and steps/);
   t.regex(e.message, /kd needs a teacher/);
   const e2 = t.throws(() => resolveConfig({ ...base('x'), teacher: { network: 'tiny' }, kd: { lambda: { kind: 'linear', from: 0 } } }));
-  t.regex(e2.message, /teacher must be \{ network: NAME, weights: FILE \}/);
+  t.regex(e2.message, /teacher must be \{ network: NAME, weights: FILE, embeddingSize\? \}/);
   t.regex(e2.message, /lambda of kind linear with from, to, steps \(missing to, steps\)/);
   const c = resolveConfig(base('x'));
   t.deepEqual(c.margin, { s: 64, mArc: 0, mCos: 0.4 }, 'CosFace s 64 m 0.4 by default');
@@ -70,6 +70,15 @@ test('an interrupted run resumes exactly: the next steps lose what an uninterrup
   whole.model.dispose();
   rest.model.dispose();
   await t.throwsAsync(train(resolveConfig(base('never')), { resume: true }), { message: /--resume: no checkpoint in .*never.checkpoint/ });
+});
+
+test('gradient accumulation: several micro-batches per optimiser step, counted in the checkpoint', async (t) => {
+  const cfg = resolveConfig(base('accum', { steps: 3, batchSize: 4, gradAccumulation: 2 }));
+  const r = await train(cfg, { quiet: true });
+  t.deepEqual(metrics(cfg.output).map((m) => m.step), [1, 2, 3]);
+  const state = JSON.parse(fs.readFileSync(path.join(cfg.output, 'checkpoint', 'state.json'), 'utf8')) as { counters: { step: number; batches: number } };
+  t.deepEqual([state.counters.step, state.counters.batches], [3, 6]);
+  r.model.dispose();
 });
 
 test('distillation from precomputed teacher embeddings logs λ and both terms; a NaN stops with the step and the last checkpoint', async (t) => {

@@ -10,6 +10,8 @@ warm up for w ms, then time at least r calls and m ms, as the TS side does for o
 {"op": "iresnet", "layers": [..], "widths": [..], "embedding": e, "placement": p, "batch": b,
 "reps", "warm_ms", "min_ms"} → {"seconds": [..]}: eval forward of that IResNet.
 {"op": "decode", "rec": path, ...} → {"seconds": [..], "images": n}: one PIL pass per call.
+{"op": "train_step", iresnet fields + "classes"} → {"seconds": [..]}: a CosFace SGD step.
+{"op": "cosface_head", "classes", "batch", "embedding", ...} → {"seconds": [..]}: the head alone.
 """
 import json
 import pathlib
@@ -25,9 +27,9 @@ except Exception as e:  # noqa: BLE001 - report any import failure as the reason
     sys.exit(0)
 
 
-def timed(req, run):
+def timed(req, run, grad=False):
     """Warm up for warm_ms, then time at least `reps` calls and min_ms (as the TS side does)."""
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         start = time.perf_counter()
         while time.perf_counter() - start < req["warm_ms"] / 1e3:
             run()
@@ -107,7 +109,50 @@ def conv(req):
     return timed(req, run)
 
 
-OPS = {"conv": conv, "iresnet": iresnet, "decode": decode}
+def cosface_logits(emb, weight, labels, s=64.0, m=0.4):
+    """CosFace as arcface_torch: cosines of normalised embeddings and centres, m off the target, × s."""
+    cos = torch.nn.functional.linear(torch.nn.functional.normalize(emb), torch.nn.functional.normalize(weight)).clamp(-1, 1)
+    return s * (cos - m * torch.nn.functional.one_hot(labels, weight.shape[0]))
+
+
+def train_step(req):
+    """One SGD step of an IResNet (train mode) with a CosFace head: forward, loss, backward,
+    clip 5 on the backbone, update."""
+    from torch_iresnet import IResNet
+
+    torch.manual_seed(0)
+    model = IResNet(req["placement"], req["layers"], req["widths"], req["embedding"]).train()
+    weight = torch.nn.Parameter(torch.randn(req["classes"], req["embedding"]) * 0.01)
+    opt = torch.optim.SGD([*model.parameters(), weight], lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(req["batch"], 3, 112, 112)
+    labels = torch.arange(req["batch"]) % req["classes"]
+
+    def run():
+        loss = torch.nn.functional.cross_entropy(cosface_logits(model(x), weight, labels), labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5)
+        opt.step()
+        opt.zero_grad()
+
+    return timed(req, run, grad=True)
+
+
+def cosface_head(req):
+    """Forward + backward of a full-softmax CosFace classifier over `classes` centres."""
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(req["classes"], req["embedding"]) * 0.01)
+    emb = torch.randn(req["batch"], req["embedding"], requires_grad=True)
+    labels = torch.arange(req["batch"]) * 7919 % req["classes"]
+
+    def run():
+        torch.nn.functional.cross_entropy(cosface_logits(emb, weight, labels), labels).backward()
+        weight.grad = None
+        emb.grad = None
+
+    return timed(req, run, grad=True)
+
+
+OPS = {"conv": conv, "iresnet": iresnet, "decode": decode, "train_step": train_step, "cosface_head": cosface_head}
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
 torch.set_num_threads(threads)

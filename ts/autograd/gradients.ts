@@ -88,7 +88,9 @@ export const GRADIENTS = {
   },
   fusedLoss(n, g) {
     const k = g.item();
-    return n.owned.map((gr, i) => (wants(n, i) ? t(native.scale(gr.handle('fusedLoss backward'), k)) : null));
+    // k = 1 (the loss itself differentiated): a view of the gradient, not a copy of a shard.
+    const pass = (h: NativeTensor) => (k === 1 ? h.reshape(h.shape) : native.scale(h, k));
+    return n.owned.map((gr, i) => (wants(n, i) ? t(pass(gr.handle('fusedLoss backward'))) : null));
   },
   crossEntropy(n, g) {
     return [t(native.crossEntropyBackward(saved(n, 0), n.attrs.labels as Int32Array, g.handle('crossEntropy backward')))];

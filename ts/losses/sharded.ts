@@ -14,7 +14,8 @@ export interface ShardedOptions {
   margin?: ops.Margin;
   /** Negative-class sampling rate ρ (1: the full softmax; 0.2–0.3 in the WebFace42M recipes). */
   sampleRate?: number;
-  /** Classes scored at a time (0: the whole sampled shard at once). */
+  /** Classes scored at a time (0: the whole sampled shard at once; the default 8192 keeps
+   *  the step's working memory to a few 8192 × D and B × 8192 buffers). */
   chunk?: number;
   /** Seeds the class centres (the same on every world size) and the negative sampling. */
   seed?: number;
@@ -35,7 +36,7 @@ export class ShardedMarginSoftmax extends Module {
     readonly comm: Communicator,
     readonly embedding: number,
     readonly classes: number,
-    { margin = COSFACE, sampleRate = 1, chunk = 0, seed = nextSeed() }: ShardedOptions = {},
+    { margin = COSFACE, sampleRate = 1, chunk = 8192, seed = nextSeed() }: ShardedOptions = {},
   ) {
     super();
     if (!(sampleRate > 0 && sampleRate <= 1)) throw new Error(`ShardedMarginSoftmax: sampleRate must be in (0, 1], got ${sampleRate}`);

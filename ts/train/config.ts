@@ -8,11 +8,13 @@ import { MODELS } from '../models/iresnet';
 import type { Margin } from '../tensor/ops';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
-export type Teacher = { network: string; weights: string } | { embeddings: string };
+export type Teacher = { network: string; weights: string; embeddingSize?: number } | { embeddings: string };
 
 export interface TrainConfig {
   /** A name of the IResNet table (`maskfr models`). */
   network: string;
+  /** The embedding size, when not the table's (a student matching its teacher's). */
+  embeddingSize?: number;
   /** Training data: a `.rec` (with its `.idx`) or an image folder. */
   data: string;
   /** Where checkpoints, metrics.jsonl and the final weights go. */
@@ -22,7 +24,7 @@ export interface TrainConfig {
   margin?: 'cosface' | 'arcface' | Margin;
   /** Negative-class sampling rate ρ of the sharded classifier. */
   sampleRate?: number;
-  /** Classes scored at a time in the classifier (0: all). */
+  /** Classes scored at a time in the classifier (0: all at once). */
   chunk?: number;
   /** Images per rank per micro-batch. */
   batchSize?: number;
@@ -67,7 +69,7 @@ export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
 export const CONFIG_DEFAULTS = {
   margin: 'cosface',
   sampleRate: 1,
-  chunk: 0,
+  chunk: 8192,
   batchSize: 128,
   lr: 0.1,
   momentum: 0.9,
@@ -107,7 +109,9 @@ const teacher: Check = (v) => {
   const o = v as Record<string, unknown>;
   if (typeof v !== 'object' || v === null) return '{ network, weights } or { embeddings }';
   if ('embeddings' in o) return str(o.embeddings) === null && Object.keys(o).length === 1 ? null : '{ embeddings: FILE } alone';
-  return network(o.network) === null && str(o.weights) === null && Object.keys(o).length === 2 ? null : `{ network: NAME, weights: FILE } with a network from the table`;
+  const sizeOk = o.embeddingSize === undefined || int(1)(o.embeddingSize) === null;
+  const known = Object.keys(o).every((k) => ['network', 'weights', 'embeddingSize'].includes(k));
+  return network(o.network) === null && str(o.weights) === null && sizeOk && known ? null : '{ network: NAME, weights: FILE, embeddingSize? } with a network from the table';
 };
 const FORMS = ['l2', 'one-minus-cos', 'squared'];
 const LAMBDAS: Record<string, string[]> = { constant: ['value'], linear: ['from', 'to', 'steps'], cosine: ['from', 'to', 'steps'], step: ['values', 'milestones'] };
@@ -125,6 +129,7 @@ const kd: Check = (v) => {
 
 const FIELDS: Record<keyof TrainConfig, Check> = {
   network,
+  embeddingSize: int(1),
   data: str,
   output: str,
   numClasses: int(1),

@@ -25,7 +25,7 @@ export function openTeacher(t: Teacher, data: TrainingData): TeacherEmbeddings {
     if (rows.rows !== data.length) throw new Error(`${t.embeddings}: ${rows.rows} teacher embeddings, but ${data.path} has ${data.length} images (made for another dataset?)`);
     return { embed: (b) => tensor(rows.read(b.indices), [b.indices.length, rows.dim]), dispose: () => rows.close() };
   }
-  const model = createModel(t.network);
+  const model = createModel(t.network, t.embeddingSize === undefined ? {} : { embedding: t.embeddingSize });
   loadCheckpoint(model, t.weights);
   model.eval();
   return { embed: (b) => noGrad(() => model.forward(b.images)), dispose: () => model.dispose() };

@@ -80,7 +80,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / accum), totalSteps: total };
   polyLr(schedule, 0); // refuses a warmup as long as the run before any work
 
-  const model = createModel(cfg.network);
+  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize });
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
   broadcastModule(comm, model);
   const sgd = { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };

@@ -9,6 +9,7 @@ use maskfr_core::kernels::gemm::{matmul, Mat};
 use maskfr_core::kernels::loss::{target_cos, target_slope};
 use maskfr_core::kernels::reduce::{l2_normalize, l2_normalize_backward};
 use maskfr_core::random::mix;
+use rayon::prelude::*;
 
 /// Rank `rank`'s classes: `⌊C/W⌋ + [rank < C mod W]` of them from `⌊C/W⌋·rank + min(rank, C mod W)`.
 pub fn shard(classes: usize, world: usize, rank: usize) -> (usize, usize) {
@@ -63,6 +64,7 @@ impl PartialFc {
     }
 
     /// Forward and backward of the mean margin-softmax loss of the global batch at `step`.
+    /// Memory beyond the shard and its gradient is a few `chunk × D` and `B × chunk` buffers.
     pub fn step(
         &self,
         comm: &mut dyn Communicator,
@@ -72,92 +74,102 @@ impl PartialFc {
         step: u64,
     ) -> Result<Step> {
         let d = self.dim;
-        let b_local = labels.len();
         let e = comm.all_gather(embeddings)?;
         let y: Vec<i64> =
             comm.all_gather(&labels.iter().map(|&l| l as f32).collect::<Vec<_>>())?.iter().map(|&l| l as i64).collect();
         let b = y.len();
-        // The scored classes and their weights; labels remapped to positions among them.
         let cols = self.sampled(&y, step);
         let n = cols.len();
-        let sub: Vec<f32> = cols.iter().flat_map(|&j| weight[j * d..(j + 1) * d].iter().copied()).collect();
-        let (mut en, mut wn) = (vec![0f32; e.len()], vec![0f32; sub.len()]);
+        let mut en = vec![0f32; e.len()];
         l2_normalize(d, 1e-12, &e, &mut en);
-        l2_normalize(d, 1e-12, &sub, &mut wn);
-        let local = |i: usize| usize::try_from(y[i] - self.start as i64).ok().and_then(|j| cols.binary_search(&j).ok());
-        // Cosines and margined logits of classes [j0, j1): the B×n matrix never exists whole.
+        // Each row's target among the scored columns (None: another rank's class).
+        let target: Vec<Option<usize>> = y
+            .iter()
+            .map(|&l| usize::try_from(l - self.start as i64).ok().and_then(|j| cols.binary_search(&j).ok()))
+            .collect();
         let chunk = if self.chunk == 0 { n.max(1) } else { self.chunk };
-        let logits = |j0: usize, j1: usize| -> (Vec<f32>, Vec<f64>) {
+        // Scored columns [j0, j1): their centres (raw, normalised), cosines and margined
+        // logits. Recomputed in the backward rather than kept: nothing is ever n × D or B × n.
+        let scores = |j0: usize, j1: usize| {
             let w = j1 - j0;
+            let raw: Vec<f32> = cols[j0..j1].iter().flat_map(|&j| weight[j * d..(j + 1) * d].iter().copied()).collect();
+            let mut wn = vec![0f32; raw.len()];
+            l2_normalize(d, 1e-12, &raw, &mut wn);
             let mut cos = vec![0f32; b * w];
-            matmul(Mat::new(&en, b, d), Mat::t(&wn[j0 * d..j1 * d], w, d), &mut cos, false, true);
-            let z = (0..b * w)
-                .map(|k| {
-                    let c = (cos[k] as f64).clamp(-1.0, 1.0);
-                    self.s * if local(k / w) == Some(j0 + k % w) { target_cos(c, self.m_arc) - self.m_cos } else { c }
-                })
-                .collect();
-            (cos, z)
+            matmul(Mat::new(&en, b, d), Mat::t(&wn, w, d), &mut cos, false, true);
+            let mut z = vec![0f64; b * w];
+            z.par_chunks_mut(w).zip(cos.par_chunks(w)).enumerate().for_each(|(i, (zr, cr))| {
+                for (k, (zv, &c)) in zr.iter_mut().zip(cr).enumerate() {
+                    let c = (c as f64).clamp(-1.0, 1.0);
+                    *zv = self.s * if target[i] == Some(j0 + k) { target_cos(c, self.m_arc) - self.m_cos } else { c };
+                }
+            });
+            (raw, wn, cos, z)
         };
         // Forward: per row an online (max, Σexp) over the chunks, then the global softmax
         // through all-reduced maxima and rescaled exp-sums.
-        let (mut max, mut sum, mut target) = (vec![f64::NEG_INFINITY; b], vec![0f64; b], vec![0f32; b]);
+        let (mut max, mut sum, mut tz) = (vec![f64::NEG_INFINITY; b], vec![0f64; b], vec![0f32; b]);
         for j0 in (0..n).step_by(chunk) {
             let j1 = (j0 + chunk).min(n);
-            let (_, z) = logits(j0, j1);
-            for i in 0..b {
-                let row = &z[i * (j1 - j0)..(i + 1) * (j1 - j0)];
-                let m = row.iter().fold(max[i], |m, &v| m.max(v));
-                sum[i] = sum[i] * (max[i] - m).exp() + row.iter().map(|&v| (v - m).exp()).sum::<f64>();
-                max[i] = m;
-                if let Some(j) = local(i).filter(|j| (j0..j1).contains(j)) {
-                    target[i] = row[j - j0] as f32;
-                }
-            }
+            let (_, _, _, z) = scores(j0, j1);
+            let rows = z.par_chunks(j1 - j0);
+            (&mut max[..], &mut sum[..], &mut tz[..]).into_par_iter().zip(rows).enumerate().for_each(
+                |(i, ((mx, sm, t), row))| {
+                    let m = row.iter().fold(*mx, |m, &v| m.max(v));
+                    *sm = *sm * (*mx - m).exp() + row.iter().map(|&v| (v - m).exp()).sum::<f64>();
+                    *mx = m;
+                    if let Some(j) = target[i].filter(|j| (j0..j1).contains(j)) {
+                        *t = row[j - j0] as f32;
+                    }
+                },
+            );
         }
         let mut gmax: Vec<f32> = max.iter().map(|&m| m as f32).collect();
         comm.all_reduce(&mut gmax, Reduce::Max)?;
         let mut gsum: Vec<f32> = (0..b).map(|i| (sum[i] * (max[i] - gmax[i] as f64).exp()) as f32).collect();
         comm.all_reduce(&mut gsum, Reduce::Sum)?;
-        comm.all_reduce(&mut target, Reduce::Sum)?;
-        let loss = (0..b).map(|i| gmax[i] as f64 + (gsum[i] as f64).ln() - target[i] as f64).sum::<f64>() / b as f64;
-        // Backward, chunk by chunk: d loss / d cos = s · slope · (p − onehot) / B.
-        let mut gwn = vec![0f32; n * d];
+        comm.all_reduce(&mut tz, Reduce::Sum)?;
+        let loss = (0..b).map(|i| gmax[i] as f64 + (gsum[i] as f64).ln() - tz[i] as f64).sum::<f64>() / b as f64;
+        // Backward, chunk by chunk: d loss / d cos = s · slope · (p − onehot) / B; each
+        // chunk's centre gradient goes straight to its rows of the shard's gradient.
         let mut gen = vec![0f32; b * d];
+        let mut grad_weight = vec![0f32; weight.len()];
         for j0 in (0..n).step_by(chunk) {
             let j1 = (j0 + chunk).min(n);
             let w = j1 - j0;
-            let (cos, z) = logits(j0, j1);
-            let gcos: Vec<f32> = (0..b * w)
-                .map(|k| {
-                    let (i, j) = (k / w, j0 + k % w);
-                    let p = (z[k] - gmax[i] as f64).exp() / gsum[i] as f64;
-                    let c = cos[k] as f64;
-                    let is_target = local(i) == Some(j);
-                    let slope = if c.abs() > 1.0 {
-                        0.0
-                    } else if is_target {
-                        target_slope(c, self.m_arc)
-                    } else {
-                        1.0
-                    };
-                    (self.s * slope * (p - f64::from(u8::from(is_target))) / b as f64) as f32
-                })
-                .collect();
-            matmul(Mat::t(&gcos, b, w), Mat::new(&en, b, d), &mut gwn[j0 * d..j1 * d], false, true);
-            matmul(Mat::new(&gcos, b, w), Mat::new(&wn[j0 * d..j1 * d], w, d), &mut gen, true, true);
+            let (raw, wn, cos, z) = scores(j0, j1);
+            let mut gcos = vec![0f32; b * w];
+            gcos.par_chunks_mut(w).zip(z.par_chunks(w).zip(cos.par_chunks(w))).enumerate().for_each(
+                |(i, (g, (zr, cr)))| {
+                    for (k, gv) in g.iter_mut().enumerate() {
+                        let p = (zr[k] - gmax[i] as f64).exp() / gsum[i] as f64;
+                        let c = cr[k] as f64;
+                        let is_target = target[i] == Some(j0 + k);
+                        let slope = if c.abs() > 1.0 {
+                            0.0
+                        } else if is_target {
+                            target_slope(c, self.m_arc)
+                        } else {
+                            1.0
+                        };
+                        *gv = (self.s * slope * (p - f64::from(u8::from(is_target))) / b as f64) as f32;
+                    }
+                },
+            );
+            let mut gwn = vec![0f32; w * d];
+            matmul(Mat::t(&gcos, b, w), Mat::new(&en, b, d), &mut gwn, false, true);
+            matmul(Mat::new(&gcos, b, w), Mat::new(&wn, w, d), &mut gen, true, true);
+            let mut graw = vec![0f32; w * d];
+            l2_normalize_backward(d, 1e-12, &gwn, &raw, &mut graw);
+            // Classes not scored this step keep a zero gradient.
+            for (k, &j) in cols[j0..j1].iter().enumerate() {
+                grad_weight[j * d..(j + 1) * d].copy_from_slice(&graw[k * d..(k + 1) * d]);
+            }
         }
         // Every shard contributes to every embedding's gradient; each rank keeps its rows.
         let own = comm.reduce_scatter(&gen)?;
-        let mut grad_embeddings = vec![0f32; b_local * d];
+        let mut grad_embeddings = vec![0f32; labels.len() * d];
         l2_normalize_backward(d, 1e-12, &own, embeddings, &mut grad_embeddings);
-        let mut gsub = vec![0f32; n * d];
-        l2_normalize_backward(d, 1e-12, &gwn, &sub, &mut gsub);
-        // Classes not scored this step get no gradient.
-        let mut grad_weight = vec![0f32; weight.len()];
-        for (k, &j) in cols.iter().enumerate() {
-            grad_weight[j * d..(j + 1) * d].copy_from_slice(&gsub[k * d..(k + 1) * d]);
-        }
         Ok(Step { loss, grad_embeddings, grad_weight })
     }
 }

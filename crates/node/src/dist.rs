@@ -163,10 +163,11 @@ pub fn partial_fc_step(
         seed: o.seed as u64,
         chunk: o.chunk as usize,
     };
-    let read = |t: &maskfr_core::Tensor| {
-        t.f32s("partialFc").map(|v| v.to_vec()).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
-    };
-    let out = dist(fc.step(&mut *comm.inner, &read(w)?, &read(e)?, &labels, step as u64))?;
+    // Read in place: the shard is never copied.
+    let bad = |e: maskfr_core::Error| Error::new(Status::InvalidArg, e.to_string());
+    let (wd, ed) = (w.f32s("partialFc").map_err(bad)?, e.f32s("partialFc").map_err(bad)?);
+    let out = dist(fc.step(&mut *comm.inner, &wd, &ed, &labels, step as u64))?;
+    drop((wd, ed));
     let wrap = |v: Vec<f32>, shape: &[usize]| {
         maskfr_core::Tensor::from_vec(v, shape)
             .map(NativeTensor::wrap)
