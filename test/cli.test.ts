@@ -36,7 +36,7 @@ test('the main job (teacher, precomputed embeddings, students with and without K
   });
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /raw-pixel baseline on held-out pairs: [\d.]+%/);
-  t.regex(r.stdout, /teacher step 3: held-out verification [\d.]+% ± [\d.]+/);
+  t.regex(r.stdout, /step 3: verify [\d.]+% ± [\d.]+/);
   t.regex(r.stdout, /teacher: [\d.]+% ± [\d.]+ after 6 steps/);
   t.regex(r.stdout, /student with KD: +[\d.]+% ± [\d.]+/);
   t.regex(r.stdout, /student without KD: +[\d.]+% ± [\d.]+/);

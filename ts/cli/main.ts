@@ -6,6 +6,7 @@ import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
 import { augment, inspect, pack, synth } from './data';
 import { embedCommand, launchCommand, trainCommand } from './train';
+import { evalCommand } from './eval';
 
 interface Command {
   summary: string;
@@ -33,6 +34,10 @@ const COMMANDS: Record<string, Command> = {
     run: launchCommand,
   },
   embed: { summary: "a teacher's embeddings of a dataset: maskfr embed --model NAME --weights W --data PATH --out FILE", run: embedCommand },
+  eval: {
+    summary: 'verification: maskfr eval --model NAME --weights W --data X.bin|X.rec|DIR [--report DIR] [--mask mixed|template|renderer|held-out]',
+    run: evalCommand,
+  },
   fruits: { summary: 'FRUITS latency: maskfr fruits M.onnx, or --model NAME [--weights W] to compare folded/unfolded', run: fruits },
 };
 

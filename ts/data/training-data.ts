@@ -14,6 +14,8 @@ export interface TrainingData {
   classes: number;
   /** The encoded image of sample `i`. */
   image(i: number): Buffer;
+  /** The identity of sample `i`. */
+  label(i: number): number;
   loader(o: LoaderOptions): Loader;
 }
 
@@ -21,10 +23,17 @@ export function openTrainingData(p: string): TrainingData {
   if (!fs.existsSync(p)) throw new Error(`${p}: no such training data (expected a .rec file or an image folder)`);
   if (fs.statSync(p).isDirectory()) {
     const f = readImageFolder(p);
-    return { path: p, length: f.files.length, classes: f.identities.length, image: (i) => fs.readFileSync(f.files[i]), loader: (o) => Loader.fromFolder(p, o) };
+    return {
+      path: p,
+      length: f.files.length,
+      classes: f.identities.length,
+      image: (i) => fs.readFileSync(f.files[i]),
+      label: (i) => f.labels[i],
+      loader: (o) => Loader.fromFolder(p, o),
+    };
   }
   const ds = RecordDataset.open(p);
   // Without InsightFace's identity header, the labels themselves say how many there are.
   const classes = ds.identities?.length ?? Array.from({ length: ds.length }, (_, i) => ds.sample(i).label).reduce((m, l) => Math.max(m, l + 1), 0);
-  return { path: p, length: ds.length, classes, image: (i) => ds.sample(i).body, loader: (o) => Loader.fromRecord(ds, o) };
+  return { path: p, length: ds.length, classes, image: (i) => ds.sample(i).body, label: (i) => ds.sample(i).label, loader: (o) => Loader.fromRecord(ds, o) };
 }

@@ -52,10 +52,7 @@ const pct = (v: VerificationResult) => `${(100 * v.accuracy).toFixed(1)}% ± ${(
 
 async function run(name: string, c: Omit<TrainConfig, 'data' | 'output'>, data: string, bin: string, quiet = false) {
   const t0 = performance.now();
-  const r = await train(resolveConfig({ data, output: path.join(out, name), verification: [bin], logEvery: 25, checkpointEvery: 0, ...c }), {
-    quiet,
-    onVerify: (step, res) => quiet || console.log(`  ${name} step ${step}: held-out verification ${pct(res[0])}`),
-  });
+  const r = await train(resolveConfig({ data, output: path.join(out, name), verification: [bin], logEvery: 25, checkpointEvery: 0, ...c }), { quiet });
   const seconds = (performance.now() - t0) / 1000;
   r.model.dispose();
   return { network: c.network, steps: r.step, verification: r.verification[0], seconds, imagesPerSecond: r.imagesPerSecond, weights: r.weights! };

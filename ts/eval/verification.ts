@@ -63,9 +63,25 @@ export function tenFoldAccuracy(distances: ArrayLike<number>, issame: readonly b
   return { accuracy: mean, std, threshold: chosen.reduce((s, v) => s + v, 0) / k };
 }
 
+/** How evaluation probes are masked: a style of the synthesizers (`mixed` as in training,
+ *  `template`, `renderer`, or `held-out`: colours training never draws) and a seed. */
+export interface ProbeMasks {
+  style: 'mixed' | 'template' | 'renderer' | 'held-out';
+  seed: number;
+}
+
+export interface EmbedOptions {
+  batch?: number;
+  size?: number;
+  what?: string;
+  comm?: Communicator | null;
+  /** Mask every image first (the same mask on the image and its mirror). */
+  mask?: ProbeMasks | null;
+}
+
 /** L2-normalised embedding(image) + embedding(mirror) of every image, `[n·D]` row-major.
  *  With a communicator the ranks split the images and share the result. */
-export function embedFlipped(model: Module, images: readonly Buffer[], { batch = 64, size = 112, what = 'images', comm = null as Communicator | null } = {}): Float32Array {
+export function embedFlipped(model: Module, images: readonly Buffer[], { batch = 64, size = 112, what = 'images', comm = null, mask = null }: EmbedOptions = {}): Float32Array {
   const [rank, world] = comm === null ? [0, 1] : [comm.rank, comm.world];
   const per = Math.ceil(images.length / world);
   const mine = images.slice(rank * per, (rank + 1) * per);
@@ -77,7 +93,8 @@ export function embedFlipped(model: Module, images: readonly Buffer[], { batch =
     const chunk = mine.slice(i, i + batch);
     const e = tidy(() =>
       noGrad(() => {
-        const embed = (flip: boolean) => model.forward(new Tensor(native.decodeFaces([...chunk], size, flip, what)));
+        const masks = mask === null ? undefined : { ...mask, first: rank * per + i };
+        const embed = (flip: boolean) => model.forward(new Tensor(native.decodeFaces([...chunk], size, flip, what, masks)));
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
     );

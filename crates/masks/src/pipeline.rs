@@ -42,6 +42,28 @@ impl MaskPipeline {
     }
 }
 
+/// Commodity colours the renderer never draws in training (red, yellow): the held-out style.
+pub const HELD_OUT_COLORS: [([f64; 3], f64); 2] = [([0.78, 0.12, 0.12], 1.0), ([0.93, 0.8, 0.2], 1.0)];
+
+impl MaskPipeline {
+    /// Every probe masked, for evaluation: `mixed` (the training mix, half each
+    /// synthesizer), `template`, `renderer`, or `held-out` (rendered in colours training
+    /// never draws).
+    pub fn probes(style: &str) -> Result<MaskPipeline, String> {
+        match style {
+            "mixed" => MaskPipeline::new(1.0, 0.5, None),
+            "template" => MaskPipeline::new(1.0, 1.0, None),
+            "renderer" => MaskPipeline::new(1.0, 0.0, None),
+            "held-out" => Ok(MaskPipeline {
+                probability: 1.0,
+                template_share: 0.0,
+                renderer: RenderSynth { colors: HELD_OUT_COLORS.to_vec() },
+            }),
+            _ => Err(format!("masks: style '{style}', expected mixed, template, renderer or held-out")),
+        }
+    }
+}
+
 /// The ArcFace landmarks scaled to an aligned `size × size` face.
 fn aligned_landmarks(size: usize) -> [Point; 5] {
     let s = size as f64 / 112.0;

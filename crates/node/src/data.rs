@@ -125,20 +125,44 @@ pub fn encode_png(data: Buffer, width: u32, height: u32) -> Result<Buffer> {
     Ok(js(image_codec::encode_png(&rgb(&data, width, height)))?.into())
 }
 
+/// Evaluation probes masked by a style of [`maskfr_masks::MaskPipeline::probes`]; image i
+/// (counted from `first`) gets the mask seeded by (`seed`, i), whichever batch it is in.
+#[napi(object)]
+pub struct ProbeMasks {
+    pub style: String,
+    pub seed: i64,
+    pub first: u32,
+}
+
 /// Encoded aligned faces decoded in parallel into one `[n, 3, size, size]` tensor,
-/// normalised as the loader does, mirrored when `flip`; `what` names the source in errors.
+/// normalised as the loader does, masked when `mask` says so, mirrored when `flip`; `what`
+/// names the source in errors.
 #[napi(catch_unwind)]
-pub fn decode_faces(images: Vec<Buffer>, size: u32, flip: bool, what: String) -> Result<crate::tensor::NativeTensor> {
+pub fn decode_faces(
+    images: Vec<Buffer>,
+    size: u32,
+    flip: bool,
+    what: String,
+    mask: Option<ProbeMasks>,
+) -> Result<crate::tensor::NativeTensor> {
+    use maskfr_io::loader::Augment;
     use rayon::prelude::*;
+    let masker = match &mask {
+        None => None,
+        Some(m) => Some(maskfr_masks::MaskPipeline::probes(&m.style).map_err(|e| Error::new(Status::InvalidArg, e))?),
+    };
     let (size, per) = (size as usize, 3 * (size as usize).pow(2));
     let mut out = vec![0f32; images.len() * per];
     out.par_chunks_mut(per.max(1)).zip(images.par_iter()).enumerate().try_for_each(|(i, (dst, bytes))| {
-        let img = js(image_codec::decode(bytes, &format!("{what}: image {i}")))?;
+        let mut img = js(image_codec::decode(bytes, &format!("{what}: image {i}")))?;
         if img.width != size || img.height != size {
             return Err(Error::new(
                 Status::InvalidArg,
                 format!("{what}: image {i} is {}x{}, expected {size}x{size} aligned faces", img.width, img.height),
             ));
+        }
+        if let (Some(p), Some(m)) = (&masker, &mask) {
+            p.apply(&mut img, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
         }
         maskfr_io::loader::normalize(&img, flip, dst);
         Ok(())

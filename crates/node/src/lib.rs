@@ -6,6 +6,7 @@
 
 mod data;
 mod dist;
+mod eval;
 mod loader;
 mod masks;
 mod ops;

@@ -1,0 +1,49 @@
+// `maskfr eval`: a model's verification on a `.bin` pair set (10-fold accuracy), or its
+// MFR / SFR report on a labelled test set (`.rec` or image folder).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { createModel } from '../models/iresnet';
+import { loadCheckpoint } from '../models/checkpoint';
+import { openTrainingData } from '../data/training-data';
+import { verify, ProbeMasks } from '../eval/verification';
+import { evaluateMaskedFaces, writeReport } from '../eval/report';
+import { parseArgs, required } from './args';
+
+const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
+
+export function evalCommand(argv: string[]): number {
+  const p = parseArgs('eval', argv, ['model', 'weights', 'data', 'report', 'mask', 'seed', 'batch', 'embedding']);
+  const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required('eval', p, k));
+  const style = p.options.get('mask') ?? 'mixed';
+  if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
+  const embedding = p.options.get('embedding');
+  const model = createModel(name, embedding === undefined ? {} : { embedding: Number(embedding) });
+  loadCheckpoint(model, weights);
+  const batch = Number(p.options.get('batch') ?? 64);
+  const dir = p.options.get('report');
+  if (data.endsWith('.bin')) {
+    const v = verify(model, data, { batch });
+    console.log(`${v.name}: ${(100 * v.accuracy).toFixed(2)}% ± ${(100 * v.std).toFixed(2)} over ${v.pairs} pairs (10-fold; mean threshold ${v.threshold.toFixed(3)})`);
+    if (dir !== undefined) {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, `${v.name}.json`), JSON.stringify({ model: name, weights, ...v }, null, 2));
+    }
+  } else {
+    const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed: Number(p.options.get('seed') ?? 7) };
+    const r = evaluateMaskedFaces(model, openTrainingData(data), { model: name, mask, batch });
+    const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
+    console.log(`${data}: ${r.images} images, ${r.identities} identities, probes masked '${style}'`);
+    console.log(`FNMR @ FMR 1e-5: MFR ${pct(r.headline.mfr)}, SFR ${pct(r.headline.sfr)}${r.headline.measurable ? '' : ' (too few impostor pairs to measure)'}`);
+    console.log('  FMR      MFR TAR    SFR TAR    impostor pairs (MFR)  false matches allowed');
+    r.mfr.levels.forEach((l, i) =>
+      console.log(`  ${l.fmr.toExponential(0).padEnd(7)}  ${pct(l.tar).padStart(9)}  ${pct(r.sfr.levels[i].tar).padStart(9)}  ${String(l.impostors).padStart(20)}  ${l.falseMatchesAllowed < 1 ? '<1: not measurable' : l.falseMatchesAllowed}`),
+    );
+    if (dir !== undefined) {
+      const out = writeReport(dir, r);
+      console.log(`wrote ${out.json}, ${out.html} and ${out.png}`);
+    }
+  }
+  model.dispose();
+  return 0;
+}
