@@ -11,9 +11,10 @@ import { modelsSuite } from './suites/models';
 import { dataSuite } from './suites/data';
 import { masksSuite } from './suites/masks';
 import { trainSuite } from './suites/train';
+import { evalSuite } from './suites/eval';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite, eval: evalSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];

@@ -32,15 +32,22 @@ export interface OneToOne {
 
 export interface OneToOneOptions {
   fmrs?: number[];
+  /** Histogram bins over [−1, 1] (2¹⁶: thresholds to 3·10⁻⁵ past the exact top). */
   bins?: number;
+  /** Highest impostor scores kept exactly (10⁵: exact levels down to 10⁵ false matches). */
   top?: number;
 }
 
 function options(o: OneToOneOptions) {
-  return { fmrs: o.fmrs ?? FMR_LEVELS, bins: o.bins ?? 1 << 20, top: o.top ?? 100_000, curveFrom: -7, perDecade: 10 };
+  return { fmrs: o.fmrs ?? FMR_LEVELS, bins: o.bins ?? 1 << 16, top: o.top ?? 100_000, curveFrom: -7, perDecade: 10 };
 }
 
 const shaped = (r: ReturnType<typeof native.verifyAllVsAll>): OneToOne => ({ ...r, curve: r.curve.map(([f, t]) => [f, t] as [number, number]) });
+
+/** Operating points from genuine and impostor similarity scores. */
+export function verifyScores(genuine: Float32Array, impostors: Float32Array, o: OneToOneOptions = {}): OneToOne {
+  return shaped(native.verifyScores(genuine, impostors, options(o)));
+}
 
 /** Every unordered pair of distinct images: `embeddings` `[n·dim]` L2-normalised. */
 export function verifyAllVsAll(embeddings: Float32Array, labels: Int32Array, dim: number, o: OneToOneOptions = {}): OneToOne {

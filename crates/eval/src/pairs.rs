@@ -40,13 +40,14 @@ fn score(a: Set, b: Set, d: usize, pair: &(dyn Fn(usize, usize) -> bool + Sync),
     let (ba, bb) = (blocks(la.len()), blocks(lb.len()));
     let tasks: Vec<((usize, usize), (usize, usize))> =
         ba.iter().flat_map(|&x| bb.iter().map(move |&y| (x, y))).filter(|&(x, y)| !upper || y.1 > x.0).collect();
+    let empty = || (Vec::new(), Impostors::new(keep.bins, keep.top));
     let (mut genuine, impostors) = tasks
         .par_iter()
-        .map(|&((i0, i1), (j0, j1))| {
+        // One accumulator per split of the work, not per block: histograms are not cheap.
+        .fold(empty, |(mut g, mut imp), &((i0, i1), (j0, j1))| {
             let (h, w) = (i1 - i0, j1 - j0);
             let mut s = vec![0f32; h * w];
             matmul(Mat::new(&a.emb[i0 * d..i1 * d], h, d), Mat::t(&b.emb[j0 * d..j1 * d], w, d), &mut s, false, false);
-            let (mut g, mut imp) = (Vec::new(), Impostors::new(keep.bins, keep.top));
             for i in 0..h {
                 for j in 0..w {
                     let (gi, gj) = (i0 + i, j0 + j);
@@ -63,13 +64,10 @@ fn score(a: Set, b: Set, d: usize, pair: &(dyn Fn(usize, usize) -> bool + Sync),
             }
             (g, imp)
         })
-        .reduce(
-            || (Vec::new(), Impostors::new(keep.bins, keep.top)),
-            |(mut g1, i1), (g2, i2)| {
-                g1.extend(g2);
-                (g1, i1.merge(i2))
-            },
-        );
+        .reduce(empty, |(mut g1, i1), (g2, i2)| {
+            g1.extend(g2);
+            (g1, i1.merge(i2))
+        });
     genuine.sort_by(f32::total_cmp);
     Scores { genuine, impostors }
 }

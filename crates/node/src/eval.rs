@@ -103,3 +103,16 @@ pub fn verify_cross(
     let (p, g) = (Set { emb: &probe, labels: &l }, Set { emb: &gallery, labels: &l });
     Ok(result(score_cross(p, g, dim as usize, paired, keep(&o)), &o))
 }
+
+/// Operating points from genuine and impostor scores given directly.
+#[napi(catch_unwind)]
+pub fn verify_scores(genuine: Float32Array, impostors: Float32Array, o: OneToOneOptions) -> Result<OneToOneResult> {
+    let mut g = genuine.to_vec();
+    if g.iter().chain(impostors.iter()).any(|v| !v.is_finite()) {
+        return Err(Error::new(Status::InvalidArg, "verifyScores: scores must be finite numbers"));
+    }
+    g.sort_by(f32::total_cmp);
+    let mut imp = maskfr_eval::Impostors::new(o.bins.max(1) as usize, o.top as usize);
+    impostors.iter().for_each(|&s| imp.add(s));
+    Ok(result(Scores { genuine: g, impostors: imp }, &o))
+}
