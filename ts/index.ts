@@ -4,7 +4,7 @@ export { Tensor, tensor, full, zeros, ones } from './tensor/tensor';
 export type { DType, Shape } from './tensor/tensor';
 export { tidy, keep, noGrad, isGradEnabled } from './tensor/scope';
 export { manualSeed, nextSeed, randn, randUniform } from './tensor/random';
-export { memoryStats, resetPeakMemory } from './tensor/memory';
+export { memoryStats, resetPeakMemory, emptyCache } from './tensor/memory';
 export type { MemoryStats } from './tensor/memory';
 export * as ops from './tensor/ops';
 export { Module } from './nn/module';

@@ -10,6 +10,7 @@ pub mod float;
 pub mod kernels;
 pub mod memory;
 pub mod peak;
+pub mod pool;
 pub mod random;
 mod tensor;
 

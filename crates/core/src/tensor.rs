@@ -88,19 +88,26 @@ impl Buffer {
 struct Storage {
     buf: RwLock<Buffer>,
     bytes: usize,
+    /// Drawn from the buffer pool, so returned to it (buffers made elsewhere, whose sizes
+    /// the pool's takers may never ask for, are freed).
+    pooled: bool,
 }
 
 impl Storage {
-    fn new(buf: Buffer, len: usize) -> Arc<Storage> {
+    fn new(buf: Buffer, len: usize, pooled: bool) -> Arc<Storage> {
         let bytes = len * buf.dtype().size();
         memory::alloc(bytes);
-        Arc::new(Storage { buf: RwLock::new(buf), bytes })
+        Arc::new(Storage { buf: RwLock::new(buf), bytes, pooled })
     }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
         memory::free(self.bytes);
+        let buf = self.buf.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let (true, Buffer::F32(v)) = (self.pooled, std::mem::replace(buf, Buffer::F32(Vec::new()))) {
+            crate::pool::give(v);
+        }
     }
 }
 
@@ -152,9 +159,23 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    fn wrap(buf: Buffer, shape: Vec<usize>, len: usize) -> Tensor {
+    fn wrap(buf: Buffer, shape: Vec<usize>, len: usize, pooled: bool) -> Tensor {
         let dtype = buf.dtype();
-        Tensor { shape, dtype, device: Device::Cpu, storage: Storage::new(buf, len), _handle: HandleToken::new() }
+        Tensor {
+            shape,
+            dtype,
+            device: Device::Cpu,
+            storage: Storage::new(buf, len, pooled),
+            _handle: HandleToken::new(),
+        }
+    }
+
+    /// `shape` zeros from the buffer pool, filled by `fill` (kernel outputs).
+    pub fn filled(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
+        let n = numel(shape);
+        let mut v = crate::pool::zeros(n);
+        fill(&mut v);
+        Tensor::wrap(Buffer::F32(v), shape.to_vec(), n, true)
     }
 
     pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
@@ -167,7 +188,7 @@ impl Tensor {
             numel(shape)
         );
         let len = data.len();
-        Ok(Tensor::wrap(Buffer::F32(data), shape.to_vec(), len))
+        Ok(Tensor::wrap(Buffer::F32(data), shape.to_vec(), len, false))
     }
 
     pub fn zeros(shape: &[usize]) -> Tensor {
@@ -175,8 +196,11 @@ impl Tensor {
     }
 
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        let n = numel(shape);
-        Tensor::wrap(Buffer::F32(vec![value; n]), shape.to_vec(), n)
+        Tensor::filled(shape, |v| {
+            if value != 0.0 {
+                v.fill(value)
+            }
+        })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -237,7 +261,7 @@ impl Tensor {
             DType::F16 => Buffer::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
             DType::BF16 => Buffer::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect()),
         };
-        Tensor::wrap(buf, self.shape.clone(), n)
+        Tensor::wrap(buf, self.shape.clone(), n, false)
     }
 
     /// A view with another shape over the same storage; one dimension may be `None` (inferred).

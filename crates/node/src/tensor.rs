@@ -99,13 +99,26 @@ pub struct MemoryStats {
     pub live_tensors: i64,
     pub live_bytes: i64,
     pub peak_bytes: i64,
+    pub cached_bytes: i64,
 }
 
-/// Live tensor handles, live storage bytes and the peak since start (or `resetPeakMemory`).
+/// Live tensor handles, live storage bytes, the peak since start (or `resetPeakMemory`) and
+/// the freed buffers kept for reuse.
 #[napi]
 pub fn memory_stats() -> MemoryStats {
     let s = memory::stats();
-    MemoryStats { live_tensors: s.live_tensors, live_bytes: s.live_bytes as i64, peak_bytes: s.peak_bytes as i64 }
+    MemoryStats {
+        live_tensors: s.live_tensors,
+        live_bytes: s.live_bytes as i64,
+        peak_bytes: s.peak_bytes as i64,
+        cached_bytes: maskfr_core::pool::cached_bytes() as i64,
+    }
+}
+
+/// Frees the buffers kept for reuse.
+#[napi]
+pub fn empty_cache() {
+    maskfr_core::pool::empty();
 }
 
 #[napi]

@@ -8,13 +8,6 @@ use crate::{ensure, random, Result, Tensor};
 
 pub struct CpuBackend;
 
-/// A new tensor of `shape` whose elements `fill` writes.
-fn make(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
-    let mut v = vec![0f32; shape.iter().product()];
-    fill(&mut v);
-    Tensor::from_vec(v, shape).expect("buffer sized from its shape")
-}
-
 fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     ensure!(a.shape() == b.shape(), op, "shapes differ: {:?} and {:?}", a.shape(), b.shape());
     Ok(())
@@ -87,11 +80,11 @@ impl Backend for CpuBackend {
     }
 
     fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Tensor {
-        make(shape, |v| random::fill_normal(seed, offset, mean, std, v))
+        Tensor::filled(shape, |v| random::fill_normal(seed, offset, mean, std, v))
     }
 
     fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {
-        make(shape, |v| random::fill_uniform(seed, lo, hi, v))
+        Tensor::filled(shape, |v| random::fill_uniform(seed, lo, hi, v))
     }
 
     fn copy_(&self, dst: &Tensor, src: &Tensor) -> Result<()> {
@@ -111,19 +104,19 @@ impl Backend for CpuBackend {
         }
         let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
         let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
-        Ok(make(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
+        Ok(Tensor::filled(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
     }
 
     fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = backward_geom(gy, x_shape, w.shape(), p)?;
         let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
-        Ok(make(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
+        Ok(Tensor::filled(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
     }
 
     fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = backward_geom(gy, x.shape(), w_shape, p)?;
         let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
-        Ok(make(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
+        Ok(Tensor::filled(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
     }
 
     fn batch_norm(
@@ -169,7 +162,7 @@ impl Backend for CpuBackend {
             (running_mean.to_vec(), norm::invstd(&running_var.f32s(op)?, eps))
         };
         let (wd, bd) = (weight.f32s(op)?, bias.f32s(op)?);
-        let y = make(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
+        let y = Tensor::filled(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
         Ok(BnOut { y, mean: Tensor::from_vec(mean, &[c])?, invstd: Tensor::from_vec(invstd, &[c])? })
     }
 
@@ -190,14 +183,16 @@ impl Backend for CpuBackend {
         vector(op, "invstd", invstd, c)?;
         let (gyd, xd, wd, md, sd) = (gy.f32s(op)?, x.f32s(op)?, weight.f32s(op)?, mean.f32s(op)?, invstd.f32s(op)?);
         let (mut gw, mut gb) = (vec![0f32; c], vec![0f32; c]);
-        let gx = make(x.shape(), |gx| norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb));
+        let gx = Tensor::filled(x.shape(), |gx| {
+            norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb)
+        });
         Ok((gx, Tensor::from_vec(gw, &[c])?, Tensor::from_vec(gb, &[c])?))
     }
 
     fn prelu(&self, x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
         let (_, c, s) = ncs("prelu", x, alpha.numel())?;
         let (xd, ad) = (x.f32s("prelu")?, alpha.f32s("prelu")?);
-        Ok(make(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
+        Ok(Tensor::filled(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
     }
 
     fn prelu_backward(&self, gy: &Tensor, x: &Tensor, alpha: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -206,14 +201,14 @@ impl Backend for CpuBackend {
         same_shape(op, gy, x)?;
         let (gyd, xd, ad) = (gy.f32s(op)?, x.f32s(op)?, alpha.f32s(op)?);
         let mut ga = vec![0f32; c];
-        let gx = make(x.shape(), |gx| pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga));
+        let gx = Tensor::filled(x.shape(), |gx| pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga));
         Ok((gx, Tensor::from_vec(ga, alpha.shape())?))
     }
 
     fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
         check_prob("dropout", p)?;
         let xd = x.f32s("dropout")?;
-        Ok(make(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
+        Ok(Tensor::filled(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -244,7 +239,7 @@ impl Backend for CpuBackend {
             b.shape(),
             if trans_b { "ᵀ" } else { "" }
         );
-        Ok(make(&[ma.rows, mb.cols], |c| gemm::matmul(ma, mb, c, false, true)))
+        Ok(Tensor::filled(&[ma.rows, mb.cols], |c| gemm::matmul(ma, mb, c, false, true)))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -262,7 +257,7 @@ impl Backend for CpuBackend {
         }
         let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
         let bd = bias.map(|b| b.f32s(op)).transpose()?;
-        Ok(make(&[bn, o], |y| {
+        Ok(Tensor::filled(&[bn, o], |y| {
             if let Some(b) = &bd {
                 y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
             }
@@ -273,18 +268,18 @@ impl Backend for CpuBackend {
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_shape("add", a, b)?;
         let (ad, bd) = (a.f32s("add")?, b.f32s("add")?);
-        Ok(make(a.shape(), |o| elementwise::add(&ad, &bd, o)))
+        Ok(Tensor::filled(a.shape(), |o| elementwise::add(&ad, &bd, o)))
     }
 
     fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_shape("mul", a, b)?;
         let (ad, bd) = (a.f32s("mul")?, b.f32s("mul")?);
-        Ok(make(a.shape(), |o| elementwise::mul(&ad, &bd, o)))
+        Ok(Tensor::filled(a.shape(), |o| elementwise::mul(&ad, &bd, o)))
     }
 
     fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor> {
         let ad = a.f32s("scale")?;
-        Ok(make(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
+        Ok(Tensor::filled(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
     }
 
     fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
@@ -292,7 +287,7 @@ impl Backend for CpuBackend {
         let (_, c, sz) = ncs(op, x, v.numel())?;
         vector(op, "the per-channel values", v, c)?;
         let (xd, vd) = (x.f32s(op)?, v.f32s(op)?);
-        Ok(make(x.shape(), |o| elementwise::add_channel(c, sz, &xd, &vd, o)))
+        Ok(Tensor::filled(x.shape(), |o| elementwise::add_channel(c, sz, &xd, &vd, o)))
     }
 
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()> {
@@ -312,7 +307,7 @@ impl Backend for CpuBackend {
         shape[0] = ix.len();
         let width = x.numel() / n.max(1);
         let xd = x.f32s(op)?;
-        Ok(make(&shape, |o| row_ops::index_rows(width, &xd, &ix, o)))
+        Ok(Tensor::filled(&shape, |o| row_ops::index_rows(width, &xd, &ix, o)))
     }
 
     fn scatter_rows(&self, x: &Tensor, idx: &[i32], rows: usize) -> Result<Tensor> {
@@ -331,7 +326,7 @@ impl Backend for CpuBackend {
         shape[0] = rows;
         let width = x.numel() / x.shape()[0].max(1);
         let xd = x.f32s(op)?;
-        Ok(make(&shape, |o| row_ops::scatter_rows(width, &xd, &ix, o)))
+        Ok(Tensor::filled(&shape, |o| row_ops::scatter_rows(width, &xd, &ix, o)))
     }
 
     fn sum(&self, x: &Tensor) -> Result<Tensor> {
@@ -349,13 +344,13 @@ impl Backend for CpuBackend {
         ensure!(x.shape().len() >= 2, op, "expected [N,C,...], got shape {:?}", x.shape());
         let (n, c, s) = ncs(op, x, x.shape()[1])?;
         let xd = x.f32s(op)?;
-        Ok(make(&[c], |o| reduce::channel_sum(n, c, s, &xd, o)))
+        Ok(Tensor::filled(&[c], |o| reduce::channel_sum(n, c, s, &xd, o)))
     }
 
     fn l2_normalize(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
         let (_, d) = rows("l2_normalize", x)?;
         let xd = x.f32s("l2_normalize")?;
-        Ok(make(x.shape(), |y| reduce::l2_normalize(d, eps, &xd, y)))
+        Ok(Tensor::filled(x.shape(), |y| reduce::l2_normalize(d, eps, &xd, y)))
     }
 
     fn l2_normalize_backward(&self, gy: &Tensor, x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -363,13 +358,13 @@ impl Backend for CpuBackend {
         let (_, d) = rows(op, x)?;
         same_shape(op, gy, x)?;
         let (gyd, xd) = (gy.f32s(op)?, x.f32s(op)?);
-        Ok(make(x.shape(), |gx| reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)))
+        Ok(Tensor::filled(x.shape(), |gx| reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)))
     }
 
     fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
         let (_, k) = rows("log_softmax", x)?;
         let xd = x.f32s("log_softmax")?;
-        Ok(make(x.shape(), |y| loss::log_softmax(k, &xd, y)))
+        Ok(Tensor::filled(x.shape(), |y| loss::log_softmax(k, &xd, y)))
     }
 
     fn log_softmax_backward(&self, gy: &Tensor, y: &Tensor) -> Result<Tensor> {
@@ -377,7 +372,7 @@ impl Backend for CpuBackend {
         let (_, k) = rows(op, y)?;
         same_shape(op, gy, y)?;
         let (gyd, yd) = (gy.f32s(op)?, y.f32s(op)?);
-        Ok(make(y.shape(), |gx| loss::log_softmax_backward(k, &gyd, &yd, gx)))
+        Ok(Tensor::filled(y.shape(), |gx| loss::log_softmax_backward(k, &gyd, &yd, gx)))
     }
 
     fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)> {
@@ -396,7 +391,7 @@ impl Backend for CpuBackend {
         let lab = check_labels(op, labels, r, k)?;
         let gv = scalar_of(op, g)?;
         let ld = logp.f32s(op)?;
-        Ok(make(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
+        Ok(Tensor::filled(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
     }
 
     fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor> {
@@ -404,7 +399,7 @@ impl Backend for CpuBackend {
         let (r, k) = rows(op, cos)?;
         let lab = check_labels(op, labels, r, k)?;
         let cd = cos.f32s(op)?;
-        Ok(make(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, s, m_arc, m_cos, y)))
+        Ok(Tensor::filled(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, s, m_arc, m_cos, y)))
     }
 
     fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor> {
@@ -413,7 +408,7 @@ impl Backend for CpuBackend {
         same_shape(op, gy, cos)?;
         let lab = check_labels(op, labels, r, k)?;
         let (gd, cd) = (gy.f32s(op)?, cos.f32s(op)?);
-        Ok(make(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, s, m_arc, gx)))
+        Ok(Tensor::filled(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, s, m_arc, gx)))
     }
 
     fn sgd_step(

@@ -1,6 +1,7 @@
 //! Batch normalisation over `[N, C, S]` (S = H·W for 2d, 1 for 1d): statistics per channel
 //! accumulated in f64, training and evaluation forward, and the backward of both.
 
+use super::reduce::lanes;
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
 
@@ -26,17 +27,24 @@ impl BnGeom {
     }
 }
 
-/// Per-channel mean and biased variance (two passes, f64 sums).
+/// Per-channel mean and biased variance in one pass: f64 sums of `x − k` and `(x − k)²`
+/// around a shift `k` (a value of the channel) keep the variance free of cancellation
+/// when the mean is large against the spread.
 pub fn batch_stats<T: Float>(g: &BnGeom, x: &[T]) -> (Vec<T>, Vec<T>) {
     let m = g.count() as f64;
     (0..g.c)
         .into_par_iter()
         .map(|c| {
-            let mean = (0..g.n).map(|n| g.plane(x, n, c).iter().map(|v| v.f64()).sum::<f64>()).sum::<f64>() / m;
-            let var =
-                (0..g.n).map(|n| g.plane(x, n, c).iter().map(|v| (v.f64() - mean).powi(2)).sum::<f64>()).sum::<f64>()
-                    / m;
-            (T::c(mean), T::c(var))
+            let k = g.plane(x, 0, c).first().map_or(0.0, |v| v.f64());
+            let [s, s2] = (0..g.n).map(|n| g.plane(x, n, c)).fold([0.0; 2], |[a, b], p| {
+                let [s, s2] = lanes(p.len(), |i| {
+                    let d = p[i].f64() - k;
+                    [d, d * d]
+                });
+                [a + s, b + s2]
+            });
+            let mean = s / m;
+            (T::c(k + mean), T::c((s2 / m - mean * mean).max(0.0)))
         })
         .unzip()
 }
@@ -95,8 +103,7 @@ pub fn backward<T: Float>(
             let (m, is) = (mean[c].f64(), invstd[c].f64());
             (0..g.n).fold((0.0, 0.0), |(sg, sgx), n| {
                 let (gp, xp) = (g.plane(gy, n, c), g.plane(x, n, c));
-                let s: f64 = gp.iter().map(|v| v.f64()).sum();
-                let sx: f64 = gp.iter().zip(xp).map(|(a, b)| a.f64() * (b.f64() - m) * is).sum();
+                let [s, sx] = lanes(gp.len(), |i| [gp[i].f64(), gp[i].f64() * (xp[i].f64() - m) * is]);
                 (sg + s, sgx + sx)
             })
         })

@@ -1,5 +1,6 @@
 //! Per-channel PReLU and seeded dropout over `[N, C, S]` tensors.
 
+use super::reduce::lanes;
 use crate::random::uniform;
 use crate::Float;
 use rayon::prelude::*;
@@ -13,31 +14,28 @@ pub fn prelu<T: Float>(c: usize, s: usize, x: &[T], alpha: &[T], y: &mut [T]) {
     });
 }
 
+/// Gradients of [`prelu`], sample by sample (each plane still in cache for the second loop): `gx`, and per sample the
+/// per-channel `Σ gy·x` over `x ≤ 0`, summed over samples in order (deterministic).
 pub fn prelu_backward<T: Float>(c: usize, s: usize, gy: &[T], x: &[T], alpha: &[T], gx: &mut [T], galpha: &mut [T]) {
     let per = c * s;
-    gx.par_chunks_mut(per).zip(gy.par_chunks(per).zip(x.par_chunks(per))).for_each(|(gxn, (gyn, xn))| {
-        for ((gxc, (gyc, xc)), &a) in gxn.chunks_mut(s).zip(gyn.chunks(s).zip(xn.chunks(s))).zip(alpha) {
-            gxc.iter_mut().zip(gyc.iter().zip(xc)).for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
-        }
-    });
-    let n = x.len().checked_div(per).unwrap_or(0);
-    let sums: Vec<f64> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            (0..n)
-                .map(|i| {
-                    let r = i * per + ch * s..i * per + (ch + 1) * s;
-                    gy[r.clone()]
-                        .iter()
-                        .zip(&x[r])
-                        .filter(|(_, &x)| x <= T::zero())
-                        .map(|(g, x)| g.f64() * x.f64())
-                        .sum::<f64>()
+    let sums: Vec<Vec<f64>> = gx
+        .par_chunks_mut(per)
+        .zip(gy.par_chunks(per).zip(x.par_chunks(per)))
+        .map(|(gxn, (gyn, xn))| {
+            let planes = gxn.chunks_mut(s).zip(gyn.chunks(s).zip(xn.chunks(s))).zip(alpha);
+            planes
+                .map(|((d, (g, x)), &a)| {
+                    d.iter_mut()
+                        .zip(g.iter().zip(x))
+                        .for_each(|(d, (&g, &x))| *d = if x > T::zero() { g } else { a * g });
+                    lanes(s, |j| [if x[j] <= T::zero() { g[j].f64() * x[j].f64() } else { 0.0 }])[0]
                 })
-                .sum()
+                .collect()
         })
         .collect();
-    galpha.iter_mut().zip(sums).for_each(|(d, s)| *d = T::c(s));
+    for (ch, d) in galpha.iter_mut().enumerate() {
+        *d = T::c(sums.iter().map(|v| v[ch]).sum());
+    }
 }
 
 /// The inverted-dropout multiplier of element `i`: 0 with probability `p`, else `1/(1−p)`.
