@@ -21,6 +21,15 @@ test('maskfr info prints the machine as JSON', (t) => {
   t.true(info.computeThreads >= 1);
 });
 
+test('maskfr doctor reports the CUDA libraries, the driver and the GPUs, or why there are none', (t) => {
+  const r = run('doctor');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /^CPU: .*compute threads/);
+  t.regex(r.stdout, /libnvrtc \(kernel compiler\): (loaded as \S+|not found \(tried libnvrtc\.so, )/);
+  t.regex(r.stdout, /libcudnn \(convolutions\): /);
+  t.regex(r.stdout, /GPU \d+: |GPU training unavailable: /);
+});
+
 test('an unknown command exits 2 and says so', (t) => {
   const r = run('fly');
   t.is(r.status, 2);

@@ -7,6 +7,7 @@ import { exportOnnx, fold, fruits, listModels } from './models';
 import { augment, inspect, pack, synth } from './data';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
+import { doctor } from './doctor';
 
 interface Command {
   summary: string;
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  doctor: { summary: 'what this machine offers: CPU, CUDA driver, GPUs and libraries (and what is missing)', run: doctor },
   synth: { summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities', run: synth },
   pack: { summary: 'pack an image folder (one sub-folder per identity): maskfr pack DIR OUT.rec', run: pack },
   inspect: { summary: 'counts and a contact sheet of a dataset: maskfr inspect X.rec [--sheet OUT.png]', run: inspect },

@@ -27,3 +27,56 @@ pub fn compute_threads() -> u32 {
 pub fn panic_guard_self_test() {
     panic!("maskfr panic guard self-test");
 }
+
+#[napi(object)]
+pub struct CudaLibrary {
+    pub name: String,
+    pub purpose: String,
+    /// The file name that loaded, if one did.
+    pub loaded: Option<String>,
+    pub searched: Vec<String>,
+}
+
+#[napi(object)]
+pub struct CudaGpu {
+    pub index: u32,
+    pub name: String,
+    pub memory_bytes: f64,
+}
+
+#[napi(object)]
+pub struct CudaReport {
+    pub libraries: Vec<CudaLibrary>,
+    pub driver_version: Option<i32>,
+    pub gpus: Vec<CudaGpu>,
+    pub problem: Option<String>,
+    /// NVRTC's version when it loads.
+    pub nvrtc: Option<String>,
+}
+
+/// What the CUDA backend would find here: libraries, driver, GPUs (never throws for a
+/// missing piece: it is reported).
+#[napi(catch_unwind)]
+pub fn cuda_probe() -> CudaReport {
+    let r = maskfr_cuda::probe();
+    CudaReport {
+        libraries: r
+            .libraries
+            .into_iter()
+            .map(|l| CudaLibrary {
+                name: l.name.into(),
+                purpose: l.purpose.into(),
+                loaded: l.loaded,
+                searched: l.searched,
+            })
+            .collect(),
+        driver_version: r.driver_version,
+        gpus: r
+            .gpus
+            .into_iter()
+            .map(|g| CudaGpu { index: g.index as u32, name: g.name, memory_bytes: g.memory_bytes as f64 })
+            .collect(),
+        problem: r.problem,
+        nvrtc: maskfr_cuda::nvrtc_version().ok().map(|(a, b)| format!("{a}.{b}")),
+    }
+}

@@ -1,0 +1,26 @@
+//! maskfr-cuda: the GPU side. Libraries are loaded at run time (cudarc with dynamic
+//! loading, CUDA 13), so the crate builds on machines without CUDA and every missing piece
+//! becomes an [`Error`] naming the library and where it was looked for, never a panic.
+//! Kernels are CUDA C sources compiled once per process by NVRTC; each names its CPU
+//! reference in maskfr-core, which the GPU tests compare it with.
+
+mod kernels;
+mod nvrtc;
+mod probe;
+
+pub use kernels::{kernel_names, source, KERNELS};
+pub use nvrtc::{compile, nvrtc_version, Ptx};
+pub use probe::{probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,96 @@
+//! What this machine offers the CUDA backend: which libraries load (and from which file
+//! name, or every name tried), the driver version and the GPUs. `maskfr doctor` prints it;
+//! [`require`] turns a missing library into an error that says what to do.
+
+use crate::{Error, Result};
+use cudarc::driver::result as drv;
+
+/// The libraries the backend uses, with what for.
+pub const LIBRARIES: [(&str, &str); 4] =
+    [("cuda", "driver"), ("nvrtc", "kernel compiler"), ("cublas", "matrix products"), ("cudnn", "convolutions")];
+
+#[derive(Debug, Clone)]
+pub struct LibraryProbe {
+    pub name: &'static str,
+    pub purpose: &'static str,
+    /// The file name that loaded, if one did.
+    pub loaded: Option<String>,
+    /// Every file name tried (the dynamic loader searches `LD_LIBRARY_PATH` and the system).
+    pub searched: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gpu {
+    pub index: usize,
+    pub name: String,
+    pub memory_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub libraries: Vec<LibraryProbe>,
+    /// The driver's CUDA version, e.g. 13000 for 13.0.
+    pub driver_version: Option<i32>,
+    pub gpus: Vec<Gpu>,
+    /// Why no GPU is usable, when none is.
+    pub problem: Option<String>,
+}
+
+fn probe_library(name: &'static str, purpose: &'static str) -> LibraryProbe {
+    let mut searched = cudarc::get_lib_name_candidates(name);
+    let mut seen = std::collections::HashSet::new();
+    searched.retain(|c| seen.insert(c.clone()));
+    // SAFETY: loading a CUDA library runs its initialisers, which are sound to run.
+    let loaded = searched.iter().find(|c| unsafe { libloading::Library::new(c.as_str()) }.is_ok()).cloned();
+    LibraryProbe { name, purpose, loaded, searched }
+}
+
+/// The libraries, the driver and the GPUs.
+pub fn probe() -> Report {
+    let libraries: Vec<LibraryProbe> = LIBRARIES.iter().map(|&(n, p)| probe_library(n, p)).collect();
+    let mut report = Report { libraries, driver_version: None, gpus: Vec::new(), problem: None };
+    if report.libraries[0].loaded.is_none() {
+        report.problem = Some("no CUDA driver library (libcuda): no NVIDIA driver on this machine".into());
+        return report;
+    }
+    let mut version = 0;
+    // SAFETY: the driver library is loaded; the pointer is to a live local.
+    if unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) } == cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+        report.driver_version = Some(version);
+    }
+    if let Err(e) = drv::init() {
+        report.problem = Some(format!("the CUDA driver did not initialise ({e:?}): no usable GPU"));
+        return report;
+    }
+    let count = drv::device::get_count().unwrap_or(0);
+    for index in 0..count.max(0) as usize {
+        let Ok(dev) = drv::device::get(index as i32) else { continue };
+        let name = drv::device::get_name(dev).unwrap_or_else(|_| "unknown".into());
+        // SAFETY: `dev` is a device handle the driver just returned.
+        let memory_bytes = unsafe { drv::device::total_mem(dev) }.unwrap_or(0);
+        report.gpus.push(Gpu { index, name, memory_bytes });
+    }
+    if report.gpus.is_empty() {
+        report.problem = Some("the CUDA driver reports no GPU".into());
+    }
+    report
+}
+
+/// Ok when library `name` (one of [`LIBRARIES`]) loads; else an error naming it and where
+/// it was looked for.
+pub fn require(name: &str) -> Result<()> {
+    let (n, purpose) = LIBRARIES
+        .iter()
+        .copied()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| Error(format!("cuda: unknown library '{name}'")))?;
+    let p = probe_library(n, purpose);
+    match p.loaded {
+        Some(_) => Ok(()),
+        None => Err(Error(format!(
+            "cuda: lib{n} ({purpose}) not found; tried {} through the dynamic loader (LD_LIBRARY_PATH, then the system). \
+             pip's nvidia-* wheels put CUDA 13 libraries in site-packages/nvidia/cu13/lib: add that folder to LD_LIBRARY_PATH",
+            p.searched.join(", ")
+        ))),
+    }
+}

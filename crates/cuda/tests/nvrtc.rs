@@ -1,0 +1,31 @@
+//! Every kernel module compiles through NVRTC, GPU or not (libnvrtc ships in pip's
+//! nvidia-cuda-nvrtc wheel). Without libnvrtc the test is skipped with the reason, unless
+//! MASKFR_REQUIRE_NVRTC=1 (CI sets it) makes a missing compiler a failure.
+
+use maskfr_cuda::{compile, kernel_names, require, KERNELS};
+
+#[test]
+fn every_kernel_module_compiles() {
+    if let Err(e) = require("nvrtc") {
+        assert!(std::env::var("MASKFR_REQUIRE_NVRTC").as_deref() != Ok("1"), "{e}");
+        eprintln!("skipped: {e}");
+        return;
+    }
+    for (name, _) in KERNELS {
+        let ptx = compile(name).unwrap_or_else(|e| panic!("{e}"));
+        let text = ptx.to_src();
+        for k in kernel_names(name) {
+            assert!(text.contains(&format!(".entry {k}(")), "{name}.cu: no entry point {k} in the PTX");
+        }
+    }
+}
+
+#[test]
+fn a_source_error_comes_back_with_the_log_and_a_missing_library_is_named() {
+    assert!(maskfr_cuda::source("nope").is_none());
+    let e = require("cudnn").err().map(|e| e.0).unwrap_or_default();
+    if !e.is_empty() {
+        assert!(e.contains("libcudnn (convolutions) not found; tried libcudnn.so"), "{e}");
+    }
+    assert_eq!(kernel_names("sgd"), ["sgd_multi_f32"]);
+}
