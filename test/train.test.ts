@@ -72,6 +72,16 @@ test('an interrupted run resumes exactly: the next steps lose what an uninterrup
   await t.throwsAsync(train(resolveConfig(base('never')), { resume: true }), { message: /--resume: no checkpoint in .*never.checkpoint/ });
 });
 
+test('activation checkpointing in the trainer changes memory, not the losses', async (t) => {
+  const losses = async (name: string, checkpointing: boolean) => {
+    const r = await train(resolveConfig(base(name, { steps: 2, checkpointing })), { quiet: true });
+    r.model.dispose();
+    return metrics(path.join(root, name)).map((m) => m.loss);
+  };
+  t.deepEqual(await losses('ckpt', true), await losses('no-ckpt', false));
+  t.throws(() => resolveConfig(base('x', { checkpointing: [true] as unknown as boolean[] })), { message: /checkpointing must be true, false or four booleans/ });
+});
+
 test('gradient accumulation: several micro-batches per optimiser step, counted in the checkpoint', async (t) => {
   const cfg = resolveConfig(base('accum', { steps: 3, batchSize: 4, gradAccumulation: 2 }));
   const r = await train(cfg, { quiet: true });

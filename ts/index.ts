@@ -2,7 +2,8 @@
 
 export { Tensor, tensor, full, zeros, ones } from './tensor/tensor';
 export type { DType, Shape } from './tensor/tensor';
-export { tidy, keep, noGrad, isGradEnabled } from './tensor/scope';
+export { tidy, keep, noGrad, enableGrad, isGradEnabled } from './tensor/scope';
+export { checkpoint } from './autograd/checkpoint';
 export { manualSeed, nextSeed, randn, randUniform } from './tensor/random';
 export { memoryStats, resetPeakMemory, emptyCache } from './tensor/memory';
 export type { MemoryStats } from './tensor/memory';
@@ -41,6 +42,8 @@ export type { Margin } from './tensor/ops';
 export { polyLr } from './optim/schedule';
 export type { PolySchedule } from './optim/schedule';
 export { clipGradNorm } from './optim/clip';
+export { LossScaler } from './optim/loss-scaler';
+export type { LossScalerOptions } from './optim/loss-scaler';
 export { angleDistillation, kdLambda, convexObjective } from './losses/distill';
 export type { KdForm, LambdaSchedule } from './losses/distill';
 export { saveTrainingState, loadTrainingState, checkpointCounters } from './train/checkpoint';

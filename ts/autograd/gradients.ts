@@ -4,7 +4,11 @@
 
 import { native, NativeTensor } from '../native';
 import { Tensor } from '../tensor/tensor';
+import { enableGrad, tidy } from '../tensor/scope';
+import { withRandomState } from '../tensor/random';
 import type { Node } from './node';
+import { backward } from './tape';
+import { recomputing } from './checkpoint';
 
 type Rule = (n: Node, g: Tensor) => (Tensor | null)[];
 
@@ -85,6 +89,28 @@ export const GRADIENTS = {
   marginLogits(n, g) {
     const { labels, s, mArc } = n.attrs as { labels: Int32Array; s: number; mArc: number };
     return [t(native.marginLogitsBackward(g.handle('marginLogits backward'), input(n, 0), labels, s, mArc))];
+  },
+  checkpoint(n, g) {
+    const { fn, seeds } = n.attrs as { fn: (x: Tensor) => Tensor; seeds: number };
+    const x = n.inputs[0]!;
+    // The forward again, recorded this time, on a view of the input that collects its
+    // gradient; the parameters' gradients accumulate as the nested backward reaches them.
+    const gx = tidy(() =>
+      enableGrad(() =>
+        withRandomState(seeds, () =>
+          recomputing(() => {
+            const xr = new Tensor(x.handle('checkpoint backward').reshape([...x.shape]));
+            xr.requiresGrad = x.requiresGrad;
+            const y = fn(xr);
+            if (y.requiresGrad) backward(y, g);
+            const grad = xr.grad; // taken off the view, which tidy disposes with its gradient
+            xr.grad = null;
+            return grad;
+          }),
+        ),
+      ),
+    );
+    return [gx, ...n.inputs.slice(1).map(() => null)];
   },
   fusedLoss(n, g) {
     const k = g.item();

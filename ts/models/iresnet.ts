@@ -7,6 +7,7 @@ import { native } from '../native';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { BatchNorm, Conv2d, Dropout, Linear, PReLU, Sequential } from '../nn/layers';
+import { checkpoint } from '../autograd/checkpoint';
 
 /** Which 3×3 conv of a stage's first block carries the stride 2: arcface_torch strides the
  *  block's second conv, the report's Fig. 2 the first (the second then runs at the lower
@@ -130,6 +131,9 @@ export class IResNet extends Module {
   readonly prelu: PReLU;
   readonly stages: Sequential[];
   readonly head: EmbeddingHead;
+  /** Per stage, whether its blocks keep their activations for the backward (false) or
+   *  recompute them there (true: activation checkpointing, memory for compute). */
+  checkpointing: boolean[] = [false, false, false, false];
 
   constructor(readonly config: IResNetConfig) {
     super();
@@ -160,7 +164,10 @@ export class IResNet extends Module {
       throw new Error(`IResNet: expected input [N, 3, ${s}, ${s}], got [${x.shape.join(', ')}]`);
     }
     const h = this.prelu.forward(this.bn1.forward(this.conv1.forward(x)));
-    return this.stages.reduce((a, stage) => stage.forward(a), h);
+    return this.stages.reduce((a, stage, i) => {
+      if (!this.checkpointing[i]) return stage.forward(a);
+      return (stage.layers as IBasicBlock[]).reduce((y, b) => checkpoint((v) => b.forward(v), y, b.parameters()), a);
+    }, h);
   }
 
   forward(x: Tensor): Tensor {

@@ -5,6 +5,7 @@ import { Tensor, full, zeros, ones } from '../tensor/tensor';
 import { randUniform } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from './module';
+import { isRecomputing } from '../autograd/checkpoint';
 
 function kaimingUniform(shape: number[], fanIn: number): Tensor {
   const bound = 1 / Math.sqrt(fanIn);
@@ -53,8 +54,11 @@ export class BatchNorm extends Module {
     this.runningVar = this.buffer('running_var', ones([channels]));
   }
   forward(x: Tensor): Tensor {
-    if (this.training) this.numBatchesTracked++;
-    return ops.batchNorm(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, ...this.options });
+    // A checkpoint recompute sees the batch a second time: same statistics, no update.
+    const again = isRecomputing();
+    if (this.training && !again) this.numBatchesTracked++;
+    const options = again ? { ...this.options, momentum: 0 } : this.options;
+    return ops.batchNorm(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: this.training, ...options });
   }
 }
 

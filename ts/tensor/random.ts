@@ -4,15 +4,19 @@
 import { native } from '../native';
 import { Tensor, Shape } from './tensor';
 
+/** mulberry32's output for state `s` (already advanced). */
+function mulberryWord(s: number): number {
+  let t = Math.imul(s ^ (s >>> 15), s | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return (t ^ (t >>> 14)) >>> 0;
+}
+
+const advance = (s: number) => (s + 0x6d2b79f5) >>> 0;
+
 /** A deterministic stream of 32-bit words (mulberry32). */
 export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  return () => mulberryWord((s = advance(s)));
 }
 
 /** A deterministic stream of uniforms in [0, 1). */
@@ -21,15 +25,33 @@ export function rng(seed: number): () => number {
   return () => words() / 4294967296;
 }
 
-let stream = mulberry32(0x2545f491);
+// The global stream's state: a plain number, so it can be saved and replayed.
+let state = 0x2545f491;
 
 export function manualSeed(seed: number): void {
-  stream = mulberry32(seed);
+  state = seed >>> 0;
 }
 
 /** The next 32-bit seed of the global stream. */
 export function nextSeed(): number {
-  return stream();
+  state = advance(state);
+  return mulberryWord(state);
+}
+
+/** Runs `fn` with the global stream at `at` (a value of `randomState()`), then puts the
+ *  stream back: a recompute draws the very seeds the first run drew. */
+export function withRandomState<R>(at: number, fn: () => R): R {
+  const now = state;
+  state = at;
+  try {
+    return fn();
+  } finally {
+    state = now;
+  }
+}
+
+export function randomState(): number {
+  return state;
 }
 
 /** Normal values; `offset` starts at that element of the seed's stream (a shard of a larger

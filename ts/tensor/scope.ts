@@ -51,13 +51,22 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs `fn` without recording operations on the autograd tape. */
-export function noGrad<R>(fn: () => R): R {
+function withGradMode<R>(on: boolean, fn: () => R): R {
   const before = gradEnabled;
-  gradEnabled = false;
+  gradEnabled = on;
   try {
     return fn();
   } finally {
     gradEnabled = before;
   }
+}
+
+/** Runs `fn` without recording operations on the autograd tape. */
+export function noGrad<R>(fn: () => R): R {
+  return withGradMode(false, fn);
+}
+
+/** Runs `fn` recording again (an activation-checkpoint recompute inside a backward). */
+export function enableGrad<R>(fn: () => R): R {
+  return withGradMode(true, fn);
 }

@@ -40,6 +40,8 @@ export interface TrainConfig {
   warmupEpochs?: number;
   /** Micro-batches per optimiser step. */
   gradAccumulation?: number;
+  /** Activation checkpointing: every stage (true), none (false), or per stage. */
+  checkpointing?: boolean | boolean[];
   /** Gradient-norm clip on the backbone (0: none). */
   clipGradNorm?: number;
   /** Share of samples masked by the synthesizers, and the template synthesizer's part. */
@@ -145,6 +147,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   warmupSteps: int(0),
   warmupEpochs: real(0, 1e6),
   gradAccumulation: int(1),
+  checkpointing: (v) => (typeof v === 'boolean' || (Array.isArray(v) && v.length === 4 && v.every((x) => typeof x === 'boolean')) ? null : 'true, false or four booleans (one per stage)'),
   clipGradNorm: real(0, 1e9),
   maskProbability: real(0, 1),
   maskTemplateShare: real(0, 1),

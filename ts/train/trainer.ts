@@ -81,6 +81,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   polyLr(schedule, 0); // refuses a warmup as long as the run before any work
 
   const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize });
+  const ck = cfg.checkpointing ?? false;
+  model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
   broadcastModule(comm, model);
   const sgd = { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
