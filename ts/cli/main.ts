@@ -8,6 +8,7 @@ import { augment, inspect, pack, synth } from './data';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
 import { doctor } from './doctor';
+import { planCommand } from './plan';
 
 interface Command {
   summary: string;
@@ -34,6 +35,10 @@ const COMMANDS: Record<string, Command> = {
   launch: {
     summary: 'start the ranks: maskfr launch --nproc-per-node N [--nnodes --node-rank --master-addr --master-port] -- train …',
     run: launchCommand,
+  },
+  plan: {
+    summary: 'per-GPU memory and wall time: maskfr plan --model r240 --classes 2059906 --gpus 8 --batch 128 [--sample-rate 0.2] [--fp16] [--checkpointing] [--card-gib 80] [--images-per-second X]',
+    run: planCommand,
   },
   embed: { summary: "a teacher's embeddings of a dataset: maskfr embed --model NAME --weights W --data PATH --out FILE", run: embedCommand },
   eval: {
