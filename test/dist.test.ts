@@ -13,15 +13,16 @@ const maskfr = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 const helper = (name: string) => path.join(__dirname, 'helpers', name);
 
 interface RankOut {
+  buckets: number;
   losses: number[];
   first: number;
   backbone: number[][];
   head: number[];
 }
 
-function dpRun(world: number): RankOut[] {
+function dpRun(world: number, env: NodeJS.ProcessEnv = {}): RankOut[] {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), `maskfr-dp${world}-`));
-  const r = maskfr(['launch', '--nproc-per-node', String(world), '--master-port', '0', '--', helper('dp-step.ts')], { OUT: out });
+  const r = maskfr(['launch', '--nproc-per-node', String(world), '--master-port', '0', '--', helper('dp-step.ts')], { OUT: out, ...env });
   if (r.status !== 0) throw new Error(`launch W=${world} failed:\n${r.stderr}`);
   return Array.from({ length: world }, (_, k) => JSON.parse(fs.readFileSync(path.join(out, `rank-${k}.json`), 'utf8')) as RankOut);
 }
@@ -41,6 +42,13 @@ test('data-parallel backbone + sharded classifier: the same losses and weights o
     t.deepEqual(ranks.map((r) => r.first), world === 2 ? [0, 6] : [0, 3, 6, 9]);
     t.true(relErr(head, one.head) < 1e-4, `W=${world}: classifier relative error ${relErr(head, one.head)}`);
   }
+});
+
+test('gradient buckets reduced in the background during the backward give exactly the synchronous result', (t) => {
+  const sync = dpRun(2);
+  const overlapped = dpRun(2, { BUCKET_BYTES: '20000' });
+  t.true(overlapped[0].buckets > 5, `${overlapped[0].buckets} buckets`);
+  t.deepEqual(overlapped.map((r) => [r.losses, r.backbone, r.head]), sync.map((r) => [r.losses, r.backbone, r.head]));
 });
 
 function ranks(mode: string): Promise<{ code: number | null; out: string; ms: number }> {

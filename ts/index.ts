@@ -55,6 +55,7 @@ export type { ReduceOp } from './dist/comm';
 export { worldFromEnv } from './dist/world';
 export type { World } from './dist/world';
 export { broadcastModule, broadcastBuffers, averageGradients } from './dist/data-parallel';
+export { GradientBuckets } from './dist/buckets';
 export { launch } from './dist/launch';
 export type { LaunchOptions } from './dist/launch';
 export { defineConfig, resolveConfig, loadConfig, CONFIG_DEFAULTS } from './train/config';

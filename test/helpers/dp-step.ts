@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  averageGradients, broadcastModule, clipGradNorm, Communicator, createModel, manualSeed, ops, randn, SGD, ShardedMarginSoftmax, tidy, worldFromEnv,
+  averageGradients, broadcastModule, clipGradNorm, Communicator, createModel, GradientBuckets, manualSeed, ops, randn, SGD, ShardedMarginSoftmax, tidy, worldFromEnv,
 } from '../../ts';
 
 const comm = Communicator.connect(worldFromEnv(), { timeoutMs: 30_000 });
@@ -19,14 +19,18 @@ const opt = new SGD([...model.parameters(), ...head.parameters()], { lr: 0.1, mo
 const B = 8;
 const per = B / comm.world;
 const mine = Array.from({ length: per }, (_, i) => comm.rank * per + i);
+// BUCKET_BYTES: average through background buckets during the backward instead.
+const buckets = process.env.BUCKET_BYTES ? new GradientBuckets(comm, model.parameters(), { bucketBytes: Number(process.env.BUCKET_BYTES) }) : null;
 const losses: number[] = [];
 for (let step = 0; step < 3; step++) {
   tidy(() => {
     const x = ops.indexRows(randn([B, 3, 112, 112], { seed: 100 + step }), mine);
     const labels = mine.map((i) => (i * 3 + step) % 11);
     const loss = head.loss(model.forward(x), labels, step);
+    buckets?.begin();
     loss.backward();
-    averageGradients(comm, model.parameters());
+    if (buckets) buckets.finish();
+    else averageGradients(comm, model.parameters());
     clipGradNorm(model.parameters(), 5);
     opt.step();
     opt.zeroGrad();
@@ -39,5 +43,6 @@ const out = {
   // What training changed: comparing updates, not weights, keeps the check sharp.
   backbone: model.parameters().map((p, i) => [...p.toFloat32Array()].map((v, j) => v - initial[i][j])),
   head: [...head.weight.toFloat32Array()],
+  buckets: buckets?.buckets.length ?? 0,
 };
 fs.writeFileSync(path.join(process.env.OUT!, `rank-${comm.rank}.json`), JSON.stringify(out));

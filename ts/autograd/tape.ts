@@ -97,7 +97,21 @@ export function backward(root: Tensor, grad?: Tensor): void {
   });
 }
 
+type LeafHook = (t: Tensor) => void;
+let leafHook: LeafHook | null = null;
+
+/** Calls `hook` each time a leaf receives gradient during backward (gradient buckets start
+ *  their all-reduce as soon as they are full); null removes it. */
+export function onLeafGradient(hook: LeafHook | null): void {
+  leafHook = hook;
+}
+
 function accumulateLeaf(t: Tensor, g: Tensor): void {
+  accumulate(t, g);
+  leafHook?.(t);
+}
+
+function accumulate(t: Tensor, g: Tensor): void {
   if (g.shape.join() !== t.shape.join()) {
     throw new Error(`backward: gradient of shape [${g.shape.join(', ')}] for a leaf of shape [${t.shape.join(', ')}]`);
   }

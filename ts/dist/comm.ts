@@ -32,6 +32,17 @@ export class Communicator {
     if (tensors.length > 0) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op);
   }
 
+  /** Starts reducing `tensors` in place in the background, after everything started
+   *  before; returns the ticket `wait` takes. The tensors must be left alone until then. */
+  allReduceStart(tensors: Tensor[], op: ReduceOp = 'sum'): number {
+    return this.inner.allReduceStart(tensors.map((t) => t.handle('allReduceStart')), op);
+  }
+
+  /** Blocks until collective `ticket` and everything started before it are done. */
+  wait(ticket: number): void {
+    this.inner.wait(ticket);
+  }
+
   /** `values` reduced over the ranks (a few numbers: flags, losses to log). */
   allReduceValues(values: readonly number[], op: ReduceOp = 'sum'): number[] {
     if (this.world === 1) return [...values];

@@ -62,9 +62,11 @@ export interface TrainConfig {
   kd?: { form?: KdForm; lambda?: LambdaSchedule };
   /** How long a rank waits for the others before failing. */
   commTimeoutSeconds?: number;
+  /** Gradient buckets (MiB) all-reduced during the backward on several ranks. */
+  bucketMiB?: number;
 }
 
-type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds';
+type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB';
 export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
   Required<Pick<TrainConfig, Exclude<Defaulted, 'margin'>>> & { margin: Margin; kd: { form: KdForm; lambda: LambdaSchedule } };
 
@@ -87,6 +89,7 @@ export const CONFIG_DEFAULTS = {
   seed: 2021,
   skipCorrupt: false,
   commTimeoutSeconds: 300,
+  bucketMiB: 25,
 } as const satisfies Partial<TrainConfig>;
 
 /** The identity function, for typed recipes: `export default defineConfig({ … })`. */
@@ -161,6 +164,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   teacher,
   kd,
   commTimeoutSeconds: real(0, 1e6, true),
+  bucketMiB: real(0, 1e6, true),
 };
 
 /** Checks every field of `raw` (from `source`, for messages) and fills in the defaults. */

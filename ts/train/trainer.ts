@@ -19,7 +19,8 @@ import { tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 import { Communicator } from '../dist/comm';
 import { worldFromEnv } from '../dist/world';
-import { averageGradients, broadcastBuffers, broadcastModule } from '../dist/data-parallel';
+import { broadcastBuffers, broadcastModule } from '../dist/data-parallel';
+import { GradientBuckets } from '../dist/buckets';
 import { openTrainingData } from '../data/training-data';
 import { readVerificationBin } from '../data/verification-bin';
 import { verify, VerificationResult } from '../eval/verification';
@@ -85,6 +86,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
   broadcastModule(comm, model);
+  // On several ranks the backbone's gradients are averaged in buckets during the backward.
+  const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20 }) : null;
   const sgd = { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
   const optB = new SGD(model.parameters(), sgd);
   const optH = new SGD(head.parameters(), sgd);
@@ -147,6 +150,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
           const cos = head.loss(emb, b.labels, batches);
           const kd = teacher === null ? null : angleDistillation(emb, teacher.embed(b), cfg.kd.form);
           const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
+          if (batches + 1 === (step + 1) * accum) buckets?.begin(); // the step's last micro-batch
           (accum > 1 ? ops.scale(loss, 1 / accum) : loss).backward();
           return { loss: loss.item(), cosface: cos.item(), kd: kd?.item() ?? 0 };
         });
@@ -155,7 +159,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         sum = { loss: sum.loss + v.loss, cosface: sum.cosface + v.cosface, kd: sum.kd + v.kd, n: sum.n + 1 };
         if (batches < (step + 1) * accum) continue;
 
-        averageGradients(comm, model.parameters());
+        buckets?.finish();
         const gradNorm = clipGradNorm(model.parameters(), cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity);
         // One exchange: the ranks' mean KD loss and whether any was interrupted.
         const [kdSum, stops] = comm.allReduceValues([sum.kd / sum.n, signals > 0 ? 1 : 0], 'sum');

@@ -5,9 +5,11 @@
 //! error naming it, never a hang.
 
 mod partial_fc;
+mod queue;
 mod tcp;
 
 pub use partial_fc::{shard, PartialFc, Step};
+pub use queue::CommQueue;
 pub use tcp::TcpComm;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -205,3 +205,43 @@ fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
     let full = PartialFc { sample_rate: 1.0, ..fc };
     assert_eq!(full.sampled(&labels, 0), (0..50).collect::<Vec<_>>());
 }
+
+// ---- collectives queued in the background ----
+
+use maskfr_dist::CommQueue;
+
+#[test]
+fn queued_collectives_run_in_order_and_report_the_first_failure() {
+    let out = ranks(2, |c| {
+        let rank = c.rank();
+        let mut q = CommQueue::new(Box::new(std::mem::replace(
+            c,
+            TcpComm::root(TcpListener::bind("127.0.0.1:0").unwrap(), 1, T).unwrap(),
+        )));
+        let results = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tickets: Vec<u64> = (0..5)
+            .map(|k| {
+                let r = results.clone();
+                q.submit(move |c| {
+                    let mut v = [(rank * 10 + k) as f32];
+                    c.all_reduce(&mut v, Reduce::Sum)?;
+                    r.lock().unwrap().push(v[0]);
+                    Ok(())
+                })
+            })
+            .collect();
+        q.wait(tickets[4]).unwrap();
+        let gathered = q.run(move |c| c.all_gather(&[rank as f32])).unwrap();
+        let v = results.lock().unwrap().clone();
+        (v, gathered)
+    });
+    for (v, gathered) in out {
+        assert_eq!(v, vec![10.0, 12.0, 14.0, 16.0, 18.0], "in submission order");
+        assert_eq!(gathered, vec![0.0, 1.0]);
+    }
+    let mut solo = CommQueue::new(Box::new(TcpComm::root(TcpListener::bind("127.0.0.1:0").unwrap(), 1, T).unwrap()));
+    let bad = solo.submit(|_| Err(maskfr_dist::Error("boom".into())));
+    let after = solo.submit(|_| Ok(()));
+    assert_eq!(solo.wait(after).err().unwrap().0, "boom");
+    assert_eq!(solo.wait(bad).err().unwrap().0, "boom");
+}

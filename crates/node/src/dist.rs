@@ -1,9 +1,10 @@
 //! The distributed binding: a communicator between rank processes (the CPU one over TCP;
 //! NCCL later behind the same class) and the sharded margin-softmax step. Tensors are
-//! reduced in one flat bucket per call, in place.
+//! reduced in one flat bucket per call, in place, synchronously or in the background.
 
 use crate::tensor::NativeTensor;
-use maskfr_dist::{Communicator, PartialFc, Reduce, TcpComm};
+use maskfr_core::Tensor;
+use maskfr_dist::{CommQueue, Communicator, PartialFc, Reduce, TcpComm};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::net::TcpListener;
@@ -15,28 +16,56 @@ fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
 
 #[napi]
 pub struct Comm {
-    inner: Box<dyn Communicator>,
+    /// Collectives run in order on a worker thread: async ones overlap the caller's work.
+    q: CommQueue,
+}
+
+fn bad(e: maskfr_core::Error) -> maskfr_dist::Error {
+    maskfr_dist::Error(e.to_string())
 }
 
 /// The values of `tensors` end to end.
-fn flatten(tensors: &[&NativeTensor]) -> Result<Vec<f32>> {
+fn flatten(tensors: &[Tensor]) -> maskfr_dist::Result<Vec<f32>> {
     let mut flat = Vec::new();
     for t in tensors {
-        flat.extend_from_slice(&t.get()?.f32s("comm").map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?);
+        flat.extend_from_slice(&t.f32s("comm").map_err(bad)?);
     }
     Ok(flat)
 }
 
 /// Writes `flat · scale` back into `tensors`, in order.
-fn scatter(tensors: &[&NativeTensor], flat: &[f32], scale: f32) -> Result<()> {
+fn scatter(tensors: &[Tensor], flat: &[f32], scale: f32) -> maskfr_dist::Result<()> {
     let mut at = 0;
     for t in tensors {
-        let mut dst = t.get()?.f32s_mut("comm").map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+        let mut dst = t.f32s_mut("comm").map_err(bad)?;
         let n = dst.len();
         dst.iter_mut().zip(&flat[at..at + n]).for_each(|(d, &s)| *d = s * scale);
         at += n;
     }
     Ok(())
+}
+
+fn owned(tensors: &[&NativeTensor]) -> Result<Vec<Tensor>> {
+    tensors.iter().map(|t| t.get().cloned()).collect()
+}
+
+/// The job reducing `tensors` in place as one bucket.
+fn reduce_job(
+    tensors: Vec<Tensor>,
+    op: &str,
+    world: usize,
+) -> Result<impl FnOnce(&mut dyn Communicator) -> maskfr_dist::Result<()>> {
+    let (reduce, scale) = match op {
+        "sum" => (Reduce::Sum, 1.0),
+        "mean" => (Reduce::Sum, 1.0 / world as f32),
+        "max" => (Reduce::Max, 1.0),
+        _ => return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}', expected sum, mean or max"))),
+    };
+    Ok(move |c: &mut dyn Communicator| {
+        let mut flat = flatten(&tensors)?;
+        c.all_reduce(&mut flat, reduce)?;
+        scatter(&tensors, &flat, scale)
+    })
 }
 
 #[napi]
@@ -62,52 +91,61 @@ impl Comm {
         } else {
             dist(TcpComm::join(&addr, rank, world, timeout))?
         };
-        Ok(Comm { inner: Box::new(comm) })
+        Ok(Comm { q: CommQueue::new(Box::new(comm)) })
     }
 
     #[napi(getter)]
     pub fn rank(&self) -> u32 {
-        self.inner.rank() as u32
+        self.q.rank() as u32
     }
 
     #[napi(getter)]
     pub fn world(&self) -> u32 {
-        self.inner.world() as u32
+        self.q.world() as u32
     }
 
     /// Sums (`sum`, `mean`) or maxes (`max`) `tensors` over the ranks, in place, as one bucket.
     #[napi(catch_unwind)]
     pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String) -> Result<()> {
-        let (reduce, scale) = match op.as_str() {
-            "sum" => (Reduce::Sum, 1.0),
-            "mean" => (Reduce::Sum, 1.0 / self.inner.world() as f32),
-            "max" => (Reduce::Max, 1.0),
-            _ => {
-                return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}', expected sum, mean or max")))
-            }
-        };
-        let mut flat = flatten(&tensors)?;
-        dist(self.inner.all_reduce(&mut flat, reduce))?;
-        scatter(&tensors, &flat, scale)
+        let job = reduce_job(owned(&tensors)?, &op, self.q.world())?;
+        dist(self.q.run(job))
+    }
+
+    /// Starts reducing `tensors` in the background (after everything queued before); returns
+    /// a ticket for `wait`. Leave the tensors alone until then.
+    #[napi(catch_unwind)]
+    pub fn all_reduce_start(&mut self, tensors: Vec<&NativeTensor>, op: String) -> Result<i64> {
+        let job = reduce_job(owned(&tensors)?, &op, self.q.world())?;
+        Ok(self.q.submit(job) as i64)
+    }
+
+    /// Blocks until collective `ticket` (and everything before it) is done.
+    #[napi(catch_unwind)]
+    pub fn wait(&self, ticket: i64) -> Result<()> {
+        dist(self.q.wait(ticket as u64))
     }
 
     /// Every rank's `tensors` become `root`'s, in place.
     #[napi(catch_unwind)]
     pub fn broadcast(&mut self, tensors: Vec<&NativeTensor>, root: u32) -> Result<()> {
-        let mut flat = flatten(&tensors)?;
-        dist(self.inner.broadcast(&mut flat, root as usize))?;
-        scatter(&tensors, &flat, 1.0)
+        let t = owned(&tensors)?;
+        dist(self.q.run(move |c| {
+            let mut flat = flatten(&t)?;
+            c.broadcast(&mut flat, root as usize)?;
+            scatter(&t, &flat, 1.0)
+        }))
     }
 
     /// Every rank's values in rank order.
     #[napi(catch_unwind)]
     pub fn all_gather(&mut self, values: Float32Array) -> Result<Float32Array> {
-        Ok(Float32Array::new(dist(self.inner.all_gather(&values))?))
+        let v = values.to_vec();
+        Ok(Float32Array::new(dist(self.q.run(move |c| c.all_gather(&v)))?))
     }
 
     #[napi(catch_unwind)]
     pub fn barrier(&mut self) -> Result<()> {
-        dist(self.inner.barrier())
+        dist(self.q.run(|c| c.barrier()))
     }
 }
 
@@ -163,11 +201,13 @@ pub fn partial_fc_step(
         seed: o.seed as u64,
         chunk: o.chunk as usize,
     };
-    // Read in place: the shard is never copied.
-    let bad = |e: maskfr_core::Error| Error::new(Status::InvalidArg, e.to_string());
-    let (wd, ed) = (w.f32s("partialFc").map_err(bad)?, e.f32s("partialFc").map_err(bad)?);
-    let out = dist(fc.step(&mut *comm.inner, &wd, &ed, &labels, step as u64))?;
-    drop((wd, ed));
+    // The shard is read in place on the communicator's thread, never copied.
+    let (wt, et) = (w.clone(), e.clone());
+    let labels = labels.to_vec();
+    let out = dist(comm.q.run(move |c| {
+        let (wd, ed) = (wt.f32s("partialFc").map_err(bad)?, et.f32s("partialFc").map_err(bad)?);
+        fc.step(c, &wd, &ed, &labels, step as u64)
+    }))?;
     let wrap = |v: Vec<f32>, shape: &[usize]| {
         maskfr_core::Tensor::from_vec(v, shape)
             .map(NativeTensor::wrap)

@@ -1,0 +1,65 @@
+// Data-parallel gradient averaging that overlaps the backward, as torch DDP's buckets:
+// parameters are grouped, last layer first (the order the backward reaches them), into
+// buckets of about `bucketBytes`; the moment every parameter of a bucket has its gradient,
+// its all-reduce starts in the background while the backward goes on; `finish()` waits for
+// the last. Each element is summed in rank order either way: the result equals one big
+// synchronous all-reduce exactly.
+
+import { Tensor, zeros } from '../tensor/tensor';
+import { keep } from '../tensor/scope';
+import { onLeafGradient } from '../autograd/tape';
+import { Communicator } from './comm';
+
+export class GradientBuckets {
+  readonly buckets: Tensor[][];
+  private readonly bucketOf = new Map<Tensor, number>();
+  private pending: number[] = [];
+  private tickets: number[] = [];
+
+  constructor(
+    readonly comm: Communicator,
+    params: Tensor[],
+    { bucketBytes = 25 * 2 ** 20 } = {},
+  ) {
+    const buckets: Tensor[][] = [[]];
+    let bytes = 0;
+    for (const p of params.filter((q) => q.requiresGrad).reverse()) {
+      if (bytes > 0 && bytes + 4 * p.numel > bucketBytes) {
+        buckets.push([]);
+        bytes = 0;
+      }
+      buckets.at(-1)!.push(p);
+      bytes += 4 * p.numel;
+    }
+    this.buckets = buckets.filter((b) => b.length > 0);
+    this.buckets.forEach((b, i) => b.forEach((p) => this.bucketOf.set(p, i)));
+  }
+
+  /** Arms the hook for one backward: call before it. */
+  begin(): void {
+    this.pending = this.buckets.map((b) => b.length);
+    this.tickets = [];
+    const seen = new Set<Tensor>();
+    onLeafGradient((t) => {
+      const i = this.bucketOf.get(t);
+      if (i === undefined || seen.has(t)) return;
+      seen.add(t);
+      if (--this.pending[i] === 0) this.launch(i);
+    });
+  }
+
+  private launch(i: number): void {
+    this.pending[i] = -1;
+    for (const p of this.buckets[i]) if (p.grad === null) p.grad = keep(zeros(p.shape, p.device));
+    this.tickets.push(this.comm.allReduceStart(this.buckets[i].map((p) => p.grad!), 'mean'));
+  }
+
+  /** After the backward: starts what is left (parameters that got no gradient contribute
+   *  zeros) and waits for every bucket. */
+  finish(): void {
+    onLeafGradient(null);
+    this.pending.forEach((n, i) => n > 0 && this.launch(i));
+    for (const t of this.tickets) this.comm.wait(t);
+    this.tickets = [];
+  }
+}
