@@ -36,6 +36,8 @@ export type { SynthOptions } from './data/synth-dataset';
 export { Loader, MASK_DEFAULTS } from './data/loader';
 export type { LoaderOptions, Batch } from './data/loader';
 export { readImageFolder } from './data/image-folder';
+export { synthesizeMask } from './data/masks';
+export type { Synthesizer, MaskOptions } from './data/masks';
 export type { FolderDataset } from './data/image-folder';
 export { MarginSoftmax, COSFACE, ARCFACE } from './losses/margin';
 export type { Margin } from './tensor/ops';

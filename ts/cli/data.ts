@@ -9,6 +9,7 @@ import { RecordDataset, writeRecordDataset } from '../data/recordio';
 import { readImageFolder } from '../data/image-folder';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
+import { synthesizeMask, Synthesizer } from '../data/masks';
 import { parseArgs } from './args';
 
 export function synth(argv: string[]): number {
@@ -93,7 +94,8 @@ export function augment(argv: string[]): number {
   for (let i = 0; i < n; i++) {
     const face = Buffer.from(syntheticFace(seed + 1, i, 0));
     const s = seed * 1000 + i;
-    tiles.push(...[face, native.templateMask(face, S, S, s, null), native.renderMask(face, S, S, s, null)].map((data) => ({ width: S, height: S, data })));
+    const masked = (synthesizer: Synthesizer) => synthesizeMask(face, S, S, { synthesizer, seed: s });
+    tiles.push(...[face, masked('template'), masked('renderer')].map((data) => ({ width: S, height: S, data })));
   }
   fs.writeFileSync(out, native.encodePng(contactSheet(tiles, 6), 6 * S, Math.ceil(tiles.length / 6) * S));
   console.log(`wrote ${out}: ${n} faces, each plain, with a template mask and with a rendered mask`);
