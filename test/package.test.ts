@@ -38,4 +38,11 @@ test('npm pack → install in an empty folder without Rust → the CLI, require 
   const esm = spawnSync(process.execPath, ['--input-type=module', '-e', "import { plan, evaluateMaskedFaces } from 'maskfr'; console.log(typeof evaluateMaskedFaces, plan({ model: 'r50', classes: 1000, gpus: 1, batch: 8 }).params)"], { cwd: app, env, encoding: 'utf8' });
   t.is(esm.stdout.trim(), 'function 43590848', esm.stderr);
   t.true(fs.existsSync(path.join(app, 'node_modules', 'maskfr', 'dist', 'index.d.ts')), 'typed');
+
+  // The README's example script, run against the installed package (tsx from this repo).
+  fs.copyFileSync(path.join(root, 'examples', 'train-synthetic.ts'), path.join(app, 'train-synthetic.ts'));
+  const tsx = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+  const ex = spawnSync(process.execPath, [tsx, 'train-synthetic.ts', '3'], { cwd: app, env, encoding: 'utf8' });
+  t.is(ex.status, 0, ex.stderr);
+  t.regex(ex.stdout, /held-out verification after 3 steps: [\d.]+% ± [\d.]+; weights in runs\/small\/model\.safetensors/);
 });
