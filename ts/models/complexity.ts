@@ -10,6 +10,34 @@ export interface Complexity {
   macs: number;
 }
 
+/** One residual block's shape: channels in and out, the sides it reads, convolves at and
+ *  writes (the stride-2 conv sits first or second), and whether it has the 1×1 shortcut. */
+export interface BlockShape {
+  cin: number;
+  planes: number;
+  inSide: number;
+  midSide: number;
+  outSide: number;
+  shortcut: boolean;
+}
+
+/** Every block of the network in order, from the configuration. */
+export function blockShapes(c: IResNetConfig): BlockShape[] {
+  const out: BlockShape[] = [];
+  let side = c.inputSize;
+  let inplanes = c.widths[0];
+  c.layers.forEach((blocks, i) => {
+    const planes = c.widths[i];
+    for (let b = 0; b < blocks; b++) {
+      const outSide = b === 0 ? side / 2 : side;
+      out.push({ cin: b === 0 ? inplanes : planes, planes, inSide: side, midSide: c.stride === 'first' ? outSide : side, outSide, shortcut: b === 0 });
+      side = outSide;
+    }
+    inplanes = planes;
+  });
+  return out;
+}
+
 export function complexity(c: IResNetConfig): Complexity {
   let params = 0;
   let macs = 0;
@@ -18,31 +46,23 @@ export function complexity(c: IResNetConfig): Complexity {
     macs += cin * cout * k * k * outSide * outSide;
   };
   const bn = (ch: number) => (params += 2 * ch);
-  let side = c.inputSize;
-  conv(3, c.widths[0], 3, side);
+  conv(3, c.widths[0], 3, c.inputSize);
   bn(c.widths[0]);
   params += c.widths[0]; // PReLU
-  let inplanes = c.widths[0];
-  c.layers.forEach((blocks, i) => {
-    const planes = c.widths[i];
-    for (let b = 0; b < blocks; b++) {
-      const cin = b === 0 ? inplanes : planes;
-      const inSide = side;
-      const outSide = b === 0 ? side / 2 : side;
-      bn(cin);
-      conv(cin, planes, 3, c.stride === 'first' ? outSide : inSide);
+  const shapes = blockShapes(c);
+  for (const { cin, planes, midSide, outSide, shortcut } of shapes) {
+    bn(cin);
+    conv(cin, planes, 3, midSide);
+    bn(planes);
+    params += planes; // PReLU
+    conv(planes, planes, 3, outSide);
+    bn(planes);
+    if (shortcut) {
+      conv(cin, planes, 1, outSide);
       bn(planes);
-      params += planes; // PReLU
-      conv(planes, planes, 3, outSide);
-      bn(planes);
-      if (b === 0) {
-        conv(cin, planes, 1, outSide);
-        bn(planes);
-      }
-      side = outSide;
     }
-    inplanes = planes;
-  });
+  }
+  const side = shapes.at(-1)?.outSide ?? c.inputSize;
   bn(c.widths[3]);
   const fcIn = c.widths[3] * side * side;
   params += fcIn * c.embedding + c.embedding;

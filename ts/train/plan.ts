@@ -4,7 +4,7 @@
 // that fits a card, and with a measured rate, the wall time of N epochs of WebFace42M.
 
 import { modelConfig } from '../models/iresnet';
-import { complexity } from '../models/complexity';
+import { blockShapes, complexity } from '../models/complexity';
 
 export const WEBFACE42M_IMAGES = 42_474_557;
 
@@ -54,31 +54,23 @@ const OVERHEAD = 1.5 * 2 ** 30;
 export function activationBytes(model: string, { fp16 = false, checkpointing = false, embedding }: { fp16?: boolean; checkpointing?: boolean; embedding?: number } = {}): number {
   const c = modelConfig(model, embedding === undefined ? {} : { embedding });
   const bytes = fp16 ? 2 : 4;
-  let side = c.inputSize;
+  const side0 = c.inputSize;
   // Stem: the input, conv out, BN out (PReLU's input), PReLU out.
-  let kept = 3 * side * side + 3 * c.widths[0] * side * side;
-  let largest = c.widths[0] * side * side;
-  let inplanes = c.widths[0];
+  let kept = 3 * side0 * side0 + 3 * c.widths[0] * side0 * side0;
+  let largest = c.widths[0] * side0 * side0;
   let largestBlock = 0;
-  c.layers.forEach((blocks, i) => {
-    const planes = c.widths[i];
-    for (let b = 0; b < blocks; b++) {
-      const cin = b === 0 ? inplanes : planes;
-      const inSide = side;
-      const outSide = b === 0 ? side / 2 : side;
-      const midSide = c.stride === 'first' ? outSide : inSide;
-      // bn1 in/out (the block input and conv1's input), conv1 out, bn2 out, PReLU out,
-      // conv2 out; the shortcut conv's output when there is one. The block output is the
-      // next block's input.
-      const inside = 2 * cin * inSide * inSide - cin * inSide * inSide + 4 * planes * midSide * midSide + (b === 0 ? planes * outSide * outSide : 0);
-      const input = cin * inSide * inSide;
-      largest = Math.max(largest, input, planes * midSide * midSide);
-      largestBlock = Math.max(largestBlock, input + inside);
-      kept += checkpointing ? input : input + inside;
-      side = outSide;
-    }
-    inplanes = planes;
-  });
+  const shapes = blockShapes(c);
+  for (const { cin, planes, inSide, midSide, outSide, shortcut } of shapes) {
+    // conv1's input (bn1 out), conv1 out, bn2 out, PReLU out, conv2 out; the shortcut conv's
+    // output when there is one. The block input is kept by bn1; the block output is the
+    // next block's input.
+    const input = cin * inSide * inSide;
+    const inside = input + 4 * planes * midSide * midSide + (shortcut ? planes * outSide * outSide : 0);
+    largest = Math.max(largest, input, planes * midSide * midSide);
+    largestBlock = Math.max(largestBlock, input + inside);
+    kept += checkpointing ? input : input + inside;
+  }
+  const side = shapes.at(-1)?.outSide ?? side0;
   // Checkpointing keeps block inputs, plus one block's recomputed intermediates at a time.
   if (checkpointing) kept += largestBlock;
   // Head: the trunk output, BN2 out (flattened into fc), fc out (features BN's input).

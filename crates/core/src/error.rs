@@ -23,6 +23,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A failure told by its message alone, which names where it happened (a file and record, a
+/// rank, a library): the data, distributed and CUDA crates all report with this one type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure(pub String);
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
 /// `ensure!(cond, op, "format", args)` returns an [`Error`] for `op` when `cond` is false.
 #[macro_export]
 macro_rules! ensure {

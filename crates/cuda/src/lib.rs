@@ -12,15 +12,6 @@ pub use kernels::{kernel_names, source, KERNELS};
 pub use nvrtc::{compile, nvrtc_version, Ptx};
 pub use probe::{probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
+pub use maskfr_core::Failure as Error;
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -12,16 +12,7 @@ pub use partial_fc::{shard, PartialFc, Step};
 pub use queue::CommQueue;
 pub use tcp::TcpComm;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Error(pub String);
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
+pub use maskfr_core::Failure as Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
