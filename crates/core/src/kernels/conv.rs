@@ -164,6 +164,9 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
         self.g.n * self.g.ohw()
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        if self.g.sw == 1 && self.g.sh == 1 {
+            return self.pack_stride1(p0, kc, j0, nc, out);
+        }
         let g = &self.g;
         let mut rs = Vec::with_capacity(NR);
         let mut base = [0isize; NR];
@@ -203,6 +206,67 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
             }
         });
     }
+}
+
+impl<T: Float> Im2col<'_, T> {
+    /// Stride 1: the taps `(ci, ki, 0…kw−1)` of a run read one input row segment at shifts
+    /// 0…kw−1, so each segment is read once per (channel, kernel row), zero-padded at the
+    /// image borders, and every tap is a plain copy out of it.
+    fn pack_stride1(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        let g = &self.g;
+        let mut rs = Vec::with_capacity(NR);
+        // Per run, the padded segment `x[img, ci, iy, ox − pw .. ox − pw + len + kw − 1]`.
+        let mut seg = vec![T::zero(); NR * (NR + g.kw)];
+        let stride = NR + g.kw;
+        b_panels(out, nc, kc, |jr, _cols, panel| {
+            runs(g, j0 + jr, NR.min(nc - jr), &mut rs);
+            let (mut ci, mut ki, mut kj) = tap(g, p0);
+            let mut loaded = None;
+            for p in 0..kc {
+                if loaded != Some((ci, ki)) {
+                    for (k, r) in rs.iter().enumerate() {
+                        let s = &mut seg[k * stride..k * stride + r.len + g.kw - 1];
+                        match g.input_row(r.oy, ki) {
+                            None => s.fill(T::zero()),
+                            Some(iy) => {
+                                let row = x_row(self.x, g, r.img, ci, iy);
+                                // Input columns ox − pw + t for t < len + kw − 1, zero outside [0, w).
+                                let (start, n) = (r.ox as isize - g.pw as isize, s.len());
+                                let lo = ((-start).max(0) as usize).min(n);
+                                let hi = ((g.w as isize - start).max(0) as usize).min(n);
+                                s[..lo].fill(T::zero());
+                                if hi > lo {
+                                    s[lo..hi].copy_from_slice(
+                                        &row[(start + lo as isize) as usize..(start + hi as isize) as usize],
+                                    );
+                                }
+                                s[hi.max(lo)..].fill(T::zero());
+                            }
+                        }
+                    }
+                    loaded = Some((ci, ki));
+                }
+                let dst = &mut panel[p * NR..(p + 1) * NR];
+                for (k, r) in rs.iter().enumerate() {
+                    dst[r.at..r.at + r.len].copy_from_slice(&seg[k * stride + kj..k * stride + kj + r.len]);
+                }
+                kj += 1;
+                if kj == g.kw {
+                    kj = 0;
+                    ki += 1;
+                    if ki == g.kh {
+                        ki = 0;
+                        ci += 1;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Row `iy` of channel `ci` of image `img`.
+fn x_row<'a, T>(x: &'a [T], g: &ConvGeom, img: usize, ci: usize, iy: usize) -> &'a [T] {
+    &x[((img * g.c + ci) * g.h + iy) * g.w..][..g.w]
 }
 
 /// Stride-1 [`gather_run`]: zero fill around one contiguous copy.
