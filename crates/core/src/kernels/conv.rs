@@ -225,24 +225,7 @@ impl<T: Float> Im2col<'_, T> {
             for p in 0..kc {
                 if loaded != Some((ci, ki)) {
                     for (k, r) in rs.iter().enumerate() {
-                        let s = &mut seg[k * stride..k * stride + r.len + g.kw - 1];
-                        match g.input_row(r.oy, ki) {
-                            None => s.fill(T::zero()),
-                            Some(iy) => {
-                                let row = x_row(self.x, g, r.img, ci, iy);
-                                // Input columns ox − pw + t for t < len + kw − 1, zero outside [0, w).
-                                let (start, n) = (r.ox as isize - g.pw as isize, s.len());
-                                let lo = ((-start).max(0) as usize).min(n);
-                                let hi = ((g.w as isize - start).max(0) as usize).min(n);
-                                s[..lo].fill(T::zero());
-                                if hi > lo {
-                                    s[lo..hi].copy_from_slice(
-                                        &row[(start + lo as isize) as usize..(start + hi as isize) as usize],
-                                    );
-                                }
-                                s[hi.max(lo)..].fill(T::zero());
-                            }
-                        }
+                        padded_segment(g, self.x, r, ci, ki, &mut seg[k * stride..k * stride + r.len + g.kw - 1]);
                     }
                     loaded = Some((ci, ki));
                 }
@@ -310,6 +293,28 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
         let g = &self.g;
         let mut rs = Vec::new();
         runs(g, p0, kc, &mut rs);
+        if g.sw == 1 && g.sh == 1 {
+            // As `Im2col::pack_stride1`: each run's zero-padded input segment is read once
+            // per (channel, kernel row) and serves every kernel column.
+            let stride = g.ow + g.kw;
+            let mut seg = vec![T::zero(); rs.len() * stride];
+            return b_panels(out, nc, kc, |jr, cols, panel| {
+                let mut loaded = None;
+                for c in 0..cols {
+                    let (ci, ki, kj) = tap(g, j0 + jr + c);
+                    if loaded != Some((ci, ki)) {
+                        for (k, r) in rs.iter().enumerate() {
+                            padded_segment(g, self.x, r, ci, ki, &mut seg[k * stride..k * stride + r.len + g.kw - 1]);
+                        }
+                        loaded = Some((ci, ki));
+                    }
+                    for (k, r) in rs.iter().enumerate() {
+                        let src = &seg[k * stride + kj..k * stride + kj + r.len];
+                        panel[r.at * NR + c..].iter_mut().step_by(NR).zip(src).for_each(|(d, &v)| *d = v);
+                    }
+                }
+            });
+        }
         b_panels(out, nc, kc, |jr, cols, panel| {
             for c in 0..cols {
                 let t = tap(g, j0 + jr + c);
@@ -319,6 +324,24 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
             }
         });
     }
+}
+
+/// Stride 1: `s[t] = x[img, ci, oy + ki − ph, ox − pw + t]` for the run's pixels and the
+/// kw − 1 after them, zero where that falls outside the image.
+fn padded_segment<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, s: &mut [T]) {
+    let Some(iy) = g.input_row(r.oy, ki) else {
+        s.fill(T::zero());
+        return;
+    };
+    let row = x_row(x, g, r.img, ci, iy);
+    let (start, n) = (r.ox as isize - g.pw as isize, s.len());
+    let lo = ((-start).max(0) as usize).min(n);
+    let hi = ((g.w as isize - start).max(0) as usize).min(n);
+    s[..lo].fill(T::zero());
+    if hi > lo {
+        s[lo..hi].copy_from_slice(&row[(start + lo as isize) as usize..(start + hi as isize) as usize]);
+    }
+    s[hi.max(lo)..].fill(T::zero());
 }
 
 /// An NCHW tensor `[N, rows, OH·OW]` read as the matrix `[rows, N·OH·OW]`.
