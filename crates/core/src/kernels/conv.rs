@@ -116,47 +116,71 @@ fn tap(g: &ConvGeom, q: usize) -> (usize, usize, usize) {
     (q / kk, (q % kk) / g.kw, q % g.kw)
 }
 
-/// Writes the im2col values of one run for tap `(ci, ki, kj)` into `dst[step·t]`, t < run.len:
-/// zeros where the tap falls in the padding, input pixels (every `sw`-th) elsewhere.
-fn gather_run<T: Float>(
-    g: &ConvGeom,
-    valid: &[(usize, usize)],
-    x: &[T],
-    r: &Run,
-    (ci, ki, kj): (usize, usize, usize),
-    dst: &mut [T],
-    step: usize,
-) {
-    let span = (r.len - 1) * step + 1;
-    let dst = &mut dst[..span];
-    let Some(iy) = g.input_row(r.oy, ki) else {
-        dst.iter_mut().step_by(step).for_each(|d| *d = T::zero());
-        return;
-    };
-    let row = &x[((r.img * g.c + ci) * g.h + iy) * g.w..][..g.w];
-    let (lo, hi) = valid[kj];
-    let (a, b) = (lo.clamp(r.ox, r.ox + r.len) - r.ox, hi.clamp(r.ox, r.ox + r.len) - r.ox);
-    let (a, b) = (a, b.max(a));
-    let mut out = dst.iter_mut().step_by(step);
-    out.by_ref().take(a).for_each(|d| *d = T::zero());
-    let first = (r.ox + a) * g.sw + kj;
-    if b > a {
-        let src = row[first - g.pw..].iter().step_by(g.sw);
-        out.by_ref().take(b - a).zip(src).for_each(|(d, &v)| *d = v);
-    }
-    out.for_each(|d| *d = T::zero());
-}
-
 /// The implicit im2col matrix `X̂ [C·KH·KW, N·OH·OW]` of an input, as the B operand.
 struct Im2col<'a, T> {
     g: ConvGeom,
     x: &'a [T],
-    /// `g.valid_cols(kj)` for every kj (divisions kept out of the packing loops).
-    valid: Vec<(usize, usize)>,
 }
 
-fn valid_cols(g: &ConvGeom) -> Vec<(usize, usize)> {
-    (0..g.kw).map(|kj| g.valid_cols(kj)).collect()
+/// Walks the taps `(ci, ki, kj)` from im2col row `q` on, in order.
+struct Taps {
+    tap: (usize, usize, usize),
+    kh: usize,
+    kw: usize,
+}
+
+impl Taps {
+    fn from(g: &ConvGeom, q: usize) -> Taps {
+        Taps { tap: tap(g, q), kh: g.kh, kw: g.kw }
+    }
+    #[inline(always)]
+    fn advance(&mut self) {
+        let (ci, ki, kj) = &mut self.tap;
+        *kj += 1;
+        if *kj == self.kw {
+            *kj = 0;
+            *ki += 1;
+            if *ki == self.kh {
+                *ki = 0;
+                *ci += 1;
+            }
+        }
+    }
+}
+
+/// Per run, the zero-padded input row segment its taps `(ci, ki, ·)` read: the taps of one
+/// (channel, kernel row) differ only by a shift, so the segment is read once and every
+/// kernel column is a (strided) copy out of it.
+struct Segments<T> {
+    data: Vec<T>,
+    stride: usize,
+    loaded: Option<(usize, usize)>,
+}
+
+impl<T: Float> Segments<T> {
+    /// Room for `runs` runs of at most `len` columns.
+    fn new(g: &ConvGeom, runs: usize, len: usize) -> Segments<T> {
+        let stride = len.saturating_sub(1) * g.sw + g.kw;
+        Segments { data: vec![T::zero(); runs * stride], stride, loaded: None }
+    }
+
+    /// Makes the segments hold `(ci, ki)` for `rs`.
+    #[inline(always)]
+    fn load(&mut self, g: &ConvGeom, x: &[T], rs: &[Run], ci: usize, ki: usize) {
+        if self.loaded == Some((ci, ki)) {
+            return;
+        }
+        for (k, r) in rs.iter().enumerate() {
+            let s = &mut self.data[k * self.stride..][..(r.len - 1) * g.sw + g.kw];
+            padded_segment(g, x, r, ci, ki, s);
+        }
+        self.loaded = Some((ci, ki));
+    }
+
+    /// Run `k`'s values for kernel column `kj`.
+    fn tap<'s>(&'s self, g: &ConvGeom, k: usize, r: &Run, kj: usize) -> impl Iterator<Item = &'s T> {
+        self.data[k * self.stride + kj..].iter().step_by(g.sw).take(r.len)
+    }
 }
 
 impl<T: Float> PackB<T> for Im2col<'_, T> {
@@ -164,84 +188,28 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
         self.g.n * self.g.ohw()
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
-        if self.g.sw == 1 && self.g.sh == 1 {
-            return self.pack_stride1(p0, kc, j0, nc, out);
-        }
         let g = &self.g;
         let mut rs = Vec::with_capacity(NR);
-        let mut base = [0isize; NR];
+        let mut seg = Segments::new(g, NR, NR);
         b_panels(out, nc, kc, |jr, cols, panel| {
             runs(g, j0 + jr, cols, &mut rs);
-            // Where a tap reads no padding for any column of the panel (most taps of most
-            // panels), it is a plain gather at fixed offsets from each column's origin.
-            let (mut y_lo, mut y_hi, mut x_lo, mut x_hi) = (usize::MAX, 0, usize::MAX, 0);
-            for r in &rs {
-                let origin = ((r.img * g.c * g.h + r.oy * g.sh) * g.w + r.ox * g.sw) as isize;
-                (0..r.len).for_each(|t| base[r.at + t] = origin + (t * g.sw) as isize);
-                (y_lo, y_hi) = (y_lo.min(r.oy * g.sh), y_hi.max(r.oy * g.sh));
-                (x_lo, x_hi) = (x_lo.min(r.ox * g.sw), x_hi.max((r.ox + r.len - 1) * g.sw));
-            }
-            let gather = g.sw != 1 || rs.len() > 2;
+            seg.loaded = None;
+            let mut taps = Taps::from(g, p0);
             for p in 0..kc {
-                let (ci, ki, kj) = tap(g, p0 + p);
+                let (ci, ki, kj) = taps.tap;
+                seg.load(g, self.x, &rs, ci, ki);
                 let dst = &mut panel[p * NR..(p + 1) * NR];
-                let interior =
-                    y_lo + ki >= g.ph && y_hi + ki < g.h + g.ph && x_lo + kj >= g.pw && x_hi + kj < g.w + g.pw;
-                if gather && interior {
-                    let off = (ci * g.h * g.w) as isize + (ki as isize - g.ph as isize) * g.w as isize + kj as isize
-                        - g.pw as isize;
-                    for (d, &b) in dst[..cols].iter_mut().zip(&base[..cols]) {
-                        *d = self.x[(b + off) as usize];
-                    }
-                    continue;
-                }
-                for r in &rs {
-                    let d = &mut dst[r.at..r.at + r.len];
-                    if g.sw == 1 {
-                        copy_run(g, &self.valid, self.x, r, (ci, ki, kj), d);
-                    } else {
-                        gather_run(g, &self.valid, self.x, r, (ci, ki, kj), d, 1);
-                    }
-                }
-            }
-        });
-    }
-}
-
-impl<T: Float> Im2col<'_, T> {
-    /// Stride 1: the taps `(ci, ki, 0…kw−1)` of a run read one input row segment at shifts
-    /// 0…kw−1, so each segment is read once per (channel, kernel row), zero-padded at the
-    /// image borders, and every tap is a plain copy out of it.
-    fn pack_stride1(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
-        let g = &self.g;
-        let mut rs = Vec::with_capacity(NR);
-        // Per run, the padded segment `x[img, ci, iy, ox − pw .. ox − pw + len + kw − 1]`.
-        let mut seg = vec![T::zero(); NR * (NR + g.kw)];
-        let stride = NR + g.kw;
-        b_panels(out, nc, kc, |jr, _cols, panel| {
-            runs(g, j0 + jr, NR.min(nc - jr), &mut rs);
-            let (mut ci, mut ki, mut kj) = tap(g, p0);
-            let mut loaded = None;
-            for p in 0..kc {
-                if loaded != Some((ci, ki)) {
+                if g.sw == 1 {
                     for (k, r) in rs.iter().enumerate() {
-                        padded_segment(g, self.x, r, ci, ki, &mut seg[k * stride..k * stride + r.len + g.kw - 1]);
+                        let at = k * seg.stride + kj;
+                        dst[r.at..r.at + r.len].copy_from_slice(&seg.data[at..at + r.len]);
                     }
-                    loaded = Some((ci, ki));
-                }
-                let dst = &mut panel[p * NR..(p + 1) * NR];
-                for (k, r) in rs.iter().enumerate() {
-                    dst[r.at..r.at + r.len].copy_from_slice(&seg[k * stride + kj..k * stride + kj + r.len]);
-                }
-                kj += 1;
-                if kj == g.kw {
-                    kj = 0;
-                    ki += 1;
-                    if ki == g.kh {
-                        ki = 0;
-                        ci += 1;
+                } else {
+                    for (k, r) in rs.iter().enumerate() {
+                        dst[r.at..r.at + r.len].iter_mut().zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
                     }
                 }
+                taps.advance();
             }
         });
     }
@@ -252,37 +220,10 @@ fn x_row<'a, T>(x: &'a [T], g: &ConvGeom, img: usize, ci: usize, iy: usize) -> &
     &x[((img * g.c + ci) * g.h + iy) * g.w..][..g.w]
 }
 
-/// Stride-1 [`gather_run`]: zero fill around one contiguous copy.
-fn copy_run<T: Float>(
-    g: &ConvGeom,
-    valid: &[(usize, usize)],
-    x: &[T],
-    r: &Run,
-    (ci, ki, kj): (usize, usize, usize),
-    d: &mut [T],
-) {
-    let Some(iy) = g.input_row(r.oy, ki) else {
-        d.fill(T::zero());
-        return;
-    };
-    let row = &x[((r.img * g.c + ci) * g.h + iy) * g.w..][..g.w];
-    let (lo, hi) = valid[kj];
-    let (lo, hi) = (lo.clamp(r.ox, r.ox + r.len) - r.ox, hi.clamp(r.ox, r.ox + r.len) - r.ox);
-    if lo >= hi {
-        d.fill(T::zero());
-        return;
-    }
-    d[..lo].fill(T::zero());
-    d[hi..].fill(T::zero());
-    let ix0 = r.ox + lo + kj - g.pw;
-    d[lo..hi].copy_from_slice(&row[ix0..ix0 + hi - lo]);
-}
-
 /// `X̂ᵀ [N·OH·OW, C·KH·KW]` as the B operand (the backward-weight product).
 struct Im2colT<'a, T> {
     g: ConvGeom,
     x: &'a [T],
-    valid: Vec<(usize, usize)>,
 }
 
 impl<T: Float> PackB<T> for Im2colT<'_, T> {
@@ -293,48 +234,31 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
         let g = &self.g;
         let mut rs = Vec::new();
         runs(g, p0, kc, &mut rs);
-        if g.sw == 1 && g.sh == 1 {
-            // As `Im2col::pack_stride1`: each run's zero-padded input segment is read once
-            // per (channel, kernel row) and serves every kernel column.
-            let stride = g.ow + g.kw;
-            let mut seg = vec![T::zero(); rs.len() * stride];
-            return b_panels(out, nc, kc, |jr, cols, panel| {
-                let mut loaded = None;
-                for c in 0..cols {
-                    let (ci, ki, kj) = tap(g, j0 + jr + c);
-                    if loaded != Some((ci, ki)) {
-                        for (k, r) in rs.iter().enumerate() {
-                            padded_segment(g, self.x, r, ci, ki, &mut seg[k * stride..k * stride + r.len + g.kw - 1]);
-                        }
-                        loaded = Some((ci, ki));
-                    }
-                    for (k, r) in rs.iter().enumerate() {
-                        let src = &seg[k * stride + kj..k * stride + kj + r.len];
-                        panel[r.at * NR + c..].iter_mut().step_by(NR).zip(src).for_each(|(d, &v)| *d = v);
-                    }
-                }
-            });
-        }
+        let mut seg = Segments::new(g, rs.len(), g.ow);
         b_panels(out, nc, kc, |jr, cols, panel| {
+            seg.loaded = None;
+            let mut taps = Taps::from(g, j0 + jr);
             for c in 0..cols {
-                let t = tap(g, j0 + jr + c);
-                for r in &rs {
-                    gather_run(g, &self.valid, self.x, r, t, &mut panel[r.at * NR + c..], NR);
+                let (ci, ki, kj) = taps.tap;
+                seg.load(g, self.x, &rs, ci, ki);
+                for (k, r) in rs.iter().enumerate() {
+                    panel[r.at * NR + c..].iter_mut().step_by(NR).zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
                 }
+                taps.advance();
             }
         });
     }
 }
 
-/// Stride 1: `s[t] = x[img, ci, oy + ki − ph, ox − pw + t]` for the run's pixels and the
-/// kw − 1 after them, zero where that falls outside the image.
+/// `s[t] = x[img, ci, oy·sh + ki − ph, ox·sw − pw + t]` for the `(len − 1)·sw + kw` input
+/// columns a run's taps read, zero where that falls outside the image.
 fn padded_segment<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, s: &mut [T]) {
     let Some(iy) = g.input_row(r.oy, ki) else {
         s.fill(T::zero());
         return;
     };
     let row = x_row(x, g, r.img, ci, iy);
-    let (start, n) = (r.ox as isize - g.pw as isize, s.len());
+    let (start, n) = ((r.ox * g.sw) as isize - g.pw as isize, s.len());
     let lo = ((-start).max(0) as usize).min(n);
     let hi = ((g.w as isize - start).max(0) as usize).min(n);
     s[..lo].fill(T::zero());
@@ -460,7 +384,7 @@ pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T
         y.par_chunks_mut(ohw).enumerate().for_each(|(i, plane)| plane.fill(b[i % g.o]));
     }
     let out = ImagesOut::new(y, g.n, g.o, ohw);
-    gemm(&DenseA(Mat::new(w, g.o, g.ckk())), &Im2col { g: *g, x, valid: valid_cols(g) }, &out, bias.is_some(), true);
+    gemm(&DenseA(Mat::new(w, g.o, g.ckk())), &Im2col { g: *g, x }, &out, bias.is_some(), true);
 }
 
 /// `gx [N,C,H,W]` from `gy [N,O,OH,OW]` and `w [O,C,KH,KW]` (overwrites `gx`).
@@ -525,5 +449,5 @@ fn fold<T: Float>(g: &ConvGeom, col: &[T], len: usize, gx: &mut [T]) {
 pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, gy: &[T], x: &[T], gw: &mut [T]) {
     let a = Images { data: gy, rows: g.o, ohw: g.ohw(), n: g.n };
     let c = DenseC::new(gw, g.o, g.ckk());
-    gemm(&a, &Im2colT { g: *g, x, valid: valid_cols(g) }, &c, false, true);
+    gemm(&a, &Im2colT { g: *g, x }, &c, false, true);
 }
