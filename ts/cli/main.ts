@@ -64,7 +64,9 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`maskfr: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  const own = name === 'launch' ? rest.slice(0, rest.indexOf('--') >>> 0) : rest; // launch: what follows -- is the ranks'
+  // For launch, what follows `--` belongs to the ranks (their own --help included).
+  const sep = rest.indexOf('--');
+  const own = name === 'launch' && sep >= 0 ? rest.slice(0, sep) : rest;
   if (own.includes('--help') || own.includes('-h')) {
     console.log(`maskfr ${name}: ${cmd.summary}`);
     return 0;
