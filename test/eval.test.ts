@@ -52,7 +52,7 @@ const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, per
 
 test('probe masks are a pure function of (seed, image index), whatever the batching', (t) => {
   const ds = openTrainingData(data.rec);
-  const imgs = [0, 1, 2].map((i) => ds.image(i));
+  const imgs = [0, 1, 2].map((i) => ds.sample(i).image);
   const mask = { style: 'mixed', seed: 3, first: 0 };
   const all = native.decodeFaces(imgs, 112, false, 'x', mask).toFloat32();
   const last = native.decodeFaces([imgs[2]], 112, false, 'x', { ...mask, first: 2 }).toFloat32();

@@ -12,10 +12,8 @@ export interface TrainingData {
   length: number;
   /** Identities (labels are 0 … classes − 1). */
   classes: number;
-  /** The encoded image of sample `i`. */
-  image(i: number): Buffer;
-  /** The identity of sample `i`. */
-  label(i: number): number;
+  /** Sample `i`: its identity and encoded image, in one read. */
+  sample(i: number): { label: number; image: Buffer };
   loader(o: LoaderOptions): Loader;
 }
 
@@ -27,13 +25,21 @@ export function openTrainingData(p: string): TrainingData {
       path: p,
       length: f.files.length,
       classes: f.identities.length,
-      image: (i) => fs.readFileSync(f.files[i]),
-      label: (i) => f.labels[i],
+      sample: (i) => ({ label: f.labels[i], image: fs.readFileSync(f.files[i]) }),
       loader: (o) => Loader.fromFolder(p, o),
     };
   }
   const ds = RecordDataset.open(p);
   // Without InsightFace's identity header, the labels themselves say how many there are.
   const classes = ds.identities?.length ?? Array.from({ length: ds.length }, (_, i) => ds.sample(i).label).reduce((m, l) => Math.max(m, l + 1), 0);
-  return { path: p, length: ds.length, classes, image: (i) => ds.sample(i).body, label: (i) => ds.sample(i).label, loader: (o) => Loader.fromRecord(ds, o) };
+  return {
+    path: p,
+    length: ds.length,
+    classes,
+    sample: (i) => {
+      const s = ds.sample(i);
+      return { label: s.label, image: s.body };
+    },
+    loader: (o) => Loader.fromRecord(ds, o),
+  };
 }

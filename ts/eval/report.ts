@@ -38,8 +38,9 @@ export interface ReportOptions extends OneToOneOptions {
 export function evaluateMaskedFaces(model: Module, data: TrainingData, o: ReportOptions = {}): MaskedFaceReport {
   const t0 = performance.now();
   const mask = o.mask ?? { style: 'mixed', seed: 7 };
-  const images = Array.from({ length: data.length }, (_, i) => data.image(i));
-  const labels = Int32Array.from({ length: data.length }, (_, i) => data.label(i));
+  const samples = Array.from({ length: data.length }, (_, i) => data.sample(i));
+  const images = samples.map((s) => s.image);
+  const labels = Int32Array.from(samples, (s) => s.label);
   const embed = { batch: o.batch ?? 64, comm: o.comm ?? null, what: data.path };
   const gallery = embedFlipped(model, images, embed);
   const probes = embedFlipped(model, images, { ...embed, mask });

@@ -38,7 +38,7 @@ export function writeTeacherEmbeddings(model: IResNet, data: TrainingData, out: 
   const chunks: Float32Array[] = [];
   let dim = 0;
   for (let i = 0; i < data.length; i += batch) {
-    const imgs = Array.from({ length: Math.min(batch, data.length - i) }, (_, k) => data.image(i + k));
+    const imgs = Array.from({ length: Math.min(batch, data.length - i) }, (_, k) => data.sample(i + k).image);
     const e = tidy(() => noGrad(() => model.forward(new Tensor(native.decodeFaces(imgs, size, false, data.path))).toFloat32Array()));
     dim = e.length / imgs.length;
     chunks.push(e);

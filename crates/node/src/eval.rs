@@ -112,7 +112,8 @@ pub fn verify_scores(genuine: Float32Array, impostors: Float32Array, o: OneToOne
         return Err(Error::new(Status::InvalidArg, "verifyScores: scores must be finite numbers"));
     }
     g.sort_by(f32::total_cmp);
-    let mut imp = maskfr_eval::Impostors::new(o.bins.max(1) as usize, o.top as usize);
+    let k = keep(&o);
+    let mut imp = maskfr_eval::Impostors::new(k.bins, k.top);
     impostors.iter().for_each(|&s| imp.add(s));
     Ok(result(Scores { genuine: g, impostors: imp }, &o))
 }
