@@ -3,6 +3,7 @@
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Tensor, tensor, readSafetensors, entryValues, StFile } from '../ts';
+import { native } from '../ts/native';
 
 let cached: StFile | null = null;
 
@@ -50,4 +51,12 @@ export function assertClose(t: ExecutionContext, actual: Tensor | null, expected
   t.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
   const err = relErr(actual.toFloat32Array(), expected.toFloat32Array());
   t.true(err <= tol, `${what}: relative error ${err.toExponential(2)} > ${tol}`);
+}
+
+/** Why GPU tests cannot run here (no driver, library or GPU), or null when they can. */
+export function gpuProblem(): string | null {
+  const probe = native.cudaProbe();
+  if (probe.problem) return probe.problem;
+  const missing = probe.libraries.filter((l) => l.loaded === null || l.loaded === undefined).map((l) => l.name);
+  return missing.length > 0 ? `missing ${missing.join(', ')}` : null;
 }

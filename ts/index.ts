@@ -5,7 +5,7 @@ export type { DType, Shape } from './tensor/tensor';
 export { tidy, keep, noGrad, enableGrad, isGradEnabled } from './tensor/scope';
 export { checkpoint } from './autograd/checkpoint';
 export { manualSeed, nextSeed, randn, randUniform } from './tensor/random';
-export { memoryStats, resetPeakMemory, emptyCache } from './tensor/memory';
+export { memoryStats, resetPeakMemory, emptyCache, synchronize } from './tensor/memory';
 export type { MemoryStats } from './tensor/memory';
 export * as ops from './tensor/ops';
 export { Module } from './nn/module';

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Builds, on this machine, what bench/gpu/run.sh runs on a lent GPU machine (which has no
-# cargo, Node or network): the CUDA test binaries, copied into .device/ (carry it).
+# cargo, Node or network) into .device/ (carry it): the CUDA test binaries, the gpu-ops
+# bench binary, the native addon, the GPU-touching ava tests bundled for plain Node, and
+# Node itself (xz, ~24 MB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p .device/bin
+mkdir -p .device/bin .device/js .device/native
+exe() { python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])'; }
 for t in nvrtc gpu; do
-  bin=$(cargo test --release -p maskfr-cuda --test "$t" --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
-  cp "$bin" ".device/bin/cuda-$t"
+  cp "$(cargo test --release -p maskfr-cuda --test "$t" --no-run --message-format=json 2>/dev/null | exe)" ".device/bin/cuda-$t"
 done
-ls -la .device/bin
+cp "$(cargo bench -p maskfr-cuda --bench gpu_ops --no-run --message-format=json 2>/dev/null | exe)" .device/bin/gpu-ops
+npm run build:native >/dev/null
+cp native/index.js native/*.node .device/native/
+npx esbuild bench/gpu/device-tests.ts --bundle --platform=node --alias:ava=./bench/gpu/ava-shim.ts \
+  --external:../native/index.js --outfile=.device/js/device-tests.js --log-level=warning
+[ -f .device/node.xz ] || xz -T2 -c "$(command -v node)" > .device/node.xz
+du -sh .device/*

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (run `bash bench/gpu/prepare.sh` here first and carry
-# .device): finds the CUDA libraries pip put under site-packages/nvidia, then runs the CUDA
-# tests (NVRTC compile; every kernel against its CPU reference) and writes what it saw to
-# $OUT (device, driver, libraries, test output).
+# .device): finds the CUDA libraries pip put under site-packages/nvidia, then runs
+#   1. the CUDA tests: every kernel compiles through NVRTC; every op against its CPU reference,
+#   2. the GPU-touching ava tests (cuda.test.ts, the golden step on cuda:0) with plain Node,
+#   3. the gpu-ops suite: ours (crates/cuda/benches/gpu_ops.rs), then PyTorch on the same cases,
+# writing everything to $OUT (device.txt, cuda-*.txt, ts-tests.txt, gpu-ops.{jsonl,json,txt}).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/maskfr-gpu}
@@ -16,12 +18,19 @@ export LD_LIBRARY_PATH="/tmp/maskfr-libs:$LIBS:${LD_LIBRARY_PATH:-}"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } > "$OUT/device.txt"
 status=0
 for t in nvrtc gpu; do
-  MASKFR_REQUIRE_NVRTC=1 ".device/bin/cuda-$t" --nocapture > "$OUT/cuda-$t.txt" 2>&1 || status=1
+  MASKFR_REQUIRE_NVRTC=1 timeout 120 ".device/bin/cuda-$t" --nocapture --test-threads=1 > "$OUT/cuda-$t.txt" 2>&1 || status=1
 done
-cat "$OUT/device.txt" "$OUT"/cuda-*.txt | tail -40
+if [ -f .device/node.xz ]; then
+  xz -dc .device/node.xz > /tmp/maskfr-node && chmod +x /tmp/maskfr-node
+  ln -sfn "$PWD/test/fixtures" .device/js/fixtures
+  timeout 120 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1 || status=1
+fi
+timeout 200 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
+timeout 200 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
+tail -n 30 "$OUT/device.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT/gpu-ops.err" "$OUT/gpu-ops.txt" 2>/dev/null
 exit $status

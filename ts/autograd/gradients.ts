@@ -32,6 +32,12 @@ export const GRADIENTS = {
     const res = native.batchNormBackward(g.handle('batchNorm backward'), input(n, 0), input(n, 1), saved(n, 0), saved(n, 1), n.attrs.training as boolean);
     return res.map(t);
   },
+  to(n, g) {
+    return [t(g.handle('to backward').to(n.attrs.device as string))];
+  },
+  cast(n, g) {
+    return [t(g.handle('cast backward').cast(n.attrs.dtype as string))];
+  },
   prelu(n, g) {
     return native.preluBackward(g.handle('prelu backward'), input(n, 0), input(n, 1)).map(t);
   },

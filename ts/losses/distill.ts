@@ -19,7 +19,7 @@ export function angleDistillation(student: Tensor, teacher: Tensor, form: KdForm
   if (form === 'l2') return ops.scale(ops.sum(ops.mul(diff, diff)), 1 / b);
   if (form === 'one-minus-cos') return ops.scale(ops.sum(ops.mul(diff, diff)), 0.5 / b);
   // Per-row ‖ŝ − t̂‖²/2 = 1 − cos, then the mean of its square.
-  const oneMinusCos = ops.scale(ops.matmul(ops.mul(diff, diff), ones([1, d]), { transB: true }), 0.5);
+  const oneMinusCos = ops.scale(ops.matmul(ops.mul(diff, diff), ones([1, d], student.device), { transB: true }), 0.5);
   return ops.scale(ops.sum(ops.mul(oneMinusCos, oneMinusCos)), 1 / b);
 }
 

@@ -59,6 +59,12 @@ export abstract class Module {
     for (const [k, t] of own) native.copyInto(t.handle('loadStateDict'), state.get(k)!.handle('loadStateDict'));
   }
 
+  /** Moves every parameter and buffer to `device` ('cpu', 'cuda:N') in place. */
+  to(device: string): this {
+    [...this.namedParameters(), ...this.namedBuffers()].forEach(([, t]) => t.moveTo_(device));
+    return this;
+  }
+
   train(flag = true): this {
     this.training = flag;
     this.children.forEach((c) => c.train(flag));

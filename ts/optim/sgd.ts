@@ -1,4 +1,5 @@
-// torch.optim.SGD with momentum and L2 weight decay, one fused native update per tensor.
+// torch.optim.SGD with momentum and L2 weight decay: one native call updates every
+// parameter (one fused kernel launch on a GPU).
 
 import { native } from '../native';
 import { Tensor, zeros } from '../tensor/tensor';
@@ -29,10 +30,15 @@ export class SGD {
 
   /** Updates every parameter that has a gradient. */
   step(): void {
-    this.params.forEach((p, i) => {
-      if (p.grad === null) return;
-      native.sgdStep(p.handle('sgd'), p.grad.handle('sgd'), this.buffers[i].handle('sgd'), this.lr, this.momentum, this.weightDecay);
-    });
+    const live = this.params.map((p, i) => ({ p, g: p.grad, b: this.buffers[i] })).filter((e) => e.g !== null);
+    native.sgdStepAll(
+      live.map((e) => e.p.handle('sgd')),
+      live.map((e) => (e.g as Tensor).handle('sgd')),
+      live.map((e) => e.b.handle('sgd')),
+      this.lr,
+      this.momentum,
+      this.weightDecay,
+    );
   }
 
   zeroGrad(): void {

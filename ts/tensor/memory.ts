@@ -11,13 +11,19 @@ export interface MemoryStats {
   cachedBytes: number;
 }
 
-export function memoryStats(): MemoryStats {
-  return native.memoryStats();
+/** Figures for host memory, or for a GPU's caching allocator with `device` 'cuda:N'. */
+export function memoryStats(device = 'cpu'): MemoryStats {
+  return native.memoryStats(device);
 }
 
-/** Returns the buffers kept for reuse to the system. */
-export function emptyCache(): void {
-  native.emptyCache();
+/** Returns the buffers kept for reuse (on `device`) to the system. */
+export function emptyCache(device = 'cpu'): void {
+  native.emptyCache(device);
+}
+
+/** Waits for the work queued on `device` (GPU timings); the CPU has none. */
+export function synchronize(device: string): void {
+  native.synchronize(device);
 }
 
 export function resetPeakMemory(): void {

@@ -3,7 +3,7 @@
 
 import { native, NativeTensor } from '../native';
 import { record } from '../autograd/tape';
-import { Tensor, Shape } from './tensor';
+import { Tensor, Shape, DType } from './tensor';
 import { nextSeed } from './random';
 
 const wrap = (n: NativeTensor) => new Tensor(n);
@@ -47,6 +47,18 @@ export function batchNorm(
     .batchNorm(x.handle(op), weight.handle(op), bias.handle(op), runningMean.handle(op), runningVar.handle(op), training, momentum, eps)
     .map(wrap);
   return record(y, op, [x, weight, bias], { training }, [mean, invstd]);
+}
+
+/** `x` on `device` ('cpu' or 'cuda:N'); the gradient goes back to `x`'s device. */
+export function to(x: Tensor, device: string): Tensor {
+  if (x.device === device) return x;
+  return record(wrap(x.handle('to').to(device)), 'to', [x], { device: x.device });
+}
+
+/** `x` stored as `dtype` (f32, f16, bf16; round to nearest even); the gradient is cast back. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  return record(wrap(x.handle('cast').cast(dtype)), 'cast', [x], { dtype: x.dtype });
 }
 
 /** Per-channel PReLU: `alpha` has one slope per channel of dimension 1. */

@@ -11,7 +11,8 @@ export type Shape = readonly number[];
 export class Tensor {
   readonly shape: Shape;
   readonly dtype: DType;
-  readonly device: string;
+  /** 'cpu' or 'cuda:N'; changes only through `moveTo_`. */
+  device: string;
   requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
   grad: Tensor | null = null;
@@ -51,6 +52,20 @@ export class Tensor {
   item(): number {
     if (this.numel !== 1) throw new Error(`item: expected one element, got shape [${this.shape.join(', ')}]`);
     return this.toFloat32Array()[0];
+  }
+
+  /** Moves this leaf's storage to `device` in place (what `Module.to` does to parameters
+   *  and buffers); its gradient, if any, is dropped. Not recorded on the tape: use
+   *  `ops.to` inside a computation. */
+  moveTo_(device: string): this {
+    if (this.node !== null) throw new Error(`moveTo_: ${this} was made by an op; use ops.to(x, '${device}')`);
+    const moved = this.handle('moveTo_').to(device);
+    if (moved !== this.h) this.h?.dispose();
+    this.h = moved;
+    this.device = moved.device;
+    this.grad?.dispose();
+    this.grad = null;
+    return this;
   }
 
   /** Frees the native storage now (views keep it alive) and drops the autograd links. */

@@ -1,17 +1,19 @@
-//! Tensors: a shape, a device and shared storage. Reshapes share storage; every storage
-//! allocation and every handle is counted in [`crate::memory`].
+//! Tensors: a shape, a device and shared storage. Reshapes share storage; every host
+//! storage allocation and every handle is counted in [`crate::memory`]; device memory
+//! belongs to its backend (which counts it) and is only held here.
 
 use crate::memory::{self, HandleToken};
 use crate::{ensure, Error, Result};
 use half::{bf16, f16};
+use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
-    /// Storage only for now: mixed precision computes in f32 on the CPU.
+    /// Storage on the CPU (which computes in f32); conv and GEMM compute in it on a GPU.
     F16,
     BF16,
 }
@@ -84,9 +86,20 @@ impl Buffer {
     }
 }
 
+/// A device backend's memory behind a tensor; the backend that made it downcasts it back.
+pub trait DeviceBuffer: Send + Sync + fmt::Debug {
+    fn as_any(&self) -> &dyn Any;
+}
+
+#[derive(Debug)]
+enum Data {
+    Host(RwLock<Buffer>),
+    Device(Box<dyn DeviceBuffer>),
+}
+
 #[derive(Debug)]
 struct Storage {
-    buf: RwLock<Buffer>,
+    data: Data,
     bytes: usize,
     /// Drawn from the buffer pool, so returned to it (buffers made elsewhere, whose sizes
     /// the pool's takers may never ask for, are freed).
@@ -97,14 +110,15 @@ impl Storage {
     fn new(buf: Buffer, len: usize, pooled: bool) -> Arc<Storage> {
         let bytes = len * buf.dtype().size();
         memory::alloc(bytes);
-        Arc::new(Storage { buf: RwLock::new(buf), bytes, pooled })
+        Arc::new(Storage { data: Data::Host(RwLock::new(buf)), bytes, pooled })
     }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        let Data::Host(buf) = &mut self.data else { return };
         memory::free(self.bytes);
-        let buf = self.buf.get_mut().unwrap_or_else(|p| p.into_inner());
+        let buf = buf.get_mut().unwrap_or_else(|p| p.into_inner());
         if let (true, Buffer::F32(v)) = (self.pooled, std::mem::replace(buf, Buffer::F32(Vec::new()))) {
             crate::pool::give(v);
         }
@@ -221,6 +235,42 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    fn host(&self, op: &str) -> Result<&RwLock<Buffer>> {
+        match &self.storage.data {
+            Data::Host(b) => Ok(b),
+            Data::Device(_) => Err(Error::new(
+                op,
+                format!(
+                    "this op reads host memory but the tensor of shape {:?} is on {}: move it with .to('cpu')",
+                    self.shape, self.device
+                ),
+            )),
+        }
+    }
+
+    /// A device tensor over `buf`, which holds `numel(shape)` elements of `dtype`.
+    pub fn from_device(buf: Box<dyn DeviceBuffer>, shape: &[usize], dtype: DType, device: Device) -> Tensor {
+        let bytes = numel(shape) * dtype.size();
+        Tensor {
+            shape: shape.to_vec(),
+            dtype,
+            device,
+            storage: Arc::new(Storage { data: Data::Device(buf), bytes, pooled: false }),
+            _handle: HandleToken::new(),
+        }
+    }
+
+    /// The backend's buffer behind a device tensor.
+    pub fn device_buffer(&self, op: &str) -> Result<&dyn DeviceBuffer> {
+        match &self.storage.data {
+            Data::Device(b) => Ok(b.as_ref()),
+            Data::Host(_) => Err(Error::new(
+                op,
+                format!("expected a tensor on a device, got a host tensor of shape {:?}", self.shape),
+            )),
+        }
+    }
+
     pub fn f32s(&self, op: &str) -> Result<F32Read<'_>> {
         ensure!(
             self.dtype == DType::F32,
@@ -229,7 +279,7 @@ impl Tensor {
             self.dtype.name(),
             self.shape
         );
-        Ok(F32Read(self.storage.buf.read().unwrap_or_else(|e| e.into_inner())))
+        Ok(F32Read(self.host(op)?.read().unwrap_or_else(|e| e.into_inner())))
     }
 
     pub fn f32s_mut(&self, op: &str) -> Result<F32Write<'_>> {
@@ -240,19 +290,32 @@ impl Tensor {
             self.dtype.name(),
             self.shape
         );
-        Ok(F32Write(self.storage.buf.write().unwrap_or_else(|e| e.into_inner())))
+        Ok(F32Write(self.host(op)?.write().unwrap_or_else(|e| e.into_inner())))
     }
 
-    /// All elements as f32, whatever the storage dtype.
+    /// All elements as f32, whatever the storage dtype or device (device tensors are
+    /// copied back through their backend).
+    pub fn values(&self) -> Result<Vec<f32>> {
+        match self.device {
+            Device::Cpu => Ok(self.to_vec()),
+            Device::Cuda(_) => Ok(crate::backend::device_backend("values", self.device)?.download(self)?.to_vec()),
+        }
+    }
+
+    /// All elements of a host tensor as f32, whatever the storage dtype (a device tensor
+    /// reads as an error: see [`Tensor::values`]).
     pub fn to_vec(&self) -> Vec<f32> {
-        match &*self.storage.buf.read().unwrap_or_else(|e| e.into_inner()) {
+        let Data::Host(buf) = &self.storage.data else {
+            panic!("to_vec: the tensor of shape {:?} is on {}; use values()", self.shape, self.device)
+        };
+        match &*buf.read().unwrap_or_else(|e| e.into_inner()) {
             Buffer::F32(v) => v.clone(),
             Buffer::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
             Buffer::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
         }
     }
 
-    /// A copy in another storage dtype (rounding to nearest even).
+    /// A host copy in another storage dtype (rounding to nearest even).
     pub fn cast(&self, dtype: DType) -> Tensor {
         let v = self.to_vec();
         let n = v.len();

@@ -23,6 +23,23 @@ extern "C" __global__ void bn_stats_f32(const float* x, float* mean, float* var,
     }
 }
 
+// Training: invstd from the batch variance, and the running statistics updated in place
+// (PyTorch's rule: unbiased variance, `momentum` on the new value); m values per channel.
+extern "C" __global__ void bn_finish_train_f32(const float* mean, const float* var, float* invstd, float* running_mean, float* running_var, int c, double momentum, double eps, double m) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double unbias = m > 1.0 ? m / (m - 1.0) : 1.0;
+    invstd[ch] = (float)(1.0 / sqrt((double)var[ch] + eps));
+    running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean[ch]);
+    running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * var[ch] * unbias);
+}
+
+// Evaluation: invstd from the running variance.
+extern "C" __global__ void bn_invstd_f32(const float* var, float* invstd, int c, double eps) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch < c) invstd[ch] = (float)(1.0 / sqrt((double)var[ch] + eps));
+}
+
 // y = (x − mean)·invstd·w + b
 extern "C" __global__ void bn_apply_f32(const float* x, const float* mean, const float* invstd, const float* w, const float* bias, float* y, long long total, int c, long long s) {
     GRID_STRIDE(i, total) {

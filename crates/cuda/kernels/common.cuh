@@ -29,3 +29,19 @@ __device__ inline double block_max(double v, double* scratch) {
     __syncthreads();
     return r;
 }
+
+// The counter-based generator of maskfr-core's random.rs (SplitMix64): element i of stream
+// `seed` is the same number on the GPU as on the CPU.
+__device__ inline unsigned long long finalize(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+__device__ inline unsigned long long splitmix64(unsigned long long z) { return finalize(z + 0x9E3779B97F4A7C15ULL); }
+
+// Uniform in [0, 1) with 53 bits.
+__device__ inline double uniform(unsigned long long seed, unsigned long long i) {
+    unsigned long long bits = splitmix64(splitmix64(seed) ^ (i * 0xD1B54A32D192ED03ULL));
+    return (double)(bits >> 11) * (1.0 / 9007199254740992.0);
+}

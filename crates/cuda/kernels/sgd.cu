@@ -18,3 +18,11 @@ extern "C" __global__ void sgd_multi_f32(float** params, float** grads, float** 
         p[j] -= lr * b[j];
     }
 }
+
+// One tensor: the same rule.
+extern "C" __global__ void sgd_f32(float* p, const float* g, float* b, float lr, float momentum, float weight_decay, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)blockDim.x * gridDim.x) {
+        b[i] = momentum * b[i] + g[i] + weight_decay * p[i];
+        p[i] -= lr * b[i];
+    }
+}

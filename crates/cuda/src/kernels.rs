@@ -5,15 +5,17 @@
 const COMMON: &str = include_str!("../kernels/common.cuh");
 
 /// (module name, source) of every kernel file.
-pub const KERNELS: [(&str, &str); 8] = [
+pub const KERNELS: [(&str, &str); 10] = [
     ("elementwise", include_str!("../kernels/elementwise.cu")),
     ("batchnorm", include_str!("../kernels/batchnorm.cu")),
     ("prelu", include_str!("../kernels/prelu.cu")),
     ("reduce", include_str!("../kernels/reduce.cu")),
     ("l2norm", include_str!("../kernels/l2norm.cu")),
-    ("dropout", include_str!("../kernels/dropout.cu")),
+    ("random", include_str!("../kernels/random.cu")),
+    ("rows", include_str!("../kernels/rows.cu")),
+    ("loss", include_str!("../kernels/loss.cu")),
+    ("margin", include_str!("../kernels/margin.cu")),
     ("sgd", include_str!("../kernels/sgd.cu")),
-    ("cosface", include_str!("../kernels/cosface.cu")),
 ];
 
 /// Module `name`'s complete source (the shared header inlined), or None.

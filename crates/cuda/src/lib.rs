@@ -2,11 +2,19 @@
 //! loading, CUDA 13), so the crate builds on machines without CUDA and every missing piece
 //! becomes an [`Error`] naming the library and where it was looked for, never a panic.
 //! Kernels are CUDA C sources compiled once per process by NVRTC; each names its CPU
-//! reference in maskfr-core, which the GPU tests compare it with.
+//! reference in maskfr-core, which the GPU tests compare it with. [`install`] plugs the
+//! backend into maskfr-core's dispatch.
 
+pub mod alloc;
+mod backend;
+mod conv;
+mod gemm;
+pub mod gpu;
 mod kernels;
 mod nvrtc;
 mod probe;
+
+pub use backend::cuda_backend;
 
 pub use kernels::{kernel_names, source, KERNELS};
 pub use nvrtc::{compile, nvrtc_version, Ptx};
@@ -15,3 +23,9 @@ pub use probe::{probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
 pub use maskfr_core::Failure as Error;
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Makes `cuda:N` tensors work: registers this backend with maskfr-core. Nothing is loaded
+/// until a CUDA tensor is first made; a missing GPU or library is reported then.
+pub fn install() {
+    maskfr_core::backend::register_cuda(cuda_backend);
+}

@@ -1,98 +1,236 @@
-//! The NVRTC kernels on a GPU against their CPU references in maskfr-core. Skipped, with
-//! the reason, where there is no GPU or no NVRTC (CI); bench/gpu/run.sh runs them on a lent one.
+//! Every op of the CUDA backend against the CPU backend (maskfr-core's reference) on random
+//! inputs, forward and backward, through the same `Backend` calls the bindings make.
+//! Skipped, with the reason, where there is no GPU or library (CI); bench/gpu/run.sh runs it
+//! on a lent one. Tolerances are relative to the largest CPU magnitude: 1e-5 for f32
+//! kernels (both sides sum in f64), 5e-3 for f32 convolutions and 1e-2 for f16/bf16 ones
+//! (cuDNN may use TF32/tensor cores as PyTorch does by default), exact for dropout, row
+//! gathers, copies and casts.
 
-use cudarc::driver::{CudaContext, CudaStream, LaunchConfig, PushKernelArg};
-use maskfr_core::kernels::norm::{batch_stats, BnGeom};
-use maskfr_core::kernels::pointwise::dropout;
-use maskfr_core::kernels::reduce::l2_normalize;
-use maskfr_core::random::normal;
-use std::sync::Arc;
+use maskfr_core::backend::device_backend;
+use maskfr_core::{Backend, ConvParams, DType, Device, Tensor};
 
-fn stream() -> Option<Arc<CudaStream>> {
-    let report = maskfr_cuda::probe();
-    if let Some(why) = report.problem.or_else(|| maskfr_cuda::require("nvrtc").err().map(|e| e.0)) {
-        eprintln!("skipped: {why}");
-        return None;
+struct Pair {
+    cpu: &'static dyn Backend,
+    gpu: &'static dyn Backend,
+}
+
+fn pair() -> Option<Pair> {
+    maskfr_cuda::install();
+    let cpu = device_backend("test", Device::Cpu).unwrap();
+    match device_backend("test", Device::Cuda(0)) {
+        Ok(gpu) => Some(Pair { cpu, gpu }),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
     }
-    Some(CudaContext::new(0).expect("a GPU was reported").default_stream())
 }
 
-fn randn(n: usize, seed: u64) -> Vec<f32> {
-    (0..n).map(|i| normal(seed, i as u64) as f32 * 2.0 + 0.5).collect()
+fn rnd(shape: &[usize], seed: u64) -> Tensor {
+    let cpu = device_backend("test", Device::Cpu).unwrap();
+    cpu.randn(shape, 0.3, 1.5, seed, 0).unwrap()
 }
 
-fn close(gpu: &[f32], cpu: &[f32], tol: f32, what: &str) {
-    let scale = cpu.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
-    let err = gpu.iter().zip(cpu).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        gpu.len() == cpu.len() && err <= tol * scale && gpu.iter().all(|v| v.is_finite()),
-        "{what}: max error {err:e} of scale {scale}"
+impl Pair {
+    fn close(&self, what: &str, cpu: &Tensor, gpu: &Tensor, tol: f32) {
+        assert_eq!(gpu.device(), Device::Cuda(0), "{what}: result not on the GPU");
+        assert_eq!(cpu.shape(), gpu.shape(), "{what}: shapes");
+        let (c, g) = (cpu.values().unwrap(), gpu.values().unwrap());
+        let scale = c.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+        let err = c.iter().zip(&g).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(g.iter().all(|v| v.is_finite()), "{what}: non-finite GPU values");
+        assert!(err <= tol * scale, "{what}: max error {err:e} against scale {scale} (tolerance {tol:e})");
+    }
+
+    /// Runs `op` on the CPU with `inputs` and on the GPU with copies (made first, so ops
+    /// that write their inputs start from the same values), then compares every output.
+    fn same(&self, what: &str, tol: f32, inputs: &[Tensor], op: impl Fn(&dyn Backend, &[Tensor]) -> Vec<Tensor>) {
+        let up: Vec<Tensor> = inputs.iter().map(|t| self.gpu.upload(t).unwrap()).collect();
+        let c = op(self.cpu, inputs);
+        let g = op(self.gpu, &up);
+        for (i, (c, g)) in c.iter().zip(&g).enumerate() {
+            self.close(&format!("{what} #{i}"), c, g, tol);
+        }
+    }
+}
+
+const K: f32 = 1e-5;
+
+#[test]
+fn transfers_casts_and_random_tensors() {
+    let Some(p) = pair() else { return };
+    let x = rnd(&[3, 5, 7], 1);
+    let back = p.gpu.download(&p.gpu.upload(&x).unwrap()).unwrap();
+    assert_eq!(back.to_vec(), x.to_vec(), "round trip");
+    for dtype in [DType::F16, DType::BF16] {
+        let g = p.gpu.cast(&p.gpu.upload(&x).unwrap(), dtype).unwrap();
+        assert_eq!(g.dtype(), dtype);
+        assert_eq!(g.values().unwrap(), x.cast(dtype).to_vec(), "{dtype:?} rounding");
+        assert_eq!(p.gpu.upload(&x.cast(dtype)).unwrap().values().unwrap(), x.cast(dtype).to_vec());
+    }
+    p.close("full", &p.cpu.full(&[1000], 2.5).unwrap(), &p.gpu.full(&[1000], 2.5).unwrap(), 0.0);
+    p.close(
+        "randn",
+        &p.cpu.randn(&[4097], 1.0, 2.0, 9, 5).unwrap(),
+        &p.gpu.randn(&[4097], 1.0, 2.0, 9, 5).unwrap(),
+        1e-6,
     );
+    p.close(
+        "uniform",
+        &p.cpu.rand_uniform(&[999], -2.0, 3.0, 4).unwrap(),
+        &p.gpu.rand_uniform(&[999], -2.0, 3.0, 4).unwrap(),
+        1e-7,
+    );
+    p.same("copy_", 0.0, &[rnd(&[10, 3], 2), rnd(&[10, 3], 3)], |b, t| {
+        b.copy_(&t[0], &t[1]).unwrap();
+        vec![t[0].clone()]
+    });
 }
 
 #[test]
-fn kernels_match_their_cpu_references() {
-    let Some(s) = stream() else { return };
-    let module = |name: &str| s.context().load_module(maskfr_cuda::compile(name).unwrap()).unwrap();
-    let (n, c, hw) = (6usize, 5usize, 49usize);
-    let x = randn(n * c * hw, 1);
-    let dx = s.clone_htod(&x).unwrap();
-
-    // add
-    let (a, b) = (randn(10_000, 2), randn(10_000, 3));
-    let (da, db) = (s.clone_htod(&a).unwrap(), s.clone_htod(&b).unwrap());
-    let mut dy = s.alloc_zeros::<f32>(a.len()).unwrap();
-    let add = module("elementwise").load_function("add_f32").unwrap();
-    let len = a.len() as i64;
-    unsafe {
-        s.launch_builder(&add)
-            .arg(&da)
-            .arg(&db)
-            .arg(&mut dy)
-            .arg(&len)
-            .launch(LaunchConfig::for_num_elems(a.len() as u32))
+fn convolutions_forward_and_backward() {
+    let Some(p) = pair() else { return };
+    // 3×3 stride 1 and 2, 1×1 stride 2 (IResNet's shapes, small).
+    for (i, (c, o, hw, k, s, pad)) in
+        [(8, 16, 14, 3, 1, 1), (16, 32, 14, 3, 2, 1), (16, 32, 14, 1, 2, 0)].into_iter().enumerate()
+    {
+        let prm = ConvParams { stride: [s, s], pad: [pad, pad] };
+        let (x, w, b) = (rnd(&[4, c, hw, hw], 10 + i as u64), rnd(&[o, c, k, k], 20 + i as u64), rnd(&[o], 30));
+        let y = p.cpu.conv2d(&x, &w, None, prm).unwrap();
+        let gy = rnd(y.shape(), 40);
+        let xs = x.shape().to_vec();
+        let ws = w.shape().to_vec();
+        p.same("conv2d", 5e-3, &[x.clone(), w.clone(), b, gy], |be, t| {
+            vec![
+                be.conv2d(&t[0], &t[1], Some(&t[2]), prm).unwrap(),
+                be.conv2d_backward_input(&t[3], &t[1], &xs, prm).unwrap(),
+                be.conv2d_backward_weight(&t[3], &t[0], &ws, prm).unwrap(),
+            ]
+        });
+        for dtype in [DType::F16, DType::BF16] {
+            let (xh, wh) = (x.cast(dtype), w.cast(dtype));
+            let want = p.cpu.conv2d(&xh.cast(DType::F32), &wh.cast(DType::F32), None, prm).unwrap();
+            let got = p.gpu.conv2d(&p.gpu.upload(&xh).unwrap(), &p.gpu.upload(&wh).unwrap(), None, prm).unwrap();
+            assert_eq!(got.dtype(), dtype);
+            p.close(&format!("conv2d {dtype:?}"), &want, &got, 1e-2);
+        }
     }
-    .unwrap();
-    let sum: Vec<f32> = a.iter().zip(&b).map(|(p, q)| p + q).collect();
-    assert_eq!(s.clone_dtoh(&dy).unwrap(), sum, "add: exact");
+}
 
-    // batch statistics (one block per channel, 256 threads, double sums)
-    let (mut mean, mut var) = (s.alloc_zeros::<f32>(c).unwrap(), s.alloc_zeros::<f32>(c).unwrap());
-    let stats = module("batchnorm").load_function("bn_stats_f32").unwrap();
-    let cfg = LaunchConfig { grid_dim: (c as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 256 * 8 };
-    let (ni, ci, si) = (n as i32, c as i32, hw as i64);
-    unsafe { s.launch_builder(&stats).arg(&dx).arg(&mut mean).arg(&mut var).arg(&ni).arg(&ci).arg(&si).launch(cfg) }
-        .unwrap();
-    let (m_cpu, v_cpu) = batch_stats(&BnGeom::new("bn", &[n, c, 7, 7], c).unwrap(), &x);
-    close(&s.clone_dtoh(&mean).unwrap(), &m_cpu, 1e-5, "bn mean");
-    close(&s.clone_dtoh(&var).unwrap(), &v_cpu, 1e-5, "bn var");
-
-    // L2 normalisation of rows of 49
-    let mut dn = s.alloc_zeros::<f32>(x.len()).unwrap();
-    let l2 = module("l2norm").load_function("l2_normalize_f32").unwrap();
-    let (d, eps) = (hw as i32, 1e-12f32);
-    let cfg = LaunchConfig { grid_dim: ((n * c) as u32, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 64 * 8 };
-    unsafe { s.launch_builder(&l2).arg(&dx).arg(&mut dn).arg(&d).arg(&eps).launch(cfg) }.unwrap();
-    let mut n_cpu = vec![0f32; x.len()];
-    l2_normalize(hw, 1e-12, &x, &mut n_cpu);
-    close(&s.clone_dtoh(&dn).unwrap(), &n_cpu, 1e-6, "l2 normalize");
-
-    // dropout: the same counter-based stream as the CPU, so the same elements drop
-    let (mut dd, mut mask) = (s.alloc_zeros::<f32>(x.len()).unwrap(), s.alloc_zeros::<f32>(x.len()).unwrap());
-    let drop = module("dropout").load_function("dropout_f32").unwrap();
-    let (seed, p, total) = (77u64, 0.3f64, x.len() as i64);
-    unsafe {
-        s.launch_builder(&drop)
-            .arg(&dx)
-            .arg(&mut dd)
-            .arg(&mut mask)
-            .arg(&seed)
-            .arg(&p)
-            .arg(&total)
-            .launch(LaunchConfig::for_num_elems(x.len() as u32))
+#[test]
+fn batch_norm_prelu_dropout() {
+    let Some(p) = pair() else { return };
+    let (x, w, b, rm, rv) = (
+        rnd(&[6, 5, 7, 7], 1),
+        rnd(&[5], 2),
+        rnd(&[5], 3),
+        rnd(&[5], 4),
+        p.cpu.rand_uniform(&[5], 0.5, 2.0, 5).unwrap(),
+    );
+    let gy = rnd(&[6, 5, 7, 7], 6);
+    for training in [true, false] {
+        p.same(
+            &format!("batch_norm training={training}"),
+            K,
+            &[x.clone(), w.clone(), b.clone(), rm.clone(), rv.clone(), gy.clone()],
+            |be, t| {
+                let o = be.batch_norm(&t[0], &t[1], &t[2], &t[3], &t[4], training, 0.1, 1e-5).unwrap();
+                let (gx, gw, gb) = be.batch_norm_backward(&t[5], &t[0], &t[1], &o.mean, &o.invstd, training).unwrap();
+                vec![o.y, o.mean, o.invstd, t[3].clone(), t[4].clone(), gx, gw, gb]
+            },
+        );
     }
-    .unwrap();
-    let mut d_cpu = vec![0f32; x.len()];
-    dropout(seed, p, &x, &mut d_cpu);
-    assert_eq!(s.clone_dtoh(&dd).unwrap(), d_cpu, "dropout: the same mask, exactly");
+    p.same("prelu", K, &[x.clone(), w.clone(), gy.clone()], |be, t| {
+        let (gx, ga) = be.prelu_backward(&t[2], &t[0], &t[1]).unwrap();
+        vec![be.prelu(&t[0], &t[1]).unwrap(), gx, ga]
+    });
+    p.same("dropout", 0.0, &[x], |be, t| vec![be.dropout(&t[0], 0.3, 77).unwrap()]);
+}
+
+#[test]
+fn products_and_elementwise() {
+    let Some(p) = pair() else { return };
+    let (a, b) = (rnd(&[33, 17], 1), rnd(&[17, 45], 2));
+    let (at, bt) = (rnd(&[17, 33], 3), rnd(&[45, 17], 4));
+    p.same("matmul", K, &[a.clone(), b, at, bt.clone()], |be, t| {
+        vec![
+            be.matmul(&t[0], &t[1], false, false).unwrap(),
+            be.matmul(&t[2], &t[1], true, false).unwrap(),
+            be.matmul(&t[0], &t[3], false, true).unwrap(),
+            be.matmul(&t[2], &t[3], true, true).unwrap(),
+        ]
+    });
+    p.same("linear", K, &[a.clone(), bt, rnd(&[45], 5)], |be, t| vec![be.linear(&t[0], &t[1], Some(&t[2])).unwrap()]);
+    let (x, y, v) = (rnd(&[4, 6, 5], 6), rnd(&[4, 6, 5], 7), rnd(&[6], 8));
+    p.same("elementwise", K, &[x, y, v], |be, t| {
+        let acc = be.scale(&t[0], 1.0).unwrap();
+        be.add_scaled_(&acc, &t[1], -0.7).unwrap();
+        vec![
+            be.add(&t[0], &t[1]).unwrap(),
+            be.mul(&t[0], &t[1]).unwrap(),
+            be.scale(&t[0], -2.5).unwrap(),
+            be.add_channel(&t[0], &t[2]).unwrap(),
+            acc,
+        ]
+    });
+    let idx = [3, 0, 7, 5];
+    p.same("rows", 0.0, &[rnd(&[8, 3, 2], 9)], |be, t| {
+        let g = be.index_rows(&t[0], &idx).unwrap();
+        vec![g.clone(), be.scatter_rows(&g, &idx, 9).unwrap()]
+    });
+}
+
+#[test]
+fn reductions_normalisation_and_losses() {
+    let Some(p) = pair() else { return };
+    let labels = [3, 0, 9, 9, 1, 4];
+    p.same("sum", K, &[rnd(&[100_003], 1), rnd(&[4, 6, 5, 5], 2)], |be, t| {
+        let s = be.sum(&t[0]).unwrap();
+        vec![s.clone(), be.expand_scalar(&s, &[7, 3], 0.25).unwrap(), be.channel_sum(&t[1]).unwrap()]
+    });
+    p.same("l2_normalize", K, &[rnd(&[6, 512], 3), rnd(&[6, 512], 4)], |be, t| {
+        vec![be.l2_normalize(&t[0], 1e-12).unwrap(), be.l2_normalize_backward(&t[1], &t[0], 1e-12).unwrap()]
+    });
+    p.same("log_softmax", K, &[rnd(&[6, 10], 5), rnd(&[6, 10], 6), p.cpu.full(&[], 1.5).unwrap()], |be, t| {
+        let y = be.log_softmax(&t[0]).unwrap();
+        let (loss, logp) = be.cross_entropy(&t[0], &labels).unwrap();
+        let gce = be.cross_entropy_backward(&logp, &labels, &t[2]).unwrap();
+        vec![be.log_softmax_backward(&t[1], &y).unwrap(), y, loss, gce]
+    });
+    let cos = p.cpu.rand_uniform(&[6, 10], -1.0, 1.0, 7).unwrap();
+    for (m_arc, m_cos) in [(0.0, 0.4), (0.5, 0.0)] {
+        p.same(&format!("margin {m_arc} {m_cos}"), K, &[cos.clone(), rnd(&[6, 10], 8)], |be, t| {
+            vec![
+                be.margin_logits(&t[0], &labels, 64.0, m_arc, m_cos).unwrap(),
+                be.margin_logits_backward(&t[1], &t[0], &labels, 64.0, m_arc).unwrap(),
+            ]
+        });
+    }
+}
+
+#[test]
+fn sgd_one_tensor_and_all_at_once() {
+    let Some(p) = pair() else { return };
+    let ts: Vec<Tensor> = (0..9).map(|i| rnd(&[3 + i, 5], i as u64)).collect();
+    p.same("sgd", K, &ts, |be, t| {
+        be.sgd_step(&t[0], &t[1], &t[2], 0.1, 0.9, 5e-4).unwrap();
+        be.sgd_step_all(&[[&t[3], &t[4], &t[5]], [&t[6], &t[7], &t[8]]], 0.1, 0.9, 5e-4).unwrap();
+        vec![t[0].clone(), t[2].clone(), t[3].clone(), t[5].clone(), t[6].clone(), t[8].clone()]
+    });
+}
+
+#[test]
+fn memory_is_cached_and_counted() {
+    let Some(p) = pair() else { return };
+    let before = p.gpu.device_memory().unwrap();
+    for _ in 0..3 {
+        let t = p.gpu.full(&[1 << 20], 1.0).unwrap();
+        assert!(p.gpu.device_memory().unwrap().live_bytes >= before.live_bytes + (4 << 20));
+        drop(t);
+    }
+    let after = p.gpu.device_memory().unwrap();
+    assert_eq!(after.live_bytes, before.live_bytes, "live bytes back to where they were");
+    assert!(after.cached_bytes >= 4 << 20, "the freed block is kept for reuse");
+    p.gpu.empty_cache();
+    assert_eq!(p.gpu.device_memory().unwrap().cached_bytes, 0);
 }

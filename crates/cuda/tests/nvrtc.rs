@@ -27,5 +27,19 @@ fn a_source_error_comes_back_with_the_log_and_a_missing_library_is_named() {
     if !e.is_empty() {
         assert!(e.contains("libcudnn (convolutions) not found; tried libcudnn.so"), "{e}");
     }
-    assert_eq!(kernel_names("sgd"), ["sgd_multi_f32"]);
+    assert_eq!(kernel_names("sgd"), ["sgd_multi_f32", "sgd_f32"]);
+}
+
+#[test]
+fn a_cuda_tensor_without_a_gpu_is_a_clear_error() {
+    maskfr_cuda::install();
+    let report = maskfr_cuda::probe();
+    if report.libraries[0].loaded.is_some() {
+        return;
+    }
+    let e = maskfr_core::Tensor::zeros(&[2]).to(maskfr_core::Device::Cuda(0)).unwrap_err().to_string();
+    assert!(e.starts_with("to: cuda:0: cuda: libcuda (driver) not found; tried libcuda.so"), "{e}");
+    // Asked again, the same answer (the failure is kept, nothing is retried or leaked).
+    let again = maskfr_core::Tensor::zeros(&[2]).to(maskfr_core::Device::Cuda(0)).unwrap_err().to_string();
+    assert_eq!(e, again);
 }

@@ -13,6 +13,12 @@ mod ops;
 mod system;
 mod tensor;
 
+/// `cuda:N` tensors dispatch to maskfr-cuda (which loads nothing until one is made).
+#[napi_derive::module_init]
+fn init() {
+    maskfr_cuda::install();
+}
+
 /// Core errors cross into JS as `Error` with the op's message.
 fn js<T>(r: maskfr_core::Result<T>) -> napi::Result<T> {
     r.map_err(|e| napi::Error::new(napi::Status::InvalidArg, e.to_string()))

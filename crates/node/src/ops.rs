@@ -258,15 +258,25 @@ pub fn margin_logits_backward(
     wrap(be("margin_logits_backward", &[g, c])?.margin_logits_backward(g, c, &labels, s, m_arc))
 }
 
+/// One SGD step on every `(params[i], grads[i], bufs[i])`: one fused launch on a GPU.
 #[napi(catch_unwind)]
-pub fn sgd_step(
-    param: &NativeTensor,
-    grad: &NativeTensor,
-    buf: &NativeTensor,
+pub fn sgd_step_all(
+    params: Vec<&NativeTensor>,
+    grads: Vec<&NativeTensor>,
+    bufs: Vec<&NativeTensor>,
     lr: f64,
     momentum: f64,
     weight_decay: f64,
 ) -> Result<()> {
-    let (p, g, b) = (param.get()?, grad.get()?, buf.get()?);
-    js(be("sgd_step", &[p, g, b])?.sgd_step(p, g, b, lr, momentum, weight_decay))
+    if params.len() != grads.len() || params.len() != bufs.len() {
+        let n = (params.len(), grads.len(), bufs.len());
+        return Err(Error::new(Status::InvalidArg, format!("sgd_step: {n:?} parameters, gradients and buffers")));
+    }
+    fn get<'a>(v: &[&'a NativeTensor]) -> Result<Vec<&'a Tensor>> {
+        v.iter().map(|t| t.get()).collect()
+    }
+    let (p, g, b) = (get(&params)?, get(&grads)?, get(&bufs)?);
+    let triples: Vec<[&Tensor; 3]> = (0..p.len()).map(|i| [p[i], g[i], b[i]]).collect();
+    let all: Vec<&Tensor> = triples.iter().flatten().copied().collect();
+    js(be("sgd_step", &all)?.sgd_step_all(&triples, lr, momentum, weight_decay))
 }

@@ -33,7 +33,7 @@ impl NativeTensor {
     #[napi(factory, catch_unwind)]
     pub fn full(shape: Vec<u32>, value: f64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("full", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.full(&dims(&shape), value as f32)))
+        js(be.full(&dims(&shape), value as f32)).map(NativeTensor::wrap)
     }
 
     /// Normal(mean, std) values, a pure function of `seed` and the element index (counted
@@ -41,13 +41,13 @@ impl NativeTensor {
     #[napi(factory, catch_unwind)]
     pub fn randn(shape: Vec<u32>, mean: f64, std: f64, seed: i64, offset: i64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("randn", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.randn(&dims(&shape), mean, std, seed as u64, offset as u64)))
+        js(be.randn(&dims(&shape), mean, std, seed as u64, offset as u64)).map(NativeTensor::wrap)
     }
 
     #[napi(factory, catch_unwind)]
     pub fn rand_uniform(shape: Vec<u32>, lo: f64, hi: f64, seed: i64, device: String) -> Result<NativeTensor> {
         let be = js(device_backend("rand_uniform", js(Device::parse(&device))?))?;
-        Ok(NativeTensor::wrap(be.rand_uniform(&dims(&shape), lo, hi, seed as u64)))
+        js(be.rand_uniform(&dims(&shape), lo, hi, seed as u64)).map(NativeTensor::wrap)
     }
 
     #[napi(getter)]
@@ -70,15 +70,24 @@ impl NativeTensor {
         self.inner.is_none()
     }
 
-    /// The elements as a new Float32Array (converted from f16/bf16 storage).
+    /// The elements as a new Float32Array (converted from f16/bf16 storage, copied back
+    /// from a device).
     #[napi(catch_unwind)]
     pub fn to_float32(&self) -> Result<Float32Array> {
-        Ok(Float32Array::new(self.get()?.to_vec()))
+        Ok(Float32Array::new(js(self.get()?.values())?))
     }
 
     #[napi(catch_unwind)]
     pub fn cast(&self, dtype: String) -> Result<NativeTensor> {
-        Ok(NativeTensor::wrap(self.get()?.cast(js(DType::parse(&dtype))?)))
+        let t = self.get()?;
+        let be = js(device_backend("cast", t.device()))?;
+        js(be.cast(t, js(DType::parse(&dtype))?)).map(NativeTensor::wrap)
+    }
+
+    /// This tensor on `device` ('cpu' or 'cuda:N'): itself when it is there already.
+    #[napi(catch_unwind)]
+    pub fn to(&self, device: String) -> Result<NativeTensor> {
+        js(self.get()?.to(js(Device::parse(&device))?)).map(NativeTensor::wrap)
     }
 
     /// A view sharing storage; -1 marks the one inferred dimension.
@@ -102,23 +111,41 @@ pub struct MemoryStats {
     pub cached_bytes: i64,
 }
 
-/// Live tensor handles, live storage bytes, the peak since start (or `resetPeakMemory`) and
-/// the freed buffers kept for reuse.
-#[napi]
-pub fn memory_stats() -> MemoryStats {
+/// Live tensor handles, then for `device` ('cpu' by default) live storage bytes, the peak
+/// since start (or `resetPeakMemory`) and the freed buffers kept for reuse.
+#[napi(catch_unwind)]
+pub fn memory_stats(device: Option<String>) -> Result<MemoryStats> {
     let s = memory::stats();
-    MemoryStats {
+    let mut out = MemoryStats {
         live_tensors: s.live_tensors,
         live_bytes: s.live_bytes as i64,
         peak_bytes: s.peak_bytes as i64,
         cached_bytes: maskfr_core::pool::cached_bytes() as i64,
+    };
+    let device = js(Device::parse(device.as_deref().unwrap_or("cpu")))?;
+    if device != Device::Cpu {
+        let d = js(device_backend("memoryStats", device))?.device_memory().unwrap_or_default();
+        out.live_bytes = d.live_bytes as i64;
+        out.peak_bytes = d.peak_bytes as i64;
+        out.cached_bytes = d.cached_bytes as i64;
     }
+    Ok(out)
 }
 
-/// Frees the buffers kept for reuse.
-#[napi]
-pub fn empty_cache() {
-    maskfr_core::pool::empty();
+/// Frees the buffers kept for reuse (on `device`, the CPU by default).
+#[napi(catch_unwind)]
+pub fn empty_cache(device: Option<String>) -> Result<()> {
+    match js(Device::parse(device.as_deref().unwrap_or("cpu")))? {
+        Device::Cpu => maskfr_core::pool::empty(),
+        d => js(device_backend("emptyCache", d))?.empty_cache(),
+    }
+    Ok(())
+}
+
+/// Waits until `device` has finished the work queued on it (for timings).
+#[napi(catch_unwind)]
+pub fn synchronize(device: String) -> Result<()> {
+    js(js(device_backend("synchronize", js(Device::parse(&device))?))?.synchronize())
 }
 
 #[napi]

@@ -1,90 +1,41 @@
 //! The CPU backend: shape checks, then the slice kernels of [`crate::kernels`] in f32.
 
+use super::checks::*;
 use super::{Backend, BnOut, ConvParams};
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::norm::BnGeom;
 use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
-use crate::{ensure, random, Result, Tensor};
+use crate::{ensure, random, DType, Result, Tensor};
 
 pub struct CpuBackend;
 
-fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    ensure!(a.shape() == b.shape(), op, "shapes differ: {:?} and {:?}", a.shape(), b.shape());
-    Ok(())
-}
-
-fn vector(op: &str, what: &str, t: &Tensor, len: usize) -> Result<()> {
-    ensure!(t.shape() == [len], op, "{what} must have shape [{len}], got {:?}", t.shape());
-    Ok(())
-}
-
 fn scalar_of(op: &str, t: &Tensor) -> Result<f64> {
-    ensure!(t.numel() == 1, op, "expected a single-element gradient, got shape {:?}", t.shape());
+    single(op, t)?;
     Ok(t.f32s(op)?[0] as f64)
 }
 
-fn rows(op: &str, t: &Tensor) -> Result<(usize, usize)> {
-    ensure!(t.shape().len() == 2, op, "expected a 2-d [rows, cols] tensor, got shape {:?}", t.shape());
-    Ok((t.shape()[0], t.shape()[1]))
-}
-
-fn check_labels(op: &str, labels: &[i32], r: usize, k: usize) -> Result<Vec<usize>> {
-    ensure!(labels.len() == r, op, "{} labels for {r} rows of logits", labels.len());
-    labels
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| {
-            ensure!(l >= 0 && (l as usize) < k, op, "label {l} at index {i} is outside [0, {k})");
-            Ok(l as usize)
-        })
-        .collect()
-}
-
-fn check_rows(op: &str, idx: &[i32], n: usize) -> Result<Vec<usize>> {
-    idx.iter()
-        .enumerate()
-        .map(|(i, &r)| {
-            ensure!(r >= 0 && (r as usize) < n, op, "row index {r} at position {i} is outside [0, {n})");
-            Ok(r as usize)
-        })
-        .collect()
-}
-
-/// `[N, C, S]` view of a tensor with channels in dimension 1.
-fn ncs(op: &str, x: &Tensor, channels: usize) -> Result<(usize, usize, usize)> {
-    let g = BnGeom::new(op, x.shape(), channels)?;
-    Ok((g.n, g.c, g.s))
-}
-
-/// The geometry of a conv whose output gradient is `gy`, checked against it.
-fn backward_geom(gy: &Tensor, x_shape: &[usize], w_shape: &[usize], p: ConvParams) -> Result<ConvGeom> {
-    let g = ConvGeom::new(x_shape, w_shape, p.stride, p.pad)?;
-    ensure!(
-        gy.shape() == g.out_shape(),
-        "conv2d_backward",
-        "gradient shape {:?} differs from output shape {:?}",
-        gy.shape(),
-        g.out_shape()
-    );
-    Ok(g)
-}
-
-fn check_prob(op: &str, p: f64) -> Result<()> {
-    ensure!((0.0..1.0).contains(&p), op, "probability must be in [0, 1), got {p}");
-    Ok(())
-}
-
 impl Backend for CpuBackend {
-    fn full(&self, shape: &[usize], value: f32) -> Tensor {
-        Tensor::full(shape, value)
+    fn upload(&self, host: &Tensor) -> Result<Tensor> {
+        Ok(host.clone())
     }
 
-    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Tensor {
-        Tensor::filled(shape, |v| random::fill_normal(seed, offset, mean, std, v))
+    fn download(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.clone())
     }
 
-    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {
-        Tensor::filled(shape, |v| random::fill_uniform(seed, lo, hi, v))
+    fn cast(&self, t: &Tensor, dtype: DType) -> Result<Tensor> {
+        Ok(t.cast(dtype))
+    }
+
+    fn full(&self, shape: &[usize], value: f32) -> Result<Tensor> {
+        Ok(Tensor::full(shape, value))
+    }
+
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Result<Tensor> {
+        Ok(Tensor::filled(shape, |v| random::fill_normal(seed, offset, mean, std, v)))
+    }
+
+    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Result<Tensor> {
+        Ok(Tensor::filled(shape, |v| random::fill_uniform(seed, lo, hi, v)))
     }
 
     fn copy_(&self, dst: &Tensor, src: &Tensor) -> Result<()> {
@@ -131,20 +82,8 @@ impl Backend for CpuBackend {
         eps: f64,
     ) -> Result<BnOut> {
         let op = "batch_norm";
-        let c = weight.numel();
-        let g = BnGeom::new(op, x.shape(), c)?;
-        for (what, t) in
-            [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)]
-        {
-            vector(op, what, t, c)?;
-        }
-        ensure!(!running_mean.shares_storage(running_var), op, "running_mean and running_var share storage");
-        ensure!(
-            !training || g.n * g.s > 1,
-            op,
-            "training needs more than one value per channel, got input shape {:?}",
-            x.shape()
-        );
+        let g = batch_norm_geom(x, weight, bias, running_mean, running_var, training)?;
+        let c = g.c;
         let xd = x.f32s(op)?;
         let (mean, invstd) = if training {
             let (mean, var) = norm::batch_stats(&g, &xd);
@@ -176,11 +115,8 @@ impl Backend for CpuBackend {
         training: bool,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = "batch_norm_backward";
-        let c = weight.numel();
-        let g = BnGeom::new(op, x.shape(), c)?;
-        same_shape(op, gy, x)?;
-        vector(op, "mean", mean, c)?;
-        vector(op, "invstd", invstd, c)?;
+        let g = batch_norm_backward_geom(gy, x, weight, mean, invstd)?;
+        let c = g.c;
         let (gyd, xd, wd, md, sd) = (gy.f32s(op)?, x.f32s(op)?, weight.f32s(op)?, mean.f32s(op)?, invstd.f32s(op)?);
         let (mut gw, mut gb) = (vec![0f32; c], vec![0f32; c]);
         let gx = Tensor::filled(x.shape(), |gx| {
@@ -213,48 +149,23 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         let op = "matmul";
-        let ((ar, ac), (br, bc)) = (rows(op, a)?, rows(op, b)?);
-        let am = |d, r, c| {
-            if trans_a {
-                gemm::Mat::t(d, r, c)
-            } else {
-                gemm::Mat::new(d, r, c)
-            }
-        };
-        let bm = |d, r, c| {
-            if trans_b {
+        let (m, _, n) = matmul_dims(a, b, trans_a, trans_b)?;
+        let mat = |d, t: &Tensor, trans| {
+            let (r, c) = (t.shape()[0], t.shape()[1]);
+            if trans {
                 gemm::Mat::t(d, r, c)
             } else {
                 gemm::Mat::new(d, r, c)
             }
         };
         let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
-        let (ma, mb) = (am(&ad[..], ar, ac), bm(&bd[..], br, bc));
-        ensure!(
-            ma.cols == mb.rows,
-            op,
-            "inner dimensions differ: {:?}{} · {:?}{}",
-            a.shape(),
-            if trans_a { "ᵀ" } else { "" },
-            b.shape(),
-            if trans_b { "ᵀ" } else { "" }
-        );
-        Ok(Tensor::filled(&[ma.rows, mb.cols], |c| gemm::matmul(ma, mb, c, false, true)))
+        let (ma, mb) = (mat(&ad[..], a, trans_a), mat(&bd[..], b, trans_b));
+        Ok(Tensor::filled(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let op = "linear";
-        let ((bn, i), (o, wi)) = (rows(op, x)?, rows(op, w)?);
-        ensure!(
-            i == wi,
-            op,
-            "input shape {:?} has {i} features but weight shape {:?} expects {wi}",
-            x.shape(),
-            w.shape()
-        );
-        if let Some(b) = bias {
-            vector(op, "bias", b, o)?;
-        }
+        let (bn, i, o) = linear_dims(x, w, bias)?;
         let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
         let bd = bias.map(|b| b.f32s(op)).transpose()?;
         Ok(Tensor::filled(&[bn, o], |y| {
@@ -300,31 +211,14 @@ impl Backend for CpuBackend {
 
     fn index_rows(&self, x: &Tensor, idx: &[i32]) -> Result<Tensor> {
         let op = "index_rows";
-        ensure!(!x.shape().is_empty(), op, "expected at least one dimension, got a 0-d tensor");
-        let n = x.shape()[0];
-        let ix = check_rows(op, idx, n)?;
-        let mut shape = x.shape().to_vec();
-        shape[0] = ix.len();
-        let width = x.numel() / n.max(1);
+        let (ix, shape, width) = index_rows_args(x, idx)?;
         let xd = x.f32s(op)?;
         Ok(Tensor::filled(&shape, |o| row_ops::index_rows(width, &xd, &ix, o)))
     }
 
     fn scatter_rows(&self, x: &Tensor, idx: &[i32], rows: usize) -> Result<Tensor> {
         let op = "scatter_rows";
-        ensure!(!x.shape().is_empty(), op, "expected at least one dimension, got a 0-d tensor");
-        ensure!(
-            idx.len() == x.shape()[0],
-            op,
-            "{} indices for {} rows of shape {:?}",
-            idx.len(),
-            x.shape()[0],
-            x.shape()
-        );
-        let ix = check_rows(op, idx, rows)?;
-        let mut shape = x.shape().to_vec();
-        shape[0] = rows;
-        let width = x.numel() / x.shape()[0].max(1);
+        let (ix, shape, width) = scatter_rows_args(x, idx, rows)?;
         let xd = x.f32s(op)?;
         Ok(Tensor::filled(&shape, |o| row_ops::scatter_rows(width, &xd, &ix, o)))
     }
@@ -341,8 +235,7 @@ impl Backend for CpuBackend {
 
     fn channel_sum(&self, x: &Tensor) -> Result<Tensor> {
         let op = "channel_sum";
-        ensure!(x.shape().len() >= 2, op, "expected [N,C,...], got shape {:?}", x.shape());
-        let (n, c, s) = ncs(op, x, x.shape()[1])?;
+        let (n, c, s) = channel_dims(op, x)?;
         let xd = x.f32s(op)?;
         Ok(Tensor::filled(&[c], |o| reduce::channel_sum(n, c, s, &xd, o)))
     }
@@ -377,9 +270,7 @@ impl Backend for CpuBackend {
 
     fn cross_entropy(&self, logits: &Tensor, labels: &[i32]) -> Result<(Tensor, Tensor)> {
         let op = "cross_entropy";
-        let (r, k) = rows(op, logits)?;
-        ensure!(r > 0, op, "no rows in logits of shape {:?}", logits.shape());
-        let lab = check_labels(op, labels, r, k)?;
+        let (_, k, lab) = labelled_rows(op, logits, labels)?;
         let logp = self.log_softmax(logits)?;
         let l = loss::nll_mean(k, &logp.f32s(op)?, &lab);
         Ok((Tensor::from_vec(vec![l as f32], &[])?, logp))
@@ -387,8 +278,7 @@ impl Backend for CpuBackend {
 
     fn cross_entropy_backward(&self, logp: &Tensor, labels: &[i32], g: &Tensor) -> Result<Tensor> {
         let op = "cross_entropy_backward";
-        let (r, k) = rows(op, logp)?;
-        let lab = check_labels(op, labels, r, k)?;
+        let (_, k, lab) = labelled_rows(op, logp, labels)?;
         let gv = scalar_of(op, g)?;
         let ld = logp.f32s(op)?;
         Ok(Tensor::filled(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
@@ -396,17 +286,15 @@ impl Backend for CpuBackend {
 
     fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor> {
         let op = "margin_logits";
-        let (r, k) = rows(op, cos)?;
-        let lab = check_labels(op, labels, r, k)?;
+        let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let cd = cos.f32s(op)?;
         Ok(Tensor::filled(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, s, m_arc, m_cos, y)))
     }
 
     fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor> {
         let op = "margin_logits_backward";
-        let (r, k) = rows(op, cos)?;
         same_shape(op, gy, cos)?;
-        let lab = check_labels(op, labels, r, k)?;
+        let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let (gd, cd) = (gy.f32s(op)?, cos.f32s(op)?);
         Ok(Tensor::filled(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, s, m_arc, gx)))
     }
@@ -421,13 +309,7 @@ impl Backend for CpuBackend {
         weight_decay: f64,
     ) -> Result<()> {
         let op = "sgd_step";
-        same_shape(op, param, grad)?;
-        same_shape(op, param, buf)?;
-        ensure!(
-            !param.shares_storage(grad) && !param.shares_storage(buf) && !grad.shares_storage(buf),
-            op,
-            "parameter, gradient and momentum buffer must be distinct tensors"
-        );
+        sgd_args(param, grad, buf)?;
         let gd = grad.f32s(op)?;
         let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
         optim::sgd_step(&mut pd, &gd, &mut bd, lr as f32, momentum as f32, weight_decay as f32);

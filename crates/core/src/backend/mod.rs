@@ -1,14 +1,25 @@
 //! What a device backend must do, and the one place a device picks its backend.
 //! Every op takes and returns tensors on that backend's device; shapes are checked there.
 
+pub mod checks;
 mod cpu;
 
-use crate::{Device, Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
+use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvParams {
     pub stride: [usize; 2],
     pub pad: [usize; 2],
+}
+
+/// A device backend's own memory accounting (host tensors are counted in [`crate::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceMemory {
+    pub live_bytes: u64,
+    pub peak_bytes: u64,
+    /// Freed blocks kept for reuse.
+    pub cached_bytes: u64,
 }
 
 /// Batch-norm forward results: output plus the mean and 1/σ used, saved for the backward.
@@ -19,10 +30,27 @@ pub struct BnOut {
 }
 
 pub trait Backend: Sync {
-    fn full(&self, shape: &[usize], value: f32) -> Tensor;
+    /// A host tensor copied onto this backend's device (same dtype).
+    fn upload(&self, host: &Tensor) -> Result<Tensor>;
+    /// One of this device's tensors copied into host memory (same dtype).
+    fn download(&self, t: &Tensor) -> Result<Tensor>;
+    /// A copy in another storage dtype on the same device.
+    fn cast(&self, t: &Tensor, dtype: DType) -> Result<Tensor>;
+    /// Waits for the device's queued work (for timings); the CPU has none.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Device memory figures, where the backend manages memory of its own.
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
+    /// Frees the blocks kept for reuse.
+    fn empty_cache(&self) {}
+
+    fn full(&self, shape: &[usize], value: f32) -> Result<Tensor>;
     /// Elements `offset..` of the normal stream `seed`.
-    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Tensor;
-    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor;
+    fn randn(&self, shape: &[usize], mean: f64, std: f64, seed: u64, offset: u64) -> Result<Tensor>;
+    fn rand_uniform(&self, shape: &[usize], lo: f64, hi: f64, seed: u64) -> Result<Tensor>;
 
     /// Copies `src`'s elements into `dst` in place (same shape).
     fn copy_(&self, dst: &Tensor, src: &Tensor) -> Result<()>;
@@ -109,6 +137,10 @@ pub trait Backend: Sync {
         momentum: f64,
         weight_decay: f64,
     ) -> Result<()>;
+    /// [`Backend::sgd_step`] on every `(param, grad, buf)` triple; a GPU does it in one launch.
+    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], lr: f64, momentum: f64, weight_decay: f64) -> Result<()> {
+        triples.iter().try_for_each(|[p, g, b]| self.sgd_step(p, g, b, lr, momentum, weight_decay))
+    }
 }
 
 /// The backend of the device all `tensors` live on; mixed devices are an error naming `op`.
@@ -123,9 +155,35 @@ pub fn backend_for(op: &str, tensors: &[&Tensor]) -> Result<&'static dyn Backend
     device_backend(op, device)
 }
 
+/// Makes (once) and returns the backend of GPU `ordinal`, or says why there is none.
+pub type CudaFactory = fn(usize) -> Result<&'static dyn Backend>;
+
+static CUDA: OnceLock<CudaFactory> = OnceLock::new();
+
+/// Installs the CUDA backend (maskfr-cuda does this; core cannot depend on it).
+pub fn register_cuda(factory: CudaFactory) {
+    let _ = CUDA.set(factory);
+}
+
 pub fn device_backend(op: &str, device: Device) -> Result<&'static dyn Backend> {
     match device {
         Device::Cpu => Ok(&cpu::CpuBackend),
-        Device::Cuda(_) => Err(Error::new(op, format!("{device}: this build of maskfr has no CUDA backend yet"))),
+        Device::Cuda(n) => {
+            let factory =
+                CUDA.get().ok_or_else(|| Error::new(op, format!("{device}: this build has no CUDA backend")))?;
+            factory(n).map_err(|e| Error::new(op, format!("{device}: {}", e.msg)))
+        }
+    }
+}
+
+impl Tensor {
+    /// This tensor on `device` (itself when it is there already).
+    pub fn to(&self, device: Device) -> Result<Tensor> {
+        match (self.device(), device) {
+            (from, to) if from == to => Ok(self.clone()),
+            (Device::Cpu, to) => device_backend("to", to)?.upload(self),
+            (from, Device::Cpu) => device_backend("to", from)?.download(self),
+            (from, to) => device_backend("to", to)?.upload(&device_backend("to", from)?.download(self)?),
+        }
     }
 }

@@ -1,6 +1,6 @@
-// The margin-softmax classifier's chunk step (CosFace/ArcFace combined margin) for the
-// sharded classifier; CPU reference in maskfr-dist partial_fc.rs. Cosines of a chunk of
-// classes [j0, j0 + w) arrive from cuBLAS as cos[b × w].
+// Combined-margin logits (CosFace/ArcFace) and the sharded classifier's chunk step. CPU
+// references: maskfr-core kernels/loss.rs (margin_logits) and maskfr-dist partial_fc.rs
+// (the chunk step, whose cosines of classes [j0, j0 + w) arrive from cuBLAS as cos[b × w]).
 #include "common.cuh"
 
 __device__ inline double target_cos(double c, double m) {
@@ -50,5 +50,19 @@ extern "C" __global__ void margin_chunk_grad(const float* cos_, const int* targe
         double p = exp(logit(c, is_t, s, m_arc, m_cos) - gmax[i]) / gsum[i];
         double slope = fabs(c) > 1.0 ? 0.0 : (is_t ? target_slope(c, m_arc) : 1.0);
         gcos[e] = (float)(s * slope * (p - (is_t ? 1.0 : 0.0)) / batch);
+    }
+}
+
+// y = s·cos off target, s·(target_cos(cos, m_arc) − m_cos) on target, cosines clamped.
+extern "C" __global__ void margin_logits_f32(const float* cos_, const int* labels, float* y, int r, int k, double s, double m_arc, double m_cos) {
+    GRID_STRIDE(e, (long long)r * k) y[e] = (float)logit(cos_[e], e % k == labels[e / k], s, m_arc, m_cos);
+}
+
+// gx = s·slope·gy, zero where the cosine was clamped.
+extern "C" __global__ void margin_logits_backward_f32(const float* gy, const float* cos_, const int* labels, float* gx, int r, int k, double s, double m_arc) {
+    GRID_STRIDE(e, (long long)r * k) {
+        double c = cos_[e];
+        double slope = fabs(c) > 1.0 ? 0.0 : (e % k == labels[e / k] ? target_slope(c, m_arc) : 1.0);
+        gx[e] = (float)(s * slope * gy[e]);
     }
 }

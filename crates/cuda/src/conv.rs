@@ -1,0 +1,307 @@
+//! Convolutions through cuDNN. The first call for a shape (and dtype) measures cuDNN's
+//! algorithms for that direction with `cudnnFind*AlgorithmEx` (PyTorch's
+//! `cudnn.benchmark = True`), keeps the fastest whose workspace fits, and every later call
+//! reuses it; workspaces come from the caching allocator.
+
+use crate::gpu::{Gpu, Libs};
+use crate::{Error, Result};
+use cudarc::cudnn::sys;
+use maskfr_core::DType;
+use std::ffi::c_void;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct PlanKey {
+    pub x: [usize; 4],
+    pub w: [usize; 4],
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+    pub dtype: DType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    BackwardData,
+    BackwardFilter,
+}
+
+#[derive(Clone, Copy)]
+enum Algo {
+    Forward(sys::cudnnConvolutionFwdAlgo_t),
+    BackwardData(sys::cudnnConvolutionBwdDataAlgo_t),
+    BackwardFilter(sys::cudnnConvolutionBwdFilterAlgo_t),
+}
+
+#[derive(Clone, Copy)]
+struct Choice {
+    algo: Algo,
+    workspace: usize,
+    math: sys::cudnnMathType_t,
+}
+
+/// The descriptors of one convolution shape and the algorithm chosen per direction.
+pub struct Plan {
+    x: sys::cudnnTensorDescriptor_t,
+    y: sys::cudnnTensorDescriptor_t,
+    w: sys::cudnnFilterDescriptor_t,
+    conv: sys::cudnnConvolutionDescriptor_t,
+    chosen: [Option<Choice>; 3],
+}
+
+fn dnn(what: &str, s: sys::cudnnStatus_t) -> Result<()> {
+    s.result().map_err(|e| Error(format!("cudnn: {what}: {e:?}")))
+}
+
+fn data_type(d: DType) -> sys::cudnnDataType_t {
+    match d {
+        DType::F32 => sys::cudnnDataType_t::CUDNN_DATA_FLOAT,
+        DType::F16 => sys::cudnnDataType_t::CUDNN_DATA_HALF,
+        DType::BF16 => sys::cudnnDataType_t::CUDNN_DATA_BFLOAT16,
+    }
+}
+
+fn dims(v: [usize; 4]) -> [i32; 4] {
+    v.map(|d| d as i32)
+}
+
+impl Plan {
+    fn new(k: &PlanKey, y: [usize; 4]) -> Result<Plan> {
+        let t = data_type(k.dtype);
+        let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let mut p = Plan {
+            x: std::ptr::null_mut(),
+            y: std::ptr::null_mut(),
+            w: std::ptr::null_mut(),
+            conv: std::ptr::null_mut(),
+            chosen: [None; 3],
+        };
+        // SAFETY: each descriptor is created before it is set; `Drop` destroys what exists.
+        unsafe {
+            let [xn, xc, xh, xw] = dims(k.x);
+            let [yn, yc, yh, yw] = dims(y);
+            let [o, i, kh, kw] = dims(k.w);
+            dnn("tensor descriptor", sys::cudnnCreateTensorDescriptor(&mut p.x))?;
+            dnn("tensor descriptor", sys::cudnnSetTensor4dDescriptor(p.x, nchw, t, xn, xc, xh, xw))?;
+            dnn("tensor descriptor", sys::cudnnCreateTensorDescriptor(&mut p.y))?;
+            dnn("tensor descriptor", sys::cudnnSetTensor4dDescriptor(p.y, nchw, t, yn, yc, yh, yw))?;
+            dnn("filter descriptor", sys::cudnnCreateFilterDescriptor(&mut p.w))?;
+            dnn("filter descriptor", sys::cudnnSetFilter4dDescriptor(p.w, t, nchw, o, i, kh, kw))?;
+            dnn("conv descriptor", sys::cudnnCreateConvolutionDescriptor(&mut p.conv))?;
+            let [sh, sw] = k.stride.map(|v| v as i32);
+            let [ph, pw] = k.pad.map(|v| v as i32);
+            // Accumulate in f32 for every storage dtype (PyTorch's choice for f16/bf16 too).
+            let acc = sys::cudnnDataType_t::CUDNN_DATA_FLOAT;
+            let mode = sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION;
+            dnn("conv descriptor", sys::cudnnSetConvolution2dDescriptor(p.conv, ph, pw, sh, sw, 1, 1, mode, acc))?;
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // SAFETY: every non-null descriptor was created by `Plan::new` and is freed once.
+        unsafe {
+            if !self.x.is_null() {
+                sys::cudnnDestroyTensorDescriptor(self.x);
+            }
+            if !self.y.is_null() {
+                sys::cudnnDestroyTensorDescriptor(self.y);
+            }
+            if !self.w.is_null() {
+                sys::cudnnDestroyFilterDescriptor(self.w);
+            }
+            if !self.conv.is_null() {
+                sys::cudnnDestroyConvolutionDescriptor(self.conv);
+            }
+        }
+    }
+}
+
+/// The device addresses of one call: x, w and y (whichever of them is written).
+pub struct Operands {
+    pub x: u64,
+    pub w: u64,
+    pub y: u64,
+}
+
+/// The largest workspace an algorithm may take: a quarter of the free memory, at most 1 GiB.
+fn workspace_limit() -> usize {
+    let free = cudarc::driver::result::mem_get_info().map(|(f, _)| f).unwrap_or(0);
+    (free / 4).min(1 << 30)
+}
+
+/// Measures the algorithms of direction `d` on these operands and keeps the fastest that fits.
+fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Result<Choice> {
+    const N: usize = 16;
+    let limit = workspace_limit();
+    // Measured once per shape: a workspace outside the cache, so its size does not linger.
+    let ws = gpu.scratch(limit.max(1))?;
+    let (mut count, h) = (0i32, libs.dnn);
+    let wsp = ws.ptr as *mut c_void;
+    let (x, w, y) = (ops.x as *mut c_void, ops.w as *mut c_void, ops.y as *mut c_void);
+    let pick = |rows: Vec<(Algo, sys::cudnnStatus_t, usize, sys::cudnnMathType_t)>| {
+        rows.into_iter()
+            .find(|&(_, s, mem, _)| s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && mem <= limit)
+            .map(|(algo, _, workspace, math)| Choice { algo, workspace, math })
+            .ok_or_else(|| Error(format!("cudnn: no {d:?} algorithm runs within a {} MiB workspace", limit >> 20)))
+    };
+    // SAFETY: descriptors describe the operand buffers, which are live blocks of the right
+    // sizes; the result arrays hold N entries and cuDNN writes `count` ≤ N of them.
+    unsafe {
+        match d {
+            Direction::Forward => {
+                let mut r: [sys::cudnnConvolutionFwdAlgoPerf_t; N] = std::mem::zeroed();
+                dnn(
+                    "find forward algorithm",
+                    sys::cudnnFindConvolutionForwardAlgorithmEx(
+                        h,
+                        p.x,
+                        x,
+                        p.w,
+                        w,
+                        p.conv,
+                        p.y,
+                        y,
+                        N as i32,
+                        &mut count,
+                        r.as_mut_ptr(),
+                        wsp,
+                        limit,
+                    ),
+                )?;
+                pick(
+                    r[..count as usize]
+                        .iter()
+                        .map(|r| (Algo::Forward(r.algo), r.status, r.memory, r.mathType))
+                        .collect(),
+                )
+            }
+            Direction::BackwardData => {
+                let mut r: [sys::cudnnConvolutionBwdDataAlgoPerf_t; N] = std::mem::zeroed();
+                dnn(
+                    "find backward-data algorithm",
+                    sys::cudnnFindConvolutionBackwardDataAlgorithmEx(
+                        h,
+                        p.w,
+                        w,
+                        p.y,
+                        y,
+                        p.conv,
+                        p.x,
+                        x,
+                        N as i32,
+                        &mut count,
+                        r.as_mut_ptr(),
+                        wsp,
+                        limit,
+                    ),
+                )?;
+                pick(
+                    r[..count as usize]
+                        .iter()
+                        .map(|r| (Algo::BackwardData(r.algo), r.status, r.memory, r.mathType))
+                        .collect(),
+                )
+            }
+            Direction::BackwardFilter => {
+                let mut r: [sys::cudnnConvolutionBwdFilterAlgoPerf_t; N] = std::mem::zeroed();
+                dnn(
+                    "find backward-filter algorithm",
+                    sys::cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                        h,
+                        p.x,
+                        x,
+                        p.y,
+                        y,
+                        p.conv,
+                        p.w,
+                        w,
+                        N as i32,
+                        &mut count,
+                        r.as_mut_ptr(),
+                        wsp,
+                        limit,
+                    ),
+                )?;
+                pick(
+                    r[..count as usize]
+                        .iter()
+                        .map(|r| (Algo::BackwardFilter(r.algo), r.status, r.memory, r.mathType))
+                        .collect(),
+                )
+            }
+        }
+    }
+}
+
+/// Runs direction `d` of the convolution `key` whose output has shape `y`: forward writes
+/// `ops.y`, backward-data writes `ops.x`, backward-filter writes `ops.w` (all overwritten).
+pub fn run(gpu: &Gpu, key: PlanKey, y: [usize; 4], d: Direction, ops: &Operands) -> Result<()> {
+    let mut libs = gpu.libs()?;
+    if let std::collections::hash_map::Entry::Vacant(e) = libs.plans.entry(key) {
+        e.insert(Plan::new(&key, y)?);
+    }
+    let slot = d as usize;
+    let chosen = libs.plans[&key].chosen[slot];
+    let c = match chosen {
+        Some(c) => c,
+        None => {
+            let c = choose(gpu, &libs, &libs.plans[&key], d, ops)?;
+            libs.plans.get_mut(&key).expect("inserted above").chosen[slot] = Some(c);
+            c
+        }
+    };
+    let p = &libs.plans[&key];
+    let ws = gpu.block(c.workspace.max(1))?;
+    let (alpha, beta) = (1f32, 0f32);
+    let (a, b) = (&alpha as *const f32 as *const c_void, &beta as *const f32 as *const c_void);
+    let (x, w, yp, wsp) = (ops.x as *mut c_void, ops.w as *mut c_void, ops.y as *mut c_void, ws.ptr as *mut c_void);
+    // SAFETY: as in `choose`; the algorithm and math type are the ones measured for these
+    // descriptors, and the workspace block is at least the size it asked for.
+    unsafe {
+        dnn("math type", sys::cudnnSetConvolutionMathType(p.conv, c.math))?;
+        match c.algo {
+            Algo::Forward(algo) => dnn(
+                "forward",
+                sys::cudnnConvolutionForward(libs.dnn, a, p.x, x, p.w, w, p.conv, algo, wsp, c.workspace, b, p.y, yp),
+            ),
+            Algo::BackwardData(algo) => dnn(
+                "backward data",
+                sys::cudnnConvolutionBackwardData(
+                    libs.dnn,
+                    a,
+                    p.w,
+                    w,
+                    p.y,
+                    yp,
+                    p.conv,
+                    algo,
+                    wsp,
+                    c.workspace,
+                    b,
+                    p.x,
+                    x,
+                ),
+            ),
+            Algo::BackwardFilter(algo) => dnn(
+                "backward filter",
+                sys::cudnnConvolutionBackwardFilter(
+                    libs.dnn,
+                    a,
+                    p.x,
+                    x,
+                    p.y,
+                    yp,
+                    p.conv,
+                    algo,
+                    wsp,
+                    c.workspace,
+                    b,
+                    p.w,
+                    w,
+                ),
+            ),
+        }
+    }
+}

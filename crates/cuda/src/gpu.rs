@@ -1,0 +1,312 @@
+//! One GPU: its context and single stream (every op is queued there, so ordering alone keeps
+//! reuse of cached blocks safe), the caching allocator, pinned staging for host copies,
+//! the NVRTC modules loaded on first use, and the cuBLAS and cuDNN handles.
+
+use crate::alloc::{Block, Caching, RawMemory};
+use crate::{probe::require, Error, Result};
+use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
+use maskfr_core::{DType, Device, DeviceBuffer, Tensor};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+fn driver<T>(what: &str, r: std::result::Result<T, drv::DriverError>) -> Result<T> {
+    r.map_err(|e| Error(format!("cuda: {what}: {e:?}")))
+}
+
+/// cudaMalloc/cudaFree on one context.
+pub struct DriverMemory {
+    stream: Arc<CudaStream>,
+}
+
+impl RawMemory for DriverMemory {
+    fn alloc(&self, bytes: usize) -> Result<u64> {
+        driver("bind context", self.stream.context().bind_to_thread())?;
+        // SAFETY: the context is current; the pointer is owned by the allocator until freed.
+        driver("cuMemAlloc", unsafe { drv::malloc_sync(bytes) })
+    }
+    fn free(&self, ptr: u64) {
+        let _ = self.stream.context().bind_to_thread();
+        // SAFETY: `ptr` came from `alloc` and no queued work uses it (`quiesce` ran first).
+        // A failure here cannot be handed to anyone; the block is lost, nothing else.
+        let _ = unsafe { drv::free_sync(ptr) };
+    }
+    fn quiesce(&self) {
+        let _ = self.stream.synchronize();
+    }
+}
+
+/// A device tensor's memory: a block of the caching allocator.
+#[derive(Debug)]
+pub struct DeviceBlock(pub Block<DriverMemory>);
+
+impl DeviceBuffer for DeviceBlock {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub struct Scratch<'a> {
+    gpu: &'a Gpu,
+    pub ptr: u64,
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let raw = self.gpu.memory.raw();
+        raw.quiesce();
+        raw.free(self.ptr);
+    }
+}
+
+/// Page-locked host memory for copies (pageable copies go through a driver bounce buffer
+/// and cannot overlap anything).
+struct Staging {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the buffer is only touched under the `Gpu::staging` mutex.
+unsafe impl Send for Staging {}
+
+const STAGING_BYTES: usize = 16 << 20;
+
+/// cuBLAS and cuDNN handles (raw: they are only used under the `Gpu::libs` mutex) and the
+/// convolution plans made so far.
+pub(crate) struct Libs {
+    pub blas: cudarc::cublas::sys::cublasHandle_t,
+    pub dnn: cudarc::cudnn::sys::cudnnHandle_t,
+    pub plans: HashMap<crate::conv::PlanKey, crate::conv::Plan>,
+}
+
+// SAFETY: the handles are used by one thread at a time (the mutex), as both libraries allow.
+unsafe impl Send for Libs {}
+
+/// A kernel argument: device pointers travel as their 64-bit address.
+#[derive(Clone, Copy)]
+pub enum Arg {
+    Ptr(u64),
+    I32(i32),
+    I64(i64),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+}
+
+pub struct Gpu {
+    pub ordinal: usize,
+    stream: Arc<CudaStream>,
+    pub(crate) memory: Arc<Caching<DriverMemory>>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    staging: Mutex<Staging>,
+    pub(crate) libs: Mutex<Libs>,
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal`, naming any missing library or driver failure.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        for lib in ["cuda", "nvrtc", "cublas", "cudnn"] {
+            require(lib)?;
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error(format!("cuda: cannot open GPU {ordinal}: {e:?}")))?;
+        // One stream: queue order is the only synchronisation the backend needs.
+        // SAFETY: nothing else uses this context's event tracking.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let blas = cudarc::cublas::result::create_handle().map_err(|e| Error(format!("cublas: {e:?}")))?;
+        let dnn = cudarc::cudnn::result::create_handle().map_err(|e| Error(format!("cudnn: {e:?}")))?;
+        // SAFETY: both handles are fresh and the stream lives as long as the Gpu.
+        unsafe {
+            cudarc::cublas::result::set_stream(blas, stream.cu_stream() as _)
+                .map_err(|e| Error(format!("cublas: {e:?}")))?;
+            cudarc::cudnn::result::set_stream(dnn, stream.cu_stream() as _)
+                .map_err(|e| Error(format!("cudnn: {e:?}")))?;
+        }
+        // SAFETY: the context is current (CudaContext::new binds it).
+        let staging = driver("cuMemHostAlloc", unsafe { drv::malloc_host(STAGING_BYTES, 0) })? as *mut u8;
+        Ok(Gpu {
+            ordinal,
+            memory: Caching::new(DriverMemory { stream: stream.clone() }),
+            stream,
+            modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
+            staging: Mutex::new(Staging { ptr: staging, len: STAGING_BYTES }),
+            libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        Device::Cuda(self.ordinal)
+    }
+
+    /// Makes this GPU's context current on the calling thread (N-API calls and tests come
+    /// from several threads; cuBLAS, cuDNN and copies act on the current context).
+    pub(crate) fn bind(&self) -> Result<()> {
+        driver("bind context", self.stream.context().bind_to_thread())
+    }
+
+    /// The library handles, with the context current.
+    pub(crate) fn libs(&self) -> Result<MutexGuard<'_, Libs>> {
+        self.bind()?;
+        Ok(self.libs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        driver("synchronize", self.stream.synchronize())
+    }
+
+    /// A block of at least `bytes` (contents undefined).
+    pub fn block(&self, bytes: usize) -> Result<Block<DriverMemory>> {
+        self.memory.take(bytes)
+    }
+
+    /// Device memory outside the cache, freed (after the queue drains) when dropped: for
+    /// one-off needs such as measuring convolution algorithms.
+    pub fn scratch(&self, bytes: usize) -> Result<Scratch<'_>> {
+        let ptr = self.memory.raw().alloc(bytes)?;
+        Ok(Scratch { gpu: self, ptr })
+    }
+
+    /// An uninitialised device tensor and the address of its first element.
+    pub fn empty(&self, shape: &[usize], dtype: DType) -> Result<(Tensor, u64)> {
+        let n: usize = shape.iter().product();
+        let b = self.block(n * dtype.size())?;
+        let ptr = b.ptr;
+        Ok((Tensor::from_device(Box::new(DeviceBlock(b)), shape, dtype, self.device()), ptr))
+    }
+
+    /// A zero-filled device tensor.
+    pub fn zeros(&self, shape: &[usize]) -> Result<(Tensor, u64)> {
+        let (t, ptr) = self.empty(shape, DType::F32)?;
+        self.memset_zero(ptr, t.numel() * 4)?;
+        Ok((t, ptr))
+    }
+
+    pub fn memset_zero(&self, ptr: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        // SAFETY: `ptr` addresses at least `bytes` of a live block; queued on our stream.
+        driver("memset", unsafe { drv::memset_d8_async(ptr, 0, bytes, self.stream.cu_stream()) })
+    }
+
+    pub fn copy_device(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        self.bind()?;
+        // SAFETY: both ranges lie in live blocks; queued on our stream.
+        driver("copy", unsafe { drv::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) })
+    }
+
+    /// Copies `src` to device address `dst` through the pinned buffer.
+    pub fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        self.bind()?;
+        let st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, chunk) in src.chunks(st.len).enumerate() {
+            // SAFETY: the staging buffer holds `st.len` bytes and is ours under the lock; the
+            // stream is synchronised before the buffer is refilled or released.
+            unsafe {
+                std::ptr::copy_nonoverlapping(chunk.as_ptr(), st.ptr, chunk.len());
+                let pinned = std::slice::from_raw_parts(st.ptr, chunk.len());
+                driver(
+                    "copy to device",
+                    drv::memcpy_htod_async(dst + (i * st.len) as u64, pinned, self.stream.cu_stream()),
+                )?;
+            }
+            self.synchronize()?;
+        }
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes from device address `src` to the host.
+    pub fn read(&self, dst: &mut [u8], src: u64) -> Result<()> {
+        self.bind()?;
+        let st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let len = st.len;
+        for (i, chunk) in dst.chunks_mut(len).enumerate() {
+            // SAFETY: as in `write`; the copy has finished (synchronised) before it is read.
+            unsafe {
+                let pinned = std::slice::from_raw_parts_mut(st.ptr, chunk.len());
+                driver(
+                    "copy to host",
+                    drv::memcpy_dtoh_async(pinned, src + (i * len) as u64, self.stream.cu_stream()),
+                )?;
+                self.synchronize()?;
+                std::ptr::copy_nonoverlapping(st.ptr, chunk.as_mut_ptr(), chunk.len());
+            }
+        }
+        Ok(())
+    }
+
+    /// A device copy of `values` (labels, row indices) in a block that lives as long as the
+    /// returned guard.
+    pub fn upload_i32(&self, values: &[i32]) -> Result<Block<DriverMemory>> {
+        let b = self.block(values.len().max(1) * 4)?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        self.write(b.ptr, &bytes)?;
+        Ok(b)
+    }
+
+    fn function(&self, module: &'static str, name: &'static str) -> Result<CudaFunction> {
+        let mut fns = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = fns.get(name) {
+            return Ok(f.clone());
+        }
+        let m = {
+            let mut mods = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            match mods.get(module) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = driver("load module", self.stream.context().load_module(crate::compile(module)?))?;
+                    mods.insert(module, m.clone());
+                    m
+                }
+            }
+        };
+        let f = driver(name, m.load_function(name))?;
+        fns.insert(name, f.clone());
+        Ok(f)
+    }
+
+    /// Queues kernel `name` of `module` on the stream.
+    pub fn launch(&self, module: &'static str, name: &'static str, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
+        let f = self.function(module, name)?;
+        let mut b = self.stream.launch_builder(&f);
+        for a in args {
+            match a {
+                Arg::Ptr(v) | Arg::U64(v) => b.arg(v),
+                Arg::I32(v) => b.arg(v),
+                Arg::I64(v) => b.arg(v),
+                Arg::F32(v) => b.arg(v),
+                Arg::F64(v) => b.arg(v),
+            };
+        }
+        // SAFETY: the argument lists match the kernels' signatures (each call site mirrors
+        // its .cu declaration) and every pointer addresses a live block of the right size.
+        unsafe { b.launch(cfg) }.map_err(|e| Error(format!("cuda: launching {name}: {e:?}")))?;
+        Ok(())
+    }
+}
+
+/// Grid-stride launch over `n` elements.
+pub fn elementwise(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(256).clamp(1, 65_535) as u32;
+    LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// One block of 256 threads per row (or channel), with 256 doubles of scratch.
+pub fn per_row(rows: usize) -> LaunchConfig {
+    LaunchConfig { grid_dim: (rows.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 256 * 8 }
+}
+
+/// The device address of `t`'s first element, checked to be `dtype` on `gpu`.
+pub fn addr(op: &str, t: &Tensor, dtype: DType) -> Result<u64> {
+    if t.dtype() != dtype {
+        return Err(Error(format!(
+            "{op}: expected a {} tensor, got {} of shape {:?}",
+            dtype.name(),
+            t.dtype().name(),
+            t.shape()
+        )));
+    }
+    let b = t.device_buffer(op).map_err(|e| Error(e.to_string()))?;
+    let b = b.as_any().downcast_ref::<DeviceBlock>().ok_or_else(|| Error(format!("{op}: not a CUDA tensor")))?;
+    Ok(b.0.ptr)
+}
