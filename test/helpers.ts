@@ -3,7 +3,6 @@
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Tensor, tensor, readSafetensors, entryValues, StFile } from '../ts';
-import { native } from '../ts/native';
 
 let cached: StFile | null = null;
 
@@ -53,10 +52,4 @@ export function assertClose(t: ExecutionContext, actual: Tensor | null, expected
   t.true(err <= tol, `${what}: relative error ${err.toExponential(2)} > ${tol}`);
 }
 
-/** Why GPU tests cannot run here (no driver, library or GPU), or null when they can. */
-export function gpuProblem(): string | null {
-  const probe = native.cudaProbe();
-  if (probe.problem) return probe.problem;
-  const missing = probe.libraries.filter((l) => l.loaded === null || l.loaded === undefined).map((l) => l.name);
-  return missing.length > 0 ? `missing ${missing.join(', ')}` : null;
-}
+export { gpuProblem } from '../ts/system';

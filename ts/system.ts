@@ -20,3 +20,12 @@ export function systemInfo(): SystemInfo {
     platform: `${process.platform}-${process.arch}`,
   };
 }
+
+/** Why `cuda:0` cannot be used here (no driver, library or GPU), or null when it can. */
+export function gpuProblem(): string | null {
+  const probe = native.cudaProbe();
+  if (probe.problem) return probe.problem;
+  const missing = probe.libraries.filter((l) => !l.loaded).map((l) => l.name);
+  if (missing.length > 0) return `missing ${missing.join(', ')}`;
+  return probe.gpus.length > 0 ? null : 'no GPU found';
+}

@@ -6,6 +6,7 @@ import { native, NativeTensor } from '../native';
 import { Tensor } from '../tensor/tensor';
 import { enableGrad, tidy } from '../tensor/scope';
 import { withRandomState } from '../tensor/random';
+import { autocast, LowPrecision } from '../tensor/autocast';
 import type { Node } from './node';
 import { backward } from './tape';
 import { recomputing } from './checkpoint';
@@ -97,14 +98,14 @@ export const GRADIENTS = {
     return [t(native.marginLogitsBackward(g.handle('marginLogits backward'), input(n, 0), labels, s, mArc))];
   },
   checkpoint(n, g) {
-    const { fn, seeds } = n.attrs as { fn: (x: Tensor) => Tensor; seeds: number };
+    const { fn, seeds, precision } = n.attrs as { fn: (x: Tensor) => Tensor; seeds: number; precision: LowPrecision | null };
     const x = n.inputs[0]!;
     // The forward again, recorded this time, on a view of the input that collects its
     // gradient; the parameters' gradients accumulate as the nested backward reaches them.
     const gx = tidy(() =>
       enableGrad(() =>
         withRandomState(seeds, () =>
-          recomputing(() => {
+          recomputing(() => autocast(precision, () => {
             const xr = new Tensor(x.handle('checkpoint backward').reshape([...x.shape]));
             xr.requiresGrad = x.requiresGrad;
             const y = fn(xr);
@@ -112,7 +113,7 @@ export const GRADIENTS = {
             const grad = xr.grad; // taken off the view, which tidy disposes with its gradient
             xr.grad = null;
             return grad;
-          }),
+          })),
         ),
       ),
     );

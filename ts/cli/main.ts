@@ -31,7 +31,7 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs', run: listModels },
   fold: { summary: 'fold every BatchNorm: maskfr fold IN.safetensors OUT.safetensors --model NAME', run: fold },
   export: { summary: 'ONNX export: maskfr export --model NAME [--weights W.safetensors] --out M.onnx [--fold]', run: exportOnnx },
-  train: { summary: 'train: maskfr train --config FILE [--resume] [--quiet] [--set key=value …]', run: trainCommand },
+  train: { summary: 'train: maskfr train --config FILE [--device cpu|cuda:N|auto] [--precision f32|f16|bf16] [--resume] [--quiet] [--set key=value …]', run: trainCommand },
   launch: {
     summary: 'start the ranks: maskfr launch --nproc-per-node N [--nnodes --node-rank --master-addr --master-port] -- train …',
     run: launchCommand,

@@ -34,9 +34,11 @@ function takeOverrides(argv: string[]): { rest: string[]; overrides: Record<stri
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const { rest, overrides } = takeOverrides(argv);
-  const p = parseArgs('train', rest, ['config'], ['resume', 'quiet']);
+  const p = parseArgs('train', rest, ['config', 'device', 'precision'], ['resume', 'quiet']);
   const file = required('train', p, 'config');
+  for (const k of ['device', 'precision']) if (p.options.has(k)) overrides[k] = p.options.get(k);
   const cfg = loadConfig(file, overrides);
+  if (!p.flags.has('quiet')) console.log(`training on ${cfg.device}${cfg.precision === 'f32' ? '' : ` in ${cfg.precision}`}`);
   try {
     const r = await train(cfg, { resume: p.flags.has('resume'), quiet: p.flags.has('quiet') });
     r.model.dispose();

@@ -3,7 +3,8 @@
 // mask-augmented faces and prints held-out verification as it rises, precomputes the
 // teacher's embeddings, then trains a `tiny` student twice on the same budget — with the
 // convex CosFace + angular-distillation objective and without — and compares them.
-// `--json FILE` writes the figures. Environment overrides: MASKFR_STEPS (teacher),
+// `--json FILE` writes the figures; `--device cuda:0` (or `auto`) trains on a GPU and
+// `--precision f16|bf16` in mixed precision (CPU and f32 by default). Environment overrides: MASKFR_STEPS (teacher),
 // MASKFR_STUDENT_STEPS, MASKFR_IDENTITIES, MASKFR_PAIRS, MASKFR_DATA (the dataset cache),
 // MASKFR_OUT (the runs' folder).
 
@@ -20,8 +21,13 @@ const IDENTITIES = Number(process.env.MASKFR_IDENTITIES ?? 100);
 const PAIRS = Number(process.env.MASKFR_PAIRS ?? 600);
 const dataDir = process.env.MASKFR_DATA ?? path.join(os.tmpdir(), `maskfr-synth-${IDENTITIES}-${PAIRS}`);
 const out = process.env.MASKFR_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-demo-runs-'));
-const jsonArg = process.argv.indexOf('--json');
-const jsonFile = jsonArg >= 0 ? process.argv[jsonArg + 1] : undefined;
+const arg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const jsonFile = arg('--json');
+const device = arg('--device') ?? 'cpu';
+const precision = (arg('--precision') ?? 'f32') as 'f32' | 'f16' | 'bf16';
 
 function dataset(): { rec: string; bin: string } {
   const rec = path.join(dataDir, 'train.rec');
@@ -52,7 +58,8 @@ const pct = (v: VerificationResult) => `${(100 * v.accuracy).toFixed(1)}% ± ${(
 
 async function run(name: string, c: Omit<TrainConfig, 'data' | 'output'>, data: string, bin: string, quiet = false) {
   const t0 = performance.now();
-  const r = await train(resolveConfig({ data, output: path.join(out, name), verification: [bin], logEvery: 25, checkpointEvery: 0, ...c }), { quiet });
+  const cfg = resolveConfig({ data, output: path.join(out, name), verification: [bin], logEvery: 25, checkpointEvery: 0, device, precision, ...c });
+  const r = await train(cfg, { quiet });
   const seconds = (performance.now() - t0) / 1000;
   r.model.dispose();
   return { network: c.network, steps: r.step, verification: r.verification[0], seconds, imagesPerSecond: r.imagesPerSecond, weights: r.weights! };
@@ -63,7 +70,7 @@ async function main(): Promise<void> {
   const raw = rawPixels(bin);
   console.log(`raw-pixel baseline on held-out pairs: ${(100 * raw).toFixed(1)}%`);
   const recipe = { batchSize: 64, lr: 0.1, warmupSteps: Math.max(1, Math.min(20, Math.floor(STEPS / 10))), verifyEvery: Math.max(1, Math.floor(STEPS / 4)) };
-  console.log(`teacher: small IResNet, CosFace, 35% of faces masked, ${STEPS} steps`);
+  console.log(`teacher: small IResNet, CosFace, 35% of faces masked, ${STEPS} steps (on ${resolveConfig({ network: 'small', data: rec, output: out, steps: 1, device }).device}${precision === 'f32' ? '' : `, ${precision}`})`);
   const teacher = await run('teacher', { network: 'small', steps: STEPS, ...recipe }, rec, bin);
   console.log(`teacher: ${pct(teacher.verification)} after ${teacher.steps} steps (${teacher.seconds.toFixed(0)} s, ${teacher.imagesPerSecond.toFixed(0)} img/s)`);
 

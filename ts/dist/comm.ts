@@ -29,7 +29,7 @@ export class Communicator {
   }
 
   allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): void {
-    if (tensors.length > 0) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op);
+    if (tensors.length > 0 && this.world > 1) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op);
   }
 
   /** Starts reducing `tensors` in place in the background, after everything started
@@ -55,7 +55,7 @@ export class Communicator {
 
   /** Every rank's `tensors` take `root`'s values. */
   broadcast(tensors: Tensor[], root = 0): void {
-    if (tensors.length > 0) this.inner.broadcast(tensors.map((t) => t.handle('broadcast')), root);
+    if (tensors.length > 0 && this.world > 1) this.inner.broadcast(tensors.map((t) => t.handle('broadcast')), root);
   }
 
   /** Every rank's `values` (equal lengths) in rank order. */

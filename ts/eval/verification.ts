@@ -94,7 +94,7 @@ export function embedFlipped(model: Module, images: readonly Buffer[], { batch =
     const e = tidy(() =>
       noGrad(() => {
         const masks = mask === null ? undefined : { ...mask, first: rank * per + i };
-        const embed = (flip: boolean) => model.forward(new Tensor(native.decodeFaces([...chunk], size, flip, what, masks)));
+        const embed = (flip: boolean) => model.forward(ops.to(new Tensor(native.decodeFaces([...chunk], size, flip, what, masks)), model.device));
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
     );

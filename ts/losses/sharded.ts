@@ -57,6 +57,7 @@ export class ShardedMarginSoftmax extends Module {
    *  every rank together. The embedding gradient is scaled by the world size, as
    *  arcface_torch's, because the data-parallel average divides it again. */
   loss(embeddings: Tensor, labels: Int32Array | readonly number[], step: number): Tensor {
+    embeddings = ops.to(embeddings, this.weight.device); // a GPU backbone's, until the GPU classifier
     const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
     const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), embeddings.handle('partialFc'), lab, step, {
       start: this.first,

@@ -59,6 +59,11 @@ export abstract class Module {
     for (const [k, t] of own) native.copyInto(t.handle('loadStateDict'), state.get(k)!.handle('loadStateDict'));
   }
 
+  /** Where the parameters live ('cpu' for a module without any). */
+  get device(): string {
+    return this.parameters()[0]?.device ?? 'cpu';
+  }
+
   /** Moves every parameter and buffer to `device` ('cpu', 'cuda:N') in place. */
   to(device: string): this {
     [...this.namedParameters(), ...this.namedBuffers()].forEach(([, t]) => t.moveTo_(device));

@@ -5,8 +5,9 @@
 
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
-import { keep, noGrad, tidy } from '../tensor/scope';
+import { keep } from '../tensor/scope';
 import * as ops from '../tensor/ops';
+import { squaredNorm } from './clip';
 
 export interface LossScalerOptions {
   initScale?: number;
@@ -42,15 +43,15 @@ export class LossScaler {
 
   /** Divides the gradients of `params` by the scale in place; whether they are all finite. */
   unscale(params: Tensor[]): boolean {
-    let finite = true;
+    const grads: Tensor[] = [];
     for (const p of params) {
       if (p.grad === null) continue;
       const g = keep(new Tensor(native.scale(p.grad.handle('LossScaler.unscale'), 1 / this.scale)));
       p.grad.dispose();
       p.grad = g;
-      finite &&= Number.isFinite(tidy(() => noGrad(() => ops.sum(ops.mul(g, g)).item())));
+      grads.push(g);
     }
-    return finite;
+    return Number.isFinite(squaredNorm(grads));
   }
 
   /** After `unscale`: runs `apply` (the optimiser steps) unless the gradients overflowed,

@@ -5,6 +5,7 @@ import { native, NativeTensor } from '../native';
 import { record } from '../autograd/tape';
 import { Tensor, Shape, DType } from './tensor';
 import { nextSeed } from './random';
+import { autocastDtype } from './autocast';
 
 const wrap = (n: NativeTensor) => new Tensor(n);
 
@@ -21,6 +22,11 @@ export interface ConvOptions {
 
 /** NCHW convolution: `x [N,C,H,W]`, `w [O,C,KH,KW]`, optional `bias [O]`. */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null = null, { stride = 1, padding = 0 }: ConvOptions = {}): Tensor {
+  const low = autocastDtype();
+  if (low !== null && x.dtype === 'f32') {
+    const y = cast(conv2d(cast(x, low), cast(w, low), null, { stride, padding }), 'f32');
+    return bias === null ? y : addChannel(y, bias);
+  }
   const [s, p] = [pair(stride, 'stride'), pair(padding, 'padding')];
   const y = wrap(native.conv2d(x.handle('conv2d'), w.handle('conv2d'), bias?.handle('conv2d') ?? null, s, p));
   return record(y, 'conv2d', [x, w, bias], { stride: s, padding: p });
@@ -80,6 +86,11 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false } 
 
 /** `x [B,I] · w [O,I]ᵀ + bias [O]`. */
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
+  const low = autocastDtype();
+  if (low !== null && x.dtype === 'f32') {
+    const y = cast(linear(cast(x, low), cast(w, low)), 'f32');
+    return bias === null ? y : addChannel(y, bias);
+  }
   const y = wrap(native.linear(x.handle('linear'), w.handle('linear'), bias?.handle('linear') ?? null));
   return record(y, 'linear', [x, w, bias]);
 }

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MODELS } from '../models/iresnet';
+import { gpuProblem } from '../system';
 import type { Margin } from '../tensor/ops';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
@@ -64,9 +65,19 @@ export interface TrainConfig {
   commTimeoutSeconds?: number;
   /** Gradient buckets (MiB) all-reduced during the backward on several ranks. */
   bucketMiB?: number;
+  /** Where the backbone trains: 'cpu', 'cuda:N', or 'auto' (cuda:0 when a GPU and the CUDA
+   *  libraries are there, else the CPU). The classifier shard stays on the CPU until the GPU
+   *  classifier lands. */
+  device?: string;
+  /** Backbone products in f16 (with dynamic loss scaling) or bf16; master weights, the
+   *  classifier and the loss stay f32 (as arcface_torch's fp16 option). */
+  precision?: 'f32' | 'f16' | 'bf16';
+  /** f16's initial loss scale (GradScaler's 2¹⁶ by default; it backs off on overflow, grows
+   *  after 100 clean steps). */
+  lossScale?: number;
 }
 
-type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB';
+type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB' | 'device' | 'precision' | 'lossScale';
 export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
   Required<Pick<TrainConfig, Exclude<Defaulted, 'margin'>>> & { margin: Margin; kd: { form: KdForm; lambda: LambdaSchedule } };
 
@@ -90,6 +101,9 @@ export const CONFIG_DEFAULTS = {
   skipCorrupt: false,
   commTimeoutSeconds: 300,
   bucketMiB: 25,
+  device: 'cpu',
+  precision: 'f32',
+  lossScale: 65536,
 } as const satisfies Partial<TrainConfig>;
 
 /** The identity function, for typed recipes: `export default defineConfig({ … })`. */
@@ -165,6 +179,9 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   kd,
   commTimeoutSeconds: real(0, 1e6, true),
   bucketMiB: real(0, 1e6, true),
+  device: (v) => (typeof v === 'string' && /^(cpu|auto|cuda:\d+)$/.test(v) ? null : "'cpu', 'cuda:N' or 'auto'"),
+  precision: (v) => (v === 'f32' || v === 'f16' || v === 'bf16' ? null : "'f32', 'f16' or 'bf16'"),
+  lossScale: real(0, 2 ** 24, true),
 };
 
 /** Checks every field of `raw` (from `source`, for messages) and fills in the defaults. */
@@ -192,6 +209,7 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
     verification: [...c.verification],
     margin: m === 'cosface' ? { s: 64, mArc: 0, mCos: 0.4 } : m === 'arcface' ? { s: 64, mArc: 0.5, mCos: 0 } : m,
     kd: { form: c.kd?.form ?? 'l2', lambda: c.kd?.lambda ?? { kind: 'constant', value: 0.5 } },
+    device: (c.device as string) === 'auto' ? (gpuProblem() === null ? 'cuda:0' : 'cpu') : c.device,
   };
 }
 

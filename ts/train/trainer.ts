@@ -1,7 +1,8 @@
 // The trainer: one loop for one process or many. Data-parallel backbone (rank 0's weights
 // broadcast, gradients averaged), the sharded margin-softmax classifier, optional angular
 // distillation with the convex objective, warmup + polynomial LR per step, clipping, gradient
-// accumulation; a progress line and metrics.jsonl on rank 0, periodic verification,
+// accumulation, mixed precision (f16 with dynamic loss scaling, or bf16) on 'cpu' or a GPU;
+// a progress line and metrics.jsonl on rank 0, periodic verification,
 // checkpoints that resume exactly, Ctrl-C that checkpoints and stops, and a non-finite loss
 // that stops before it is applied.
 
@@ -14,6 +15,8 @@ import { angleDistillation, convexObjective, kdLambda } from '../losses/distill'
 import { SGD } from '../optim/sgd';
 import { polyLr } from '../optim/schedule';
 import { clipGradNorm } from '../optim/clip';
+import { LossScaler } from '../optim/loss-scaler';
+import { autocast } from '../tensor/autocast';
 import { manualSeed } from '../tensor/random';
 import { tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
@@ -81,7 +84,13 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / accum), totalSteps: total };
   polyLr(schedule, 0); // refuses a warmup as long as the run before any work
 
-  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize });
+  if (cfg.device !== 'cpu' && comm.world > 1) {
+    throw new Error(`config: device ${cfg.device} on ${comm.world} ranks needs the NCCL communicator, which is not built yet (CPU ranks, or one GPU rank, work)`);
+  }
+  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(cfg.device);
+  const precision = cfg.precision === 'f32' ? null : cfg.precision;
+  // f16 gradients underflow without it; bf16 has f32's range.
+  const scaler = cfg.precision === 'f16' ? new LossScaler({ initScale: cfg.lossScale }) : null;
   const ck = cfg.checkpointing ?? false;
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
@@ -102,6 +111,9 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
     if (checkpointCounters(ckpt) === null) throw new Error(`--resume: no checkpoint in ${ckpt}`);
     const c = loadTrainingState(ckpt, parts, comm);
     [step, batches] = [c.step, Number(c.batches)];
+    if (scaler !== null && c.lossScale !== undefined) {
+      [scaler.scale, scaler.goodSteps, scaler.overflowSteps] = [Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps)];
+    }
     broadcastModule(comm, model);
     comm.broadcast(optB.buffers, 0);
   }
@@ -116,7 +128,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const offClock = <T>(f: () => T): T => (progress === null ? f() : progress.aside(f));
   const save = () =>
     offClock(() => {
-      saveTrainingState(ckpt, parts, { step, epoch: Math.floor(batches / perEpoch), batches }, comm);
+      const scaling: Record<string, number> = scaler === null ? {} : { lossScale: scaler.scale, scalerGoodSteps: scaler.goodSteps, overflowSteps: scaler.overflowSteps };
+      saveTrainingState(ckpt, parts, { step, epoch: Math.floor(batches / perEpoch), batches, ...scaling }, comm);
       lastGood = step;
     });
   let verification: VerificationResult[] = [];
@@ -146,12 +159,13 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
       for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         const v = tidy(() => {
-          const emb = model.forward(b.images);
+          const emb = autocast(precision, () => model.forward(ops.to(b.images, cfg.device)));
           const cos = head.loss(emb, b.labels, batches);
-          const kd = teacher === null ? null : angleDistillation(emb, teacher.embed(b), cfg.kd.form);
+          const kd = teacher === null ? null : angleDistillation(emb, ops.to(teacher.embed(b), emb.device), cfg.kd.form);
           const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
           if (batches + 1 === (step + 1) * accum) buckets?.begin(); // the step's last micro-batch
-          (accum > 1 ? ops.scale(loss, 1 / accum) : loss).backward();
+          const part = accum > 1 ? ops.scale(loss, 1 / accum) : loss;
+          (scaler === null ? part : scaler.scaleLoss(part)).backward();
           return { loss: loss.item(), cosface: cos.item(), kd: kd?.item() ?? 0 };
         });
         b.images.dispose();
@@ -160,20 +174,22 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         if (batches < (step + 1) * accum) continue;
 
         buckets?.finish();
-        const gradNorm = clipGradNorm(model.parameters(), cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity);
-        // One exchange: the ranks' mean KD loss and whether any was interrupted.
-        const [kdSum, stops] = comm.allReduceValues([sum.kd / sum.n, signals > 0 ? 1 : 0], 'sum');
+        const overflow = scaler !== null && !scaler.unscale([...model.parameters(), ...head.parameters()]);
+        // One exchange: the ranks' mean KD loss, whether any was interrupted, whether any
+        // overflowed (every rank then skips the step, so the replicas stay equal).
+        const [kdSum, stops, overflows] = comm.allReduceValues([sum.kd / sum.n, signals > 0 ? 1 : 0, overflow ? 1 : 0], 'sum');
+        const gradNorm = overflows > 0 ? Infinity : clipGradNorm(model.parameters(), cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity);
         const m = { loss: (sum.cosface / sum.n) * (1 - lambda) + (kdSum / comm.world) * lambda, cosface: sum.cosface / sum.n, kd: kdSum / comm.world };
-        if (![m.loss, gradNorm].every(Number.isFinite)) {
+        if (!Number.isFinite(m.loss) || (scaler === null && !Number.isFinite(gradNorm))) {
           const where = lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${ckpt} (step ${lastGood})`;
           throw new NonFiniteLoss(`step ${step + 1}: the loss is ${m.loss} and the gradient norm ${gradNorm}; stopped without applying it; ${where}`);
         }
         const lr = polyLr(schedule, step);
-        for (const opt of [optB, optH]) {
-          opt.lr = lr;
-          opt.step();
-          opt.zeroGrad();
-        }
+        const apply = () => [optB, optH].forEach((opt) => ((opt.lr = lr), opt.step()));
+        // An overflowed f16 step is skipped (the scale backs off); the schedule moves on.
+        if (scaler === null) apply();
+        else scaler.update(overflows === 0, apply);
+        [optB, optH].forEach((opt) => opt.zeroGrad());
         step++;
         o.onStep?.(step, { ...m, lr });
         sum = { loss: 0, cosface: 0, kd: 0, n: 0 };
@@ -183,6 +199,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
           logged = { loss: window.loss / window.n, imagesPerSecond: rate.imagesPerSecond };
           window = { loss: 0, n: 0 };
           const fields: { loss: number; lr: number; [k: string]: number } = teacher === null ? { loss: logged.loss, lr } : { loss: logged.loss, lr, cosface: m.cosface, kd: m.kd, lambda };
+          if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
           progress?.update(step, fields);
           metrics?.write({ step, epoch: Math.floor((batches - 1) / perEpoch), ...fields, gradNorm, imagesPerSecond: rate.imagesPerSecond });
         }

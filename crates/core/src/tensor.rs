@@ -4,7 +4,9 @@
 
 use crate::memory::{self, HandleToken};
 use crate::{ensure, Error, Result};
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use rayon::prelude::*;
 use std::any::Any;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -168,6 +170,28 @@ impl DerefMut for F32Write<'_> {
     }
 }
 
+/// Conversions run in parallel slices through `half`'s vectorised slice routines (mixed
+/// precision on the CPU casts every product's operands).
+const CAST_CHUNK: usize = 1 << 15;
+
+fn widen<H: Copy + Default + Send + Sync>(v: &[H]) -> Vec<f32>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut out = vec![0f32; v.len()];
+    out.par_chunks_mut(CAST_CHUNK).zip(v.par_chunks(CAST_CHUNK)).for_each(|(o, s)| s.convert_to_f32_slice(o));
+    out
+}
+
+fn narrow<H: Copy + Default + Send + Sync>(v: &[f32]) -> Vec<H>
+where
+    [H]: HalfFloatSliceExt,
+{
+    let mut out = vec![H::default(); v.len()];
+    out.par_chunks_mut(CAST_CHUNK).zip(v.par_chunks(CAST_CHUNK)).for_each(|(o, s)| o.convert_from_f32_slice(s));
+    out
+}
+
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -310,8 +334,8 @@ impl Tensor {
         };
         match &*buf.read().unwrap_or_else(|e| e.into_inner()) {
             Buffer::F32(v) => v.clone(),
-            Buffer::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            Buffer::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            Buffer::F16(v) => widen(v),
+            Buffer::BF16(v) => widen(v),
         }
     }
 
@@ -321,8 +345,8 @@ impl Tensor {
         let n = v.len();
         let buf = match dtype {
             DType::F32 => Buffer::F32(v),
-            DType::F16 => Buffer::F16(v.iter().map(|&x| f16::from_f32(x)).collect()),
-            DType::BF16 => Buffer::BF16(v.iter().map(|&x| bf16::from_f32(x)).collect()),
+            DType::F16 => Buffer::F16(narrow(&v)),
+            DType::BF16 => Buffer::BF16(narrow(&v)),
         };
         Tensor::wrap(buf, self.shape.clone(), n, false)
     }

@@ -3,13 +3,10 @@
 // the same values (randn to within libm's last bits) and drops the same elements.
 #include "common.cuh"
 
-// y = x·scale_i, scale_i = 0 with probability p else 1/(1−p); mask keeps scale_i for backward.
-extern "C" __global__ void dropout_f32(const float* x, float* y, float* mask, unsigned long long seed, double p, long long n) {
-    GRID_STRIDE(i, n) {
-        float k = uniform(seed, (unsigned long long)i) < p ? 0.f : (float)(1.0 / (1.0 - p));
-        mask[i] = k;
-        y[i] = x[i] * k;
-    }
+// y = x·scale_i, scale_i = 0 with probability p else 1/(1−p) (the backward is the same call
+// on the gradient: the mask is a function of the seed).
+extern "C" __global__ void dropout_f32(const float* x, float* y, unsigned long long seed, double p, long long n) {
+    GRID_STRIDE(i, n) y[i] = x[i] * (uniform(seed, (unsigned long long)i) < p ? 0.f : (float)(1.0 / (1.0 - p)));
 }
 
 // Box–Muller on the uniforms (2j, 2j+1), j = offset + i.

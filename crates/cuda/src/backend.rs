@@ -55,12 +55,6 @@ fn shape4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-/// Conv operands share one dtype: f32, f16 or bf16.
-fn conv_dtype(op: &str, a: &Tensor, b: &Tensor) -> Result<DType> {
-    ensure!(a.dtype() == b.dtype(), op, "dtypes differ: {} and {}", a.dtype().name(), b.dtype().name());
-    Ok(a.dtype())
-}
-
 impl CudaBackend {
     fn out(&self, op: &str, shape: &[usize]) -> Result<(Tensor, u64)> {
         self.gpu.empty(shape, DType::F32).at(op)
@@ -194,7 +188,7 @@ impl Backend for CudaBackend {
     fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: ConvParams) -> Result<Tensor> {
         let op = "conv2d";
         let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
-        let dtype = conv_dtype(op, x, w)?;
+        let dtype = product_dtype(op, &[x, w], bias)?;
         let (y, yp) = self.gpu.empty(&g.out_shape(), dtype).at(op)?;
         let key = PlanKey { x: shape4(x.shape()), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
         let ops = Operands { x: addr(op, x, dtype).at(op)?, w: addr(op, w, dtype).at(op)?, y: yp };
@@ -212,7 +206,7 @@ impl Backend for CudaBackend {
     fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let op = "conv2d_backward";
         let g = backward_geom(gy, x_shape, w.shape(), p)?;
-        let dtype = conv_dtype(op, gy, w)?;
+        let dtype = product_dtype(op, &[gy, w], None)?;
         let (gx, gxp) = self.gpu.empty(x_shape, dtype).at(op)?;
         let key = PlanKey { x: shape4(x_shape), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
         let ops = Operands { x: gxp, w: addr(op, w, dtype).at(op)?, y: addr(op, gy, dtype).at(op)? };
@@ -223,7 +217,7 @@ impl Backend for CudaBackend {
     fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let op = "conv2d_backward";
         let g = backward_geom(gy, x.shape(), w_shape, p)?;
-        let dtype = conv_dtype(op, gy, x)?;
+        let dtype = product_dtype(op, &[gy, x], None)?;
         let (gw, gwp) = self.gpu.empty(w_shape, dtype).at(op)?;
         let key = PlanKey { x: shape4(x.shape()), w: shape4(w_shape), stride: p.stride, pad: p.pad, dtype };
         let ops = Operands { x: addr(op, x, dtype).at(op)?, w: gwp, y: addr(op, gy, dtype).at(op)? };
@@ -318,15 +312,14 @@ impl Backend for CudaBackend {
 
     fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
         check_prob("dropout", p)?;
-        let mask = self.gpu.block(x.numel() * 4).at("dropout")?;
         let inputs = [Ptr(f("dropout", x)?)];
-        self.map("dropout", "random", "dropout_f32", x, &inputs, &[Ptr(mask.ptr), U64(seed), F64(p), len(x)])
+        self.map("dropout", "random", "dropout_f32", x, &inputs, &[U64(seed), F64(p), len(x)])
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
         let op = "matmul";
         let (m, _, n) = matmul_dims(a, b, trans_a, trans_b)?;
-        let dtype = conv_dtype(op, a, b)?;
+        let dtype = product_dtype(op, &[a, b], None)?;
         let operand = |t: &Tensor, trans| -> Result<Operand> {
             Ok(Operand { ptr: addr(op, t, dtype).at(op)?, rows: t.shape()[0], cols: t.shape()[1], trans })
         };
@@ -338,6 +331,7 @@ impl Backend for CudaBackend {
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let op = "linear";
         let (_, _, o) = linear_dims(x, w, bias)?;
+        product_dtype(op, &[x, w], bias)?;
         let y = self.matmul(x, w, false, true)?;
         if let Some(b) = bias {
             let yp = f(op, &y)?;

@@ -134,8 +134,10 @@ fn workspace_limit() -> usize {
 /// Measures the algorithms of direction `d` on these operands and keeps the fastest that fits.
 fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Result<Choice> {
     const N: usize = 16;
+    // Measured once per shape: cached blocks go back first (so the measurement is not
+    // limited by memory the cache merely holds), and the workspace stays outside the cache.
+    gpu.memory.empty();
     let limit = workspace_limit();
-    // Measured once per shape: a workspace outside the cache, so its size does not linger.
     let ws = gpu.scratch(limit.max(1))?;
     let (mut count, h) = (0i32, libs.dnn);
     let wsp = ws.ptr as *mut c_void;
@@ -149,6 +151,8 @@ fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Res
     // SAFETY: descriptors describe the operand buffers, which are live blocks of the right
     // sizes; the result arrays hold N entries and cuDNN writes `count` ≤ N of them.
     unsafe {
+        // Another direction's run left its math type on the shared descriptor: search all.
+        dnn("math type", sys::cudnnSetConvolutionMathType(p.conv, sys::cudnnMathType_t::CUDNN_DEFAULT_MATH))?;
         match d {
             Direction::Forward => {
                 let mut r: [sys::cudnnConvolutionFwdAlgoPerf_t; N] = std::mem::zeroed();

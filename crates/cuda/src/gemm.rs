@@ -39,6 +39,13 @@ impl Operand {
 /// `c = op(a)·op(b) + beta·c` for a `m × n` row-major `c`.
 pub fn gemm(gpu: &Gpu, dtype: DType, a: Operand, b: Operand, c: u64, beta: f32) -> Result<()> {
     let ((m, k), (_, n)) = (a.shape(), b.shape());
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // An empty sum: cuBLAS would refuse the zero leading dimensions; the CPU gives zeros.
+        return gpu.memset_zero(c, m * n * dtype.size());
+    }
     let libs = gpu.libs()?;
     let alpha = 1f32;
     let cu = |what: &str, r: std::result::Result<(), cudarc::cublas::result::CublasError>| {

@@ -267,6 +267,7 @@ impl Gpu {
 
     /// Queues kernel `name` of `module` on the stream.
     pub fn launch(&self, module: &'static str, name: &'static str, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
+        self.bind()?; // cuModuleGetFunction below needs the context current on this thread
         let f = self.function(module, name)?;
         let mut b = self.stream.launch_builder(&f);
         for a in args {

@@ -26,11 +26,13 @@ fn conv_params(stride: &[u32], pad: &[u32]) -> Result<ConvParams> {
     Ok(ConvParams { stride: pair("conv2d", "stride", stride)?, pad: pair("conv2d", "padding", pad)? })
 }
 
-/// Copies `src` into `dst` in place.
+/// Copies `src` into `dst` in place (from another device too: loading a checkpoint into a
+/// model on a GPU).
 #[napi(catch_unwind)]
 pub fn copy_into(dst: &NativeTensor, src: &NativeTensor) -> Result<()> {
-    let (d, s) = (dst.get()?, src.get()?);
-    js(be("copy_", &[d, s])?.copy_(d, s))
+    let d = dst.get()?;
+    let s = js(src.get()?.to(d.device()))?;
+    js(be("copy_", &[d, &s])?.copy_(d, &s))
 }
 
 #[napi(js_name = "conv2d", catch_unwind)]

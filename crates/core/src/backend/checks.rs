@@ -4,7 +4,7 @@
 use super::ConvParams;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::norm::BnGeom;
-use crate::{ensure, Result, Tensor};
+use crate::{ensure, DType, Result, Tensor};
 
 pub fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     ensure!(a.shape() == b.shape(), op, "shapes differ: {:?} and {:?}", a.shape(), b.shape());
@@ -186,4 +186,23 @@ pub fn sgd_args(param: &Tensor, grad: &Tensor, buf: &Tensor) -> Result<()> {
         "parameter, gradient and momentum buffer must be distinct tensors"
     );
     Ok(())
+}
+
+/// The one dtype of a product's operands (conv, matmul, linear take f32, f16 or bf16);
+/// a bias is added in f32, so it needs f32 operands.
+pub fn product_dtype(op: &str, operands: &[&Tensor], bias: Option<&Tensor>) -> Result<DType> {
+    let d = operands[0].dtype();
+    ensure!(
+        operands.iter().all(|t| t.dtype() == d),
+        op,
+        "operand dtypes differ: {}",
+        operands.iter().map(|t| t.dtype().name()).collect::<Vec<_>>().join(", ")
+    );
+    ensure!(
+        bias.is_none_or(|b| d == DType::F32 && b.dtype() == DType::F32),
+        op,
+        "a bias needs f32 operands (got {}): add it after casting the product to f32",
+        d.name()
+    );
+    Ok(d)
 }

@@ -8,9 +8,80 @@ use crate::{ensure, random, DType, Result, Tensor};
 
 pub struct CpuBackend;
 
+/// A product over f16/bf16 operands: computed in f32 from their exact values, the result
+/// rounded back to their dtype (the GPU's tensor cores also multiply exactly and accumulate
+/// in f32, so this is the CPU's stand-in for mixed precision).
+fn in_f32(
+    op: &str,
+    operands: &[&Tensor],
+    bias: Option<&Tensor>,
+    f: impl FnOnce(&[&Tensor]) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let d = product_dtype(op, operands, bias)?;
+    if d == DType::F32 {
+        return f(operands);
+    }
+    let up: Vec<Tensor> = operands.iter().map(|t| t.cast(DType::F32)).collect();
+    Ok(f(&up.iter().collect::<Vec<_>>())?.cast(d))
+}
+
 fn scalar_of(op: &str, t: &Tensor) -> Result<f64> {
     single(op, t)?;
     Ok(t.f32s(op)?[0] as f64)
+}
+
+/// The products in f32 (shape checks, then the kernels).
+impl CpuBackend {
+    fn conv2d_f32(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: ConvParams) -> Result<Tensor> {
+        let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
+        if let Some(b) = bias {
+            vector("conv2d", "bias", b, g.o)?;
+        }
+        let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
+        let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
+        Ok(Tensor::filled(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
+    }
+
+    fn conv2d_backward_input_f32(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
+        let g = backward_geom(gy, x_shape, w.shape(), p)?;
+        let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
+        Ok(Tensor::filled(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
+    }
+
+    fn conv2d_backward_weight_f32(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
+        let g = backward_geom(gy, x.shape(), w_shape, p)?;
+        let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
+        Ok(Tensor::filled(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
+    }
+
+    fn matmul_f32(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        let op = "matmul";
+        let (m, _, n) = matmul_dims(a, b, trans_a, trans_b)?;
+        let mat = |d, t: &Tensor, trans| {
+            let (r, c) = (t.shape()[0], t.shape()[1]);
+            if trans {
+                gemm::Mat::t(d, r, c)
+            } else {
+                gemm::Mat::new(d, r, c)
+            }
+        };
+        let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
+        let (ma, mb) = (mat(&ad[..], a, trans_a), mat(&bd[..], b, trans_b));
+        Ok(Tensor::filled(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
+    }
+
+    fn linear_f32(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let op = "linear";
+        let (bn, i, o) = linear_dims(x, w, bias)?;
+        let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
+        let bd = bias.map(|b| b.f32s(op)).transpose()?;
+        Ok(Tensor::filled(&[bn, o], |y| {
+            if let Some(b) = &bd {
+                y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
+            }
+            gemm::matmul(gemm::Mat::new(&xd, bn, i), gemm::Mat::t(&wd, o, i), y, bd.is_some(), true);
+        }))
+    }
 }
 
 impl Backend for CpuBackend {
@@ -49,25 +120,15 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: ConvParams) -> Result<Tensor> {
-        let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
-        if let Some(b) = bias {
-            vector("conv2d", "bias", b, g.o)?;
-        }
-        let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
-        let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
-        Ok(Tensor::filled(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
+        in_f32("conv2d", &[x, w], bias, |t| self.conv2d_f32(t[0], t[1], bias, p))
     }
 
     fn conv2d_backward_input(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
-        let g = backward_geom(gy, x_shape, w.shape(), p)?;
-        let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
-        Ok(Tensor::filled(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
+        in_f32("conv2d_backward", &[gy, w], None, |t| self.conv2d_backward_input_f32(t[0], t[1], x_shape, p))
     }
 
     fn conv2d_backward_weight(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
-        let g = backward_geom(gy, x.shape(), w_shape, p)?;
-        let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
-        Ok(Tensor::filled(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
+        in_f32("conv2d_backward", &[gy, x], None, |t| self.conv2d_backward_weight_f32(t[0], t[1], w_shape, p))
     }
 
     fn batch_norm(
@@ -148,32 +209,11 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
-        let op = "matmul";
-        let (m, _, n) = matmul_dims(a, b, trans_a, trans_b)?;
-        let mat = |d, t: &Tensor, trans| {
-            let (r, c) = (t.shape()[0], t.shape()[1]);
-            if trans {
-                gemm::Mat::t(d, r, c)
-            } else {
-                gemm::Mat::new(d, r, c)
-            }
-        };
-        let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
-        let (ma, mb) = (mat(&ad[..], a, trans_a), mat(&bd[..], b, trans_b));
-        Ok(Tensor::filled(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
+        in_f32("matmul", &[a, b], None, |t| self.matmul_f32(t[0], t[1], trans_a, trans_b))
     }
 
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let op = "linear";
-        let (bn, i, o) = linear_dims(x, w, bias)?;
-        let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
-        let bd = bias.map(|b| b.f32s(op)).transpose()?;
-        Ok(Tensor::filled(&[bn, o], |y| {
-            if let Some(b) = &bd {
-                y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
-            }
-            gemm::matmul(gemm::Mat::new(&xd, bn, i), gemm::Mat::t(&wd, o, i), y, bd.is_some(), true);
-        }))
+        in_f32("linear", &[x, w], bias, |t| self.linear_f32(t[0], t[1], bias))
     }
 
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
