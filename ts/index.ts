@@ -41,7 +41,7 @@ export { readImageFolder } from './data/image-folder';
 export { synthesizeMask } from './data/masks';
 export type { Synthesizer, MaskOptions } from './data/masks';
 export type { FolderDataset } from './data/image-folder';
-export { MarginSoftmax, COSFACE, ARCFACE } from './losses/margin';
+export { MarginSoftmax, marginSoftmaxLoss, COSFACE, ARCFACE } from './losses/margin';
 export type { Margin } from './tensor/ops';
 export { polyLr } from './optim/schedule';
 export type { PolySchedule } from './optim/schedule';

@@ -2,3 +2,4 @@
 // the lent GPU machine through bench/gpu/ava-shim.ts.
 import '../../test/cuda.test';
 import '../../test/net.fixtures.test';
+import '../../test/gpu-train.test';

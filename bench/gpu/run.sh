@@ -4,8 +4,9 @@
 #   1. the CUDA tests: every kernel compiles through NVRTC; every op against its CPU reference,
 #   2. the GPU-touching ava tests (cuda.test.ts, the golden step on cuda:0) with plain Node,
 #   3. the gpu-ops suite: ours (crates/cuda/benches/gpu_ops.rs), then PyTorch on the same cases,
-# writing everything to $OUT (device.txt, cuda-*.txt, ts-tests.txt, gpu-ops.{jsonl,json,txt}).
-# The step timeouts add up to 9 minutes, under the device tool's 10 per command.
+#   4. the gpu-train suite: ours (bench/gpu/train-bench.ts), then PyTorch's eager AMP step,
+# writing everything to $OUT (device.txt, cuda-*.txt, ts-tests.txt, gpu-{ops,train}.*).
+# The step timeouts add up to 9.7 minutes, under the device tool's 10 per command.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/maskfr-gpu}
@@ -24,14 +25,18 @@ export LD_LIBRARY_PATH="/tmp/maskfr-libs:$LIBS:${LD_LIBRARY_PATH:-}"
 } > "$OUT/device.txt"
 status=0
 for t in nvrtc gpu; do
-  MASKFR_REQUIRE_NVRTC=1 timeout 90 ".device/bin/cuda-$t" --nocapture --test-threads=1 > "$OUT/cuda-$t.txt" 2>&1 || status=1
+  MASKFR_REQUIRE_NVRTC=1 timeout 60 ".device/bin/cuda-$t" --nocapture --test-threads=1 > "$OUT/cuda-$t.txt" 2>&1 || status=1
 done
 if [ -f .device/node.xz ]; then
   xz -dc .device/node.xz > /tmp/maskfr-node && chmod +x /tmp/maskfr-node
   ln -sfn "$PWD/test/fixtures" .device/js/fixtures
-  timeout 90 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1 || status=1
+  timeout 60 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1 || status=1
 fi
-timeout 140 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
-timeout 140 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
-tail -n 30 "$OUT/device.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT/gpu-ops.err" "$OUT/gpu-ops.txt" 2>/dev/null
+timeout 100 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
+timeout 100 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
+if [ -x /tmp/maskfr-node ]; then
+  timeout 100 /tmp/maskfr-node .device/js/gpu-train.js > "$OUT/gpu-train.jsonl" 2> "$OUT/gpu-train.err" || status=1
+  timeout 100 python3 bench/gpu/torch_train.py "$OUT/gpu-train.jsonl" "$OUT/gpu-train.json" > "$OUT/gpu-train.txt" 2>&1 || status=1
+fi
+tail -n 30 "$OUT/device.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT"/gpu-*.err "$OUT"/gpu-*.txt 2>/dev/null
 exit $status

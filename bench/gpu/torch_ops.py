@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The `gpu-ops` suite, PyTorch's side: times every case our bench printed (one JSON line
 each, from crates/cuda/benches/gpu_ops.rs) with torch on the same GPU, the same protocol
-(3 warm calls, then at least 10 calls and 0.3 s, each ending in a synchronise; median), and
+(3 warm calls, then at least 10 calls and 0.2 s, each ending in a synchronise; median), and
 writes the bench convention's JSON: {"machine", "results": [{suite, name, unit, ours,
 reference, ratio}]} with TFLOP/s (higher is better). torch runs as configured by default,
 plus cudnn.benchmark = True (our side measures cuDNN's algorithms per shape too); its conv
@@ -19,7 +19,7 @@ def timed(torch, once):
         once()
     torch.cuda.synchronize()
     out, start = [], time.perf_counter()
-    while len(out) < 10 or time.perf_counter() - start < 0.3:
+    while len(out) < 10 or time.perf_counter() - start < 0.2:
         t = time.perf_counter()
         once()
         torch.cuda.synchronize()

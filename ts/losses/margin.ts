@@ -10,6 +10,13 @@ import { Module } from '../nn/module';
 export const COSFACE: ops.Margin = { s: 64, mArc: 0, mCos: 0.4 };
 export const ARCFACE: ops.Margin = { s: 64, mArc: 0.5, mCos: 0 };
 
+/** Mean margin-softmax cross-entropy of `embeddings [B, D]` against every class centre of
+ *  `weight [C, D]`, in tensor ops (so on whichever device both live). */
+export function marginSoftmaxLoss(embeddings: Tensor, weight: Tensor, labels: Int32Array | readonly number[], margin: ops.Margin): Tensor {
+  const cos = ops.matmul(ops.l2Normalize(embeddings), ops.l2Normalize(weight), { transB: true });
+  return ops.crossEntropy(ops.marginLogits(cos, labels, margin), labels);
+}
+
 export class MarginSoftmax extends Module {
   /** Class centres `[classes, embedding]`, N(0, 0.01) as arcface_torch's partial FC. */
   readonly weight: Tensor;
@@ -35,6 +42,6 @@ export class MarginSoftmax extends Module {
 
   /** Mean margin-softmax cross-entropy of `embeddings [B, D]` against `labels`. */
   loss(embeddings: Tensor, labels: Int32Array | readonly number[]): Tensor {
-    return ops.crossEntropy(ops.marginLogits(this.cosines(embeddings), labels, this.margin), labels);
+    return marginSoftmaxLoss(embeddings, this.weight, labels, this.margin);
   }
 }

@@ -1,6 +1,7 @@
 // The sharded (model-parallel) margin-softmax classifier, arcface_torch's partial FC: this
 // rank holds only its slice of the class centres; the native step all-gathers the global
-// batch, makes the softmax global and returns the loss with both gradients.
+// batch, makes the softmax global and returns the loss with both gradients. Moved to a GPU
+// (one rank), it computes the same loss in device ops.
 
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
@@ -8,7 +9,7 @@ import { nextSeed, randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { Communicator } from '../dist/comm';
-import { COSFACE } from './margin';
+import { COSFACE, marginSoftmaxLoss } from './margin';
 
 export interface ShardedOptions {
   margin?: ops.Margin;
@@ -57,8 +58,16 @@ export class ShardedMarginSoftmax extends Module {
    *  every rank together. The embedding gradient is scaled by the world size, as
    *  arcface_torch's, because the data-parallel average divides it again. */
   loss(embeddings: Tensor, labels: Int32Array | readonly number[], step: number): Tensor {
-    embeddings = ops.to(embeddings, this.weight.device); // a GPU backbone's, until the GPU classifier
     const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
+    if (this.weight.device !== 'cpu') {
+      // On a GPU one rank holds every class, so the global softmax is the local one and runs
+      // in device ops; the NCCL classifier (several ranks, sampling, chunks) is to come.
+      if (this.comm.world > 1 || this.sampleRate < 1) {
+        throw new Error(`ShardedMarginSoftmax on ${this.weight.device}: one rank with sampleRate 1 only, for now (got ${this.comm.world} ranks, sampleRate ${this.sampleRate})`);
+      }
+      return marginSoftmaxLoss(ops.to(embeddings, this.weight.device), this.weight, lab, this.margin);
+    }
+    embeddings = ops.to(embeddings, 'cpu'); // a GPU backbone's, with the classifier on the CPU
     const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), embeddings.handle('partialFc'), lab, step, {
       start: this.first,
       s: this.margin.s,

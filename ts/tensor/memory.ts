@@ -26,6 +26,7 @@ export function synchronize(device: string): void {
   native.synchronize(device);
 }
 
-export function resetPeakMemory(): void {
-  native.resetPeakMemory();
+/** Restarts `peakBytes` (of `device`) from the live bytes. */
+export function resetPeakMemory(device = 'cpu'): void {
+  native.resetPeakMemory(device);
 }

@@ -94,6 +94,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const ck = cfg.checkpointing ?? false;
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
+  // The whole step on one GPU when the classifier can follow (one rank, every class scored).
+  if (cfg.device !== 'cpu' && cfg.sampleRate === 1) head.to(cfg.device);
   broadcastModule(comm, model);
   // On several ranks the backbone's gradients are averaged in buckets during the backward.
   const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20 }) : null;

@@ -26,14 +26,14 @@ const SHAPES: [(&str, usize, usize, usize, usize, usize); 12] = [
 ];
 
 /// Median seconds per call: 3 warm calls (the first measures cuDNN's algorithms), then at
-/// least 10 calls and 0.3 s.
+/// least 10 calls and 0.2 s.
 fn time(be: &dyn Backend, mut once: impl FnMut() -> Tensor) -> f64 {
     for _ in 0..3 {
         drop(once());
     }
     be.synchronize().unwrap();
     let (mut v, start) = (Vec::new(), Instant::now());
-    while v.len() < 10 || start.elapsed().as_secs_f64() < 0.3 {
+    while v.len() < 10 || start.elapsed().as_secs_f64() < 0.2 {
         let t = Instant::now();
         let y = once();
         be.synchronize().unwrap();

@@ -155,6 +155,10 @@ impl Backend for CudaBackend {
         self.gpu.memory.empty();
     }
 
+    fn reset_peak(&self) {
+        self.gpu.memory.reset_peak();
+    }
+
     fn full(&self, shape: &[usize], value: f32) -> Result<Tensor> {
         let (y, yp) = self.out("full", shape)?;
         self.run("full", "fill_f32", "elementwise", elementwise(y.numel()), &[Ptr(yp), F32(value), len(&y)])?;

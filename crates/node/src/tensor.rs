@@ -148,7 +148,12 @@ pub fn synchronize(device: String) -> Result<()> {
     js(js(device_backend("synchronize", js(Device::parse(&device))?))?.synchronize())
 }
 
-#[napi]
-pub fn reset_peak_memory() {
-    memory::reset_peak();
+/// Restarts peak tracking (on `device`, the CPU by default) from the live bytes.
+#[napi(catch_unwind)]
+pub fn reset_peak_memory(device: Option<String>) -> Result<()> {
+    match js(Device::parse(device.as_deref().unwrap_or("cpu")))? {
+        Device::Cpu => memory::reset_peak(),
+        d => js(device_backend("resetPeakMemory", d))?.reset_peak(),
+    }
+    Ok(())
 }

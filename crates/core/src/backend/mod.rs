@@ -46,6 +46,8 @@ pub trait Backend: Sync {
     }
     /// Frees the blocks kept for reuse.
     fn empty_cache(&self) {}
+    /// Restarts the device's peak from its live bytes.
+    fn reset_peak(&self) {}
 
     fn full(&self, shape: &[usize], value: f32) -> Result<Tensor>;
     /// Elements `offset..` of the normal stream `seed`.

@@ -1,0 +1,66 @@
+// The `gpu-train` suite, our side (bundled by bench/gpu/prepare.sh, run by run.sh on a lent
+// GPU): one training step of an IResNet on cuda:0 as the trainer takes it — f16 autocast
+// forward, CosFace over 100k classes on the GPU, scaled-loss backward, unscale + overflow
+// check, clip, SGD — on a fixed random batch. One JSON line per case (images/s over 10 timed
+// steps after 3 warm ones, peak device memory); bench/gpu/torch_train.py times PyTorch's eager
+// AMP step on the same cases. R240 runs at the largest batch of 128, 96, 64, 32 that fits,
+// with and without activation checkpointing.
+
+import {
+  autocast, clipGradNorm, COSFACE, createModel, emptyCache, LossScaler, marginSoftmaxLoss, memoryStats, modelConfig, randn, resetPeakMemory, SGD, synchronize, tidy,
+} from '../../ts';
+
+const DEVICE = 'cuda:0';
+const CLASSES = 100_000;
+
+function run(network: string, batch: number, checkpointing: boolean): { imagesPerSecond: number; peakBytes: number } {
+  const model = createModel(network).to(DEVICE);
+  model.checkpointing = [checkpointing, checkpointing, checkpointing, checkpointing];
+  const centres = randn([CLASSES, 512], { std: 0.01, device: DEVICE }).requireGrad();
+  const x = randn([batch, 3, 112, 112], { device: DEVICE });
+  const labels = Int32Array.from({ length: batch }, (_, i) => (i * 7919) % CLASSES);
+  const sgd = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 };
+  const [optB, optH] = [new SGD(model.parameters(), sgd), new SGD([centres], sgd)];
+  const scaler = new LossScaler({ initScale: 1024 });
+  const step = () => {
+    tidy(() => {
+      const emb = autocast('f16', () => model.forward(x));
+      scaler.scaleLoss(marginSoftmaxLoss(emb, centres, labels, COSFACE)).backward();
+    });
+    const finite = scaler.unscale([...model.parameters(), centres]);
+    clipGradNorm(model.parameters(), 5);
+    scaler.update(finite, () => [optB, optH].forEach((o) => o.step()));
+    [optB, optH].forEach((o) => o.zeroGrad());
+  };
+  try {
+    for (let i = 0; i < 3; i++) step();
+    synchronize(DEVICE);
+    resetPeakMemory(DEVICE);
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) step();
+    synchronize(DEVICE);
+    const seconds = (performance.now() - t0) / 1000;
+    return { imagesPerSecond: (10 * batch) / seconds, peakBytes: memoryStats(DEVICE).peakBytes };
+  } finally {
+    [optB, optH].forEach((o) => o.dispose());
+    [model, centres, x].forEach((t) => t.dispose());
+    emptyCache(DEVICE);
+  }
+}
+
+/** Runs and prints one case; whether it ran out of device memory (then a smaller batch may fit). */
+function report(network: string, batch: number, checkpointing: boolean): 'ran' | 'out of memory' | 'failed' {
+  const c = modelConfig(network);
+  try {
+    const r = run(network, batch, checkpointing);
+    console.log(JSON.stringify({ network, layers: c.layers, placement: c.stride, batch, checkpointing, classes: CLASSES, precision: 'f16', ...r }));
+    return 'ran';
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    console.error(`${network} batch ${batch}${checkpointing ? ' checkpointed' : ''}: ${msg}`);
+    return msg.includes('out of device memory') ? 'out of memory' : 'failed';
+  }
+}
+
+report('r50', 128, false);
+for (const ck of [false, true]) [128, 96, 64, 32].find((b) => report('R240', b, ck) !== 'out of memory');
