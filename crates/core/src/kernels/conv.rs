@@ -383,8 +383,43 @@ pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T
     if let Some(b) = bias {
         y.par_chunks_mut(ohw).enumerate().for_each(|(i, plane)| plane.fill(b[i % g.o]));
     }
-    let out = ImagesOut::new(y, g.n, g.o, ohw);
-    gemm(&DenseA(Mat::new(w, g.o, g.ckk())), &Im2col { g: *g, x }, &out, bias.is_some(), true);
+    forward_packed(g, x, &DenseA(Mat::new(w, g.o, g.ckk())), bias.is_some(), y);
+}
+
+/// The forward product with the kernel as any A packer (`O × C·KH·KW`).
+fn forward_packed<T: Float>(g: &ConvGeom, x: &[T], w: &impl PackA<T>, accumulate: bool, y: &mut [T]) {
+    let out = ImagesOut::new(y, g.n, g.o, g.ohw());
+    gemm(w, &Im2col { g: *g, x }, &out, accumulate, true);
+}
+
+/// The stride-1 backward-input kernel read straight from `w [O,C,KH,KW]`: row `c`, depth
+/// `(o, t)` is `w[o, c, KH·KW − 1 − t]` (flipped in space, transposed in channels). The
+/// eight rows of a panel at one `o` are 8·KH·KW contiguous weights, so packing reads
+/// sequentially instead of transposing the whole kernel first.
+struct FlippedT<'a, T> {
+    w: &'a [T],
+    o: usize,
+    c: usize,
+    kk: usize,
+}
+
+impl<T: Float> PackA<T> for FlippedT<'_, T> {
+    fn rows(&self) -> usize {
+        self.c
+    }
+    fn depth(&self) -> usize {
+        self.o * self.kk
+    }
+    fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
+        let kk = self.kk;
+        a_panels(out, mc, kc, |ir, rows, panel| {
+            for (p, dst) in panel.chunks_exact_mut(MR).enumerate().take(kc) {
+                let (o, t) = ((p0 + p) / kk, (p0 + p) % kk);
+                let base = (o * self.c + i0 + ir) * kk + (kk - 1 - t);
+                dst.iter_mut().take(rows).enumerate().for_each(|(r, d)| *d = self.w[base + r * kk]);
+            }
+        });
+    }
 }
 
 /// `gx [N,C,H,W]` from `gy [N,O,OH,OW]` and `w [O,C,KH,KW]` (overwrites `gx`).
@@ -392,18 +427,11 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
     if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
         // A stride-1 conv's input gradient is the conv of gy with the kernel flipped in space
         // and transposed in channels, padded by k − 1 − p.
-        let (kk, (kh, kw)) = (g.kh * g.kw, (g.kh, g.kw));
-        let mut wf = vec![T::zero(); w.len()];
-        wf.par_chunks_mut(g.o * kk).enumerate().for_each(|(c, rows)| {
-            for (o, taps) in rows.chunks_mut(kk).enumerate() {
-                let src = &w[(o * g.c + c) * kk..][..kk];
-                taps.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
-            }
-        });
+        let (kh, kw) = (g.kh, g.kw);
         let gt = ConvGeom::new(&[g.n, g.o, g.oh, g.ow], &[g.c, g.o, kh, kw], [1, 1], [kh - 1 - g.ph, kw - 1 - g.pw])
             .expect("the transposed geometry of a valid stride-1 conv is valid");
         debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
-        conv2d_forward(&gt, gy, &wf, None, gx);
+        forward_packed(&gt, gy, &FlippedT { w, o: g.o, c: g.c, kk: kh * kw }, false, gx);
         return;
     }
     // Strided: col = Wᵀ·gy for a chunk of images (≤ ~16 MiB of columns), folded into gx.
