@@ -19,8 +19,10 @@ const opt = new SGD([...model.parameters(), ...head.parameters()], { lr: 0.01, m
 const B = 8;
 const per = B / comm.world;
 const mine = Array.from({ length: per }, (_, i) => comm.rank * per + i);
-// BUCKET_BYTES: average through background buckets during the backward instead.
-const buckets = process.env.BUCKET_BYTES ? new GradientBuckets(comm, model.parameters(), { bucketBytes: Number(process.env.BUCKET_BYTES) }) : null;
+// BUCKET_BYTES: average through background buckets during the backward instead (sent as f16
+// with BUCKET_COMPRESS=f16).
+const compress = process.env.BUCKET_COMPRESS === 'f16' ? 'f16' : 'none';
+const buckets = process.env.BUCKET_BYTES ? new GradientBuckets(comm, model.parameters(), { bucketBytes: Number(process.env.BUCKET_BYTES), compress }) : null;
 const losses: number[] = [];
 for (let step = 0; step < 3; step++) {
   tidy(() => {

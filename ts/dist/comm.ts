@@ -7,6 +7,8 @@ import { Tensor } from '../tensor/tensor';
 import { World } from './world';
 
 export type ReduceOp = 'sum' | 'mean' | 'max';
+/** How a sum's values travel: f32, or f16 (half the bytes; values and sum rounded to f16). */
+export type Compression = 'none' | 'f16';
 
 type NativeComm = ReturnType<typeof native.Comm.tcp>;
 
@@ -28,14 +30,14 @@ export class Communicator {
     return this.inner.world;
   }
 
-  allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): void {
-    if (tensors.length > 0 && this.world > 1) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op);
+  allReduce(tensors: Tensor[], op: ReduceOp = 'sum', compress: Compression = 'none'): void {
+    if (tensors.length > 0 && this.world > 1) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op, compress);
   }
 
   /** Starts reducing `tensors` in place in the background, after everything started
    *  before; returns the ticket `wait` takes. The tensors must be left alone until then. */
-  allReduceStart(tensors: Tensor[], op: ReduceOp = 'sum'): number {
-    return this.inner.allReduceStart(tensors.map((t) => t.handle('allReduceStart')), op);
+  allReduceStart(tensors: Tensor[], op: ReduceOp = 'sum', compress: Compression = 'none'): number {
+    return this.inner.allReduceStart(tensors.map((t) => t.handle('allReduceStart')), op, compress);
   }
 
   /** Blocks until collective `ticket` and everything started before it are done. */

@@ -65,6 +65,8 @@ export interface TrainConfig {
   commTimeoutSeconds?: number;
   /** Gradient buckets (MiB) all-reduced during the backward on several ranks. */
   bucketMiB?: number;
+  /** 'f16' sends the buckets as f16: half the bytes, gradients rounded to f16. */
+  bucketCompression?: 'none' | 'f16';
   /** Where the backbone trains: 'cpu', 'cuda:N', or 'auto' (cuda:0 when a GPU and the CUDA
    *  libraries are there, else the CPU). The classifier shard stays on the CPU until the GPU
    *  classifier lands. */
@@ -77,7 +79,7 @@ export interface TrainConfig {
   lossScale?: number;
 }
 
-type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB' | 'device' | 'precision' | 'lossScale';
+type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB' | 'bucketCompression' | 'device' | 'precision' | 'lossScale';
 export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
   Required<Pick<TrainConfig, Exclude<Defaulted, 'margin'>>> & { margin: Margin; kd: { form: KdForm; lambda: LambdaSchedule } };
 
@@ -101,6 +103,7 @@ export const CONFIG_DEFAULTS = {
   skipCorrupt: false,
   commTimeoutSeconds: 300,
   bucketMiB: 25,
+  bucketCompression: 'none',
   device: 'cpu',
   precision: 'f32',
   lossScale: 65536,
@@ -179,6 +182,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   kd,
   commTimeoutSeconds: real(0, 1e6, true),
   bucketMiB: real(0, 1e6, true),
+  bucketCompression: (v) => (v === 'none' || v === 'f16' ? null : "'none' or 'f16'"),
   device: (v) => (typeof v === 'string' && /^(cpu|auto|cuda:\d+)$/.test(v) ? null : "'cpu', 'cuda:N' or 'auto'"),
   precision: (v) => (v === 'f32' || v === 'f16' || v === 'bf16' ? null : "'f32', 'f16' or 'bf16'"),
   lossScale: real(0, 2 ** 24, true),

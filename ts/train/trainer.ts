@@ -98,7 +98,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   if (cfg.device !== 'cpu' && cfg.sampleRate === 1) head.to(cfg.device);
   broadcastModule(comm, model);
   // On several ranks the backbone's gradients are averaged in buckets during the backward.
-  const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20 }) : null;
+  const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20, compress: cfg.bucketCompression }) : null;
   const sgd = { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay };
   const optB = new SGD(model.parameters(), sgd);
   const optH = new SGD(head.parameters(), sgd);

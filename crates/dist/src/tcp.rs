@@ -10,6 +10,15 @@ pub struct TcpComm {
     world: usize,
     /// Rank 0: a stream per other rank (index r − 1); others: the stream to rank 0.
     peers: Vec<TcpStream>,
+    /// Payload bytes this rank has sent (the compression test reads it).
+    sent: u64,
+}
+
+/// How values travel: 4-byte f32, or 2-byte f16 (rounded) for compressed gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    F32,
+    F16,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -26,19 +35,29 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
-fn send(s: &mut TcpStream, data: &[f32], peer: usize) -> Result<()> {
-    let mut bytes = Vec::with_capacity(8 + 4 * data.len());
+/// Sends `data` (length first) as `wire` values; returns the bytes written.
+fn send(s: &mut TcpStream, data: &[f32], peer: usize, wire: Wire) -> Result<u64> {
+    let width = if wire == Wire::F16 { 2 } else { 4 };
+    let mut bytes = Vec::with_capacity(8 + width * data.len());
     bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-    s.write_all(&bytes).map_err(io(format!("sending to rank {peer}")))
+    match wire {
+        Wire::F32 => data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
+        Wire::F16 => data.iter().for_each(|v| bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+    }
+    s.write_all(&bytes).map_err(io(format!("sending to rank {peer}")))?;
+    Ok(bytes.len() as u64)
 }
 
-fn recv(s: &mut TcpStream, peer: usize) -> Result<Vec<f32>> {
+fn recv(s: &mut TcpStream, peer: usize, wire: Wire) -> Result<Vec<f32>> {
     let mut len = [0u8; 8];
     s.read_exact(&mut len).map_err(io(format!("waiting for rank {peer}")))?;
-    let mut buf = vec![0u8; 4 * u64::from_le_bytes(len) as usize];
+    let width = if wire == Wire::F16 { 2 } else { 4 };
+    let mut buf = vec![0u8; width * u64::from_le_bytes(len) as usize];
     s.read_exact(&mut buf).map_err(io(format!("receiving from rank {peer}")))?;
-    Ok(buf.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    Ok(match wire {
+        Wire::F32 => buf.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        Wire::F16 => buf.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+    })
 }
 
 impl TcpComm {
@@ -79,7 +98,7 @@ impl TcpComm {
                 Err(e) => return Err(io("rendezvous")(e)),
             }
         }
-        Ok(TcpComm { rank: 0, world, peers: peers.into_iter().map(Option::unwrap).collect() })
+        Ok(TcpComm { rank: 0, world, peers: peers.into_iter().map(Option::unwrap).collect(), sent: 0 })
     }
 
     /// Rank `rank` > 0: connects to rank 0 at `addr`, retrying until `timeout`.
@@ -98,31 +117,58 @@ impl TcpComm {
         s.set_nodelay(true).map_err(io("rendezvous"))?;
         let hello: Vec<u8> = [rank as u64, world as u64].iter().flat_map(|v| v.to_le_bytes()).collect();
         s.write_all(&hello).map_err(io(format!("rank {rank}: announcing itself")))?;
-        Ok(TcpComm { rank, world, peers: vec![s] })
+        Ok(TcpComm { rank, world, peers: vec![s], sent: 0 })
+    }
+
+    /// Gathers at rank 0, reduces in rank order (the same sums whatever the arrival order),
+    /// spreads the result; values travel as `wire`.
+    fn reduce(&mut self, buf: &mut [f32], op: Reduce, wire: Wire) -> Result<()> {
+        let parts = self.gather(buf, wire)?;
+        if self.rank == 0 {
+            for (r, p) in parts.iter().enumerate().skip(1) {
+                if p.len() != buf.len() {
+                    return Err(Error(format!(
+                        "all_reduce: rank {r} sent {} values, rank 0 has {}",
+                        p.len(),
+                        buf.len()
+                    )));
+                }
+            }
+            for (i, v) in buf.iter_mut().enumerate() {
+                *v =
+                    parts.iter().map(|p| p[i]).reduce(|a, b| if op == Reduce::Sum { a + b } else { a.max(b) }).unwrap();
+            }
+        }
+        self.spread(buf, wire)
+    }
+
+    /// Payload bytes sent by this rank so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent
     }
 
     /// Every rank's buffer at rank 0 (in rank order), nothing elsewhere.
-    fn gather(&mut self, local: &[f32]) -> Result<Vec<Vec<f32>>> {
+    fn gather(&mut self, local: &[f32], wire: Wire) -> Result<Vec<Vec<f32>>> {
         if self.rank != 0 {
-            send(&mut self.peers[0], local, 0)?;
+            self.sent += send(&mut self.peers[0], local, 0, wire)?;
             return Ok(Vec::new());
         }
         let mut all = vec![local.to_vec()];
         for (i, p) in self.peers.iter_mut().enumerate() {
-            all.push(recv(p, i + 1)?);
+            all.push(recv(p, i + 1, wire)?);
         }
         Ok(all)
     }
 
     /// Rank 0's `buf` to every rank.
-    fn spread(&mut self, buf: &mut [f32]) -> Result<()> {
+    fn spread(&mut self, buf: &mut [f32], wire: Wire) -> Result<()> {
         if self.rank == 0 {
             for (i, p) in self.peers.iter_mut().enumerate() {
-                send(p, buf, i + 1)?;
+                self.sent += send(p, buf, i + 1, wire)?;
             }
             return Ok(());
         }
-        let got = recv(&mut self.peers[0], 0)?;
+        let got = recv(&mut self.peers[0], 0, wire)?;
         if got.len() != buf.len() {
             return Err(Error(format!("rank {}: rank 0 sent {} values, expected {}", self.rank, got.len(), buf.len())));
         }
@@ -140,28 +186,18 @@ impl Communicator for TcpComm {
     }
 
     fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> Result<()> {
-        let parts = self.gather(buf)?;
-        if self.rank == 0 {
-            for (r, p) in parts.iter().enumerate().skip(1) {
-                if p.len() != buf.len() {
-                    return Err(Error(format!(
-                        "all_reduce: rank {r} sent {} values, rank 0 has {}",
-                        p.len(),
-                        buf.len()
-                    )));
-                }
-            }
-            // Rank order, whatever the arrival order: the same sums on every run.
-            for (i, v) in buf.iter_mut().enumerate() {
-                *v =
-                    parts.iter().map(|p| p[i]).reduce(|a, b| if op == Reduce::Sum { a + b } else { a.max(b) }).unwrap();
-            }
-        }
-        self.spread(buf)
+        self.reduce(buf, op, Wire::F32)
+    }
+
+    fn all_reduce_f16(&mut self, buf: &mut [f32]) -> Result<()> {
+        crate::round_f16(buf);
+        self.reduce(buf, Reduce::Sum, Wire::F16)?;
+        crate::round_f16(buf); // rank 0's copy: the others received it rounded
+        Ok(())
     }
 
     fn all_gather(&mut self, local: &[f32]) -> Result<Vec<f32>> {
-        let parts = self.gather(local)?;
+        let parts = self.gather(local, Wire::F32)?;
         let mut all = vec![0.0; local.len() * self.world];
         if self.rank == 0 {
             if let Some((r, p)) = parts.iter().enumerate().find(|(_, p)| p.len() != local.len()) {
@@ -169,18 +205,18 @@ impl Communicator for TcpComm {
             }
             all = parts.concat();
         }
-        self.spread(&mut all)?;
+        self.spread(&mut all, Wire::F32)?;
         Ok(all)
     }
 
     fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<()> {
         // Through rank 0: root's buffer reaches it by a gather, then spreads.
         if root != 0 {
-            let parts = self.gather(buf)?;
+            let parts = self.gather(buf, Wire::F32)?;
             if self.rank == 0 {
                 buf.copy_from_slice(&parts[root]);
             }
         }
-        self.spread(buf)
+        self.spread(buf, Wire::F32)
     }
 }

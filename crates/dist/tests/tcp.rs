@@ -245,3 +245,37 @@ fn queued_collectives_run_in_order_and_report_the_first_failure() {
     assert_eq!(solo.wait(after).err().unwrap().0, "boom");
     assert_eq!(solo.wait(bad).err().unwrap().0, "boom");
 }
+
+/// (compressed sum, bytes sent for it, bytes sent for the same sum in f32) on one rank.
+fn compressed(c: &mut TcpComm) -> (Vec<f32>, u64, u64) {
+    let x: Vec<f32> = (0..1000).map(|i| ((c.rank() * 1000 + i) as f32 * 0.37).sin() * 3.0).collect();
+    let (mut h, mut f) = (x.clone(), x);
+    let s0 = c.bytes_sent();
+    c.all_reduce_f16(&mut h).unwrap();
+    let s1 = c.bytes_sent();
+    c.all_reduce(&mut f, Reduce::Sum).unwrap();
+    (h, s1 - s0, c.bytes_sent() - s1)
+}
+
+#[test]
+fn f16_compressed_sums_round_the_inputs_and_the_sum_and_halve_the_bytes() {
+    for world in [1, 2, 4] {
+        let out = ranks(world, compressed);
+        // The reference: every rank's values rounded to f16, summed in f32 in rank order, rounded.
+        let want: Vec<f32> = (0..1000)
+            .map(|i| {
+                let s = (0..world)
+                    .map(|r| half::f16::from_f32(((r * 1000 + i) as f32 * 0.37).sin() * 3.0).to_f32())
+                    .fold(0f32, |a, b| a + b);
+                half::f16::from_f32(s).to_f32()
+            })
+            .collect();
+        for (r, (got, bytes16, bytes32)) in out.iter().enumerate() {
+            assert_eq!(got, &want, "world {world}, rank {r}");
+            if world > 1 {
+                // The same messages, each 8 length bytes and 2 instead of 4 bytes a value.
+                assert_eq!(bytes16 * (8 + 4000), bytes32 * (8 + 2000), "rank {r}: {bytes16} vs {bytes32} bytes");
+            }
+        }
+    }
+}

@@ -50,10 +50,13 @@ fn owned(tensors: &[&NativeTensor]) -> Result<Vec<Tensor>> {
 }
 
 /// The job reducing `tensors` in place as one bucket.
+/// The all-reduce of `tensors` as one flat bucket; `compress` 'f16' sends the values as f16
+/// (sums only).
 fn reduce_job(
     tensors: Vec<Tensor>,
     op: &str,
     world: usize,
+    compress: Option<String>,
 ) -> Result<impl FnOnce(&mut dyn Communicator) -> maskfr_dist::Result<()>> {
     let (reduce, scale) = match op {
         "sum" => (Reduce::Sum, 1.0),
@@ -61,9 +64,21 @@ fn reduce_job(
         "max" => (Reduce::Max, 1.0),
         _ => return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}', expected sum, mean or max"))),
     };
+    let f16 = match compress.as_deref() {
+        None | Some("none") => false,
+        Some("f16") if reduce == Reduce::Sum => true,
+        Some(c) => {
+            let why = format!("allReduce: compression '{c}' with op '{op}': expected none, or f16 with sum or mean");
+            return Err(Error::new(Status::InvalidArg, why));
+        }
+    };
     Ok(move |c: &mut dyn Communicator| {
         let mut flat = flatten(&tensors)?;
-        c.all_reduce(&mut flat, reduce)?;
+        if f16 {
+            c.all_reduce_f16(&mut flat)?;
+        } else {
+            c.all_reduce(&mut flat, reduce)?;
+        }
         scatter(&tensors, &flat, scale)
     })
 }
@@ -104,18 +119,24 @@ impl Comm {
         self.q.world() as u32
     }
 
-    /// Sums (`sum`, `mean`) or maxes (`max`) `tensors` over the ranks, in place, as one bucket.
+    /// Sums (`sum`, `mean`) or maxes (`max`) `tensors` over the ranks, in place, as one
+    /// bucket; `compress` 'f16' sends a sum's values as f16 (half the bytes, rounded).
     #[napi(catch_unwind)]
-    pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String) -> Result<()> {
-        let job = reduce_job(owned(&tensors)?, &op, self.q.world())?;
+    pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String, compress: Option<String>) -> Result<()> {
+        let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
         dist(self.q.run(job))
     }
 
     /// Starts reducing `tensors` in the background (after everything queued before); returns
-    /// a ticket for `wait`. Leave the tensors alone until then.
+    /// a ticket for `wait`. Leave the tensors alone until then. `compress` as `allReduce`.
     #[napi(catch_unwind)]
-    pub fn all_reduce_start(&mut self, tensors: Vec<&NativeTensor>, op: String) -> Result<i64> {
-        let job = reduce_job(owned(&tensors)?, &op, self.q.world())?;
+    pub fn all_reduce_start(
+        &mut self,
+        tensors: Vec<&NativeTensor>,
+        op: String,
+        compress: Option<String>,
+    ) -> Result<i64> {
+        let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
         Ok(self.q.submit(job) as i64)
     }
 
