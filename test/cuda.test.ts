@@ -3,7 +3,7 @@
 // move both ways, ops and their gradients cross devices, memory is counted per device.
 
 import test from 'ava';
-import { memoryStats, emptyCache, nn, ops, randn, synchronize, tensor, tidy, zeros } from '../ts';
+import { Communicator, memoryStats, emptyCache, nn, ops, randn, synchronize, tensor, tidy, zeros } from '../ts';
 import { gpuProblem } from './helpers';
 
 const noGpu = gpuProblem();
@@ -23,6 +23,11 @@ const why = noGpu === null ? '' : ` (skipped: ${noGpu.slice(0, 60)})`;
   t.true(m.parameters().every((p) => p.device === 'cpu' && !p.disposed));
   m.dispose();
   x.dispose();
+  // NCCL for GPU tensors between ranks: refused with what is missing, the TCP ranks intact.
+  const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
+  t.throws(() => comm.attachGpu('cpu'), { message: /attachGpu: expected 'cuda:N', got 'cpu'/ });
+  t.throws(() => comm.attachGpu('cuda:0'), { message: /lib(nccl|cuda) \(.*\) not found; tried/ });
+  t.deepEqual(comm.allReduceValues([1, 2]), [1, 2]);
 });
 
 gpuTest(`tensors and gradients cross between cpu and cuda:0${why}`, (t) => {

@@ -21,11 +21,12 @@ export function systemInfo(): SystemInfo {
   };
 }
 
-/** Why `cuda:0` cannot be used here (no driver, library or GPU), or null when it can. */
+/** Why `cuda:0` cannot be used here (no driver, library or GPU), or null when it can
+ *  (NCCL is only needed between GPUs). */
 export function gpuProblem(): string | null {
   const probe = native.cudaProbe();
   if (probe.problem) return probe.problem;
-  const missing = probe.libraries.filter((l) => !l.loaded).map((l) => l.name);
+  const missing = probe.libraries.filter((l) => !l.loaded && l.name !== 'nccl').map((l) => l.name);
   if (missing.length > 0) return `missing ${missing.join(', ')}`;
   return probe.gpus.length > 0 ? null : 'no GPU found';
 }

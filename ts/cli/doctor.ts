@@ -19,7 +19,9 @@ export function doctor(): number {
   if (c.nvrtc) console.log(`NVRTC ${c.nvrtc}: kernels can be compiled`);
   if (c.problem) console.log(`GPU training unavailable: ${c.problem}. Training runs on the CPU.`);
   if (c.libraries.some((l) => !l.loaded)) {
-    console.log("Missing libraries: pip's CUDA 13 wheels (nvidia-cuda-nvrtc, cuBLAS, cuDNN) put them under site-packages/nvidia/…/lib; add those folders to LD_LIBRARY_PATH.");
+    console.log(
+      "Missing libraries: pip's CUDA 13 wheels (nvidia-cuda-nvrtc, cuBLAS, cuDNN, NCCL) put them under site-packages/nvidia/…/lib; add those folders to LD_LIBRARY_PATH (NCCL ships libnccl.so.2: give it a libnccl.so link there).",
+    );
   }
   return 0;
 }

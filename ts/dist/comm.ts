@@ -22,6 +22,14 @@ export class Communicator {
     return new Communicator(native.Comm.tcp(w.rank, w.world, addr, timeoutMs));
   }
 
+  /** Builds the NCCL communicator for tensors on `device` ('cuda:N'); every rank calls it
+   *  together. Host tensors keep going over TCP. */
+  attachGpu(device: string): void {
+    const m = /^cuda:(\d+)$/.exec(device);
+    if (m === null) throw new Error(`attachGpu: expected 'cuda:N', got '${device}'`);
+    this.inner.attachGpu(Number(m[1]));
+  }
+
   get rank(): number {
     return this.inner.rank;
   }

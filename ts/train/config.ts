@@ -67,9 +67,10 @@ export interface TrainConfig {
   bucketMiB?: number;
   /** 'f16' sends the buckets as f16: half the bytes, gradients rounded to f16. */
   bucketCompression?: 'none' | 'f16';
-  /** Where the backbone trains: 'cpu', 'cuda:N', or 'auto' (cuda:0 when a GPU and the CUDA
-   *  libraries are there, else the CPU). The classifier shard stays on the CPU until the GPU
-   *  classifier lands. */
+  /** Where the backbone trains: 'cpu', 'cuda:N', 'cuda' (each rank's own GPU: cuda:LOCAL_RANK),
+   *  or 'auto' ('cuda' when a GPU and the CUDA libraries are there, else the CPU). On one rank
+   *  with every class scored the classifier follows; on several its shard stays on the CPU
+   *  and the backbone's gradients go through NCCL. */
   device?: string;
   /** Backbone products in f16 (with dynamic loss scaling) or bf16; master weights, the
    *  classifier and the loss stay f32 (as arcface_torch's fp16 option). */
@@ -183,7 +184,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   commTimeoutSeconds: real(0, 1e6, true),
   bucketMiB: real(0, 1e6, true),
   bucketCompression: (v) => (v === 'none' || v === 'f16' ? null : "'none' or 'f16'"),
-  device: (v) => (typeof v === 'string' && /^(cpu|auto|cuda:\d+)$/.test(v) ? null : "'cpu', 'cuda:N' or 'auto'"),
+  device: (v) => (typeof v === 'string' && /^(cpu|auto|cuda|cuda:\d+)$/.test(v) ? null : "'cpu', 'cuda:N', 'cuda' or 'auto'"),
   precision: (v) => (v === 'f32' || v === 'f16' || v === 'bf16' ? null : "'f32', 'f16' or 'bf16'"),
   lossScale: real(0, 2 ** 24, true),
 };
@@ -213,7 +214,7 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
     verification: [...c.verification],
     margin: m === 'cosface' ? { s: 64, mArc: 0, mCos: 0.4 } : m === 'arcface' ? { s: 64, mArc: 0.5, mCos: 0 } : m,
     kd: { form: c.kd?.form ?? 'l2', lambda: c.kd?.lambda ?? { kind: 'constant', value: 0.5 } },
-    device: (c.device as string) === 'auto' ? (gpuProblem() === null ? 'cuda:0' : 'cpu') : c.device,
+    device: (c.device as string) === 'auto' ? (gpuProblem() === null ? 'cuda' : 'cpu') : c.device,
   };
 }
 

@@ -84,10 +84,10 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / accum), totalSteps: total };
   polyLr(schedule, 0); // refuses a warmup as long as the run before any work
 
-  if (cfg.device !== 'cpu' && comm.world > 1) {
-    throw new Error(`config: device ${cfg.device} on ${comm.world} ranks needs the NCCL communicator, which is not built yet (CPU ranks, or one GPU rank, work)`);
-  }
-  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(cfg.device);
+  // 'cuda': this rank's own GPU, as torchrun's LOCAL_RANK numbers them.
+  const device = cfg.device === 'cuda' ? `cuda:${worldFromEnv().localRank}` : cfg.device;
+  if (device !== 'cpu' && comm.world > 1) comm.attachGpu(device);
+  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(device);
   const precision = cfg.precision === 'f32' ? null : cfg.precision;
   // f16 gradients underflow without it; bf16 has f32's range.
   const scaler = cfg.precision === 'f16' ? new LossScaler({ initScale: cfg.lossScale }) : null;
@@ -95,7 +95,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
   // The whole step on one GPU when the classifier can follow (one rank, every class scored).
-  if (cfg.device !== 'cpu' && cfg.sampleRate === 1) head.to(cfg.device);
+  if (device !== 'cpu' && comm.world === 1 && cfg.sampleRate === 1) head.to(device);
   broadcastModule(comm, model);
   // On several ranks the backbone's gradients are averaged in buckets during the backward.
   const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20, compress: cfg.bucketCompression }) : null;
@@ -161,7 +161,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
       for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         const v = tidy(() => {
-          const emb = autocast(precision, () => model.forward(ops.to(b.images, cfg.device)));
+          const emb = autocast(precision, () => model.forward(ops.to(b.images, device)));
           const cos = head.loss(emb, b.labels, batches);
           const kd = teacher === null ? null : angleDistillation(emb, ops.to(teacher.embed(b), emb.device), cfg.kd.form);
           const loss = kd === null ? cos : convexObjective(cos, kd, lambda);

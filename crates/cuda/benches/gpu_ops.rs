@@ -1,6 +1,6 @@
 //! The `gpu-ops` suite, our side: conv2d forward / backward-data / backward-weight on
-//! IResNet-50's shapes at batch 128 in f32 and f16, and square GEMMs, through the CUDA
-//! backend. One JSON line per case on stdout; bench/gpu/torch_ops.py times the same cases
+//! IResNet-50's shapes at batch 128 in f32 and f16, square GEMMs, and a 25 MiB gradient
+//! bucket's NCCL all-reduce on one rank (f32 and f16-compressed), through the CUDA backend. One JSON line per case on stdout; bench/gpu/torch_ops.py times the same cases
 //! with PyTorch and bench/gpu/report.py joins them (bench/gpu/run.sh runs all three).
 //! Each timed call ends with a device synchronise, on both sides.
 

@@ -30,17 +30,23 @@ impl<T> At<T> for crate::Result<T> {
 
 type Opened = std::result::Result<&'static CudaBackend, String>;
 
-/// The backend of GPU `ordinal`, opened on first use (a failure is kept and told again).
-pub fn cuda_backend(ordinal: usize) -> Result<&'static dyn Backend> {
+/// GPU `ordinal`'s backend, opened on first use (a failure is kept and told again).
+fn opened(ordinal: usize) -> Opened {
     static OPEN: OnceLock<Mutex<HashMap<usize, Opened>>> = OnceLock::new();
     let mut open = OPEN.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|p| p.into_inner());
-    let b = open
-        .entry(ordinal)
-        .or_insert_with(|| Gpu::open(ordinal).map(|gpu| &*Box::leak(Box::new(CudaBackend { gpu }))).map_err(|e| e.0));
-    match b {
-        Ok(b) => Ok(*b as &'static dyn Backend),
-        Err(e) => Err(Error::new("cuda", e.clone())),
-    }
+    open.entry(ordinal)
+        .or_insert_with(|| Gpu::open(ordinal).map(|gpu| &*Box::leak(Box::new(CudaBackend { gpu }))).map_err(|e| e.0))
+        .clone()
+}
+
+/// The backend of GPU `ordinal` (what maskfr-core dispatches `cuda:N` tensors to).
+pub fn cuda_backend(ordinal: usize) -> Result<&'static dyn Backend> {
+    opened(ordinal).map(|b| b as &'static dyn Backend).map_err(|e| Error::new("cuda", e))
+}
+
+/// GPU `ordinal` itself (its stream and allocator), for the NCCL communicator.
+pub fn gpu(ordinal: usize) -> crate::Result<&'static Gpu> {
+    opened(ordinal).map(|b| &b.gpu).map_err(crate::Error)
 }
 
 fn f(op: &str, t: &Tensor) -> Result<u64> {

@@ -140,6 +140,10 @@ impl Gpu {
         Device::Cuda(self.ordinal)
     }
 
+    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
     /// Makes this GPU's context current on the calling thread (N-API calls and tests come
     /// from several threads; cuBLAS, cuDNN and copies act on the current context).
     pub(crate) fn bind(&self) -> Result<()> {

@@ -11,6 +11,7 @@ mod conv;
 mod gemm;
 pub mod gpu;
 mod kernels;
+pub mod nccl;
 mod nvrtc;
 mod probe;
 

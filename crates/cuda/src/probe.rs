@@ -6,8 +6,13 @@ use crate::{Error, Result};
 use cudarc::driver::result as drv;
 
 /// The libraries the backend uses, with what for.
-pub const LIBRARIES: [(&str, &str); 4] =
-    [("cuda", "driver"), ("nvrtc", "kernel compiler"), ("cublas", "matrix products"), ("cudnn", "convolutions")];
+pub const LIBRARIES: [(&str, &str); 5] = [
+    ("cuda", "driver"),
+    ("nvrtc", "kernel compiler"),
+    ("cublas", "matrix products"),
+    ("cudnn", "convolutions"),
+    ("nccl", "collectives between GPUs; one GPU runs without it"),
+];
 
 #[derive(Debug, Clone)]
 pub struct LibraryProbe {

@@ -242,3 +242,28 @@ fn memory_is_cached_and_counted() {
     p.gpu.empty_cache();
     assert_eq!(p.gpu.device_memory().unwrap().cached_bytes, 0);
 }
+
+#[test]
+fn nccl_on_one_rank_keeps_sums_and_rounds_f16_buckets() {
+    let Some(p) = pair() else { return };
+    if let Err(e) = maskfr_cuda::require("nccl") {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let id = maskfr_cuda::nccl::unique_id().unwrap();
+    let mut comm = maskfr_cuda::nccl::NcclComm::new(0, 0, 1, id, std::time::Duration::from_secs(20)).unwrap();
+    let (a, b) = (rnd(&[37, 5], 1), rnd(&[1000], 2));
+    let (ga, gb) = (p.gpu.upload(&a).unwrap(), p.gpu.upload(&b).unwrap());
+    for mean in [false, true] {
+        comm.all_reduce(&[&ga, &gb], mean, false).unwrap();
+        comm.wait().unwrap();
+        assert_eq!(ga.values().unwrap(), a.to_vec(), "one rank's sum (mean {mean}) is itself");
+        assert_eq!(gb.values().unwrap(), b.to_vec());
+    }
+    comm.broadcast(&[&ga], 0).unwrap();
+    comm.wait().unwrap();
+    assert_eq!(ga.values().unwrap(), a.to_vec());
+    comm.all_reduce(&[&gb], false, true).unwrap();
+    comm.wait().unwrap();
+    assert_eq!(gb.values().unwrap(), b.cast(DType::F16).to_vec(), "an f16 bucket comes back rounded");
+}

@@ -1,9 +1,11 @@
-//! The distributed binding: a communicator between rank processes (the CPU one over TCP;
-//! NCCL later behind the same class) and the sharded margin-softmax step. Tensors are
+//! The distributed binding: a communicator between rank processes and the sharded
+//! margin-softmax step. Host tensors go over TCP; GPU tensors go through NCCL once
+//! `attachGpu` has built its communicator (from an id handed out over TCP). Tensors are
 //! reduced in one flat bucket per call, in place, synchronously or in the background.
 
 use crate::tensor::NativeTensor;
-use maskfr_core::Tensor;
+use maskfr_core::{Device, Tensor};
+use maskfr_cuda::nccl::{unique_id, NcclComm};
 use maskfr_dist::{CommQueue, Communicator, PartialFc, Reduce, TcpComm};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -18,6 +20,18 @@ fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
 pub struct Comm {
     /// Collectives run in order on a worker thread: async ones overlap the caller's work.
     q: CommQueue,
+    /// GPU tensors' collectives, queued on the GPU's stream after the work that made them.
+    nccl: Option<NcclComm>,
+    timeout: Duration,
+}
+
+/// Whether `tensors` live on a GPU (all of them: one device per call).
+fn on_gpu(tensors: &[&NativeTensor]) -> Result<bool> {
+    let devices = tensors.iter().map(|t| t.get().map(|t| t.device())).collect::<Result<Vec<_>>>()?;
+    if devices.windows(2).any(|w| w[0] != w[1]) {
+        return Err(Error::new(Status::InvalidArg, format!("comm: tensors on different devices: {devices:?}")));
+    }
+    Ok(devices.first().is_some_and(|d| *d != Device::Cpu))
 }
 
 fn bad(e: maskfr_core::Error) -> maskfr_dist::Error {
@@ -106,7 +120,49 @@ impl Comm {
         } else {
             dist(TcpComm::join(&addr, rank, world, timeout))?
         };
-        Ok(Comm { q: CommQueue::new(Box::new(comm)) })
+        Ok(Comm { q: CommQueue::new(Box::new(comm)), nccl: None, timeout })
+    }
+
+    /// Builds the NCCL communicator of GPU `ordinal` for GPU tensors: rank 0 draws the id,
+    /// the TCP ranks hand it out, every rank joins (all ranks call this together).
+    #[napi(catch_unwind)]
+    pub fn attach_gpu(&mut self, ordinal: u32) -> Result<()> {
+        let mut id = vec![0f32; 32];
+        if self.q.rank() == 0 {
+            let bytes = dist(unique_id())?;
+            id.iter_mut().zip(bytes.chunks_exact(4)).for_each(|(v, b)| *v = f32::from_ne_bytes(b.try_into().unwrap()));
+        }
+        // The id's bytes travel as 32 f32 bit patterns (a broadcast copies them untouched).
+        let mut id = dist(self.q.run(move |c| c.broadcast(&mut id, 0).map(|_| id)))?;
+        let mut bytes = [0u8; 128];
+        bytes.chunks_exact_mut(4).zip(&mut id).for_each(|(b, v)| b.copy_from_slice(&v.to_ne_bytes()));
+        let (rank, world) = (self.q.rank(), self.q.world());
+        self.nccl = Some(dist(NcclComm::new(ordinal as usize, rank, world, bytes, self.timeout))?);
+        Ok(())
+    }
+
+    fn gpu_comm(&mut self) -> Result<&mut NcclComm> {
+        self.nccl.as_mut().ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                "comm: GPU tensors need the NCCL communicator: call attachGpu first".to_string(),
+            )
+        })
+    }
+
+    /// Queues the all-reduce of GPU `tensors` on the GPU's stream.
+    fn gpu_all_reduce(&mut self, tensors: &[&NativeTensor], op: &str, compress: Option<&str>) -> Result<()> {
+        let t = owned(tensors)?;
+        let refs: Vec<&Tensor> = t.iter().collect();
+        let mean = match op {
+            "sum" => false,
+            "mean" => true,
+            _ => {
+                return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}' on GPU tensors: sum or mean")))
+            }
+        };
+        let f16 = compress == Some("f16");
+        dist(self.gpu_comm()?.all_reduce(&refs, mean, f16))
     }
 
     #[napi(getter)]
@@ -123,6 +179,10 @@ impl Comm {
     /// bucket; `compress` 'f16' sends a sum's values as f16 (half the bytes, rounded).
     #[napi(catch_unwind)]
     pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String, compress: Option<String>) -> Result<()> {
+        if on_gpu(&tensors)? {
+            self.gpu_all_reduce(&tensors, &op, compress.as_deref())?;
+            return dist(self.gpu_comm()?.wait());
+        }
         let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
         dist(self.q.run(job))
     }
@@ -136,20 +196,36 @@ impl Comm {
         op: String,
         compress: Option<String>,
     ) -> Result<i64> {
+        if on_gpu(&tensors)? {
+            // Queued on the GPU's stream; `wait` waits for the stream.
+            self.gpu_all_reduce(&tensors, &op, compress.as_deref())?;
+            return Ok(self.q.submit(|_| Ok(())) as i64);
+        }
         let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
         Ok(self.q.submit(job) as i64)
     }
 
-    /// Blocks until collective `ticket` (and everything before it) is done.
+    /// Blocks until collective `ticket` (and everything before it, GPU collectives too) is
+    /// done; a GPU collective not done within the timeout aborts NCCL with an error.
     #[napi(catch_unwind)]
-    pub fn wait(&self, ticket: i64) -> Result<()> {
-        dist(self.q.wait(ticket as u64))
+    pub fn wait(&mut self, ticket: i64) -> Result<()> {
+        dist(self.q.wait(ticket as u64))?;
+        match self.nccl.as_mut() {
+            Some(n) => dist(n.wait()),
+            None => Ok(()),
+        }
     }
 
     /// Every rank's `tensors` become `root`'s, in place.
     #[napi(catch_unwind)]
     pub fn broadcast(&mut self, tensors: Vec<&NativeTensor>, root: u32) -> Result<()> {
         let t = owned(&tensors)?;
+        if on_gpu(&tensors)? {
+            let refs: Vec<&Tensor> = t.iter().collect();
+            let n = self.gpu_comm()?;
+            dist(n.broadcast(&refs, root as usize))?;
+            return dist(n.wait());
+        }
         dist(self.q.run(move |c| {
             let mut flat = flatten(&t)?;
             c.broadcast(&mut flat, root as usize)?;

@@ -1,0 +1,177 @@
+//! Collectives between GPU ranks through NCCL, on each GPU's one stream (so a collective
+//! runs after the kernels that made its gradients, with no extra synchronisation). The
+//! communicator is made from a unique id that rank 0 draws and the CPU rendezvous hands to
+//! the others. Waits are bounded: past the timeout, or on NCCL's own asynchronous error, the
+//! communicator is aborted and the error says so, so a dead or stalled rank never hangs the
+//! others.
+
+use crate::backend::gpu;
+use crate::gpu::{elementwise, Arg, Gpu};
+use crate::{probe::require, Error, Result};
+use cudarc::nccl::{result as nc, sys};
+use maskfr_core::{DType, Tensor};
+use std::time::{Duration, Instant};
+
+fn nccl<T>(what: &str, r: std::result::Result<T, nc::NcclError>) -> Result<T> {
+    r.map_err(|e| Error(format!("nccl: {what}: {e:?}")))
+}
+
+/// Rank 0's draw of the id every rank builds its communicator from (128 bytes).
+pub fn unique_id() -> Result<[u8; 128]> {
+    require("nccl")?;
+    let id = nccl("unique id", nc::get_uniqueid())?;
+    Ok(id.internal.map(|c| c as u8))
+}
+
+pub struct NcclComm {
+    gpu: &'static Gpu,
+    comm: sys::ncclComm_t,
+    rank: usize,
+    world: usize,
+    timeout: Duration,
+}
+
+// SAFETY: NCCL communicators may be used from any thread, one call at a time (`&mut self`
+// for every collective).
+unsafe impl Send for NcclComm {}
+
+impl NcclComm {
+    /// Joins the communicator of `world` ranks on GPU `ordinal` (every rank calls it with the
+    /// same `id`, within `timeout` of each other).
+    pub fn new(ordinal: usize, rank: usize, world: usize, id: [u8; 128], timeout: Duration) -> Result<NcclComm> {
+        require("nccl")?;
+        let gpu = gpu(ordinal)?;
+        gpu.bind()?;
+        let uid = sys::ncclUniqueId { internal: id.map(|b| b as std::ffi::c_char) };
+        let mut comm = std::ptr::null_mut();
+        // SAFETY: `comm` receives the new communicator; the context of `ordinal` is current.
+        nccl("init", unsafe { nc::comm_init_rank(&mut comm, world as i32, uid, rank as i32) })?;
+        Ok(NcclComm { gpu, comm, rank, world, timeout })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn world(&self) -> usize {
+        self.world
+    }
+
+    /// Sums (or, with `mean`, averages) `tensors` over the ranks in place, as one bucket;
+    /// with `f16` the bucket travels as f16 (half the bytes; NCCL adds in f16).
+    pub fn all_reduce(&mut self, tensors: &[&Tensor], mean: bool, f16: bool) -> Result<()> {
+        let op = if mean { sys::ncclRedOp_t::ncclAvg } else { sys::ncclRedOp_t::ncclSum };
+        let (dtype, width) =
+            if f16 { (sys::ncclDataType_t::ncclFloat16, 2) } else { (sys::ncclDataType_t::ncclFloat32, 4) };
+        self.bucket(tensors, width, |comm, ptr, count, stream| {
+            // SAFETY: `ptr` holds `count` values of `dtype`; queued on the GPU's stream.
+            nccl("all-reduce", unsafe { nc::all_reduce(ptr as _, ptr as _, count, dtype, op, comm, stream) }).map(drop)
+        })
+    }
+
+    /// Every rank's `tensors` take rank `root`'s values.
+    pub fn broadcast(&mut self, tensors: &[&Tensor], root: usize) -> Result<()> {
+        let dtype = sys::ncclDataType_t::ncclFloat32;
+        self.bucket(tensors, 4, |comm, ptr, count, stream| {
+            // SAFETY: as in `all_reduce`.
+            nccl("broadcast", unsafe { nc::broadcast(ptr as _, ptr as _, count, dtype, root as i32, comm, stream) })
+                .map(drop)
+        })
+    }
+
+    /// Copies the f32 `tensors` into one device bucket of `width`-byte values (casting to
+    /// f16 for 2), runs `collective` on it in place, and copies the result back.
+    fn bucket(
+        &mut self,
+        tensors: &[&Tensor],
+        width: usize,
+        collective: impl FnOnce(sys::ncclComm_t, u64, usize, sys::cudaStream_t) -> Result<()>,
+    ) -> Result<()> {
+        if self.comm.is_null() {
+            return Err(Error(format!(
+                "nccl: rank {}: the communicator was aborted after an earlier failure",
+                self.rank
+            )));
+        }
+        let ptrs: Vec<u64> =
+            tensors.iter().map(|t| crate::gpu::addr("collective", t, DType::F32)).collect::<Result<_>>()?;
+        let total: usize = tensors.iter().map(|t| t.numel()).sum();
+        if total == 0 {
+            return Ok(());
+        }
+        let g = self.gpu;
+        let block = g.block(total * width)?;
+        let copy = |into_bucket: bool| -> Result<()> {
+            let mut at = 0u64;
+            for (t, &p) in tensors.iter().zip(&ptrs) {
+                let (n, b) = (t.numel(), block.ptr + at * width as u64);
+                let (src, dst) = if into_bucket { (p, b) } else { (b, p) };
+                match (width, into_bucket) {
+                    (4, _) => g.copy_device(dst, src, n * 4)?,
+                    (_, true) => g.launch(
+                        "elementwise",
+                        "f32_to_f16",
+                        elementwise(n),
+                        &[Arg::Ptr(src), Arg::Ptr(dst), Arg::I64(n as i64)],
+                    )?,
+                    (_, false) => g.launch(
+                        "elementwise",
+                        "f16_to_f32",
+                        elementwise(n),
+                        &[Arg::Ptr(src), Arg::Ptr(dst), Arg::I64(n as i64)],
+                    )?,
+                }
+                at += n as u64;
+            }
+            Ok(())
+        };
+        copy(true)?;
+        g.bind()?;
+        collective(self.comm, block.ptr, total, g.stream().cu_stream() as sys::cudaStream_t)?;
+        copy(false)
+    }
+
+    /// Waits for the queued collectives, at most the timeout; a timeout or an error NCCL
+    /// reports aborts the communicator (it cannot be used again) and is returned.
+    pub fn wait(&mut self) -> Result<()> {
+        let start = Instant::now();
+        let stream = self.gpu.stream().cu_stream();
+        loop {
+            // SAFETY: the stream lives as long as the Gpu (the process).
+            match unsafe { cudarc::driver::sys::cuStreamQuery(stream) } {
+                cudarc::driver::sys::CUresult::CUDA_SUCCESS => return Ok(()),
+                cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
+                e => return Err(Error(format!("cuda: waiting for rank {}'s collectives: {e:?}", self.rank))),
+            }
+            let mut async_err = sys::ncclResult_t::ncclSuccess;
+            // SAFETY: a live communicator and a pointer to a local.
+            unsafe { sys::ncclCommGetAsyncError(self.comm, &mut async_err) };
+            let why = if async_err != sys::ncclResult_t::ncclSuccess {
+                Some(format!("NCCL reported {async_err:?}"))
+            } else if start.elapsed() > self.timeout {
+                Some(format!("not done after {:.0} s (a rank died or stalled?)", self.timeout.as_secs_f64()))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                // SAFETY: aborting a live communicator; it is not used again (null below).
+                unsafe { nc::comm_abort(self.comm) }.ok();
+                self.comm = std::ptr::null_mut();
+                return Err(Error(format!(
+                    "nccl: rank {} of {}: collectives {why}; communicator aborted",
+                    self.rank, self.world
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+impl Drop for NcclComm {
+    fn drop(&mut self) {
+        if !self.comm.is_null() {
+            // SAFETY: a live communicator, destroyed once.
+            unsafe { nc::comm_destroy(self.comm) }.ok();
+        }
+    }
+}
