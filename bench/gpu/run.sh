@@ -11,11 +11,11 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/maskfr-gpu}
 mkdir -p "$OUT"
-NV=$(python3 -c 'import nvidia, os; print(nvidia.__path__[0])' 2>/dev/null || true)
-LIBS=$(find "$NV" -maxdepth 3 -type d -name lib 2>/dev/null | paste -sd:)
+NV=$(python3 -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null || true)
+LIBS=$(find $NV -maxdepth 3 -type d -name lib 2>/dev/null | paste -sd:)
 # cudarc's loader asks for libnccl.so, the wheel ships libnccl.so.2.
 mkdir -p /tmp/maskfr-libs
-for l in $(find "$NV" -name 'libnccl.so.*' 2>/dev/null | head -1); do ln -sf "$l" /tmp/maskfr-libs/libnccl.so; done
+for l in $(find $NV -name 'libnccl.so.*' 2>/dev/null | head -1); do ln -sf "$l" /tmp/maskfr-libs/libnccl.so; done
 export LD_LIBRARY_PATH="/tmp/maskfr-libs:$LIBS:${LD_LIBRARY_PATH:-}"
 {
   date -u
@@ -32,10 +32,10 @@ if [ -f .device/node.xz ]; then
   ln -sfn "$PWD/test/fixtures" .device/js/fixtures
   timeout 60 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1 || status=1
 fi
-timeout 100 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
-timeout 100 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
+timeout 90 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
+timeout 90 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
 if [ -x /tmp/maskfr-node ]; then
-  timeout 100 /tmp/maskfr-node .device/js/gpu-train.js > "$OUT/gpu-train.jsonl" 2> "$OUT/gpu-train.err" || status=1
+  timeout 120 /tmp/maskfr-node .device/js/gpu-train.js > "$OUT/gpu-train.jsonl" 2> "$OUT/gpu-train.err" || status=1
   timeout 100 python3 bench/gpu/torch_train.py "$OUT/gpu-train.jsonl" "$OUT/gpu-train.json" > "$OUT/gpu-train.txt" 2>&1 || status=1
 fi
 tail -n 30 "$OUT/device.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT"/gpu-*.err "$OUT"/gpu-*.txt 2>/dev/null

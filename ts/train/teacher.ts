@@ -6,6 +6,7 @@
 import { native } from '../native';
 import { Tensor, tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
+import * as ops from '../tensor/ops';
 import { createModel, IResNet } from '../models/iresnet';
 import { loadCheckpoint } from '../models/checkpoint';
 import { SafetensorsRows, writeSafetensors } from '../io/safetensors';
@@ -19,7 +20,8 @@ export interface TeacherEmbeddings {
   dispose(): void;
 }
 
-export function openTeacher(t: Teacher, data: TrainingData): TeacherEmbeddings {
+/** The teacher of a run whose student trains on `device` (a teacher network runs there too). */
+export function openTeacher(t: Teacher, data: TrainingData, device = 'cpu'): TeacherEmbeddings {
   if ('embeddings' in t) {
     const rows = new SafetensorsRows(t.embeddings, 'embeddings');
     if (rows.rows !== data.length) throw new Error(`${t.embeddings}: ${rows.rows} teacher embeddings, but ${data.path} has ${data.length} images (made for another dataset?)`);
@@ -27,8 +29,8 @@ export function openTeacher(t: Teacher, data: TrainingData): TeacherEmbeddings {
   }
   const model = createModel(t.network, t.embeddingSize === undefined ? {} : { embedding: t.embeddingSize });
   loadCheckpoint(model, t.weights);
-  model.eval();
-  return { embed: (b) => noGrad(() => model.forward(b.images)), dispose: () => model.dispose() };
+  model.eval().to(device);
+  return { embed: (b) => noGrad(() => model.forward(ops.to(b.images, device))), dispose: () => model.dispose() };
 }
 
 /** Embeds every image of `data` in order with `model` (eval mode) into `out`: an F32

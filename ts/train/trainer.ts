@@ -124,7 +124,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const metrics = lead ? new MetricsLog(path.join(cfg.output, 'metrics.jsonl')) : null;
   const progress = lead && o.quiet !== true ? new Progress(total, step, cfg.batchSize * comm.world * accum) : null;
   const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
-  const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data);
+  const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data, device);
 
   let lastGood = checkpointCounters(ckpt)?.step ?? null;
   const offClock = <T>(f: () => T): T => (progress === null ? f() : progress.aside(f));
@@ -164,7 +164,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
           const emb = autocast(precision, () => model.forward(ops.to(b.images, device)));
           const cos = head.loss(emb, b.labels, batches);
           const kd = teacher === null ? null : angleDistillation(emb, ops.to(teacher.embed(b), emb.device), cfg.kd.form);
-          const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
+          // The classifier may have stayed on the CPU: the KD term joins it there.
+          const loss = kd === null ? cos : convexObjective(cos, ops.to(kd, cos.device), lambda);
           if (batches + 1 === (step + 1) * accum) buckets?.begin(); // the step's last micro-batch
           const part = accum > 1 ? ops.scale(loss, 1 / accum) : loss;
           (scaler === null ? part : scaler.scaleLoss(part)).backward();

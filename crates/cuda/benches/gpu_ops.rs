@@ -89,4 +89,28 @@ fn main() {
             );
         }
     }
+    bucket(be, &dev);
+}
+
+/// One rank's NCCL all-reduce of a 25 MiB bucket (bytes per second; on one rank NCCL only
+/// copies, so this is its fixed cost, to which a multi-GPU run adds its links).
+fn bucket(be: &dyn Backend, dev: &dyn Fn(&[usize], u64, DType) -> Tensor) {
+    let id = match maskfr_cuda::nccl::unique_id() {
+        Ok(id) => id,
+        Err(e) => return eprintln!("nccl all-reduce skipped: {e}"),
+    };
+    let mut comm = maskfr_cuda::nccl::NcclComm::new(0, 0, 1, id, std::time::Duration::from_secs(30)).unwrap();
+    let n = 25 << 18; // 25 MiB of f32
+    let g = dev(&[n], 5, DType::F32);
+    for f16 in [false, true] {
+        let secs = time(be, || {
+            comm.all_reduce(&[&g], true, f16).unwrap();
+            comm.wait().unwrap();
+            g.clone()
+        });
+        let (bytes, as16) = ((n * 4) as f64, if f16 { " as f16" } else { "" });
+        println!(
+            r#"{{"kind":"allreduce","name":"nccl all-reduce 25 MiB bucket{as16}","dtype":"f32","n":{n},"f16":{f16},"bytes":{bytes},"seconds":{secs}}}"#
+        );
+    }
 }

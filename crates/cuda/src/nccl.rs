@@ -37,7 +37,7 @@ unsafe impl Send for NcclComm {}
 
 impl NcclComm {
     /// Joins the communicator of `world` ranks on GPU `ordinal` (every rank calls it with the
-    /// same `id`, within `timeout` of each other).
+    /// same `id`; this first meeting is NCCL's own, not bounded by `timeout`).
     pub fn new(ordinal: usize, rank: usize, world: usize, id: [u8; 128], timeout: Duration) -> Result<NcclComm> {
         require("nccl")?;
         let gpu = gpu(ordinal)?;
@@ -53,8 +53,22 @@ impl NcclComm {
         self.rank
     }
 
+    pub fn ordinal(&self) -> usize {
+        self.gpu.ordinal
+    }
+
     pub fn world(&self) -> usize {
         self.world
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.comm.is_null() {
+            return Err(Error(format!(
+                "nccl: rank {}: the communicator was aborted after an earlier failure",
+                self.rank
+            )));
+        }
+        Ok(())
     }
 
     /// Sums (or, with `mean`, averages) `tensors` over the ranks in place, as one bucket;
@@ -87,12 +101,7 @@ impl NcclComm {
         width: usize,
         collective: impl FnOnce(sys::ncclComm_t, u64, usize, sys::cudaStream_t) -> Result<()>,
     ) -> Result<()> {
-        if self.comm.is_null() {
-            return Err(Error(format!(
-                "nccl: rank {}: the communicator was aborted after an earlier failure",
-                self.rank
-            )));
-        }
+        self.live()?;
         let ptrs: Vec<u64> =
             tensors.iter().map(|t| crate::gpu::addr("collective", t, DType::F32)).collect::<Result<_>>()?;
         let total: usize = tensors.iter().map(|t| t.numel()).sum();
@@ -134,6 +143,8 @@ impl NcclComm {
     /// Waits for the queued collectives, at most the timeout; a timeout or an error NCCL
     /// reports aborts the communicator (it cannot be used again) and is returned.
     pub fn wait(&mut self) -> Result<()> {
+        self.live()?;
+        self.gpu.bind()?; // the stream is the legacy default one: the current context's
         let start = Instant::now();
         let stream = self.gpu.stream().cu_stream();
         loop {
@@ -169,9 +180,20 @@ impl NcclComm {
 
 impl Drop for NcclComm {
     fn drop(&mut self) {
-        if !self.comm.is_null() {
-            // SAFETY: a live communicator, destroyed once.
-            unsafe { nc::comm_destroy(self.comm) }.ok();
+        if self.comm.is_null() || self.gpu.bind().is_err() {
+            return;
+        }
+        // Destroying flushes queued collectives, which would wait for the other ranks: with
+        // work still queued (an error between start and wait), abort instead.
+        // SAFETY: the stream lives as long as the Gpu; a live communicator, released once.
+        unsafe {
+            let idle = cudarc::driver::sys::cuStreamQuery(self.gpu.stream().cu_stream())
+                == cudarc::driver::sys::CUresult::CUDA_SUCCESS;
+            if idle {
+                nc::comm_destroy(self.comm).ok();
+            } else {
+                nc::comm_abort(self.comm).ok();
+            }
         }
     }
 }

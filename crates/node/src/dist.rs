@@ -25,6 +25,17 @@ pub struct Comm {
     timeout: Duration,
 }
 
+/// GPU tensors must be on the GPU the NCCL communicator was built for.
+fn same_gpu(tensors: &[Tensor], ordinal: usize) -> Result<()> {
+    match tensors.iter().find(|t| t.device() != Device::Cuda(ordinal)) {
+        Some(t) => Err(Error::new(
+            Status::InvalidArg,
+            format!("comm: a tensor on {} but the NCCL communicator is on cuda:{ordinal}", t.device()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Whether `tensors` live on a GPU (all of them: one device per call).
 fn on_gpu(tensors: &[&NativeTensor]) -> Result<bool> {
     let devices = tensors.iter().map(|t| t.get().map(|t| t.device())).collect::<Result<Vec<_>>>()?;
@@ -161,8 +172,16 @@ impl Comm {
                 return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}' on GPU tensors: sum or mean")))
             }
         };
-        let f16 = compress == Some("f16");
-        dist(self.gpu_comm()?.all_reduce(&refs, mean, f16))
+        let f16 = match compress {
+            None | Some("none") => false,
+            Some("f16") => true,
+            Some(c) => {
+                return Err(Error::new(Status::InvalidArg, format!("allReduce: compression '{c}': none or f16")))
+            }
+        };
+        let n = self.gpu_comm()?;
+        same_gpu(&t, n.ordinal())?;
+        dist(n.all_reduce(&refs, mean, f16))
     }
 
     #[napi(getter)]
@@ -223,6 +242,7 @@ impl Comm {
         if on_gpu(&tensors)? {
             let refs: Vec<&Tensor> = t.iter().collect();
             let n = self.gpu_comm()?;
+            same_gpu(&t, n.ordinal())?;
             dist(n.broadcast(&refs, root as usize))?;
             return dist(n.wait());
         }
