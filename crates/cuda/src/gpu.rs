@@ -4,7 +4,9 @@
 
 use crate::alloc::{Block, Caching, RawMemory};
 use crate::{probe::require, Error, Result};
-use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    result as drv, CudaContext, CudaEvent, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg,
+};
 use maskfr_core::{DType, Device, DeviceBuffer, Tensor};
 use std::any::Any;
 use std::collections::HashMap;
@@ -60,16 +62,26 @@ impl Drop for Scratch<'_> {
 }
 
 /// Page-locked host memory for copies (pageable copies go through a driver bounce buffer
-/// and cannot overlap anything).
+/// and wait for the stream). Uploads cycle through `slots`, each refilled only once the
+/// copy that last read it is done (its event): an upload queues behind the kernels before
+/// it without waiting for them, so the host keeps queueing the step. Downloads use their
+/// own buffer and wait (their data is needed now).
 struct Staging {
-    ptr: *mut u8,
-    len: usize,
+    slots: Vec<Slot>,
+    next: usize,
+    readback: *mut u8,
 }
 
-// SAFETY: the buffer is only touched under the `Gpu::staging` mutex.
+struct Slot {
+    ptr: *mut u8,
+    done: Option<CudaEvent>,
+}
+
+// SAFETY: the buffers are only touched under the `Gpu::staging` mutex.
 unsafe impl Send for Staging {}
 
-const STAGING_BYTES: usize = 16 << 20;
+const SLOTS: usize = 4;
+const STAGING_BYTES: usize = 8 << 20;
 
 /// cuBLAS and cuDNN handles (raw: they are only used under the `Gpu::libs` mutex) and the
 /// convolution plans made so far.
@@ -124,14 +136,16 @@ impl Gpu {
                 .map_err(|e| Error(format!("cudnn: {e:?}")))?;
         }
         // SAFETY: the context is current (CudaContext::new binds it).
-        let staging = driver("cuMemHostAlloc", unsafe { drv::malloc_host(STAGING_BYTES, 0) })? as *mut u8;
+        let pinned = || driver("cuMemHostAlloc", unsafe { drv::malloc_host(STAGING_BYTES, 0) }).map(|p| p as *mut u8);
+        let slots = (0..SLOTS).map(|_| pinned().map(|ptr| Slot { ptr, done: None })).collect::<Result<_>>()?;
+        let staging = Staging { slots, next: 0, readback: pinned()? };
         Ok(Gpu {
             ordinal,
             memory: Caching::new(DriverMemory { stream: stream.clone() }),
             stream,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
-            staging: Mutex::new(Staging { ptr: staging, len: STAGING_BYTES }),
+            staging: Mutex::new(staging),
             libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
         })
     }
@@ -199,41 +213,50 @@ impl Gpu {
         driver("copy", unsafe { drv::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) })
     }
 
-    /// Copies `src` to device address `dst` through the pinned buffer.
+    /// Queues the copy of `src` to device address `dst` through the pinned slots (returns
+    /// once `src` is in pinned memory, not when the copy is done).
     pub fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
         self.bind()?;
-        let st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, chunk) in src.chunks(st.len).enumerate() {
-            // SAFETY: the staging buffer holds `st.len` bytes and is ours under the lock; the
-            // stream is synchronised before the buffer is refilled or released.
-            unsafe {
-                std::ptr::copy_nonoverlapping(chunk.as_ptr(), st.ptr, chunk.len());
-                let pinned = std::slice::from_raw_parts(st.ptr, chunk.len());
-                driver(
-                    "copy to device",
-                    drv::memcpy_htod_async(dst + (i * st.len) as u64, pinned, self.stream.cu_stream()),
-                )?;
+        let mut st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, chunk) in src.chunks(STAGING_BYTES).enumerate() {
+            let at = st.next;
+            st.next = (at + 1) % SLOTS;
+            let slot = &mut st.slots[at];
+            if let Some(done) = &slot.done {
+                driver("waiting for a staging slot", done.synchronize())?;
             }
-            self.synchronize()?;
+            // SAFETY: the slot holds STAGING_BYTES and no queued copy reads it any more (its
+            // event has completed); it is ours under the lock until its next event.
+            unsafe {
+                std::ptr::copy_nonoverlapping(chunk.as_ptr(), slot.ptr, chunk.len());
+                let pinned = std::slice::from_raw_parts(slot.ptr, chunk.len());
+                let to = dst + (i * STAGING_BYTES) as u64;
+                driver("copy to device", drv::memcpy_htod_async(to, pinned, self.stream.cu_stream()))?;
+            }
+            let done = match slot.done.take() {
+                Some(e) => e,
+                None => driver("event", self.stream.context().new_event(None))?,
+            };
+            driver("event", done.record(&self.stream))?;
+            slot.done = Some(done);
         }
         Ok(())
     }
 
-    /// Copies `dst.len()` bytes from device address `src` to the host.
+    /// Copies `dst.len()` bytes from device address `src` to the host (after the work queued
+    /// before).
     pub fn read(&self, dst: &mut [u8], src: u64) -> Result<()> {
         self.bind()?;
         let st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        let len = st.len;
-        for (i, chunk) in dst.chunks_mut(len).enumerate() {
-            // SAFETY: as in `write`; the copy has finished (synchronised) before it is read.
+        for (i, chunk) in dst.chunks_mut(STAGING_BYTES).enumerate() {
+            // SAFETY: the readback buffer holds STAGING_BYTES and is ours under the lock; the
+            // copy has finished (synchronised) before it is read.
             unsafe {
-                let pinned = std::slice::from_raw_parts_mut(st.ptr, chunk.len());
-                driver(
-                    "copy to host",
-                    drv::memcpy_dtoh_async(pinned, src + (i * len) as u64, self.stream.cu_stream()),
-                )?;
+                let pinned = std::slice::from_raw_parts_mut(st.readback, chunk.len());
+                let from = src + (i * STAGING_BYTES) as u64;
+                driver("copy to host", drv::memcpy_dtoh_async(pinned, from, self.stream.cu_stream()))?;
                 self.synchronize()?;
-                std::ptr::copy_nonoverlapping(st.ptr, chunk.as_mut_ptr(), chunk.len());
+                std::ptr::copy_nonoverlapping(st.readback, chunk.as_mut_ptr(), chunk.len());
             }
         }
         Ok(())
