@@ -1,7 +1,7 @@
 // The sharded (model-parallel) margin-softmax classifier, arcface_torch's partial FC: this
 // rank holds only its slice of the class centres; the native step all-gathers the global
 // batch, makes the softmax global and returns the loss with both gradients. Moved to a GPU
-// (one rank), it computes the same loss in device ops.
+// (one rank), it computes the same loss, same sampled classes, in device ops.
 
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
@@ -59,14 +59,7 @@ export class ShardedMarginSoftmax extends Module {
    *  arcface_torch's, because the data-parallel average divides it again. */
   loss(embeddings: Tensor, labels: Int32Array | readonly number[], step: number): Tensor {
     const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
-    if (this.weight.device !== 'cpu') {
-      // On a GPU one rank holds every class, so the global softmax is the local one and runs
-      // in device ops; the NCCL classifier (several ranks, sampling, chunks) is to come.
-      if (this.comm.world > 1 || this.sampleRate < 1) {
-        throw new Error(`ShardedMarginSoftmax on ${this.weight.device}: one rank with sampleRate 1 only, for now (got ${this.comm.world} ranks, sampleRate ${this.sampleRate})`);
-      }
-      return marginSoftmaxLoss(ops.to(embeddings, this.weight.device), this.weight, lab, this.margin);
-    }
+    if (this.weight.device !== 'cpu') return this.lossInOps(embeddings, lab, step);
     embeddings = ops.to(embeddings, 'cpu'); // a GPU backbone's, with the classifier on the CPU
     const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), embeddings.handle('partialFc'), lab, step, {
       start: this.first,
@@ -84,5 +77,20 @@ export class ShardedMarginSoftmax extends Module {
       gradEmbeddings = scaled;
     }
     return ops.fusedLoss(r.loss, [embeddings, this.weight], [gradEmbeddings, new Tensor(r.gradWeight)]);
+  }
+
+  /** The same loss in tensor ops, on whichever device the centres live (a GPU runs this):
+   *  one rank holds every class, so the global softmax is the local one; the sampled
+   *  classes are the native step's (the same seeded draw), gathered as rows of the centres,
+   *  so their gradient scatters back into the shard. Several GPU ranks keep the shards on
+   *  the CPU (the native step) for now. */
+  lossInOps(embeddings: Tensor, labels: Int32Array, step: number): Tensor {
+    if (this.comm.world > 1) throw new Error(`ShardedMarginSoftmax on ${this.weight.device}: one rank only for now (got ${this.comm.world})`);
+    const e = ops.to(embeddings, this.weight.device);
+    if (this.sampleRate === 1) return marginSoftmaxLoss(e, this.weight, labels, this.margin);
+    const rows = native.sampledClasses(this.count, this.first, labels, this.sampleRate, this.seed, step);
+    const at = new Map([...rows].map((r, i) => [r + this.first, i]));
+    const local = Int32Array.from(labels, (l) => at.get(l)!);
+    return marginSoftmaxLoss(e, ops.indexRows(this.weight, rows), local, this.margin);
   }
 }

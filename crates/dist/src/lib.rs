@@ -8,7 +8,7 @@ mod partial_fc;
 mod queue;
 mod tcp;
 
-pub use partial_fc::{shard, PartialFc, Step};
+pub use partial_fc::{sampled_classes, shard, PartialFc, Step};
 pub use queue::CommQueue;
 pub use tcp::TcpComm;
 

@@ -17,6 +17,28 @@ pub fn shard(classes: usize, world: usize, rank: usize) -> (usize, usize) {
     (q * rank + rank.min(r), q + usize::from(rank < r))
 }
 
+/// The classes of the shard `[start, start + classes)` scored at `step` with sampling rate
+/// ρ: the positives among `labels` (global), then seeded random negatives up to
+/// ⌈ρ·classes⌉, as shard rows in ascending order. A pure function of its arguments, so a GPU
+/// computing the same loss in tensor ops samples the same classes.
+pub fn sampled_classes(start: usize, classes: usize, rate: f64, seed: u64, labels: &[i64], step: u64) -> Vec<usize> {
+    let n = classes;
+    let mut keep = vec![false; n];
+    labels
+        .iter()
+        .filter_map(|&l| usize::try_from(l - start as i64).ok().filter(|&j| j < n))
+        .for_each(|j| keep[j] = true);
+    let want = ((rate * n as f64).ceil() as usize).min(n);
+    let mut negatives: Vec<usize> = (0..n).filter(|&j| !keep[j]).collect();
+    let seed = mix(mix(seed, step), start as u64);
+    for i in (1..negatives.len()).rev() {
+        negatives.swap(i, (mix(seed, i as u64) % (i as u64 + 1)) as usize);
+    }
+    let extra = want.saturating_sub(keep.iter().filter(|&&k| k).count());
+    negatives.into_iter().take(extra).for_each(|j| keep[j] = true);
+    (0..n).filter(|&j| keep[j]).collect()
+}
+
 pub struct PartialFc {
     /// First class of this rank's shard and the shard's size.
     pub start: usize,
@@ -43,24 +65,9 @@ pub struct Step {
 }
 
 impl PartialFc {
-    /// The shard classes scored at `step`: the positives among `labels` (global), then
-    /// seeded random negatives up to ⌈ρ·classes⌉, in ascending class order.
+    /// The shard classes scored at `step` ([`sampled_classes`] of this shard).
     pub fn sampled(&self, labels: &[i64], step: u64) -> Vec<usize> {
-        let n = self.classes;
-        let mut keep = vec![false; n];
-        labels
-            .iter()
-            .filter_map(|&l| usize::try_from(l - self.start as i64).ok().filter(|&j| j < n))
-            .for_each(|j| keep[j] = true);
-        let want = ((self.sample_rate * n as f64).ceil() as usize).min(n);
-        let mut negatives: Vec<usize> = (0..n).filter(|&j| !keep[j]).collect();
-        let seed = mix(mix(self.seed, step), self.start as u64);
-        for i in (1..negatives.len()).rev() {
-            negatives.swap(i, (mix(seed, i as u64) % (i as u64 + 1)) as usize);
-        }
-        let extra = want.saturating_sub(keep.iter().filter(|&&k| k).count());
-        negatives.into_iter().take(extra).for_each(|j| keep[j] = true);
-        (0..n).filter(|&j| keep[j]).collect()
+        sampled_classes(self.start, self.classes, self.sample_rate, self.seed, labels, step)
     }
 
     /// Forward and backward of the mean margin-softmax loss of the global batch at `step`.

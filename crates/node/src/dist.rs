@@ -337,6 +337,15 @@ pub fn partial_fc_step(
     })
 }
 
+/// The shard rows `[start, start + count)` scores at `step` with sampling rate `rate` (the
+/// positives among `labels`, then seeded negatives), ascending: what `partialFcStep` samples.
+#[napi(catch_unwind)]
+pub fn sampled_classes(count: u32, start: u32, labels: Int32Array, rate: f64, seed: i64, step: i64) -> Int32Array {
+    let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    let rows = maskfr_dist::sampled_classes(start as usize, count as usize, rate, seed as u64, &labels, step as u64);
+    Int32Array::new(rows.into_iter().map(|r| r as i32).collect())
+}
+
 /// Rank `rank`'s classes of `classes` over `world` ranks: `[first, count]`.
 #[napi(catch_unwind)]
 pub fn class_shard(classes: u32, world: u32, rank: u32) -> Result<Vec<u32>> {
