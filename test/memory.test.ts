@@ -67,3 +67,17 @@ test('a reshape view keeps storage alive after its source is disposed', (t) => {
   v.dispose();
   t.is(memoryStats().liveBytes, base);
 });
+
+test('a throw inside tidy disposes what the scope made before the error goes on', (t) => {
+  const base = memoryStats().liveBytes;
+  t.throws(
+    () =>
+      tidy(() => {
+        const a = randn([1000], { seed: 1 });
+        ops.mul(a, a);
+        throw new Error('out of memory, say');
+      }),
+    { message: 'out of memory, say' },
+  );
+  t.is(memoryStats().liveBytes, base);
+});

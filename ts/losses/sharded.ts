@@ -90,7 +90,11 @@ export class ShardedMarginSoftmax extends Module {
     if (this.sampleRate === 1) return marginSoftmaxLoss(e, this.weight, labels, this.margin);
     const rows = native.sampledClasses(this.count, this.first, labels, this.sampleRate, this.seed, step);
     const at = new Map([...rows].map((r, i) => [r + this.first, i]));
-    const local = Int32Array.from(labels, (l) => at.get(l)!);
+    const local = Int32Array.from(labels, (l) => {
+      const r = at.get(l);
+      if (r === undefined) throw new Error(`ShardedMarginSoftmax: label ${l} is outside the classes [0, ${this.count})`);
+      return r;
+    });
     return marginSoftmaxLoss(e, ops.indexRows(this.weight, rows), local, this.margin);
   }
 }

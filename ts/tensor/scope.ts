@@ -27,7 +27,9 @@ function collect(v: unknown, out: Set<unknown>): void {
 }
 
 /** Runs `fn`, then disposes every tensor made inside it that is not returned (in an array or
- *  plain object too) and not kept. Returned tensors move to the enclosing scope. */
+ *  plain object too) and not kept. Returned tensors move to the enclosing scope. When `fn`
+ *  throws, everything it made is disposed before the error goes on (an out-of-memory step
+ *  must not leave its activations behind for the garbage collector). */
 export function tidy<R>(fn: () => R): R {
   if ((fn as unknown) instanceof Promise) throw new Error('tidy: fn must be synchronous');
   const scope = new Set<Disposable>();
@@ -35,9 +37,12 @@ export function tidy<R>(fn: () => R): R {
   let result: R;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
     scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  scopes.pop();
   const survivors = new Set<unknown>();
   collect(result, survivors);
   for (const t of scope) {

@@ -74,7 +74,9 @@ struct Staging {
 
 struct Slot {
     ptr: *mut u8,
-    done: Option<CudaEvent>,
+    /// Recorded after the copy that last read the slot (made at open: recording can then
+    /// not fail half-way through an upload and leave a slot unguarded).
+    done: CudaEvent,
 }
 
 // SAFETY: the buffers are only touched under the `Gpu::staging` mutex.
@@ -137,7 +139,8 @@ impl Gpu {
         }
         // SAFETY: the context is current (CudaContext::new binds it).
         let pinned = || driver("cuMemHostAlloc", unsafe { drv::malloc_host(STAGING_BYTES, 0) }).map(|p| p as *mut u8);
-        let slots = (0..SLOTS).map(|_| pinned().map(|ptr| Slot { ptr, done: None })).collect::<Result<_>>()?;
+        let slot = || -> Result<Slot> { Ok(Slot { ptr: pinned()?, done: driver("event", ctx.new_event(None))? }) };
+        let slots = (0..SLOTS).map(|_| slot()).collect::<Result<_>>()?;
         let staging = Staging { slots, next: 0, readback: pinned()? };
         Ok(Gpu {
             ordinal,
@@ -222,9 +225,7 @@ impl Gpu {
             let at = st.next;
             st.next = (at + 1) % SLOTS;
             let slot = &mut st.slots[at];
-            if let Some(done) = &slot.done {
-                driver("waiting for a staging slot", done.synchronize())?;
-            }
+            driver("waiting for a staging slot", slot.done.synchronize())?;
             // SAFETY: the slot holds STAGING_BYTES and no queued copy reads it any more (its
             // event has completed); it is ours under the lock until its next event.
             unsafe {
@@ -233,12 +234,7 @@ impl Gpu {
                 let to = dst + (i * STAGING_BYTES) as u64;
                 driver("copy to device", drv::memcpy_htod_async(to, pinned, self.stream.cu_stream()))?;
             }
-            let done = match slot.done.take() {
-                Some(e) => e,
-                None => driver("event", self.stream.context().new_event(None))?,
-            };
-            driver("event", done.record(&self.stream))?;
-            slot.done = Some(done);
+            driver("event", slot.done.record(&self.stream))?;
         }
         Ok(())
     }
