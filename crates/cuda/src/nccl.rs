@@ -3,7 +3,7 @@
 //! communicator is made from a unique id that rank 0 draws and the CPU rendezvous hands to
 //! the others. Waits are bounded: past the timeout, or on NCCL's own asynchronous error, the
 //! communicator is aborted and the error says so, so a dead or stalled rank never hangs the
-//! others.
+//! others (making the communicator is bounded too).
 
 use crate::backend::gpu;
 use crate::gpu::{elementwise, Arg, Gpu};
@@ -23,6 +23,12 @@ pub fn unique_id() -> Result<[u8; 128]> {
     Ok(id.internal.map(|c| c as u8))
 }
 
+/// A communicator handle crossing from the thread that made it.
+struct Handle(sys::ncclComm_t);
+
+// SAFETY: an NCCL communicator may be used from any thread (one call at a time).
+unsafe impl Send for Handle {}
+
 pub struct NcclComm {
     gpu: &'static Gpu,
     comm: sys::ncclComm_t,
@@ -37,15 +43,33 @@ unsafe impl Send for NcclComm {}
 
 impl NcclComm {
     /// Joins the communicator of `world` ranks on GPU `ordinal` (every rank calls it with the
-    /// same `id`; this first meeting is NCCL's own, not bounded by `timeout`).
+    /// same `id`, within `timeout` of each other).
     pub fn new(ordinal: usize, rank: usize, world: usize, id: [u8; 128], timeout: Duration) -> Result<NcclComm> {
         require("nccl")?;
         let gpu = gpu(ordinal)?;
-        gpu.bind()?;
         let uid = sys::ncclUniqueId { internal: id.map(|b| b as std::ffi::c_char) };
-        let mut comm = std::ptr::null_mut();
-        // SAFETY: `comm` receives the new communicator; the context of `ordinal` is current.
-        nccl("init", unsafe { nc::comm_init_rank(&mut comm, world as i32, uid, rank as i32) })?;
+        // The blocking init waits for every rank: it runs on a helper thread so a rank that
+        // never arrives is an error here after `timeout` (the stuck helper dies with the
+        // process, which stops on that error).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let made = gpu.bind().and_then(|_| {
+                let mut comm = std::ptr::null_mut();
+                // SAFETY: `comm` receives the new communicator; the GPU's context is current.
+                nccl("init", unsafe { nc::comm_init_rank(&mut comm, world as i32, uid, rank as i32) })
+                    .map(|_| Handle(comm))
+            });
+            let _ = tx.send(made);
+        });
+        let comm = match rx.recv_timeout(timeout) {
+            Ok(made) => made?.0,
+            Err(_) => {
+                return Err(Error(format!(
+                    "nccl: rank {rank} of {world}: the communicator was not made within {:.0} s (a rank missing?)",
+                    timeout.as_secs_f64()
+                )))
+            }
+        };
         Ok(NcclComm { gpu, comm, rank, world, timeout })
     }
 
