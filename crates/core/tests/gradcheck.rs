@@ -108,6 +108,7 @@ fn conv2d_matches_direct_and_finite_differences() {
             conv_case([3, 2, 32, 32], [3, 2, 3, 3], [1, 1], [1, 1], true); // one image per GEMM
             conv_case([1, 3, 32, 33], [2, 3, 1, 1], [1, 1], [0, 0], false); // pointwise, image read in place
             conv_case([8, 2, 16, 16], [3, 2, 3, 3], [1, 1], [1, 1], false); // groups of several images
+            conv_case([9, 2, 32, 32], [3, 2, 1, 1], [1, 1], [0, 0], false); // 1×1 weight gradient in image chunks
         });
     }
 }
