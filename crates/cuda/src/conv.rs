@@ -131,6 +131,14 @@ fn workspace_limit() -> usize {
     (free / 4).min(1 << 30)
 }
 
+/// cuDNN's measurements of one direction (three perf struct types, the same fields) as
+/// `(algorithm, status, workspace, math type)` rows.
+macro_rules! measured {
+    ($r:expr, $count:expr, $algo:path) => {
+        $r[..$count as usize].iter().map(|r| ($algo(r.algo), r.status, r.memory, r.mathType)).collect()
+    };
+}
+
 /// Measures the algorithms of direction `d` on these operands and keeps the fastest that fits.
 fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Result<Choice> {
     const N: usize = 16;
@@ -174,12 +182,7 @@ fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Res
                         limit,
                     ),
                 )?;
-                pick(
-                    r[..count as usize]
-                        .iter()
-                        .map(|r| (Algo::Forward(r.algo), r.status, r.memory, r.mathType))
-                        .collect(),
-                )
+                pick(measured!(r, count, Algo::Forward))
             }
             Direction::BackwardData => {
                 let mut r: [sys::cudnnConvolutionBwdDataAlgoPerf_t; N] = std::mem::zeroed();
@@ -201,12 +204,7 @@ fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Res
                         limit,
                     ),
                 )?;
-                pick(
-                    r[..count as usize]
-                        .iter()
-                        .map(|r| (Algo::BackwardData(r.algo), r.status, r.memory, r.mathType))
-                        .collect(),
-                )
+                pick(measured!(r, count, Algo::BackwardData))
             }
             Direction::BackwardFilter => {
                 let mut r: [sys::cudnnConvolutionBwdFilterAlgoPerf_t; N] = std::mem::zeroed();
@@ -228,12 +226,7 @@ fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Res
                         limit,
                     ),
                 )?;
-                pick(
-                    r[..count as usize]
-                        .iter()
-                        .map(|r| (Algo::BackwardFilter(r.algo), r.status, r.memory, r.mathType))
-                        .collect(),
-                )
+                pick(measured!(r, count, Algo::BackwardFilter))
             }
         }
     }

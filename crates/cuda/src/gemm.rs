@@ -1,7 +1,7 @@
 //! Matrix products through cuBLAS. Our tensors are row-major and cuBLAS is column-major, so
 //! `C = op(A)·op(B)` is computed as `Cᵀ = op(B)ᵀ·op(A)ᵀ`, reading each row-major matrix as
-//! its column-major transpose. f32 runs SGEMM (no TF32, as PyTorch's matmul default);
-//! f16/bf16 run GemmEx with f32 accumulation on the tensor cores.
+//! its column-major transpose. Every dtype runs GemmEx accumulating in f32: f32 without
+//! TF32 (PyTorch's matmul default), f16/bf16 on the tensor cores.
 
 use crate::gpu::Gpu;
 use crate::{Error, Result};
@@ -48,64 +48,38 @@ pub fn gemm(gpu: &Gpu, dtype: DType, a: Operand, b: Operand, c: u64, beta: f32) 
     }
     let libs = gpu.libs()?;
     let alpha = 1f32;
-    let cu = |what: &str, r: std::result::Result<(), cudarc::cublas::result::CublasError>| {
-        r.map_err(|e| Error(format!("cublas: {what} ({m}×{k}·{k}×{n}): {e:?}")))
+    // One call for every dtype: COMPUTE_32F accumulates in f32 and, for f32 operands, is
+    // plain FP32 (TF32 needs COMPUTE_32F_FAST_TF32), as PyTorch's matmul default.
+    let t = match dtype {
+        DType::F32 => sys::cudaDataType_t::CUDA_R_32F,
+        DType::F16 => sys::cudaDataType_t::CUDA_R_16F,
+        DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
     };
     let (lda, ldb, ldc) = (a.cols as i32, b.cols as i32, n as i32);
     // SAFETY: the addresses are live blocks holding the operands' elements in `dtype`; the
     // leading dimensions are the row lengths of the row-major storage.
     unsafe {
-        match dtype {
-            DType::F32 => cu(
-                "sgemm",
-                cudarc::cublas::result::sgemm(
-                    libs.blas,
-                    b.op(),
-                    a.op(),
-                    n as i32,
-                    m as i32,
-                    k as i32,
-                    &alpha,
-                    b.ptr as *const f32,
-                    ldb,
-                    a.ptr as *const f32,
-                    lda,
-                    &beta,
-                    c as *mut f32,
-                    ldc,
-                ),
-            ),
-            DType::F16 | DType::BF16 => {
-                let t = if dtype == DType::F16 {
-                    sys::cudaDataType_t::CUDA_R_16F
-                } else {
-                    sys::cudaDataType_t::CUDA_R_16BF
-                };
-                cu(
-                    "gemmEx",
-                    cudarc::cublas::result::gemm_ex(
-                        libs.blas,
-                        b.op(),
-                        a.op(),
-                        n as i32,
-                        m as i32,
-                        k as i32,
-                        &alpha as *const f32 as *const c_void,
-                        b.ptr as *const c_void,
-                        t,
-                        ldb,
-                        a.ptr as *const c_void,
-                        t,
-                        lda,
-                        &beta as *const f32 as *const c_void,
-                        c as *mut c_void,
-                        t,
-                        ldc,
-                        sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                        sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
-                    ),
-                )
-            }
-        }
+        cudarc::cublas::result::gemm_ex(
+            libs.blas,
+            b.op(),
+            a.op(),
+            n as i32,
+            m as i32,
+            k as i32,
+            &alpha as *const f32 as *const c_void,
+            b.ptr as *const c_void,
+            t,
+            ldb,
+            a.ptr as *const c_void,
+            t,
+            lda,
+            &beta as *const f32 as *const c_void,
+            c as *mut c_void,
+            t,
+            ldc,
+            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+        )
     }
+    .map_err(|e| Error(format!("cublas: gemmEx ({m}×{k}·{k}×{n}, {}): {e:?}", dtype.name())))
 }
