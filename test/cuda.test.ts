@@ -3,8 +3,8 @@
 // move both ways, ops and their gradients cross devices, memory is counted per device.
 
 import test from 'ava';
-import { Communicator, memoryStats, emptyCache, nn, ops, randn, synchronize, tensor, tidy, zeros } from '../ts';
-import { gpuProblem } from './helpers';
+import { Communicator, memoryStats, emptyCache, nn, ops, randn, ShardedMarginSoftmax, synchronize, tensor, tidy, zeros } from '../ts';
+import { gpuProblem, relErr } from './helpers';
 
 const noGpu = gpuProblem();
 const gpuTest = noGpu === null ? test : test.skip;
@@ -57,4 +57,25 @@ gpuTest(`device memory is counted and cached per device${why}`, (t) => {
   t.true(memoryStats('cuda:0').cachedBytes >= 4 * (1 << 20));
   emptyCache('cuda:0');
   t.is(memoryStats('cuda:0').cachedBytes, 0);
+});
+
+gpuTest(`the sharded classifier's native step on cuda:0 equals the CPU's (chunks, sampling)${why}`, (t) => {
+  const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
+  const labels = Int32Array.from([3, 49, 0, 17, 17, 8, 40, 41]);
+  const run = (device: string) => {
+    const head = new ShardedMarginSoftmax(comm, 32, 50, { seed: 4, chunk: 7, sampleRate: 0.3 }).to(device);
+    const out = tidy(() => {
+      const e = randn([8, 32], { seed: 5 }).requireGrad();
+      const loss = head.loss(ops.to(e, device), labels, 3);
+      t.is(loss.device, device);
+      loss.backward();
+      return { loss: loss.item(), ge: e.grad!.toFloat32Array(), gw: head.weight.grad!.toFloat32Array() };
+    });
+    head.dispose();
+    return out;
+  };
+  const [cpu, gpu] = [run('cpu'), run('cuda:0')];
+  t.true(relErr([gpu.loss], [cpu.loss]) <= 1e-5, `loss ${gpu.loss} vs ${cpu.loss}`);
+  t.true(relErr(gpu.ge, cpu.ge) <= 1e-4, 'embedding gradient');
+  t.true(relErr(gpu.gw, cpu.gw) <= 1e-4, 'centre gradient');
 });

@@ -1,7 +1,7 @@
 // The sharded (model-parallel) margin-softmax classifier, arcface_torch's partial FC: this
 // rank holds only its slice of the class centres; the native step all-gathers the global
-// batch, makes the softmax global and returns the loss with both gradients. Moved to a GPU
-// (one rank), it computes the same loss, same sampled classes, in device ops.
+// batch, makes the softmax global and returns the loss with both gradients, on the CPU or
+// on the GPU the centres were moved to.
 
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
@@ -9,7 +9,7 @@ import { nextSeed, randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { Communicator } from '../dist/comm';
-import { COSFACE, marginSoftmaxLoss } from './margin';
+import { COSFACE } from './margin';
 
 export interface ShardedOptions {
   margin?: ops.Margin;
@@ -55,13 +55,14 @@ export class ShardedMarginSoftmax extends Module {
 
   /** The mean loss over the global batch at iteration `step` (which seeds the negative
    *  sampling), with this rank's `embeddings [b, D]` and global class `labels`. Call it on
-   *  every rank together. The embedding gradient is scaled by the world size, as
-   *  arcface_torch's, because the data-parallel average divides it again. */
+   *  every rank together. Runs on the centres' device (the embeddings are moved there; GPU
+   *  ranks exchange through the NCCL communicator) and reads nothing back. The embedding
+   *  gradient is scaled by the world size, as arcface_torch's, because the data-parallel
+   *  average divides it again. */
   loss(embeddings: Tensor, labels: Int32Array | readonly number[], step: number): Tensor {
     const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
-    if (this.weight.device !== 'cpu') return this.lossInOps(embeddings, lab, step);
-    embeddings = ops.to(embeddings, 'cpu'); // a GPU backbone's, with the classifier on the CPU
-    const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), embeddings.handle('partialFc'), lab, step, {
+    const e = ops.to(embeddings, this.weight.device);
+    const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), e.handle('partialFc'), lab, step, {
       start: this.first,
       s: this.margin.s,
       mArc: this.margin.mArc,
@@ -76,25 +77,6 @@ export class ShardedMarginSoftmax extends Module {
       gradEmbeddings.dispose();
       gradEmbeddings = scaled;
     }
-    return ops.fusedLoss(r.loss, [embeddings, this.weight], [gradEmbeddings, new Tensor(r.gradWeight)]);
-  }
-
-  /** The same loss in tensor ops, on whichever device the centres live (a GPU runs this):
-   *  one rank holds every class, so the global softmax is the local one; the sampled
-   *  classes are the native step's (the same seeded draw), gathered as rows of the centres,
-   *  so their gradient scatters back into the shard. Several GPU ranks keep the shards on
-   *  the CPU (the native step) for now. */
-  lossInOps(embeddings: Tensor, labels: Int32Array, step: number): Tensor {
-    if (this.comm.world > 1) throw new Error(`ShardedMarginSoftmax on ${this.weight.device}: one rank only for now (got ${this.comm.world})`);
-    const e = ops.to(embeddings, this.weight.device);
-    if (this.sampleRate === 1) return marginSoftmaxLoss(e, this.weight, labels, this.margin);
-    const rows = native.sampledClasses(this.count, this.first, labels, this.sampleRate, this.seed, step);
-    const at = new Map([...rows].map((r, i) => [r + this.first, i]));
-    const local = Int32Array.from(labels, (l) => {
-      const r = at.get(l);
-      if (r === undefined) throw new Error(`ShardedMarginSoftmax: label ${l} is outside the classes [0, ${this.count})`);
-      return r;
-    });
-    return marginSoftmaxLoss(e, ops.indexRows(this.weight, rows), local, this.margin);
+    return ops.fusedLoss(new Tensor(r.loss), [e, this.weight], [gradEmbeddings, new Tensor(r.gradWeight)]);
   }
 }

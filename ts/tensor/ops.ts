@@ -170,13 +170,15 @@ export function marginLogits(cos: Tensor, labels: Int32Array | readonly number[]
 }
 
 /** A scalar loss computed outside the tape together with its gradients (a fused native
- *  step such as the sharded classifier's): `grads[i]` is d value / d `inputs[i]`. The tape
- *  scales them by the upstream gradient. Takes ownership of `grads`. */
-export function fusedLoss(value: number, inputs: Tensor[], grads: Tensor[]): Tensor {
+ *  step such as the sharded classifier's): `value` is 0-d, `grads[i]` is d value /
+ *  d `inputs[i]`. The tape scales them by the upstream gradient. Takes ownership of
+ *  `value` and `grads`. */
+export function fusedLoss(value: Tensor, inputs: Tensor[], grads: Tensor[]): Tensor {
+  if (value.numel !== 1) throw new Error(`fusedLoss: the value must be a single element, got [${value.shape.join(', ')}]`);
   inputs.forEach((x, i) => {
     if (x.shape.join() !== grads[i]?.shape.join()) throw new Error(`fusedLoss: input ${i} is [${x.shape.join(', ')}], its gradient [${grads[i]?.shape.join(', ') ?? 'missing'}]`);
   });
-  return record(new Tensor(native.NativeTensor.full([], value, inputs[0]?.device ?? 'cpu')), 'fusedLoss', inputs, {}, grads);
+  return record(value, 'fusedLoss', inputs, {}, grads);
 }
 
 /** Mean cross-entropy of the rows of `logits [R, K]` against integer `labels` in [0, K). */

@@ -94,8 +94,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const ck = cfg.checkpointing ?? false;
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
-  // The whole step on one GPU: the classifier follows the backbone (one rank).
-  if (device !== 'cpu' && comm.world === 1) head.to(device);
+  // The whole step on the GPU: each rank's shard of the classifier follows its backbone.
+  head.to(device);
   broadcastModule(comm, model);
   // On several ranks the backbone's gradients are averaged in buckets during the backward.
   const buckets = comm.world > 1 ? new GradientBuckets(comm, model.parameters(), { bucketBytes: cfg.bucketMiB * 2 ** 20, compress: cfg.bucketCompression }) : null;

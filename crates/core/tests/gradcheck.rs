@@ -6,6 +6,7 @@ use maskfr_core::kernels::conv::{self, ConvGeom};
 use maskfr_core::kernels::norm::{self, BnGeom};
 use maskfr_core::kernels::{gemm, loss, pointwise, reduce};
 use maskfr_core::random;
+use maskfr_core::Margin;
 
 fn randn(n: usize, seed: u64) -> Vec<f64> {
     (0..n).map(|i| random::normal(seed, i as u64)).collect()
@@ -314,14 +315,80 @@ fn margin_logits_gradients_cosface_and_arcface() {
     for (m_arc, m_cos) in [(0.0, 0.4), (0.5, 0.0), (0.3, 0.2)] {
         let fwd = |c: &[f64]| {
             let mut y = vec![0.0; c.len()];
-            loss::margin_logits(k, c, &labels, 64.0, m_arc, m_cos, &mut y);
+            loss::margin_logits(k, c, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut y);
             y
         };
         let y = fwd(&cos);
         assert!((y[3] - 64.0 * ((cos[3].acos() + m_arc).cos() - m_cos)).abs() < 1e-9, "target logit");
         assert!((y[1] - 64.0 * cos[1]).abs() < 1e-12, "non-target logit");
         let mut g = vec![f64::NAN; cos.len()];
-        loss::margin_logits_backward(k, &r, &cos, &labels, 64.0, m_arc, &mut g);
+        loss::margin_logits_backward(k, &r, &cos, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut g);
         check(&format!("margin m_arc={m_arc} m_cos={m_cos}"), &cos, &r, fwd, &g);
     }
+}
+
+/// The sharded margin softmax's chunk kernels over two "ranks" (columns split 4 + 5, the
+/// first in chunks of 3 and 1, the second whole), their statistics combined as the ranks'
+/// all-reduces would: the loss equals the direct margin cross-entropy, and the chunk
+/// gradients are its derivative.
+#[test]
+fn sharded_margin_softmax_chunks_give_the_loss_and_its_gradient() {
+    let (b, k) = (4, 9);
+    let cos: Vec<f64> = randn(b * k, 41).iter().map(|v| (0.3 * v).tanh()).collect();
+    let labels = [2usize, 8, 4, 0];
+    let m = Margin { s: 64.0, m_arc: 0.3, m_cos: 0.2 };
+    let shards = [(0usize, 4usize, vec![(0usize, 3usize), (3, 4)]), (4, 9, vec![(0, 5)])];
+    // One shard's columns [c0, c1) as their own row-major matrix, and each row's target in it.
+    let part = |c: &[f64], c0: usize, j0: usize, j1: usize| -> Vec<f64> {
+        (0..b).flat_map(|i| c[i * k + c0 + j0..i * k + c0 + j1].to_vec()).collect()
+    };
+    let targets = |c0: usize, c1: usize| -> Vec<i32> {
+        labels.iter().map(|&l| if (c0..c1).contains(&l) { (l - c0) as i32 } else { -1 }).collect()
+    };
+    let global = |c: &[f64]| {
+        let stats: Vec<[Vec<f64>; 3]> = shards
+            .iter()
+            .map(|(c0, c1, chunks)| {
+                let (mut mx, mut sm, mut tl) = (vec![f64::NEG_INFINITY; b], vec![0.0; b], vec![0.0; b]);
+                for &(j0, j1) in chunks {
+                    let cc = part(c, *c0, j0, j1);
+                    loss::margin_chunk_stats(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &mut mx, &mut sm, &mut tl);
+                }
+                [mx, sm, tl]
+            })
+            .collect();
+        let gmax: Vec<f64> = (0..b).map(|i| stats.iter().map(|s| s[0][i]).fold(f64::NEG_INFINITY, f64::max)).collect();
+        let mut gsum = vec![0.0; b];
+        for s in &stats {
+            let mut t = vec![0.0; b];
+            loss::margin_softmax_total(&s[0], &s[1], &gmax, &mut t);
+            gsum.iter_mut().zip(&t).for_each(|(g, v)| *g += v);
+        }
+        let tl: Vec<f64> = (0..b).map(|i| stats.iter().map(|s| s[2][i]).sum()).collect();
+        (gmax, gsum, tl)
+    };
+    let f = |c: &[f64]| {
+        let (gmax, gsum, tl) = global(c);
+        vec![loss::margin_softmax_loss(&gmax, &gsum, &tl)]
+    };
+    // The direct loss: margin logits, log-softmax, mean negative log-likelihood.
+    let mut z = vec![0.0; b * k];
+    loss::margin_logits(k, &cos, &labels, m, &mut z);
+    let mut logp = vec![0.0; b * k];
+    loss::log_softmax(k, &z, &mut logp);
+    let direct = loss::nll_mean(k, &logp, &labels);
+    assert!((f(&cos)[0] - direct).abs() < 1e-12 * direct.abs(), "loss {} vs direct {direct}", f(&cos)[0]);
+    let (gmax, gsum, _) = global(&cos);
+    let mut g = vec![f64::NAN; b * k];
+    for (c0, c1, chunks) in &shards {
+        for &(j0, j1) in chunks {
+            let cc = part(&cos, *c0, j0, j1);
+            let mut gc = vec![0.0; cc.len()];
+            loss::margin_chunk_grad(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &gmax, &gsum, &mut gc);
+            for i in 0..b {
+                g[i * k + c0 + j0..i * k + c0 + j1].copy_from_slice(&gc[i * (j1 - j0)..(i + 1) * (j1 - j0)]);
+            }
+        }
+    }
+    check("sharded margin softmax", &cos, &[1.0], f, &g);
 }

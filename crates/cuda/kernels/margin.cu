@@ -1,6 +1,6 @@
 // Combined-margin logits (CosFace/ArcFace) and the sharded classifier's chunk step. CPU
-// references: maskfr-core kernels/loss.rs (margin_logits) and maskfr-dist partial_fc.rs
-// (the chunk step, whose cosines of classes [j0, j0 + w) arrive from cuBLAS as cos[b × w]).
+// references: maskfr-core kernels/loss.rs (margin_logits, margin_chunk_stats,
+// margin_softmax_total, margin_softmax_loss, margin_chunk_grad).
 #include "common.cuh"
 
 __device__ inline double target_cos(double c, double m) {
@@ -19,25 +19,42 @@ __device__ inline double logit(double c, bool is_target, double s, double m_arc,
     return s * (is_target ? target_cos(c, m_arc) - m_cos : c);
 }
 
-// Per row (block i): fold this chunk's logits into the online (max, Σexp) and pick up the
-// target's logit when its column is in the chunk. target[i] is the row's target column
-// among the scored ones, −1 when it is another rank's class.
-extern "C" __global__ void margin_chunk_stats(const float* cos_, const int* target, int w, int j0, double s, double m_arc, double m_cos, double* row_max, double* row_sum, float* target_logit) {
+// The sharded classifier's chunk step (cosines of scored columns [j0, j0 + w) as cos[b × w];
+// target[i]: row i's target column among the scored ones, −1 when another rank's class).
+
+// Per row (block i): fold the chunk's logits into the running max and max-shifted exp-sum
+// (kept in f32 between chunks, summed in f64 within) and pick up the target's logit.
+extern "C" __global__ void margin_chunk_stats(const float* cos_, const int* target, int w, int j0, double s, double m_arc, double m_cos, float* row_max, float* row_sum, float* target_logit) {
     extern __shared__ double scratch[];
     const int i = blockIdx.x;
     const float* row = cos_ + (long long)i * w;
     const int t = target[i];
-    double m = __longlong_as_double(0xfff0000000000000ULL);  // −∞
+    const double old = row_max[i];
+    double m = old;
     for (int k = threadIdx.x; k < w; k += blockDim.x) m = fmax(m, logit(row[k], j0 + k == t, s, m_arc, m_cos));
-    m = fmax(row_max[i], block_max(m, scratch));
+    m = (float)block_max(m, scratch);  // as stored, so the exp-sum is relative to exactly that
     double acc = 0.0;
     for (int k = threadIdx.x; k < w; k += blockDim.x) acc += exp(logit(row[k], j0 + k == t, s, m_arc, m_cos) - m);
     acc = block_sum(acc, scratch);
     if (threadIdx.x == 0) {
-        row_sum[i] = row_sum[i] * exp(row_max[i] - m) + acc;
-        row_max[i] = m;
+        row_sum[i] = (float)(row_sum[i] * exp(old - m) + acc);
+        row_max[i] = (float)m;
         if (t >= j0 && t < j0 + w) target_logit[i] = (float)logit(row[t - j0], true, s, m_arc, m_cos);
     }
+}
+
+// Each row's exp-sum against the global maximum.
+extern "C" __global__ void margin_softmax_total(const float* row_max, const float* row_sum, const float* gmax, float* out, long long n) {
+    GRID_STRIDE(i, n) out[i] = (float)(row_sum[i] * exp((double)row_max[i] - gmax[i]));
+}
+
+// One block: the mean over rows of gmax + ln gsum − target logit.
+extern "C" __global__ void margin_softmax_loss(const float* gmax, const float* gsum, const float* target_logit, int b, float* out) {
+    extern __shared__ double scratch[];
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < b; i += blockDim.x) acc += (double)gmax[i] + log((double)gsum[i]) - target_logit[i];
+    acc = block_sum(acc, scratch);
+    if (threadIdx.x == 0) out[0] = (float)(acc / b);
 }
 
 // d loss / d cos for the chunk: s·slope·(p − onehot)/B with the global max and exp-sum.

@@ -11,3 +11,8 @@ extern "C" __global__ void index_rows_f32(const float* x, const int* idx, float*
 extern "C" __global__ void scatter_rows_f32(const float* x, const int* idx, float* out, long long width, long long n) {
     GRID_STRIDE(e, n) atomicAdd(&out[(long long)idx[e / width] * width + e % width], x[e]);
 }
+
+// out[idx[i], :] = x[i, :] in place (one shard's rows of a gradient).
+extern "C" __global__ void copy_rows_f32(const float* x, const int* idx, float* out, long long width, long long n) {
+    GRID_STRIDE(e, n) out[(long long)idx[e / width] * width + e % width] = x[e];
+}

@@ -7,7 +7,7 @@ use crate::gemm::{gemm, Operand};
 use crate::gpu::{addr, elementwise, per_row, Arg, Gpu};
 use maskfr_core::backend::checks::*;
 use maskfr_core::kernels::conv::ConvGeom;
-use maskfr_core::{ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Result, Tensor};
+use maskfr_core::{ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Margin, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -522,15 +522,15 @@ impl Backend for CudaBackend {
         self.map(op, "loss", "cross_entropy_backward_f32", logp, &inputs, &[I32(r as i32), I32(k as i32)])
     }
 
-    fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor> {
+    fn margin_logits(&self, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor> {
         let op = "margin_logits";
         let (r, k, _) = labelled_rows(op, cos, labels)?;
         let lab = self.gpu.upload_i32(labels).at(op)?;
-        let tail = [I32(r as i32), I32(k as i32), F64(s), F64(m_arc), F64(m_cos)];
+        let tail = [I32(r as i32), I32(k as i32), F64(m.s), F64(m.m_arc), F64(m.m_cos)];
         self.map(op, "margin", "margin_logits_f32", cos, &[Ptr(f(op, cos)?), Ptr(lab.ptr)], &tail)
     }
 
-    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor> {
+    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor> {
         let op = "margin_logits_backward";
         same_shape(op, gy, cos)?;
         let (r, k, _) = labelled_rows(op, cos, labels)?;
@@ -542,8 +542,87 @@ impl Backend for CudaBackend {
             "margin_logits_backward_f32",
             cos,
             &inputs,
-            &[I32(r as i32), I32(k as i32), F64(s), F64(m_arc)],
+            &[I32(r as i32), I32(k as i32), F64(m.s), F64(m.m_arc)],
         )
+    }
+
+    fn margin_chunk_stats(
+        &self,
+        cos: &Tensor,
+        target: &[i32],
+        j0: usize,
+        m: Margin,
+        stats: [&Tensor; 3],
+    ) -> Result<()> {
+        let op = "margin_chunk_stats";
+        let (b, w) = margin_chunk_args(op, cos, target, &stats)?;
+        let t = self.gpu.upload_i32(target).at(op)?;
+        let args = [
+            Ptr(f(op, cos)?),
+            Ptr(t.ptr),
+            I32(w as i32),
+            I32(j0 as i32),
+            F64(m.s),
+            F64(m.m_arc),
+            F64(m.m_cos),
+            Ptr(f(op, stats[0])?),
+            Ptr(f(op, stats[1])?),
+            Ptr(f(op, stats[2])?),
+        ];
+        self.run(op, "margin_chunk_stats", "margin", per_row(b), &args)
+    }
+
+    fn margin_softmax_total(&self, max: &Tensor, sum: &Tensor, gmax: &Tensor) -> Result<Tensor> {
+        let op = "margin_softmax_total";
+        margin_rows(op, &[max, sum, gmax])?;
+        let inputs = [Ptr(f(op, max)?), Ptr(f(op, sum)?), Ptr(f(op, gmax)?)];
+        self.map(op, "margin", "margin_softmax_total", max, &inputs, &[len(max)])
+    }
+
+    fn margin_softmax_loss(&self, gmax: &Tensor, gsum: &Tensor, tlogit: &Tensor) -> Result<Tensor> {
+        let op = "margin_softmax_loss";
+        let b = margin_rows(op, &[gmax, gsum, tlogit])?;
+        let (y, yp) = self.out(op, &[])?;
+        let args = [Ptr(f(op, gmax)?), Ptr(f(op, gsum)?), Ptr(f(op, tlogit)?), I32(b as i32), Ptr(yp)];
+        self.run(op, "margin_softmax_loss", "margin", per_row(1), &args)?;
+        Ok(y)
+    }
+
+    fn margin_chunk_grad(
+        &self,
+        cos: &Tensor,
+        target: &[i32],
+        j0: usize,
+        m: Margin,
+        global: [&Tensor; 2],
+    ) -> Result<Tensor> {
+        let op = "margin_chunk_grad";
+        let (b, w) = margin_chunk_args(op, cos, target, &global)?;
+        let t = self.gpu.upload_i32(target).at(op)?;
+        let (g, gp) = self.out(op, cos.shape())?;
+        let args = [
+            Ptr(f(op, cos)?),
+            Ptr(t.ptr),
+            I32(w as i32),
+            I32(j0 as i32),
+            I32(b as i32),
+            F64(m.s),
+            F64(m.m_arc),
+            F64(m.m_cos),
+            Ptr(f(op, global[0])?),
+            Ptr(f(op, global[1])?),
+            Ptr(gp),
+        ];
+        self.run(op, "margin_chunk_grad", "margin", elementwise(cos.numel()), &args)?;
+        Ok(g)
+    }
+
+    fn copy_rows_(&self, dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<()> {
+        let op = "copy_rows";
+        let (_, width) = copy_rows_args(dst, idx, src)?;
+        let ix = self.gpu.upload_i32(idx).at(op)?;
+        let args = [Ptr(f(op, src)?), Ptr(ix.ptr), Ptr(f(op, dst)?), I64(width as i64), len(src)];
+        self.run(op, "copy_rows_f32", "rows", elementwise(src.numel()), &args)
     }
 
     fn sgd_step(

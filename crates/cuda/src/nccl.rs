@@ -29,6 +29,13 @@ struct Handle(sys::ncclComm_t);
 // SAFETY: an NCCL communicator may be used from any thread (one call at a time).
 unsafe impl Send for Handle {}
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+}
+
 pub struct NcclComm {
     gpu: &'static Gpu,
     comm: sys::ncclComm_t,
@@ -95,10 +102,14 @@ impl NcclComm {
         Ok(())
     }
 
-    /// Sums (or, with `mean`, averages) `tensors` over the ranks in place, as one bucket;
-    /// with `f16` the bucket travels as f16 (half the bytes; NCCL adds in f16).
-    pub fn all_reduce(&mut self, tensors: &[&Tensor], mean: bool, f16: bool) -> Result<()> {
-        let op = if mean { sys::ncclRedOp_t::ncclAvg } else { sys::ncclRedOp_t::ncclSum };
+    /// Reduces `tensors` over the ranks in place, as one bucket; with `f16` the bucket
+    /// travels as f16 (half the bytes; NCCL adds in f16).
+    pub fn all_reduce(&mut self, tensors: &[&Tensor], op: Reduction, f16: bool) -> Result<()> {
+        let op = match op {
+            Reduction::Sum => sys::ncclRedOp_t::ncclSum,
+            Reduction::Mean => sys::ncclRedOp_t::ncclAvg,
+            Reduction::Max => sys::ncclRedOp_t::ncclMax,
+        };
         let (dtype, width) =
             if f16 { (sys::ncclDataType_t::ncclFloat16, 2) } else { (sys::ncclDataType_t::ncclFloat32, 4) };
         self.bucket(tensors, width, |comm, ptr, count, stream| {
@@ -115,6 +126,56 @@ impl NcclComm {
             nccl("broadcast", unsafe { nc::broadcast(ptr as _, ptr as _, count, dtype, root as i32, comm, stream) })
                 .map(drop)
         })
+    }
+
+    /// Every rank's f32 `t` (equal shapes), stacked in rank order along dimension 0.
+    pub fn all_gather(&mut self, t: &Tensor) -> Result<Tensor> {
+        self.live()?;
+        let src = crate::gpu::addr("all-gather", t, DType::F32)?;
+        let mut shape = t.shape().to_vec();
+        match shape.first_mut() {
+            Some(rows) => *rows *= self.world,
+            None => return Err(Error("nccl: all-gather of a 0-d tensor: expected [rows, ...]".into())),
+        }
+        let (out, dst) = self.gpu.empty(&shape, DType::F32)?;
+        let (comm, stream) = (self.comm, self.stream()?);
+        // SAFETY: `src` holds numel f32s, `dst` world × numel; queued on the GPU's stream.
+        nccl("all-gather", unsafe {
+            nc::all_gather(src as _, dst as _, t.numel(), sys::ncclDataType_t::ncclFloat32, comm, stream)
+        })?;
+        Ok(out)
+    }
+
+    /// The sum over the ranks of f32 `t` (rows a multiple of the world), of which this rank
+    /// keeps its block of rows.
+    pub fn reduce_scatter(&mut self, t: &Tensor) -> Result<Tensor> {
+        self.live()?;
+        let src = crate::gpu::addr("reduce-scatter", t, DType::F32)?;
+        let mut shape = t.shape().to_vec();
+        match shape.first_mut() {
+            Some(rows) if *rows % self.world == 0 => *rows /= self.world,
+            _ => {
+                return Err(Error(format!(
+                    "nccl: reduce-scatter of shape {:?} over {} ranks: expected rows a multiple of the world",
+                    t.shape(),
+                    self.world
+                )))
+            }
+        }
+        let (out, dst) = self.gpu.empty(&shape, DType::F32)?;
+        let (comm, stream) = (self.comm, self.stream()?);
+        // SAFETY: `src` holds world × n f32s, `dst` n; queued on the GPU's stream.
+        nccl("reduce-scatter", unsafe {
+            let (f32, sum) = (sys::ncclDataType_t::ncclFloat32, sys::ncclRedOp_t::ncclSum);
+            nc::reduce_scatter(src as _, dst as _, out.numel(), f32, sum, comm, stream)
+        })?;
+        Ok(out)
+    }
+
+    /// The GPU's stream, its context bound to this thread (NCCL launches into it).
+    fn stream(&self) -> Result<sys::cudaStream_t> {
+        self.gpu.bind()?;
+        Ok(self.gpu.stream().cu_stream() as sys::cudaStream_t)
     }
 
     /// Copies the f32 `tensors` into one device bucket of `width`-byte values (casting to
@@ -159,8 +220,7 @@ impl NcclComm {
             Ok(())
         };
         copy(true)?;
-        g.bind()?;
-        collective(self.comm, block.ptr, total, g.stream().cu_stream() as sys::cudaStream_t)?;
+        collective(self.comm, block.ptr, total, self.stream()?)?;
         copy(false)
     }
 

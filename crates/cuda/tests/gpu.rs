@@ -7,7 +7,8 @@
 //! gathers, copies and casts.
 
 use maskfr_core::backend::device_backend;
-use maskfr_core::{Backend, ConvParams, DType, Device, Tensor};
+use maskfr_core::{Backend, ConvParams, DType, Device, Margin, Tensor};
+use maskfr_cuda::nccl::Reduction;
 use std::sync::{Mutex, MutexGuard};
 
 struct Pair {
@@ -207,12 +208,38 @@ fn reductions_normalisation_and_losses() {
     let cos = p.cpu.rand_uniform(&[6, 10], -1.0, 1.0, 7).unwrap();
     for (m_arc, m_cos) in [(0.0, 0.4), (0.5, 0.0)] {
         p.same(&format!("margin {m_arc} {m_cos}"), K, &[cos.clone(), rnd(&[6, 10], 8)], |be, t| {
+            let m = Margin { s: 64.0, m_arc, m_cos };
             vec![
-                be.margin_logits(&t[0], &labels, 64.0, m_arc, m_cos).unwrap(),
-                be.margin_logits_backward(&t[1], &t[0], &labels, 64.0, m_arc).unwrap(),
+                be.margin_logits(&t[0], &labels, m).unwrap(),
+                be.margin_logits_backward(&t[1], &t[0], &labels, m).unwrap(),
             ]
         });
     }
+}
+
+#[test]
+fn sharded_margin_softmax_chunk_ops() {
+    let Some(p) = pair() else { return };
+    let m = Margin { s: 64.0, m_arc: 0.3, m_cos: 0.2 };
+    // Two chunks of 700 and 300 scored columns; targets in either, or on another rank (−1).
+    let target = [5, 699, 700, 999, -1, 42];
+    let chunks = [700, 300].map(|w| p.cpu.rand_uniform(&[6, w], -1.0, 1.0, w as u64).unwrap());
+    p.same("margin chunks", K, &chunks, |be, t| {
+        let stats =
+            [be.full(&[6], f32::NEG_INFINITY).unwrap(), be.full(&[6], 0.0).unwrap(), be.full(&[6], 0.0).unwrap()];
+        be.margin_chunk_stats(&t[0], &target, 0, m, [&stats[0], &stats[1], &stats[2]]).unwrap();
+        be.margin_chunk_stats(&t[1], &target, 700, m, [&stats[0], &stats[1], &stats[2]]).unwrap();
+        // Another rank's maxima, a little above ours.
+        let gmax = be.add(&stats[0], &be.full(&[6], 0.5).unwrap()).unwrap();
+        let gsum = be.margin_softmax_total(&stats[0], &stats[1], &gmax).unwrap();
+        let loss = be.margin_softmax_loss(&gmax, &gsum, &stats[2]).unwrap();
+        let g0 = be.margin_chunk_grad(&t[0], &target, 0, m, [&gmax, &gsum]).unwrap();
+        let g1 = be.margin_chunk_grad(&t[1], &target, 700, m, [&gmax, &gsum]).unwrap();
+        let dst = be.full(&[9, 700], 0.0).unwrap();
+        be.copy_rows_(&dst, &[8, 0, 3, 4, 2, 7], &t[0]).unwrap();
+        let [mx, sm, tl] = stats;
+        vec![mx, sm, tl, gsum, loss, g0, g1, dst]
+    });
 }
 
 #[test]
@@ -254,16 +281,21 @@ fn nccl_on_one_rank_keeps_sums_and_rounds_f16_buckets() {
     let mut comm = maskfr_cuda::nccl::NcclComm::new(0, 0, 1, id, std::time::Duration::from_secs(20)).unwrap();
     let (a, b) = (rnd(&[37, 5], 1), rnd(&[1000], 2));
     let (ga, gb) = (p.gpu.upload(&a).unwrap(), p.gpu.upload(&b).unwrap());
-    for mean in [false, true] {
-        comm.all_reduce(&[&ga, &gb], mean, false).unwrap();
+    for op in [Reduction::Sum, Reduction::Mean, Reduction::Max] {
+        comm.all_reduce(&[&ga, &gb], op, false).unwrap();
         comm.wait().unwrap();
-        assert_eq!(ga.values().unwrap(), a.to_vec(), "one rank's sum (mean {mean}) is itself");
+        assert_eq!(ga.values().unwrap(), a.to_vec(), "one rank's {op:?} is itself");
         assert_eq!(gb.values().unwrap(), b.to_vec());
     }
+    let gathered = comm.all_gather(&ga).unwrap();
+    let scattered = comm.reduce_scatter(&ga).unwrap();
+    comm.wait().unwrap();
+    assert_eq!((gathered.shape(), gathered.values().unwrap()), (a.shape(), a.to_vec()), "one rank's all-gather");
+    assert_eq!((scattered.shape(), scattered.values().unwrap()), (a.shape(), a.to_vec()), "one rank's reduce-scatter");
     comm.broadcast(&[&ga], 0).unwrap();
     comm.wait().unwrap();
     assert_eq!(ga.values().unwrap(), a.to_vec());
-    comm.all_reduce(&[&gb], false, true).unwrap();
+    comm.all_reduce(&[&gb], Reduction::Sum, true).unwrap();
     comm.wait().unwrap();
     assert_eq!(gb.values().unwrap(), b.cast(DType::F16).to_vec(), "an f16 bucket comes back rounded");
 }

@@ -8,11 +8,12 @@ mod partial_fc;
 mod queue;
 mod tcp;
 
-pub use partial_fc::{sampled_classes, shard, PartialFc, Step};
+pub use partial_fc::{shard, PartialFc, Step};
 pub use queue::CommQueue;
 pub use tcp::TcpComm;
 
 pub use maskfr_core::Failure as Error;
+use maskfr_core::{Device, Tensor};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -38,6 +39,55 @@ pub trait Communicator: Send {
         let per = all.len() / self.world();
         Ok(all[self.rank() * per..(self.rank() + 1) * per].to_vec())
     }
+    // Tensor collectives. These defaults move host tensors through the slice collectives
+    // above; a GPU communicator overrides them for its device's tensors. One rank needs no
+    // peers: any device's tensors pass through unchanged.
+
+    /// Every rank's `t` (equal shapes), stacked in rank order along dimension 0.
+    fn all_gather_tensor(&mut self, t: &Tensor) -> Result<Tensor> {
+        if self.world() == 1 {
+            return Ok(t.clone());
+        }
+        let all = self.all_gather(&host(self.world(), "all-gather", t)?)?;
+        let mut shape = t.shape().to_vec();
+        match shape.first_mut() {
+            Some(rows) => *rows *= self.world(),
+            None => shape = vec![all.len()],
+        }
+        Tensor::from_vec(all, &shape).map_err(|e| Error(e.to_string()))
+    }
+
+    /// Reduces each of `tensors` over the ranks, in place.
+    fn all_reduce_tensors(&mut self, tensors: &[&Tensor], op: Reduce) -> Result<()> {
+        if self.world() == 1 {
+            return Ok(());
+        }
+        for t in tensors {
+            let mut v = host(self.world(), "all-reduce", t)?;
+            self.all_reduce(&mut v, op)?;
+            t.f32s_mut("all-reduce").map_err(|e| Error(e.to_string()))?.copy_from_slice(&v);
+        }
+        Ok(())
+    }
+
+    /// The sum over the ranks of `t` (rows a multiple of the world), of which this rank keeps
+    /// its block of rows.
+    fn reduce_scatter_tensor(&mut self, t: &Tensor) -> Result<Tensor> {
+        if self.world() == 1 {
+            return Ok(t.clone());
+        }
+        let w = self.world();
+        let mut shape = t.shape().to_vec();
+        match shape.first_mut() {
+            Some(rows) if *rows % w == 0 => *rows /= w,
+            _ => {
+                return Err(Error(format!("reduce-scatter of shape {:?} over {w} ranks: rows must divide", t.shape())))
+            }
+        }
+        let own = self.reduce_scatter(&host(w, "reduce-scatter", t)?)?;
+        Tensor::from_vec(own, &shape).map_err(|e| Error(e.to_string()))
+    }
+
     fn barrier(&mut self) -> Result<()> {
         self.all_reduce(&mut [0.0], Reduce::Sum)
     }
@@ -50,6 +100,18 @@ pub trait Communicator: Send {
         round_f16(buf);
         Ok(())
     }
+}
+
+/// A host tensor's values for a collective over `world` ranks (a GPU's tensors need the GPU
+/// communicator).
+fn host(world: usize, op: &str, t: &Tensor) -> Result<Vec<f32>> {
+    if t.device() != Device::Cpu {
+        return Err(Error(format!(
+            "{op}: {} tensors across {world} ranks need the NCCL communicator (attachGpu)",
+            t.device()
+        )));
+    }
+    Ok(t.f32s(op).map_err(|e| Error(e.to_string()))?.to_vec())
 }
 
 /// Rounds every value to the nearest f16 (ties to even), in place.

@@ -87,6 +87,7 @@ fn a_rank_that_dies_or_never_joins_is_named() {
 
 // ---- the sharded classifier ----
 
+use maskfr_core::{Margin, Tensor};
 use maskfr_dist::{shard, PartialFc};
 
 const C: usize = 11;
@@ -114,15 +115,14 @@ fn fc_step(c: &mut TcpComm) -> (f64, Vec<f32>, Vec<f32>) {
         start,
         classes: n,
         dim: D,
-        s: 64.0,
-        m_arc: 0.5,
-        m_cos: 0.0,
+        margin: Margin { s: 64.0, m_arc: 0.5, m_cos: 0.0 },
         sample_rate: 1.0,
         seed: 0,
         chunk: CHUNK,
     };
+    let (weight, emb) = (Tensor::from_vec(weight, &[n, D]).unwrap(), Tensor::from_vec(emb, &[b, D]).unwrap());
     let s = fc.step(c, &weight, &emb, &lab, 0).unwrap();
-    (s.loss, s.grad_embeddings, s.grad_weight)
+    (s.loss.to_vec()[0] as f64, s.grad_embeddings.to_vec(), s.grad_weight.to_vec())
 }
 
 fn close(a: &[f32], e: &[f32], what: &str) {
@@ -184,9 +184,7 @@ fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
         start: 100,
         classes: 50,
         dim: D,
-        s: 64.0,
-        m_arc: 0.0,
-        m_cos: 0.4,
+        margin: Margin { s: 64.0, m_arc: 0.0, m_cos: 0.4 },
         sample_rate: 0.2,
         seed: 9,
         chunk: 0,

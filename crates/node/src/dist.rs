@@ -4,12 +4,14 @@
 //! reduced in one flat bucket per call, in place, synchronously or in the background.
 
 use crate::tensor::NativeTensor;
+use maskfr_core::Margin;
 use maskfr_core::{Device, Tensor};
-use maskfr_cuda::nccl::{unique_id, NcclComm};
+use maskfr_cuda::nccl::{unique_id, NcclComm, Reduction};
 use maskfr_dist::{CommQueue, Communicator, PartialFc, Reduce, TcpComm};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
@@ -20,8 +22,9 @@ fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
 pub struct Comm {
     /// Collectives run in order on a worker thread: async ones overlap the caller's work.
     q: CommQueue,
-    /// GPU tensors' collectives, queued on the GPU's stream after the work that made them.
-    nccl: Option<NcclComm>,
+    /// GPU tensors' collectives, queued on the GPU's stream after the work that made them
+    /// (shared with the queue's thread, which runs the sharded classifier's step).
+    nccl: Option<Arc<Mutex<NcclComm>>>,
     timeout: Duration,
 }
 
@@ -148,40 +151,45 @@ impl Comm {
         let mut bytes = [0u8; 128];
         bytes.chunks_exact_mut(4).zip(&mut id).for_each(|(b, v)| b.copy_from_slice(&v.to_ne_bytes()));
         let (rank, world) = (self.q.rank(), self.q.world());
-        self.nccl = Some(dist(NcclComm::new(ordinal as usize, rank, world, bytes, self.timeout))?);
+        let comm = dist(NcclComm::new(ordinal as usize, rank, world, bytes, self.timeout))?;
+        self.nccl = Some(Arc::new(Mutex::new(comm)));
         Ok(())
     }
 
-    fn gpu_comm(&mut self) -> Result<&mut NcclComm> {
-        self.nccl.as_mut().ok_or_else(|| {
+    fn gpu_comm(&self) -> Result<MutexGuard<'_, NcclComm>> {
+        let n = self.nccl.as_ref().ok_or_else(|| {
             Error::new(
                 Status::InvalidArg,
                 "comm: GPU tensors need the NCCL communicator: call attachGpu first".to_string(),
             )
-        })
+        })?;
+        Ok(n.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Queues the all-reduce of GPU `tensors` on the GPU's stream.
     fn gpu_all_reduce(&mut self, tensors: &[&NativeTensor], op: &str, compress: Option<&str>) -> Result<()> {
         let t = owned(tensors)?;
         let refs: Vec<&Tensor> = t.iter().collect();
-        let mean = match op {
-            "sum" => false,
-            "mean" => true,
+        let reduction = match op {
+            "sum" => Reduction::Sum,
+            "mean" => Reduction::Mean,
+            "max" => Reduction::Max,
             _ => {
-                return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}' on GPU tensors: sum or mean")))
+                return Err(Error::new(Status::InvalidArg, format!("allReduce: op '{op}', expected sum, mean or max")))
             }
         };
         let f16 = match compress {
             None | Some("none") => false,
-            Some("f16") => true,
+            Some("f16") if reduction != Reduction::Max => true,
             Some(c) => {
-                return Err(Error::new(Status::InvalidArg, format!("allReduce: compression '{c}': none or f16")))
+                let why =
+                    format!("allReduce: compression '{c}' with op '{op}': expected none, or f16 with sum or mean");
+                return Err(Error::new(Status::InvalidArg, why));
             }
         };
-        let n = self.gpu_comm()?;
+        let mut n = self.gpu_comm()?;
         same_gpu(&t, n.ordinal())?;
-        dist(n.all_reduce(&refs, mean, f16))
+        dist(n.all_reduce(&refs, reduction, f16))
     }
 
     #[napi(getter)]
@@ -229,8 +237,8 @@ impl Comm {
     #[napi(catch_unwind)]
     pub fn wait(&mut self, ticket: i64) -> Result<()> {
         dist(self.q.wait(ticket as u64))?;
-        match self.nccl.as_mut() {
-            Some(n) => dist(n.wait()),
+        match self.nccl {
+            Some(_) => dist(self.gpu_comm()?.wait()),
             None => Ok(()),
         }
     }
@@ -241,7 +249,7 @@ impl Comm {
         let t = owned(&tensors)?;
         if on_gpu(&tensors)? {
             let refs: Vec<&Tensor> = t.iter().collect();
-            let n = self.gpu_comm()?;
+            let mut n = self.gpu_comm()?;
             same_gpu(&t, n.ordinal())?;
             dist(n.broadcast(&refs, root as usize))?;
             return dist(n.wait());
@@ -280,13 +288,76 @@ pub struct PartialFcOptions {
 
 #[napi(object, object_from_js = false)]
 pub struct PartialFcStep {
-    pub loss: f64,
+    /// The mean loss over the global batch, 0-d on the shard's device (not read back).
+    pub loss: NativeTensor,
     pub grad_embeddings: NativeTensor,
     pub grad_weight: NativeTensor,
 }
 
+/// The host communicator with a GPU's NCCL communicator beside it: collectives of that GPU's
+/// tensors go through NCCL on its stream, everything else over TCP.
+struct WithGpu<'a> {
+    host: &'a mut dyn Communicator,
+    nccl: &'a Mutex<NcclComm>,
+}
+
+/// The NCCL communicator when `tensors` live on its GPU; None for host tensors.
+fn gpu_for<'n>(
+    nccl: &'n Mutex<NcclComm>,
+    tensors: &[&Tensor],
+) -> maskfr_dist::Result<Option<MutexGuard<'n, NcclComm>>> {
+    if tensors.first().is_none_or(|t| t.device() == Device::Cpu) {
+        return Ok(None);
+    }
+    let n = nccl.lock().unwrap_or_else(|p| p.into_inner());
+    let owned: Vec<Tensor> = tensors.iter().map(|&t| t.clone()).collect();
+    same_gpu(&owned, n.ordinal()).map_err(|e| maskfr_dist::Error(e.reason.clone()))?;
+    Ok(Some(n))
+}
+
+impl Communicator for WithGpu<'_> {
+    fn rank(&self) -> usize {
+        self.host.rank()
+    }
+    fn world(&self) -> usize {
+        self.host.world()
+    }
+    fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> maskfr_dist::Result<()> {
+        self.host.all_reduce(buf, op)
+    }
+    fn all_gather(&mut self, local: &[f32]) -> maskfr_dist::Result<Vec<f32>> {
+        self.host.all_gather(local)
+    }
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> maskfr_dist::Result<()> {
+        self.host.broadcast(buf, root)
+    }
+    fn all_gather_tensor(&mut self, t: &Tensor) -> maskfr_dist::Result<Tensor> {
+        match gpu_for(self.nccl, &[t])? {
+            Some(mut n) => n.all_gather(t).map_err(|e| maskfr_dist::Error(e.0)),
+            None => self.host.all_gather_tensor(t),
+        }
+    }
+    fn all_reduce_tensors(&mut self, tensors: &[&Tensor], op: Reduce) -> maskfr_dist::Result<()> {
+        match gpu_for(self.nccl, tensors)? {
+            Some(mut n) => {
+                let op = if op == Reduce::Max { Reduction::Max } else { Reduction::Sum };
+                n.all_reduce(tensors, op, false).map_err(|e| maskfr_dist::Error(e.0))
+            }
+            None => self.host.all_reduce_tensors(tensors, op),
+        }
+    }
+    fn reduce_scatter_tensor(&mut self, t: &Tensor) -> maskfr_dist::Result<Tensor> {
+        match gpu_for(self.nccl, &[t])? {
+            Some(mut n) => n.reduce_scatter(t).map_err(|e| maskfr_dist::Error(e.0)),
+            None => self.host.reduce_scatter_tensor(t),
+        }
+    }
+}
+
 /// Forward and backward of the sharded margin-softmax loss of the global batch: `weight`
-/// is this rank's shard `[n_r, D]`, `embeddings` its own rows `[b, D]`.
+/// is this rank's shard `[n, D]`, `embeddings` its own rows `[b, D]`, both on one device
+/// (on a GPU with several ranks, through the communicator `attachGpu` made). Runs on the
+/// communicator's thread, after the collectives queued before it.
 #[napi(catch_unwind)]
 pub fn partial_fc_step(
     comm: &mut Comm,
@@ -307,43 +378,31 @@ pub fn partial_fc_step(
             ),
         ));
     }
+    if w.device() != e.device() {
+        let why = format!("partialFc: the shard is on {} but the embeddings on {}", w.device(), e.device());
+        return Err(Error::new(Status::InvalidArg, why));
+    }
     let fc = PartialFc {
         start: o.start as usize,
         classes: ws[0],
         dim: ws[1],
-        s: o.s,
-        m_arc: o.m_arc,
-        m_cos: o.m_cos,
+        margin: Margin { s: o.s, m_arc: o.m_arc, m_cos: o.m_cos },
         sample_rate: o.sample_rate,
         seed: o.seed as u64,
         chunk: o.chunk as usize,
     };
-    // The shard is read in place on the communicator's thread, never copied.
     let (wt, et) = (w.clone(), e.clone());
     let labels = labels.to_vec();
-    let out = dist(comm.q.run(move |c| {
-        let (wd, ed) = (wt.f32s("partialFc").map_err(bad)?, et.f32s("partialFc").map_err(bad)?);
-        fc.step(c, &wd, &ed, &labels, step as u64)
+    let nccl = comm.nccl.clone().filter(|_| w.device() != Device::Cpu);
+    let out = dist(comm.q.run(move |c| match &nccl {
+        Some(n) => fc.step(&mut WithGpu { host: c, nccl: n }, &wt, &et, &labels, step as u64),
+        None => fc.step(c, &wt, &et, &labels, step as u64),
     }))?;
-    let wrap = |v: Vec<f32>, shape: &[usize]| {
-        maskfr_core::Tensor::from_vec(v, shape)
-            .map(NativeTensor::wrap)
-            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))
-    };
     Ok(PartialFcStep {
-        loss: out.loss,
-        grad_embeddings: wrap(out.grad_embeddings, &es)?,
-        grad_weight: wrap(out.grad_weight, &ws)?,
+        loss: NativeTensor::wrap(out.loss),
+        grad_embeddings: NativeTensor::wrap(out.grad_embeddings),
+        grad_weight: NativeTensor::wrap(out.grad_weight),
     })
-}
-
-/// The shard rows `[start, start + count)` scores at `step` with sampling rate `rate` (the
-/// positives among `labels`, then seeded negatives), ascending: what `partialFcStep` samples.
-#[napi(catch_unwind)]
-pub fn sampled_classes(count: u32, start: u32, labels: Int32Array, rate: f64, seed: i64, step: i64) -> Int32Array {
-    let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    let rows = maskfr_dist::sampled_classes(start as usize, count as usize, rate, seed as u64, &labels, step as u64);
-    Int32Array::new(rows.into_iter().map(|r| r as i32).collect())
 }
 
 /// Rank `rank`'s classes of `classes` over `world` ranks: `[first, count]`.

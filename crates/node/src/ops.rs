@@ -2,7 +2,7 @@
 
 use crate::js;
 use crate::tensor::{dims, NativeTensor};
-use maskfr_core::{backend_for, Backend, ConvParams, Tensor};
+use maskfr_core::{backend_for, Backend, ConvParams, Margin, Tensor};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -245,7 +245,7 @@ pub fn cross_entropy_backward(logp: &NativeTensor, labels: Int32Array, g: &Nativ
 #[napi(catch_unwind)]
 pub fn margin_logits(cos: &NativeTensor, labels: Int32Array, s: f64, m_arc: f64, m_cos: f64) -> Result<NativeTensor> {
     let c = cos.get()?;
-    wrap(be("margin_logits", &[c])?.margin_logits(c, &labels, s, m_arc, m_cos))
+    wrap(be("margin_logits", &[c])?.margin_logits(c, &labels, Margin { s, m_arc, m_cos }))
 }
 
 #[napi(catch_unwind)]
@@ -257,7 +257,7 @@ pub fn margin_logits_backward(
     m_arc: f64,
 ) -> Result<NativeTensor> {
     let (g, c) = (gy.get()?, cos.get()?);
-    wrap(be("margin_logits_backward", &[g, c])?.margin_logits_backward(g, c, &labels, s, m_arc))
+    wrap(be("margin_logits_backward", &[g, c])?.margin_logits_backward(g, c, &labels, Margin { s, m_arc, m_cos: 0.0 }))
 }
 
 /// One SGD step on every `(params[i], grads[i], bufs[i])`: one fused launch on a GPU.

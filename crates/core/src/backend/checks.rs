@@ -163,6 +163,48 @@ pub fn scatter_rows_args(x: &Tensor, idx: &[i32], rows: usize) -> Result<(Vec<us
     Ok((ix, shape, x.numel() / x.shape()[0].max(1)))
 }
 
+/// Checked row indices and the row width of an in-place copy of `src`'s rows into `dst`.
+pub fn copy_rows_args(dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<(Vec<usize>, usize)> {
+    let op = "copy_rows";
+    ensure!(!dst.shape().is_empty() && !src.shape().is_empty(), op, "expected at least one dimension each");
+    ensure!(
+        dst.shape()[1..] == src.shape()[1..],
+        op,
+        "rows of {:?} into rows of {:?}: the row shapes differ",
+        src.shape(),
+        dst.shape()
+    );
+    ensure!(
+        idx.len() == src.shape()[0],
+        op,
+        "{} indices for {} rows of shape {:?}",
+        idx.len(),
+        src.shape()[0],
+        src.shape()
+    );
+    ensure!(!dst.shares_storage(src), op, "source and destination share storage");
+    Ok((check_rows(op, idx, dst.shape()[0])?, src.numel() / src.shape()[0].max(1)))
+}
+
+/// The batch of the sharded margin softmax's per-row vectors: all `[B]`, B > 0.
+pub fn margin_rows(op: &str, vectors: &[&Tensor]) -> Result<usize> {
+    let b = vectors[0].shape().first().copied().unwrap_or(0);
+    ensure!(b > 0, op, "per-row vectors must be [B] with B > 0, got shape {:?}", vectors[0].shape());
+    vectors.iter().try_for_each(|v| vector(op, "each per-row vector", v, b))?;
+    Ok(b)
+}
+
+/// (B, w) of a chunk `cos [B, w]` with B targets (a scored column, or −1) and `[B]` vectors.
+pub fn margin_chunk_args(op: &str, cos: &Tensor, target: &[i32], vectors: &[&Tensor]) -> Result<(usize, usize)> {
+    let (b, w) = rows(op, cos)?;
+    ensure!(target.len() == b, op, "{} targets for {b} rows of cosines", target.len());
+    if let Some(i) = target.iter().position(|&t| t < -1) {
+        return Err(crate::Error::new(op, format!("target {} at index {i}: expected a column or -1", target[i])));
+    }
+    ensure!(margin_rows(op, vectors)? == b, op, "per-row vectors of {:?} for {b} rows", vectors[0].shape());
+    Ok((b, w))
+}
+
 /// (N, C, S) of a tensor summed per channel.
 pub fn channel_dims(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
     ensure!(x.shape().len() >= 2, op, "expected [N,C,...], got shape {:?}", x.shape());

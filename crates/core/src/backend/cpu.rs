@@ -1,7 +1,7 @@
 //! The CPU backend: shape checks, then the slice kernels of [`crate::kernels`] in f32.
 
 use super::checks::*;
-use super::{Backend, BnOut, ConvParams};
+use super::{Backend, BnOut, ConvParams, Margin};
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
 use crate::{ensure, random, DType, Result, Tensor};
@@ -324,19 +324,73 @@ impl Backend for CpuBackend {
         Ok(Tensor::filled(logp.shape(), |gx| loss::cross_entropy_backward(k, &ld, &lab, gv, gx)))
     }
 
-    fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor> {
+    fn margin_logits(&self, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor> {
         let op = "margin_logits";
         let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let cd = cos.f32s(op)?;
-        Ok(Tensor::filled(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, s, m_arc, m_cos, y)))
+        Ok(Tensor::filled(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, m, y)))
     }
 
-    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor> {
+    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor> {
         let op = "margin_logits_backward";
         same_shape(op, gy, cos)?;
         let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let (gd, cd) = (gy.f32s(op)?, cos.f32s(op)?);
-        Ok(Tensor::filled(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, s, m_arc, gx)))
+        Ok(Tensor::filled(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, m, gx)))
+    }
+
+    fn margin_chunk_stats(
+        &self,
+        cos: &Tensor,
+        target: &[i32],
+        j0: usize,
+        m: Margin,
+        stats: [&Tensor; 3],
+    ) -> Result<()> {
+        let op = "margin_chunk_stats";
+        let (_, w) = margin_chunk_args(op, cos, target, &stats)?;
+        let cd = cos.f32s(op)?;
+        let [mx, sm, tl] = stats;
+        let (mut mx, mut sm, mut tl) = (mx.f32s_mut(op)?, sm.f32s_mut(op)?, tl.f32s_mut(op)?);
+        loss::margin_chunk_stats(w, &cd, target, j0, m, &mut mx, &mut sm, &mut tl);
+        Ok(())
+    }
+
+    fn margin_softmax_total(&self, max: &Tensor, sum: &Tensor, gmax: &Tensor) -> Result<Tensor> {
+        let op = "margin_softmax_total";
+        margin_rows(op, &[max, sum, gmax])?;
+        let (m, s, g) = (max.f32s(op)?, sum.f32s(op)?, gmax.f32s(op)?);
+        Ok(Tensor::filled(max.shape(), |o| loss::margin_softmax_total(&m, &s, &g, o)))
+    }
+
+    fn margin_softmax_loss(&self, gmax: &Tensor, gsum: &Tensor, tlogit: &Tensor) -> Result<Tensor> {
+        let op = "margin_softmax_loss";
+        margin_rows(op, &[gmax, gsum, tlogit])?;
+        let l = loss::margin_softmax_loss(&gmax.f32s(op)?, &gsum.f32s(op)?, &tlogit.f32s(op)?);
+        Tensor::from_vec(vec![l as f32], &[])
+    }
+
+    fn margin_chunk_grad(
+        &self,
+        cos: &Tensor,
+        target: &[i32],
+        j0: usize,
+        m: Margin,
+        global: [&Tensor; 2],
+    ) -> Result<Tensor> {
+        let op = "margin_chunk_grad";
+        let (_, w) = margin_chunk_args(op, cos, target, &global)?;
+        let (cd, gm, gs) = (cos.f32s(op)?, global[0].f32s(op)?, global[1].f32s(op)?);
+        Ok(Tensor::filled(cos.shape(), |g| loss::margin_chunk_grad(w, &cd, target, j0, m, &gm, &gs, g)))
+    }
+
+    fn copy_rows_(&self, dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<()> {
+        let op = "copy_rows";
+        let (ix, width) = copy_rows_args(dst, idx, src)?;
+        let sd = src.f32s(op)?;
+        let mut dd = dst.f32s_mut(op)?;
+        row_ops::copy_rows(width, &ix, &sd, &mut dd);
+        Ok(())
     }
 
     fn sgd_step(

@@ -4,6 +4,7 @@
 pub mod checks;
 mod cpu;
 
+pub use crate::kernels::loss::Margin;
 use crate::{DType, Device, Error, Result, Tensor};
 use std::sync::OnceLock;
 
@@ -126,8 +127,32 @@ pub trait Backend: Sync {
     fn cross_entropy_backward(&self, logp: &Tensor, labels: &[i32], g: &Tensor) -> Result<Tensor>;
 
     /// Combined-margin logits from cosines `[R, K]` (CosFace: m_arc 0; ArcFace: m_cos 0).
-    fn margin_logits(&self, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64, m_cos: f64) -> Result<Tensor>;
-    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], s: f64, m_arc: f64) -> Result<Tensor>;
+    fn margin_logits(&self, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor>;
+    fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor>;
+
+    // The sharded margin softmax a chunk of scored classes at a time (maskfr-dist's
+    // PartialFc; the kernels in `kernels::loss` say what each computes): `cos [B, w]` are
+    // the cosines of scored columns `[j0, j0 + w)`, `target[i]` row i's target column among
+    // the scored ones (−1: another rank's class); per-row vectors are `[B]`.
+
+    /// Folds the chunk into the running `[max, sum, target logit]` in place.
+    fn margin_chunk_stats(&self, cos: &Tensor, target: &[i32], j0: usize, m: Margin, stats: [&Tensor; 3])
+        -> Result<()>;
+    /// Each row's exp-sum against the global maximum, `sum·exp(max − gmax)`.
+    fn margin_softmax_total(&self, max: &Tensor, sum: &Tensor, gmax: &Tensor) -> Result<Tensor>;
+    /// The mean over rows of `gmax + ln gsum − target logit`, 0-d.
+    fn margin_softmax_loss(&self, gmax: &Tensor, gsum: &Tensor, tlogit: &Tensor) -> Result<Tensor>;
+    /// d loss / d cos of the chunk from the global maxima and exp-sums.
+    fn margin_chunk_grad(
+        &self,
+        cos: &Tensor,
+        target: &[i32],
+        j0: usize,
+        m: Margin,
+        global: [&Tensor; 2],
+    ) -> Result<Tensor>;
+    /// `dst[idx[i]] = src[i]` for rows along dimension 0, in place.
+    fn copy_rows_(&self, dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<()>;
 
     /// One SGD step in place on `param` and its momentum buffer.
     fn sgd_step(

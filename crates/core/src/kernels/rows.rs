@@ -15,3 +15,10 @@ pub fn scatter_rows<T: Float>(width: usize, x: &[T], idx: &[usize], out: &mut [T
         out[r * width..(r + 1) * width].iter_mut().zip(src).for_each(|(o, &v)| *o += v);
     }
 }
+
+/// `out[idx[i]] = x[i]`, rows of `width` elements (writes one class shard's rows in place).
+pub fn copy_rows<T: Float>(width: usize, idx: &[usize], x: &[T], out: &mut [T]) {
+    for (src, &r) in x.chunks(width).zip(idx) {
+        out[r * width..(r + 1) * width].copy_from_slice(src);
+    }
+}
