@@ -7,7 +7,7 @@
 // with and without activation checkpointing.
 
 import {
-  autocast, clipGradNorm, COSFACE, createModel, emptyCache, LossScaler, marginSoftmaxLoss, memoryStats, modelConfig, randn, resetPeakMemory, SGD, synchronize, tidy,
+  autocast, COSFACE, createModel, emptyCache, keep, LossScaler, marginSoftmaxLoss, memoryStats, modelConfig, randn, resetPeakMemory, SGD, squaredNorm, synchronize, tidy,
 } from '../../ts';
 
 const DEVICE = 'cuda:0';
@@ -33,9 +33,16 @@ function run(network: string, batch: number, checkpointing: boolean): { imagesPe
         const emb = autocast('f16', () => model.forward(x));
         scaler.scaleLoss(marginSoftmaxLoss(emb, centres, labels, COSFACE)).backward();
       });
-      const finite = scaler.unscale([...model.parameters(), centres]);
-      if (finite) clipGradNorm(model.parameters(), 5);
-      scaler.update(finite, () => [optB, optH].forEach((o) => o.step()));
+      // As the trainer: gates on the device (unscale, clip, skip), one flag read per step.
+      const [gateB, gateH] = tidy(() => {
+        const sq = squaredNorm([...model.parameters(), centres].flatMap((p) => (p.grad === null ? [] : [p.grad])), DEVICE);
+        return [keep(scaler.gate(sq, 5)), keep(scaler.gate(sq))];
+      });
+      scaler.update(Number.isFinite(gateB.item()), () => {
+        optB.step(gateB);
+        optH.step(gateH);
+      });
+      [gateB, gateH].forEach((g) => g.dispose());
       [optB, optH].forEach((o) => o.zeroGrad());
     });
   } finally {

@@ -1,25 +1,41 @@
-// Gradient-norm clipping (torch.nn.utils.clip_grad_norm_): scales every gradient by
-// maxNorm / total norm when the total L2 norm of all of them exceeds maxNorm.
+// Gradient-norm clipping (torch.nn.utils.clip_grad_norm_) and the optimiser's gate: the
+// trainer never reads the norm back; it folds the clip coefficient (and an f16 loss scale)
+// into one 0-d factor the SGD kernel multiplies the gradients by, on their device, and a
+// factor that is not finite makes the step change nothing.
 
 import { native } from '../native';
-import { Tensor } from '../tensor/tensor';
+import { Tensor, zeros } from '../tensor/tensor';
 import { keep, noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 
-/** Σ‖g‖² over `grads`, summed on their devices and read back once per device (a GPU step
- *  then waits for the host once, not once per parameter). */
-export function squaredNorm(grads: Tensor[]): number {
-  const byDevice = new Map<string, Tensor[]>();
-  for (const g of grads) byDevice.set(g.device, [...(byDevice.get(g.device) ?? []), g]);
-  return tidy(() =>
-    noGrad(() => [...byDevice.values()].reduce((s, gs) => s + gs.map((g) => ops.sum(ops.mul(g, g))).reduce((a, b) => ops.add(a, b)).item(), 0)),
-  );
+/** Σ‖g‖² over `grads` as a 0-d tensor on `device` (where the gradients live; partial sums
+ *  from other devices are moved there). Nothing is read back. */
+export function squaredNorm(grads: Tensor[], device: string): Tensor {
+  return tidy(() => noGrad(() => grads.map((g) => ops.to(ops.sum(ops.mul(g, g)), device)).reduce((a, b) => ops.add(a, b), zeros([], device))));
 }
 
-/** Clips the gradients of `params` in place; returns their total norm before clipping. */
+export interface GateOptions {
+  /** Clip the (unscaled) gradient norm to this (Infinity: no clipping). */
+  maxNorm?: number;
+  /** The loss scale the gradients carry (f16 dynamic loss scaling). */
+  lossScale?: number;
+}
+
+/** The factor the optimiser multiplies gradients of squared norm `sumsq` by: 1/lossScale
+ *  times torch's clip coefficient min(1, maxNorm / (‖g‖/lossScale + 1e-6)); NaN when the
+ *  norm is not finite. 0-d, on `sumsq`'s device. */
+export function gradientGate(sumsq: Tensor, { maxNorm = Infinity, lossScale = 1 }: GateOptions = {}): Tensor {
+  return new Tensor(native.clipGate(sumsq.handle('gradientGate'), 1 / lossScale, maxNorm));
+}
+
+/** Clips the gradients of `params` in place; returns their total norm before clipping (read
+ *  back: a synchronisation on a GPU; the trainer uses `gradientGate` instead). */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   const withGrad = params.filter((p) => p.grad !== null);
-  const total = Math.sqrt(squaredNorm(withGrad.map((p) => p.grad!)));
+  if (withGrad.length === 0) return 0;
+  const sq = squaredNorm(withGrad.map((p) => p.grad!), withGrad[0].device);
+  const total = Math.sqrt(sq.item());
+  sq.dispose();
   const factor = maxNorm / (total + 1e-6);
   if (factor < 1) {
     for (const p of withGrad) {

@@ -1,13 +1,12 @@
 // Dynamic loss scaling for fp16 training, as torch.cuda.amp.GradScaler: the loss is scaled
-// up before backward so small fp16 gradients do not flush to zero; gradients are unscaled
-// before clipping and the update; a step whose gradients overflowed (inf/NaN) is skipped
-// and the scale backed off; after `growthInterval` clean steps in a row the scale grows.
+// up before backward so small fp16 gradients do not flush to zero; the optimiser's gate
+// unscales them (with the clipping) inside the update; a step whose gradients overflowed
+// (inf/NaN) is skipped and the scale backed off; after `growthInterval` clean steps in a
+// row the scale grows.
 
-import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
-import { keep } from '../tensor/scope';
 import * as ops from '../tensor/ops';
-import { squaredNorm } from './clip';
+import { gradientGate } from './clip';
 
 export interface LossScalerOptions {
   initScale?: number;
@@ -41,20 +40,13 @@ export class LossScaler {
     return ops.scale(loss, this.scale);
   }
 
-  /** Divides the gradients of `params` by the scale in place; whether they are all finite. */
-  unscale(params: Tensor[]): boolean {
-    const grads: Tensor[] = [];
-    for (const p of params) {
-      if (p.grad === null) continue;
-      const g = keep(new Tensor(native.scale(p.grad.handle('LossScaler.unscale'), 1 / this.scale)));
-      p.grad.dispose();
-      p.grad = g;
-      grads.push(g);
-    }
-    return Number.isFinite(squaredNorm(grads));
+  /** The optimiser's gate for the scaled gradients of squared norm `sumsq`: the scale
+   *  undone, the norm clipped to `maxNorm`; NaN when they overflowed (see gradientGate). */
+  gate(sumsq: Tensor, maxNorm = Infinity): Tensor {
+    return gradientGate(sumsq, { maxNorm, lossScale: this.scale });
   }
 
-  /** After `unscale`: runs `apply` (the optimiser steps) unless the gradients overflowed,
+  /** Runs `apply` (the optimiser steps) unless the gradients overflowed (`finite` false),
    *  then updates the scale. Returns whether the step was applied. */
   update(finite: boolean, apply: () => void): boolean {
     if (!finite) {

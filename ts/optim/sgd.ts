@@ -28,8 +28,10 @@ export class SGD {
     this.buffers = params.map((p) => keep(zeros(p.shape, p.device)));
   }
 
-  /** Updates every parameter that has a gradient. */
-  step(): void {
+  /** Updates every parameter that has a gradient. With a `gate` (0-d, on the parameters'
+   *  device; see gradientGate) the gradients are multiplied by it, and a gate that is not
+   *  finite leaves every parameter and buffer as it was. */
+  step(gate: Tensor | null = null): void {
     const live = this.params.map((p, i) => ({ p, g: p.grad, b: this.buffers[i] })).filter((e) => e.g !== null);
     native.sgdStepAll(
       live.map((e) => e.p.handle('sgd')),
@@ -38,6 +40,7 @@ export class SGD {
       this.lr,
       this.momentum,
       this.weightDecay,
+      gate?.handle('sgd') ?? null,
     );
   }
 

@@ -4,7 +4,8 @@
 // accumulation, mixed precision (f16 with dynamic loss scaling, or bf16) on 'cpu' or a GPU;
 // a progress line and metrics.jsonl on rank 0, periodic verification,
 // checkpoints that resume exactly, Ctrl-C that checkpoints and stops, and a non-finite loss
-// that stops before it is applied.
+// or gradient that is never applied and stops the run. A GPU step is queued without waiting
+// for the host: its numbers are read back at log points (see StepLog).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,11 +15,12 @@ import { ShardedMarginSoftmax } from '../losses/sharded';
 import { angleDistillation, convexObjective, kdLambda } from '../losses/distill';
 import { SGD } from '../optim/sgd';
 import { polyLr } from '../optim/schedule';
-import { clipGradNorm } from '../optim/clip';
+import { gradientGate, squaredNorm } from '../optim/clip';
 import { LossScaler } from '../optim/loss-scaler';
 import { autocast } from '../tensor/autocast';
 import { manualSeed } from '../tensor/random';
-import { tidy } from '../tensor/scope';
+import { keep, tidy } from '../tensor/scope';
+import { Tensor } from '../tensor/tensor';
 import * as ops from '../tensor/ops';
 import { Communicator } from '../dist/comm';
 import { worldFromEnv } from '../dist/world';
@@ -31,6 +33,7 @@ import { ResolvedConfig } from './config';
 import { checkpointCounters, loadTrainingState, saveTrainingState, TrainingParts } from './checkpoint';
 import { openTeacher } from './teacher';
 import { MetricsLog, Progress } from './progress';
+import { StepLog } from './step-log';
 
 export interface TrainOptions {
   /** Continue from `output/checkpoint`. */
@@ -154,70 +157,97 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
 
   let status: TrainResult['status'] = 'done';
   let logged = { loss: NaN, imagesPerSecond: NaN };
-  let sum = { loss: 0, cosface: 0, kd: 0, n: 0 };
   let window = { loss: 0, n: 0 };
+  const log = new StepLog(comm);
+  // Reads the steps' numbers back (the only place a GPU step waits for the host, besides
+  // f16's overflow flag): at log, checkpoint and verification points and at the end, or
+  // every step for an onStep callback. A non-finite loss or gradient stops the run here;
+  // its step was not applied (the gate skipped it).
+  const flush = () => {
+    for (const v of log.read()) {
+      if (!Number.isFinite(v.loss) || (scaler === null && !v.applied)) {
+        const where = lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${ckpt} (step ${lastGood})`;
+        throw new NonFiniteLoss(`step ${v.step}: the loss is ${v.loss} and the gradient norm ${v.gradNorm}; the step was not applied; ${where}`);
+      }
+      o.onStep?.(v.step, { loss: v.loss, cosface: v.cosface, kd: v.kd, lr: v.lr });
+      window = { loss: window.loss + v.loss, n: window.n + 1 };
+      if (v.step % cfg.logEvery === 0 || v.step === total) {
+        const rate = progress?.rate(v.step) ?? { imagesPerSecond: NaN };
+        logged = { loss: window.loss / window.n, imagesPerSecond: rate.imagesPerSecond };
+        window = { loss: 0, n: 0 };
+        const fields: { loss: number; lr: number; [k: string]: number } =
+          teacher === null ? { loss: logged.loss, lr: v.lr } : { loss: logged.loss, lr: v.lr, cosface: v.cosface, kd: v.kd, lambda: v.lambda };
+        if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
+        progress?.update(v.step, fields);
+        metrics?.write({ step: v.step, epoch: Math.floor((batches - 1) / perEpoch), ...fields, gradNorm: v.gradNorm, imagesPerSecond: rate.imagesPerSecond });
+      }
+    }
+  };
+  const maxNorm = cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity;
   try {
     run: while (step < total) {
       for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
-        const v = tidy(() => {
+        tidy(() => {
           const emb = autocast(precision, () => model.forward(ops.to(b.images, device)));
           const cos = head.loss(emb, b.labels, batches);
           const kd = teacher === null ? null : angleDistillation(emb, ops.to(teacher.embed(b), emb.device), cfg.kd.form);
-          // The classifier may have stayed on the CPU: the KD term joins it there.
-          const loss = kd === null ? cos : convexObjective(cos, ops.to(kd, cos.device), lambda);
+          const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
           if (batches + 1 === (step + 1) * accum) buckets?.begin(); // the step's last micro-batch
           const part = accum > 1 ? ops.scale(loss, 1 / accum) : loss;
           (scaler === null ? part : scaler.scaleLoss(part)).backward();
-          return { loss: loss.item(), cosface: cos.item(), kd: kd?.item() ?? 0 };
+          log.addMicroBatch(cos, kd);
         });
         b.images.dispose();
         batches++;
-        sum = { loss: sum.loss + v.loss, cosface: sum.cosface + v.cosface, kd: sum.kd + v.kd, n: sum.n + 1 };
         if (batches < (step + 1) * accum) continue;
 
         buckets?.finish();
-        const overflow = scaler !== null && !scaler.unscale([...model.parameters(), ...head.parameters()]);
-        // One exchange: the ranks' mean KD loss, whether any was interrupted, whether any
-        // overflowed (every rank then skips the step, so the replicas stay equal).
-        const [kdSum, stops, overflows] = comm.allReduceValues([sum.kd / sum.n, signals > 0 ? 1 : 0, overflow ? 1 : 0], 'sum');
-        const gradNorm = overflows > 0 ? Infinity : clipGradNorm(model.parameters(), cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity);
-        const m = { loss: (sum.cosface / sum.n) * (1 - lambda) + (kdSum / comm.world) * lambda, cosface: sum.cosface / sum.n, kd: kdSum / comm.world };
-        if (!Number.isFinite(m.loss) || (scaler === null && !Number.isFinite(gradNorm))) {
-          const where = lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${ckpt} (step ${lastGood})`;
-          throw new NonFiniteLoss(`step ${step + 1}: the loss is ${m.loss} and the gradient norm ${gradNorm}; stopped without applying it; ${where}`);
-        }
+        // One gate per step, on the device: unscale (f16), clip the backbone's norm, and
+        // skip the whole step when any gradient is not finite. The backbone's gradients are
+        // the same on every rank; the shards' norms are summed over the ranks, so every rank
+        // skips alike.
+        const grads = (ps: { grad: Tensor | null }[]) => ps.flatMap((p) => (p.grad === null ? [] : [p.grad]));
+        const [gateB, gateH, sumsq] = tidy(() => {
+          const bsq = squaredNorm(grads(model.parameters()), device);
+          const hsq = squaredNorm(grads(head.parameters()), device);
+          comm.allReduce([hsq], 'sum');
+          const checked = ops.add(bsq, ops.scale(hsq, 0)); // bsq, or NaN when hsq is not finite
+          const gate = (clip: number) => keep(scaler === null ? gradientGate(checked, { maxNorm: clip }) : scaler.gate(checked, clip));
+          return [gate(maxNorm), gate(Infinity), keep(checked)];
+        });
+        const [stops] = comm.allReduceValues([signals > 0 ? 1 : 0], 'sum');
         const lr = polyLr(schedule, step);
-        const apply = () => [optB, optH].forEach((opt) => ((opt.lr = lr), opt.step()));
-        // An overflowed f16 step is skipped (the scale backs off); the schedule moves on.
+        const lossScale = scaler?.scale ?? 1;
+        const apply = () => {
+          [optB, optH].forEach((opt) => (opt.lr = lr));
+          optB.step(gateB);
+          optH.step(gateH);
+        };
+        // f16 reads whether the step overflowed (its one read per step, as torch's
+        // GradScaler.step): the scale backs off or grows on the host.
         if (scaler === null) apply();
-        else scaler.update(overflows === 0, apply);
+        else scaler.update(Number.isFinite(gateB.item()), apply);
+        gateH.dispose();
         [optB, optH].forEach((opt) => opt.zeroGrad());
         step++;
-        o.onStep?.(step, { ...m, lr });
-        sum = { loss: 0, cosface: 0, kd: 0, n: 0 };
-        window = { loss: window.loss + m.loss, n: window.n + 1 };
-        if (step % cfg.logEvery === 0 || step === total) {
-          const rate = progress?.rate(step) ?? { imagesPerSecond: NaN };
-          logged = { loss: window.loss / window.n, imagesPerSecond: rate.imagesPerSecond };
-          window = { loss: 0, n: 0 };
-          const fields: { loss: number; lr: number; [k: string]: number } = teacher === null ? { loss: logged.loss, lr } : { loss: logged.loss, lr, cosface: m.cosface, kd: m.kd, lambda };
-          if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
-          progress?.update(step, fields);
-          metrics?.write({ step, epoch: Math.floor((batches - 1) / perEpoch), ...fields, gradNorm, imagesPerSecond: rate.imagesPerSecond });
-        }
-        if (cfg.verifyEvery > 0 && step % cfg.verifyEvery === 0 && step < total) verifyAll();
+        log.endStep({ step, lr, lambda, gate: gateB, sumsq, lossScale });
+        const verifyNow = cfg.verifyEvery > 0 && step % cfg.verifyEvery === 0 && step < total;
+        const saveNow = cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < total;
+        if (o.onStep !== undefined || step % cfg.logEvery === 0 || step >= total || verifyNow || saveNow || stops > 0) flush();
+        if (verifyNow) verifyAll();
         if (stops > 0) {
           save();
           status = 'interrupted';
           progress?.say(`saved a checkpoint at step ${step} in ${ckpt}; continue with --resume`);
           break run;
         }
-        if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < total) save();
+        if (saveNow) save();
         if (step >= total) break run;
       }
     }
   } finally {
+    log.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     teacher?.dispose();

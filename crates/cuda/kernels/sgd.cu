@@ -1,9 +1,12 @@
-// The fused multi-tensor SGD update (momentum, L2 weight decay, torch semantics): one launch
-// for every parameter. CPU reference in maskfr-core kernels/optim.rs.
-//   b = momentum·b + g + wd·p;  p −= lr·b
+// The fused multi-tensor SGD update (momentum, L2 weight decay, torch semantics) and its
+// gate. CPU reference in maskfr-core kernels/optim.rs.
+//   k = *gate (1 without one; not finite: nothing changes)
+//   b = momentum·b + k·g + wd·p;  p −= lr·b
 // Tensor t spans elements [offsets[t], offsets[t+1]) of the launch; params[t], grads[t],
 // bufs[t] point at its three buffers.
-extern "C" __global__ void sgd_multi_f32(float** params, float** grads, float** bufs, const long long* offsets, int tensors, float lr, float momentum, float weight_decay) {
+extern "C" __global__ void sgd_multi_f32(float** params, float** grads, float** bufs, const long long* offsets, int tensors, float lr, float momentum, float weight_decay, const float* gate) {
+    const float k = gate == nullptr ? 1.0f : *gate;
+    if (!isfinite(k)) return;
     const long long total = offsets[tensors];
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)blockDim.x * gridDim.x) {
         int lo = 0, hi = tensors - 1;  // the tensor holding element i
@@ -14,15 +17,13 @@ extern "C" __global__ void sgd_multi_f32(float** params, float** grads, float** 
         long long j = i - offsets[lo];
         float* p = params[lo];
         float* b = bufs[lo];
-        b[j] = momentum * b[j] + grads[lo][j] + weight_decay * p[j];
+        b[j] = momentum * b[j] + k * grads[lo][j] + weight_decay * p[j];
         p[j] -= lr * b[j];
     }
 }
 
-// One tensor: the same rule.
-extern "C" __global__ void sgd_f32(float* p, const float* g, float* b, float lr, float momentum, float weight_decay, long long n) {
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)blockDim.x * gridDim.x) {
-        b[i] = momentum * b[i] + g[i] + weight_decay * p[i];
-        p[i] -= lr * b[i];
-    }
+// inv_scale · min(1, max_norm / (√sumsq · inv_scale + 1e-6)); NaN when sumsq is not finite.
+extern "C" __global__ void clip_gate(const float* sumsq, double inv_scale, double max_norm, float* gate) {
+    double s = *sumsq;
+    *gate = isfinite(s) ? (float)(inv_scale * fmin(1.0, max_norm / (sqrt(s) * inv_scale + 1e-6))) : nanf("");
 }

@@ -7,7 +7,7 @@ use crate::gemm::{gemm, Operand};
 use crate::gpu::{addr, elementwise, per_row, Arg, Gpu};
 use maskfr_core::backend::checks::*;
 use maskfr_core::kernels::conv::ConvGeom;
-use maskfr_core::{ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Margin, Result, Tensor};
+use maskfr_core::{ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Margin, Result, SgdHyper, Tensor};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -625,31 +625,15 @@ impl Backend for CudaBackend {
         self.run(op, "copy_rows_f32", "rows", elementwise(src.numel()), &args)
     }
 
-    fn sgd_step(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        buf: &Tensor,
-        lr: f64,
-        momentum: f64,
-        weight_decay: f64,
-    ) -> Result<()> {
+    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], h: SgdHyper, gate: Option<&Tensor>) -> Result<()> {
         let op = "sgd_step";
-        sgd_args(param, grad, buf)?;
-        let args = [
-            Ptr(f(op, param)?),
-            Ptr(f(op, grad)?),
-            Ptr(f(op, buf)?),
-            F32(lr as f32),
-            F32(momentum as f32),
-            F32(weight_decay as f32),
-            len(param),
-        ];
-        self.run(op, "sgd_f32", "sgd", elementwise(param.numel()), &args)
-    }
-
-    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], lr: f64, momentum: f64, weight_decay: f64) -> Result<()> {
-        let op = "sgd_step";
+        let gate = match gate {
+            Some(g) => {
+                single(op, g)?;
+                f(op, g)?
+            }
+            None => 0, // a null pointer: no gate
+        };
         if triples.is_empty() {
             return Ok(());
         }
@@ -672,8 +656,16 @@ impl Backend for CudaBackend {
         let t = triples.len() as u64;
         let at = |i: u64| Ptr(block.ptr + i * t * 8);
         let total = *offsets.last().unwrap_or(&0) as usize;
-        let args =
-            [at(0), at(1), at(2), at(3), I32(t as i32), F32(lr as f32), F32(momentum as f32), F32(weight_decay as f32)];
+        let (lr, momentum, wd) = (h.lr as f32, h.momentum as f32, h.weight_decay as f32);
+        let args = [at(0), at(1), at(2), at(3), I32(t as i32), F32(lr), F32(momentum), F32(wd), Ptr(gate)];
         self.run(op, "sgd_multi_f32", "sgd", elementwise(total), &args)
+    }
+
+    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor> {
+        let op = "clip_gate";
+        single(op, sumsq)?;
+        let (y, yp) = self.out(op, &[])?;
+        self.run(op, "clip_gate", "sgd", per_row(1), &[Ptr(f(op, sumsq)?), F64(inv_scale), F64(max_norm), Ptr(yp)])?;
+        Ok(y)
     }
 }

@@ -1,18 +1,18 @@
-//! One GPU: its context and single stream (every op is queued there, so ordering alone keeps
-//! reuse of cached blocks safe), the caching allocator, pinned staging for host copies,
-//! the NVRTC modules loaded on first use, and the cuBLAS and cuDNN handles.
+//! One GPU: its context and compute stream (every op is queued there, so ordering alone
+//! keeps reuse of cached blocks safe), a copy stream for large uploads, the caching
+//! allocator, pinned staging for host copies, the NVRTC modules loaded on first use, and the
+//! cuBLAS and cuDNN handles.
 
 use crate::alloc::{Block, Caching, RawMemory};
+use crate::transfers::Transfers;
 use crate::{probe::require, Error, Result};
-use cudarc::driver::{
-    result as drv, CudaContext, CudaEvent, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg,
-};
+use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
 use maskfr_core::{DType, Device, DeviceBuffer, Tensor};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-fn driver<T>(what: &str, r: std::result::Result<T, drv::DriverError>) -> Result<T> {
+pub(crate) fn driver<T>(what: &str, r: std::result::Result<T, drv::DriverError>) -> Result<T> {
     r.map_err(|e| Error(format!("cuda: {what}: {e:?}")))
 }
 
@@ -61,30 +61,6 @@ impl Drop for Scratch<'_> {
     }
 }
 
-/// Page-locked host memory for copies (pageable copies go through a driver bounce buffer
-/// and wait for the stream). Uploads cycle through `slots`, each refilled only once the
-/// copy that last read it is done (its event): an upload queues behind the kernels before
-/// it without waiting for them, so the host keeps queueing the step. Downloads use their
-/// own buffer and wait (their data is needed now).
-struct Staging {
-    slots: Vec<Slot>,
-    next: usize,
-    readback: *mut u8,
-}
-
-struct Slot {
-    ptr: *mut u8,
-    /// Recorded after the copy that last read the slot (made at open: recording can then
-    /// not fail half-way through an upload and leave a slot unguarded).
-    done: CudaEvent,
-}
-
-// SAFETY: the buffers are only touched under the `Gpu::staging` mutex.
-unsafe impl Send for Staging {}
-
-const SLOTS: usize = 4;
-const STAGING_BYTES: usize = 8 << 20;
-
 /// cuBLAS and cuDNN handles (raw: they are only used under the `Gpu::libs` mutex) and the
 /// convolution plans made so far.
 pub(crate) struct Libs {
@@ -113,7 +89,7 @@ pub struct Gpu {
     pub(crate) memory: Arc<Caching<DriverMemory>>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
-    staging: Mutex<Staging>,
+    pub(crate) transfers: Transfers,
     pub(crate) libs: Mutex<Libs>,
 }
 
@@ -124,7 +100,7 @@ impl Gpu {
             require(lib)?;
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| Error(format!("cuda: cannot open GPU {ordinal}: {e:?}")))?;
-        // One stream: queue order is the only synchronisation the backend needs.
+        // One compute stream: queue order is the only synchronisation the backend needs.
         // SAFETY: nothing else uses this context's event tracking.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
@@ -137,18 +113,13 @@ impl Gpu {
             cudarc::cudnn::result::set_stream(dnn, stream.cu_stream() as _)
                 .map_err(|e| Error(format!("cudnn: {e:?}")))?;
         }
-        // SAFETY: the context is current (CudaContext::new binds it).
-        let pinned = || driver("cuMemHostAlloc", unsafe { drv::malloc_host(STAGING_BYTES, 0) }).map(|p| p as *mut u8);
-        let slot = || -> Result<Slot> { Ok(Slot { ptr: pinned()?, done: driver("event", ctx.new_event(None))? }) };
-        let slots = (0..SLOTS).map(|_| slot()).collect::<Result<_>>()?;
-        let staging = Staging { slots, next: 0, readback: pinned()? };
         Ok(Gpu {
             ordinal,
             memory: Caching::new(DriverMemory { stream: stream.clone() }),
             stream,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
-            staging: Mutex::new(staging),
+            transfers: Transfers::open(&ctx)?,
             libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
         })
     }
@@ -214,57 +185,6 @@ impl Gpu {
         self.bind()?;
         // SAFETY: both ranges lie in live blocks; queued on our stream.
         driver("copy", unsafe { drv::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) })
-    }
-
-    /// Queues the copy of `src` to device address `dst` through the pinned slots (returns
-    /// once `src` is in pinned memory, not when the copy is done).
-    pub fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
-        self.bind()?;
-        let mut st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, chunk) in src.chunks(STAGING_BYTES).enumerate() {
-            let at = st.next;
-            st.next = (at + 1) % SLOTS;
-            let slot = &mut st.slots[at];
-            driver("waiting for a staging slot", slot.done.synchronize())?;
-            // SAFETY: the slot holds STAGING_BYTES and no queued copy reads it any more (its
-            // event has completed); it is ours under the lock until its next event.
-            unsafe {
-                std::ptr::copy_nonoverlapping(chunk.as_ptr(), slot.ptr, chunk.len());
-                let pinned = std::slice::from_raw_parts(slot.ptr, chunk.len());
-                let to = dst + (i * STAGING_BYTES) as u64;
-                driver("copy to device", drv::memcpy_htod_async(to, pinned, self.stream.cu_stream()))?;
-            }
-            driver("event", slot.done.record(&self.stream))?;
-        }
-        Ok(())
-    }
-
-    /// Copies `dst.len()` bytes from device address `src` to the host (after the work queued
-    /// before).
-    pub fn read(&self, dst: &mut [u8], src: u64) -> Result<()> {
-        self.bind()?;
-        let st = self.staging.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, chunk) in dst.chunks_mut(STAGING_BYTES).enumerate() {
-            // SAFETY: the readback buffer holds STAGING_BYTES and is ours under the lock; the
-            // copy has finished (synchronised) before it is read.
-            unsafe {
-                let pinned = std::slice::from_raw_parts_mut(st.readback, chunk.len());
-                let from = src + (i * STAGING_BYTES) as u64;
-                driver("copy to host", drv::memcpy_dtoh_async(pinned, from, self.stream.cu_stream()))?;
-                self.synchronize()?;
-                std::ptr::copy_nonoverlapping(st.readback, chunk.as_mut_ptr(), chunk.len());
-            }
-        }
-        Ok(())
-    }
-
-    /// A device copy of `values` (labels, row indices) in a block that lives as long as the
-    /// returned guard.
-    pub fn upload_i32(&self, values: &[i32]) -> Result<Block<DriverMemory>> {
-        let b = self.block(values.len().max(1) * 4)?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        self.write(b.ptr, &bytes)?;
-        Ok(b)
     }
 
     fn function(&self, module: &'static str, name: &'static str) -> Result<CudaFunction> {

@@ -14,6 +14,7 @@ mod kernels;
 pub mod nccl;
 mod nvrtc;
 mod probe;
+mod transfers;
 
 pub use backend::cuda_backend;
 

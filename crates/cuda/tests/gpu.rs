@@ -7,7 +7,7 @@
 //! gathers, copies and casts.
 
 use maskfr_core::backend::device_backend;
-use maskfr_core::{Backend, ConvParams, DType, Device, Margin, Tensor};
+use maskfr_core::{Backend, ConvParams, DType, Device, Margin, SgdHyper, Tensor};
 use maskfr_cuda::nccl::Reduction;
 use std::sync::{Mutex, MutexGuard};
 
@@ -70,6 +70,20 @@ fn transfers_casts_and_random_tensors() {
     let x = rnd(&[3, 5, 7], 1);
     let back = p.gpu.download(&p.gpu.upload(&x).unwrap()).unwrap();
     assert_eq!(back.to_vec(), x.to_vec(), "round trip");
+    // Batches large enough for the copy stream: three in a row (both landings, then the
+    // first again, grown), each read by a kernel queued right after its upload.
+    for (i, n) in [3 << 18, 3 << 18, 5 << 18].into_iter().enumerate() {
+        let big = rnd(&[n], 50 + i as u64);
+        let twice = p.gpu.scale(&p.gpu.upload(&big).unwrap(), 2.0).unwrap();
+        let want: Vec<f32> = big.to_vec().iter().map(|v| v * 2.0).collect();
+        assert!(twice.values().unwrap() == want, "upload {i} through the copy stream");
+    }
+    // Small uploads all around the pinned ring and past its start again, none read until
+    // the end.
+    let small: Vec<Tensor> = (0..5000).map(|i| p.gpu.upload(&Tensor::full(&[1000], i as f32)).unwrap()).collect();
+    for i in [0, 1, 1023, 1024, 4095, 4096, 4999] {
+        assert!(small[i].values().unwrap().iter().all(|&v| v == i as f32), "small upload {i}");
+    }
     for dtype in [DType::F16, DType::BF16] {
         let g = p.gpu.cast(&p.gpu.upload(&x).unwrap(), dtype).unwrap();
         assert_eq!(g.dtype(), dtype);
@@ -243,14 +257,20 @@ fn sharded_margin_softmax_chunk_ops() {
 }
 
 #[test]
-fn sgd_one_tensor_and_all_at_once() {
+fn sgd_gated_clipped_and_skipped() {
     let Some(p) = pair() else { return };
     // Three triples, each of one shape (param, grad, buffer), the shapes differing.
     let ts: Vec<Tensor> = (0..9).map(|i| rnd(&[3 + i / 3, 5], i as u64)).collect();
+    let h = SgdHyper { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 };
     p.same("sgd", K, &ts, |be, t| {
-        be.sgd_step(&t[0], &t[1], &t[2], 0.1, 0.9, 5e-4).unwrap();
-        be.sgd_step_all(&[[&t[3], &t[4], &t[5]], [&t[6], &t[7], &t[8]]], 0.1, 0.9, 5e-4).unwrap();
-        vec![t[0].clone(), t[2].clone(), t[3].clone(), t[5].clone(), t[6].clone(), t[8].clone()]
+        // Σg² of 40, scale 4 undone, clipped to norm 1; then a NaN gate: no change at all.
+        let sumsq = be.full(&[], 40.0).unwrap();
+        let gate = be.clip_gate(&sumsq, 0.25, 1.0).unwrap();
+        let nan = be.clip_gate(&be.full(&[], f32::INFINITY).unwrap(), 0.25, 1.0).unwrap();
+        be.sgd_step_all(&[[&t[0], &t[1], &t[2]]], h, None).unwrap();
+        be.sgd_step_all(&[[&t[3], &t[4], &t[5]], [&t[6], &t[7], &t[8]]], h, Some(&gate)).unwrap();
+        be.sgd_step_all(&[[&t[3], &t[4], &t[5]]], h, Some(&nan)).unwrap();
+        vec![gate, t[0].clone(), t[2].clone(), t[3].clone(), t[5].clone(), t[6].clone(), t[8].clone()]
     });
 }
 

@@ -2,7 +2,7 @@
 
 use crate::js;
 use crate::tensor::{dims, NativeTensor};
-use maskfr_core::{backend_for, Backend, ConvParams, Margin, Tensor};
+use maskfr_core::{backend_for, Backend, ConvParams, Margin, SgdHyper, Tensor};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -260,7 +260,9 @@ pub fn margin_logits_backward(
     wrap(be("margin_logits_backward", &[g, c])?.margin_logits_backward(g, c, &labels, Margin { s, m_arc, m_cos: 0.0 }))
 }
 
-/// One SGD step on every `(params[i], grads[i], bufs[i])`: one fused launch on a GPU.
+/// One SGD step on every `(params[i], grads[i], bufs[i])`: one fused launch on a GPU. The
+/// gradients are multiplied by `gate` (0-d, on their device) when given; a gate that is not
+/// finite changes nothing.
 #[napi(catch_unwind)]
 pub fn sgd_step_all(
     params: Vec<&NativeTensor>,
@@ -269,6 +271,7 @@ pub fn sgd_step_all(
     lr: f64,
     momentum: f64,
     weight_decay: f64,
+    gate: Option<&NativeTensor>,
 ) -> Result<()> {
     if params.len() != grads.len() || params.len() != bufs.len() {
         let n = (params.len(), grads.len(), bufs.len());
@@ -278,7 +281,16 @@ pub fn sgd_step_all(
         v.iter().map(|t| t.get()).collect()
     }
     let (p, g, b) = (get(&params)?, get(&grads)?, get(&bufs)?);
+    let gate = gate.map(|t| t.get()).transpose()?;
     let triples: Vec<[&Tensor; 3]> = (0..p.len()).map(|i| [p[i], g[i], b[i]]).collect();
-    let all: Vec<&Tensor> = triples.iter().flatten().copied().collect();
-    js(be("sgd_step", &all)?.sgd_step_all(&triples, lr, momentum, weight_decay))
+    let all: Vec<&Tensor> = triples.iter().flatten().copied().chain(gate).collect();
+    let h = SgdHyper { lr, momentum, weight_decay };
+    js(be("sgd_step", &all)?.sgd_step_all(&triples, h, gate))
+}
+
+/// The optimiser's gate for gradients of squared norm `sumsq` (0-d; see Backend::clip_gate).
+#[napi(catch_unwind)]
+pub fn clip_gate(sumsq: &NativeTensor, inv_scale: f64, max_norm: f64) -> Result<NativeTensor> {
+    let s = sumsq.get()?;
+    wrap(be("clip_gate", &[s])?.clip_gate(s, inv_scale, max_norm))
 }

@@ -1,7 +1,7 @@
 //! The CPU backend: shape checks, then the slice kernels of [`crate::kernels`] in f32.
 
 use super::checks::*;
-use super::{Backend, BnOut, ConvParams, Margin};
+use super::{Backend, BnOut, ConvParams, Margin, SgdHyper};
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
 use crate::{ensure, random, DType, Result, Tensor};
@@ -393,20 +393,24 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn sgd_step(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        buf: &Tensor,
-        lr: f64,
-        momentum: f64,
-        weight_decay: f64,
-    ) -> Result<()> {
+    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], h: SgdHyper, gate: Option<&Tensor>) -> Result<()> {
         let op = "sgd_step";
-        sgd_args(param, grad, buf)?;
-        let gd = grad.f32s(op)?;
-        let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
-        optim::sgd_step(&mut pd, &gd, &mut bd, lr as f32, momentum as f32, weight_decay as f32);
+        let k = gate.map(|g| scalar_of(op, g)).transpose()?.unwrap_or(1.0);
+        triples.iter().try_for_each(|[p, g, b]| sgd_args(p, g, b))?;
+        if !k.is_finite() {
+            return Ok(());
+        }
+        for [param, grad, buf] in triples {
+            let gd = grad.f32s(op)?;
+            let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
+            let [lr, momentum, wd, k] = [h.lr, h.momentum, h.weight_decay, k].map(|v| v as f32);
+            optim::sgd_step(&mut pd, &gd, &mut bd, optim::Sgd { lr, momentum, weight_decay: wd, grad_scale: k });
+        }
         Ok(())
+    }
+
+    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor> {
+        let s = scalar_of("clip_gate", sumsq)?;
+        Tensor::from_vec(vec![optim::clip_gate(s, inv_scale, max_norm) as f32], &[])
     }
 }

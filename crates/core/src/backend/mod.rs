@@ -154,20 +154,23 @@ pub trait Backend: Sync {
     /// `dst[idx[i]] = src[i]` for rows along dimension 0, in place.
     fn copy_rows_(&self, dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<()>;
 
-    /// One SGD step in place on `param` and its momentum buffer.
-    fn sgd_step(
-        &self,
-        param: &Tensor,
-        grad: &Tensor,
-        buf: &Tensor,
-        lr: f64,
-        momentum: f64,
-        weight_decay: f64,
-    ) -> Result<()>;
-    /// [`Backend::sgd_step`] on every `(param, grad, buf)` triple; a GPU does it in one launch.
-    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], lr: f64, momentum: f64, weight_decay: f64) -> Result<()> {
-        triples.iter().try_for_each(|[p, g, b]| self.sgd_step(p, g, b, lr, momentum, weight_decay))
-    }
+    /// One SGD step in place on every `(param, grad, buf)` triple (a GPU: one launch). With
+    /// a `gate` (0-d, read on the device) the gradients are multiplied by it, and a gate that
+    /// is not finite leaves everything unchanged: unscaling, clipping and skipping a bad step
+    /// without the host reading anything.
+    fn sgd_step_all(&self, triples: &[[&Tensor; 3]], hyper: SgdHyper, gate: Option<&Tensor>) -> Result<()>;
+    /// The gate of a step whose gradients have squared norm `sumsq` (0-d): `inv_scale ·
+    /// min(1, max_norm / (√sumsq · inv_scale + 1e-6))` (an f16 loss scale undone, then
+    /// torch's clip_grad_norm_ coefficient), NaN when `sumsq` is not finite.
+    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor>;
+}
+
+/// SGD's hyper-parameters (torch.optim.SGD: momentum, L2 weight decay).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdHyper {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
 }
 
 /// The backend of the device all `tensors` live on; mixed devices are an error naming `op`.
