@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  createModel, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, train, TrainConfig, writeSafetensors, writeSyntheticDataset, writeTeacherEmbeddings,
+  createModel, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, Tensor, train, TrainConfig, writeSafetensors, writeSyntheticDataset, writeTeacherEmbeddings,
 } from '../ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-train-'));
@@ -89,6 +89,31 @@ test('gradient accumulation: several micro-batches per optimiser step, counted i
   const state = JSON.parse(fs.readFileSync(path.join(cfg.output, 'checkpoint', 'state.json'), 'utf8')) as { counters: { step: number; batches: number } };
   t.deepEqual([state.counters.step, state.counters.batches], [3, 6]);
   r.model.dispose();
+});
+
+test('a step reads nothing back: its numbers are read at the log point (f32, clipping on)', async (t) => {
+  // Every read of a tensor's values during the run, outside the step log's read-back and the
+  // final checkpoint and weights (and the classifier's fusedLoss backward, which reads its
+  // upstream factor on the CPU only: free there; on a GPU it is multiplied in on the device).
+  const proto = Tensor.prototype as unknown as { toFloat32Array(): Float32Array };
+  const original = proto.toFloat32Array;
+  const strays: string[] = [];
+  let reads = 0;
+  proto.toFloat32Array = function (this: Tensor) {
+    const stack = new Error().stack ?? '';
+    if (/StepLog\.read/.test(stack)) reads++;
+    else if (!/saveTrainingState|saveCheckpoint|writeSafetensors|fusedLoss/.test(stack)) strays.push(stack.split('\n').slice(1, 4).join(' | '));
+    return original.call(this);
+  };
+  try {
+    const r = await train(resolveConfig(base('no-reads', { steps: 4, logEvery: 4, clipGradNorm: 0.5 })), { quiet: true });
+    r.model.dispose();
+  } finally {
+    proto.toFloat32Array = original;
+  }
+  t.deepEqual(strays, []);
+  t.is(reads, 4 * 3, "each step's loss, gate and norm, read at step 4");
+  t.deepEqual(metrics(path.join(root, 'no-reads')).map((m) => m.step), [4]);
 });
 
 test('distillation from precomputed teacher embeddings logs λ and both terms; a NaN stops with the step and the last checkpoint', async (t) => {
