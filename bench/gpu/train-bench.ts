@@ -1,14 +1,17 @@
 // The `gpu-train` suite, our side (bundled by bench/gpu/prepare.sh, run by run.sh on a lent
 // GPU): one training step of an IResNet on cuda:0 as the trainer takes it — f16 autocast
-// forward, CosFace over 100k classes on the GPU, scaled-loss backward, unscale + overflow
-// check, clip, SGD — on a fixed random batch. One JSON line per case (images/s over 10 timed
+// forward, the sharded CosFace classifier over 100k classes on the GPU (one rank, in chunks
+// of 8192 classes), scaled-loss backward, the gate (unscale, clip, overflow: one flag read),
+// SGD — on a fixed random batch. One JSON line per case (images/s over 10 timed
 // steps after 3 warm ones, peak device memory); bench/gpu/torch_train.py times PyTorch's eager
 // AMP step on the same cases. R240 runs at the largest batch of 128, 96, 64, 32 that fits,
 // with and without activation checkpointing.
 
 import {
-  autocast, COSFACE, createModel, emptyCache, keep, LossScaler, marginSoftmaxLoss, memoryStats, modelConfig, randn, resetPeakMemory, SGD, squaredNorm, synchronize, tidy,
+  autocast, Communicator, createModel, emptyCache, keep, LossScaler, memoryStats, modelConfig, randn, resetPeakMemory, SGD, ShardedMarginSoftmax, squaredNorm, synchronize, tidy,
 } from '../../ts';
+
+const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
 
 const DEVICE = 'cuda:0';
 const CLASSES = 100_000;
@@ -25,17 +28,18 @@ function run(network: string, batch: number, checkpointing: boolean): { imagesPe
   const scaler = new LossScaler({ initScale: 1024 });
   try {
     model.to(DEVICE);
-    const centres = own(randn([CLASSES, 512], { std: 0.01, device: DEVICE }).requireGrad());
+    const head = own(new ShardedMarginSoftmax(comm, 512, CLASSES, { seed: 1 })).to(DEVICE);
     const x = own(randn([batch, 3, 112, 112], { device: DEVICE }));
-    const [optB, optH] = [own(new SGD(model.parameters(), sgd)), own(new SGD([centres], sgd))];
+    const [optB, optH] = [own(new SGD(model.parameters(), sgd)), own(new SGD(head.parameters(), sgd))];
+    let i = 0;
     return timeSteps(batch, () => {
       tidy(() => {
         const emb = autocast('f16', () => model.forward(x));
-        scaler.scaleLoss(marginSoftmaxLoss(emb, centres, labels, COSFACE)).backward();
+        scaler.scaleLoss(head.loss(emb, labels, i++)).backward();
       });
       // As the trainer: gates on the device (unscale, clip, skip), one flag read per step.
       const [gateB, gateH] = tidy(() => {
-        const sq = squaredNorm([...model.parameters(), centres].flatMap((p) => (p.grad === null ? [] : [p.grad])), DEVICE);
+        const sq = squaredNorm([...model.parameters(), ...head.parameters()].flatMap((p) => (p.grad === null ? [] : [p.grad])), DEVICE);
         return [keep(scaler.gate(sq, 5)), keep(scaler.gate(sq))];
       });
       scaler.update(Number.isFinite(gateB.item()), () => {
