@@ -91,10 +91,11 @@ test('gradient accumulation: several micro-batches per optimiser step, counted i
   r.model.dispose();
 });
 
-test('a step reads nothing back: its numbers are read at the log point (f32, clipping on)', async (t) => {
-  // Every read of a tensor's values during the run, outside the step log's read-back and the
-  // final checkpoint and weights (and the classifier's fusedLoss backward, which reads its
-  // upstream factor on the CPU only: free there; on a GPU it is multiplied in on the device).
+test.serial('a step reads nothing back: its numbers are read at the log point (f32, clipping on)', async (t) => {
+  // Every read of a tensor's values during the run (serial: no other test reads meanwhile),
+  // outside the step log's read-back and the final checkpoint and weights (and the
+  // classifier's fusedLoss backward, which reads its upstream factor on the CPU only: free
+  // there; on a GPU it is multiplied in on the device).
   const proto = Tensor.prototype as unknown as { toFloat32Array(): Float32Array };
   const original = proto.toFloat32Array;
   const strays: string[] = [];

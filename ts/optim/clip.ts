@@ -11,7 +11,9 @@ import * as ops from '../tensor/ops';
 /** Σ‖g‖² over `grads` as a 0-d tensor on `device` (where the gradients live; partial sums
  *  from other devices are moved there). Nothing is read back. */
 export function squaredNorm(grads: Tensor[], device: string): Tensor {
-  return tidy(() => noGrad(() => grads.map((g) => ops.to(ops.sum(ops.mul(g, g)), device)).reduce((a, b) => ops.add(a, b), zeros([], device))));
+  return tidy(() =>
+    noGrad(() => grads.map((g) => ops.to(new Tensor(native.sumSquares(g.handle('squaredNorm'))), device)).reduce((a, b) => ops.add(a, b), zeros([], device))),
+  );
 }
 
 export interface GateOptions {

@@ -304,6 +304,8 @@ fn channel_sum_and_sum() {
         assert!((out[ch] - e).abs() < 1e-12);
     }
     assert!((reduce::sum(&x) - x.iter().sum::<f64>()).abs() < 1e-12);
+    let sq: f64 = x.iter().map(|v| v * v).sum();
+    assert!((reduce::sum_squares(&x) - sq).abs() < 1e-12 * sq, "sum of squares");
 }
 
 #[test]

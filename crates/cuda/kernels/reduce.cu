@@ -3,11 +3,11 @@
 // the same result on every run.
 #include "common.cuh"
 
-extern "C" __global__ void sum_partials_f32(const float* x, double* partials, long long n, long long per_block) {
+extern "C" __global__ void sum_partials_f32(const float* x, double* partials, long long n, long long per_block, int squares) {
     extern __shared__ double scratch[];
     long long start = (long long)blockIdx.x * per_block, end = min(n, start + per_block);
     double acc = 0.0;
-    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) acc += x[i];
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) acc += squares ? (double)x[i] * x[i] : x[i];
     acc = block_sum(acc, scratch);
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }

@@ -93,6 +93,21 @@ impl CudaBackend {
         Ok(y)
     }
 
+    /// Σx (or Σx²) as a 0-d tensor: fixed-size slices per block, then one block over the
+    /// partials: the same order (so the same result) on every run.
+    fn total(&self, op: &str, x: &Tensor, squares: bool) -> Result<Tensor> {
+        let n = x.numel();
+        let blocks = n.div_ceil(4096).clamp(1, 1024);
+        let per_block = n.div_ceil(blocks).max(1);
+        let partials = self.gpu.block(blocks * 8).at(op)?;
+        let cfg = cudarc::driver::LaunchConfig { grid_dim: (blocks as u32, 1, 1), ..per_row(1) };
+        let args = [Ptr(f(op, x)?), Ptr(partials.ptr), len(x), I64(per_block as i64), I32(i32::from(squares))];
+        self.run(op, "sum_partials_f32", "reduce", cfg, &args)?;
+        let (y, yp) = self.out(op, &[])?;
+        self.run(op, "sum_finish", "reduce", per_row(1), &[Ptr(partials.ptr), I32(blocks as i32), Ptr(yp)])?;
+        Ok(y)
+    }
+
     fn conv(&self, key: PlanKey, y: [usize; 4], d: Direction, ops: Operands) -> Result<()> {
         conv::run(&self.gpu, key, y, d, &ops).at("conv2d")
     }
@@ -402,24 +417,11 @@ impl Backend for CudaBackend {
     }
 
     fn sum(&self, x: &Tensor) -> Result<Tensor> {
-        let op = "sum";
-        // Fixed-size slices per block, then one block over the partials: the same order
-        // (so the same result) on every run.
-        let n = x.numel();
-        let blocks = n.div_ceil(4096).clamp(1, 1024);
-        let per_block = n.div_ceil(blocks).max(1);
-        let partials = self.gpu.block(blocks * 8).at(op)?;
-        let cfg = cudarc::driver::LaunchConfig { grid_dim: (blocks as u32, 1, 1), ..per_row(1) };
-        self.run(
-            op,
-            "sum_partials_f32",
-            "reduce",
-            cfg,
-            &[Ptr(f(op, x)?), Ptr(partials.ptr), len(x), I64(per_block as i64)],
-        )?;
-        let (y, yp) = self.out(op, &[])?;
-        self.run(op, "sum_finish", "reduce", per_row(1), &[Ptr(partials.ptr), I32(blocks as i32), Ptr(yp)])?;
-        Ok(y)
+        self.total("sum", x, false)
+    }
+
+    fn sum_squares(&self, x: &Tensor) -> Result<Tensor> {
+        self.total("sum_squares", x, true)
     }
 
     fn expand_scalar(&self, g: &Tensor, shape: &[usize], scale: f64) -> Result<Tensor> {

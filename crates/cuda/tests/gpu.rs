@@ -208,7 +208,8 @@ fn reductions_normalisation_and_losses() {
     let labels = [3, 0, 9, 9, 1, 4];
     p.same("sum", K, &[rnd(&[100_003], 1), rnd(&[4, 6, 5, 5], 2)], |be, t| {
         let s = be.sum(&t[0]).unwrap();
-        vec![s.clone(), be.expand_scalar(&s, &[7, 3], 0.25).unwrap(), be.channel_sum(&t[1]).unwrap()]
+        let sq = be.sum_squares(&t[1]).unwrap();
+        vec![s.clone(), be.expand_scalar(&s, &[7, 3], 0.25).unwrap(), be.channel_sum(&t[1]).unwrap(), sq]
     });
     p.same("l2_normalize", K, &[rnd(&[6, 512], 3), rnd(&[6, 512], 4)], |be, t| {
         vec![be.l2_normalize(&t[0], 1e-12).unwrap(), be.l2_normalize_backward(&t[1], &t[0], 1e-12).unwrap()]

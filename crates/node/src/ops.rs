@@ -191,6 +191,13 @@ pub fn sum(x: &NativeTensor) -> Result<NativeTensor> {
     wrap(be("sum", &[x])?.sum(x))
 }
 
+/// Σx² as a 0-d tensor on `x`'s device (norms; not differentiable).
+#[napi(catch_unwind)]
+pub fn sum_squares(x: &NativeTensor) -> Result<NativeTensor> {
+    let x = x.get()?;
+    wrap(be("sum_squares", &[x])?.sum_squares(x))
+}
+
 #[napi(catch_unwind)]
 pub fn expand_scalar(g: &NativeTensor, shape: Vec<u32>, scale: f64) -> Result<NativeTensor> {
     let g = g.get()?;

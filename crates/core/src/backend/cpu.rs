@@ -268,6 +268,11 @@ impl Backend for CpuBackend {
         Tensor::from_vec(vec![s as f32], &[])
     }
 
+    fn sum_squares(&self, x: &Tensor) -> Result<Tensor> {
+        let s = reduce::sum_squares(&x.f32s("sum_squares")?[..]);
+        Tensor::from_vec(vec![s as f32], &[])
+    }
+
     fn expand_scalar(&self, g: &Tensor, shape: &[usize], scale: f64) -> Result<Tensor> {
         let v = scalar_of("expand_scalar", g)? * scale;
         Ok(Tensor::full(shape, v as f32))

@@ -113,6 +113,8 @@ pub trait Backend: Sync {
 
     /// Sum of all elements, as a 0-d tensor.
     fn sum(&self, x: &Tensor) -> Result<Tensor>;
+    /// Sum of the squares of all elements, as a 0-d tensor (gradient norms, no temporary).
+    fn sum_squares(&self, x: &Tensor) -> Result<Tensor>;
     /// A tensor of `shape` filled with the 0-d `g` times `scale` (the backward of sum/mean).
     fn expand_scalar(&self, g: &Tensor, shape: &[usize], scale: f64) -> Result<Tensor>;
     /// Sum over every dimension but dimension 1 (bias gradients).

@@ -11,6 +11,12 @@ pub fn sum<T: Float>(x: &[T]) -> f64 {
     blocks.iter().sum()
 }
 
+/// Σx² in f64, in the same fixed order as [`sum`] (gradient norms).
+pub fn sum_squares<T: Float>(x: &[T]) -> f64 {
+    let blocks: Vec<f64> = x.par_chunks(BLOCK).map(|b| lanes(b.len(), |i| [b[i].f64() * b[i].f64()])[0]).collect();
+    blocks.iter().sum()
+}
+
 /// `K` sums of `f(i)` over `0..n` in f64, each split over eight accumulators: one f64
 /// accumulator is a chain of dependent adds (latency-bound, never vectorised); eight in a
 /// fixed order vectorise and stay deterministic.
