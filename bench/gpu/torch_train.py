@@ -5,7 +5,9 @@ IResNet (test/fixtures/torch_iresnet.py), autocast fp16 forward, CosFace over th
 classes in fp32 (arcface_torch's partial FC at sample rate 1), GradScaler backward, unscale,
 clip 5, SGD (momentum 0.9, wd 5e-4) — 3 warm steps, 10 timed, peak from
 torch.cuda.max_memory_allocated. NCHW and channels-last; the faster one is the reference.
-Checkpointed cases wrap each stage in torch.utils.checkpoint. Writes the bench convention's
+Checkpointed cases wrap each stage in torch.utils.checkpoint. Then, the results written,
+the first case once more with the model under torch.compile (its compile time in the warm
+steps), reported beside the eager reference if it finishes within run.sh's limit. Writes the bench convention's
 JSON with images/s (ours / torch) and peak MiB (ours / torch, lower is better).
 
 usage: torch_train.py OURS.jsonl OUT.json
@@ -19,7 +21,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "test" / "fixtures"))
 
 
-def step_fn(torch, case, channels_last):
+def step_fn(torch, case, channels_last, compiled=False):
     from torch_iresnet import IResNet
     import torch.nn.functional as F
     from torch.utils.checkpoint import checkpoint
@@ -39,6 +41,8 @@ def step_fn(torch, case, channels_last):
     if case["checkpointing"]:
         for name in ["layer1", "layer2", "layer3", "layer4"]:
             setattr(model, name, Checkpointed(getattr(model, name)))
+    if compiled:
+        model = torch.compile(model)
     centres = torch.nn.Parameter(torch.randn(case["classes"], 512, device=dev) * 0.01)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD([{"params": params}, {"params": [centres]}], lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -66,9 +70,9 @@ def step_fn(torch, case, channels_last):
     return step
 
 
-def measure(torch, case, channels_last):
+def measure(torch, case, channels_last, compiled=False):
     torch.cuda.empty_cache()
-    step = step_fn(torch, case, channels_last)
+    step = step_fn(torch, case, channels_last, compiled)
     for _ in range(3):
         step()
     torch.cuda.synchronize()
@@ -112,7 +116,18 @@ def main():
         if ref:
             line += f" | torch{' (channels-last)' if ref[2] else ''} {ref[0]:8.1f} img/s {ref[1] / 2**20:8.0f} MiB | ratio {c['imagesPerSecond'] / ref[0]:.2f}"
         print(line, flush=True)
-    json.dump({"machine": {"suite": "gpu-train", "gpu": torch.cuda.get_device_name(0) if ok else None}, "results": results}, open(sys.argv[2], "w"), indent=1)
+    machine = {"suite": "gpu-train", "gpu": torch.cuda.get_device_name(0) if ok else None}
+    json.dump({"machine": machine, "results": results}, open(sys.argv[2], "w"), indent=1)
+    if ok and ours:
+        c = ours[0]
+        name = f"{c['network']} b{c['batch']} f16 vs torch.compile"
+        try:
+            rate, peak = measure(torch, c, True, compiled=True)
+            results.append({"suite": "gpu-train", "name": f"{name} images/s", "unit": "images/s", "ours": c["imagesPerSecond"], "reference": rate, "ratio": c["imagesPerSecond"] / rate})
+            print(f"{name:<22} torch.compile (channels-last) {rate:8.1f} img/s {peak / 2**20:8.0f} MiB | ratio {c['imagesPerSecond'] / rate:.2f}", flush=True)
+            json.dump({"machine": machine, "results": results}, open(sys.argv[2], "w"), indent=1)
+        except Exception as e:  # noqa: BLE001 - no compiler toolchain, or otherwise: reported
+            print(f"torch.compile: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
 if __name__ == "__main__":
