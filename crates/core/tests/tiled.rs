@@ -75,3 +75,30 @@ fn zero_depth_gives_zeros_or_leaves_c() {
         assert_eq!(c, vec![if accumulate { 2.0 } else { 0.0 }; 6]);
     }
 }
+
+/// The packing transposes (register blocks of 16 on AVX-512, scalar edges) against their
+/// definition, on sizes with ragged edges in both directions.
+#[test]
+fn panel_transposes_match_their_definition() {
+    use maskfr_core::kernels::tiled::{transpose_into_a_panel, transpose_into_panel, MR, NR};
+    for (cols, depth, ld) in [(32, 256, 256), (20, 37, 40), (16, 16, 16), (3, 50, 51)] {
+        let src: Vec<f32> = randn(cols * ld, 7);
+        let mut panel = vec![f32::NAN; depth * NR];
+        transpose_into_panel(&src, ld, cols, depth, &mut panel);
+        for p in 0..depth {
+            for c in 0..cols {
+                assert_eq!(panel[p * NR + c], src[c * ld + p], "B panel ({cols}×{depth}) at p {p}, c {c}");
+            }
+        }
+    }
+    for (len, ld) in [(256, 300), (35, 35), (15, 20), (0, 4)] {
+        let src: Vec<f32> = randn((MR - 1) * ld + len, 8);
+        let mut panel = vec![f32::NAN; len * MR];
+        transpose_into_a_panel(&src, ld, len, &mut panel);
+        for t in 0..len {
+            for r in 0..MR {
+                assert_eq!(panel[t * MR + r], src[r * ld + t], "A panel (len {len}) at t {t}, r {r}");
+            }
+        }
+    }
+}

@@ -10,7 +10,10 @@
 //!   its own block of gW over the whole batch: the result does not depend on the thread count.
 
 use super::gemm::Mat;
-use super::tiled::{a_panels, b_panels, gemm, DenseA, DenseC, PackA, PackB, StoreC, MR, NR};
+use super::tiled::{
+    a_panels, b_panels, gemm, transpose_into_a_panel, transpose_into_panel, DenseA, DenseC, PackA, PackB, StoreC, MR,
+    NR,
+};
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
 
@@ -235,17 +238,29 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
         let mut rs = Vec::new();
         runs(g, p0, kc, &mut rs);
         let mut seg = Segments::new(g, rs.len(), g.ow);
+        // Each tap's positions copied contiguously (row runs out of the segments), then the
+        // block transposed into the panel: a column written straight into the panel would
+        // store one element per 128-byte row.
+        let mut columns = vec![T::zero(); NR * kc];
         b_panels(out, nc, kc, |jr, cols, panel| {
             seg.loaded = None;
             let mut taps = Taps::from(g, j0 + jr);
             for c in 0..cols {
                 let (ci, ki, kj) = taps.tap;
                 seg.load(g, self.x, &rs, ci, ki);
+                let column = &mut columns[c * kc..(c + 1) * kc];
                 for (k, r) in rs.iter().enumerate() {
-                    panel[r.at * NR + c..].iter_mut().step_by(NR).zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
+                    let dst = &mut column[r.at..r.at + r.len];
+                    if g.sw == 1 {
+                        let at = k * seg.stride + kj;
+                        dst.copy_from_slice(&seg.data[at..at + r.len]);
+                    } else {
+                        dst.iter_mut().zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
+                    }
                 }
                 taps.advance();
             }
+            transpose_into_panel(&columns, kc, cols, kc, panel);
         });
     }
 }
@@ -304,6 +319,11 @@ impl<T: Float> PackA<T> for Images<'_, T> {
     fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
         a_panels(out, mc, kc, |ir, rows, panel| {
             self.pieces(p0, kc, |img, pos, len, at| {
+                if rows == MR {
+                    let first = self.row(img, i0 + ir) + pos;
+                    let src = &self.data[first..first + (MR - 1) * self.ohw + len];
+                    return transpose_into_a_panel(src, self.ohw, len, &mut panel[at * MR..]);
+                }
                 for r in 0..rows {
                     let src = &self.data[self.row(img, i0 + ir + r) + pos..][..len];
                     src.iter().enumerate().for_each(|(t, &v)| panel[(at + t) * MR + r] = v);

@@ -48,6 +48,64 @@ pub fn b_panels<T: Float>(out: &mut [T], nc: usize, kc: usize, mut fill: impl Fn
     }
 }
 
+/// Writes `src [cols × depth]` (row stride `ld`: a column's depth positions contiguous) into
+/// a B panel transposed: `panel[p·NR + c] = src[c·ld + p]`. A packer that can produce a
+/// column at a time contiguously (cheap copies) then pays one transpose, 16 × 16 blocks in
+/// registers where AVX-512 is there, instead of a store per element 128 bytes apart.
+pub fn transpose_into_panel<T: Float>(src: &[T], ld: usize, cols: usize, depth: usize, panel: &mut [T]) {
+    let (mut cb, mut pb) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        (cb, pb) = (cols / 16 * 16, depth / 16 * 16);
+        assert!(src.len() >= (cols.max(1) - 1) * ld + depth && panel.len() >= depth * NR);
+        for c in (0..cb).step_by(16) {
+            for p in (0..pb).step_by(16) {
+                // SAFETY: the block's 16 rows of 16 lie in `src` and its 16 rows of 16 in
+                // `panel` (asserted above); f32 by the type check.
+                unsafe {
+                    x86::transpose16(
+                        src.as_ptr().add(c * ld + p) as *const f32,
+                        ld,
+                        panel.as_mut_ptr().add(p * NR + c) as *mut f32,
+                        NR,
+                    )
+                };
+            }
+        }
+    }
+    // What the blocks did not cover: the last columns, then the last positions of the rest.
+    for c in 0..cols {
+        let from = if c < cb { pb } else { 0 };
+        for p in from..depth {
+            panel[p * NR + c] = src[c * ld + p];
+        }
+    }
+}
+
+/// Writes MR rows `src[r·ld + t]` (t < len) into an A panel transposed:
+/// `panel[t·MR + r] = src[r·ld + t]`, 16 positions at a time in registers where AVX-512 is
+/// there.
+pub fn transpose_into_a_panel<T: Float>(src: &[T], ld: usize, len: usize, panel: &mut [T]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        done = len / 16 * 16;
+        assert!(len == 0 || (src.len() >= (MR - 1) * ld + len && panel.len() >= len * MR));
+        for t in (0..done).step_by(16) {
+            // SAFETY: rows of 16 from `t` lie in `src`, 16 × MR values from `t·MR` in `panel`
+            // (asserted above); f32 by the type check.
+            unsafe {
+                x86::transpose8x16(src.as_ptr().add(t) as *const f32, ld, panel.as_mut_ptr().add(t * MR) as *mut f32)
+            };
+        }
+    }
+    for r in 0..MR {
+        for t in done..len {
+            panel[t * MR + r] = src[r * ld + t];
+        }
+    }
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
@@ -188,6 +246,66 @@ mod x86 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
+    /// `dst[k·ldd + i] = src[i·ld + k]` for a 16 × 16 block.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transpose16(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
+        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * ld)));
+        for (k, col) in columns16(r).into_iter().enumerate() {
+            _mm512_storeu_ps(dst.add(k * ldd), col);
+        }
+    }
+
+    /// `dst[k·MR + i] = src[i·ld + k]` for MR = 8 rows of 16: the 16 × 16 transpose with
+    /// the last eight rows zero, each column's first half stored.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transpose8x16(src: *const f32, ld: usize, dst: *mut f32) {
+        let r: [__m512; 16] =
+            std::array::from_fn(|i| if i < MR { _mm512_loadu_ps(src.add(i * ld)) } else { _mm512_setzero_ps() });
+        for (k, col) in columns16(r).into_iter().enumerate() {
+            _mm256_storeu_ps(dst.add(k * MR), _mm512_castps512_ps256(col));
+        }
+    }
+
+    /// The 16 columns of the 16 × 16 block whose rows are `r`.
+    #[target_feature(enable = "avx512f")]
+    /// 32-bit, then 64-bit interleaves, then two rounds of 128-bit lane shuffles leave
+    /// register k holding column k.
+    unsafe fn columns16(r: [__m512; 16]) -> [__m512; 16] {
+        // Lane L of t[2i] holds rows 2i, 2i+1 of columns 4L, 4L+1; t[2i+1] of 4L+2, 4L+3.
+        let t: [__m512; 16] = std::array::from_fn(|k| {
+            let (a, b) = (r[k & !1], r[k | 1]);
+            if k % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        // u[4i + m], lane L: rows 4i…4i+3 of column 4L + m.
+        let u: [__m512; 16] = std::array::from_fn(|k| {
+            let (i, m) = (k / 4, k % 4);
+            let (a, b) = (_mm512_castps_pd(t[4 * i + m / 2]), _mm512_castps_pd(t[4 * i + 2 + m / 2]));
+            _mm512_castpd_ps(if m % 2 == 0 { _mm512_unpacklo_pd(a, b) } else { _mm512_unpackhi_pd(a, b) })
+        });
+        // v[8i + j] (j < 4): rows 8i…8i+7 of columns j and 8 + j; v[8i + 4 + j]: of 4 + j, 12 + j.
+        let v: [__m512; 16] = std::array::from_fn(|k| {
+            let (i, j) = (k / 8, k % 4);
+            let (a, b) = (u[8 * i + j], u[8 * i + 4 + j]);
+            if k % 8 < 4 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xdd>(a, b)
+            }
+        });
+        std::array::from_fn(|k| {
+            let (a, b) = (v[k % 8], v[8 + k % 8]);
+            if k < 8 {
+                _mm512_shuffle_f32x4::<0x88>(a, b)
+            } else {
+                _mm512_shuffle_f32x4::<0xdd>(a, b)
+            }
+        })
+    }
+
     /// 16 zmm accumulators: per depth step two B loads, eight broadcasts, sixteen FMAs.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, add: bool) {
@@ -241,8 +359,11 @@ impl<T: Float> PackA<T> for DenseA<'_, T> {
                     let at = (p0 + p) * m.rows + i0 + ir;
                     panel[p * MR..p * MR + rows].copy_from_slice(&m.data[at..at + rows]);
                 }
+            } else if rows == MR {
+                let first = (i0 + ir) * m.cols + p0;
+                transpose_into_a_panel(&m.data[first..first + (MR - 1) * m.cols + kc], m.cols, kc, panel);
             } else {
-                // eight sequential row streams in, one contiguous panel out
+                // the last rows: sequential row streams in, one contiguous panel out
                 let src: Vec<&[T]> = (0..rows).map(|r| &m.data[(i0 + ir + r) * m.cols + p0..][..kc]).collect();
                 for (p, dst) in panel.chunks_exact_mut(MR).enumerate() {
                     for (d, row) in dst.iter_mut().zip(&src) {
