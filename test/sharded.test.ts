@@ -33,3 +33,16 @@ for (const [name, margin, sampleRate] of [['CosFace', COSFACE, 1], ['ArcFace', A
     head.dispose();
   });
 }
+
+test('a label outside the classes is an error naming it and its row, and the communicator stays usable', (t) => {
+  const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
+  const head = new ShardedMarginSoftmax(comm, 16, 50, { seed: 4 });
+  tidy(() => {
+    const e = randn([3, 16], { seed: 5 }).requireGrad();
+    t.throws(() => head.loss(e, [3, 50, 0], 0), { message: /partialFc: label 50 at row 1 is outside the classes \[0, 50\)/ });
+    t.throws(() => head.loss(e, [-1, 2, 0], 0), { message: /label -1 at row 0/ });
+    // The communicator is still usable: the step runs.
+    t.true(Number.isFinite(head.loss(e, [3, 49, 0], 0).item()));
+  });
+  head.dispose();
+});

@@ -124,14 +124,7 @@ export const GRADIENTS = {
     // On the CPU the upstream factor is read (1, the loss itself differentiated: a view of the
     // gradient, not a copy of a shard); on a GPU it is multiplied in on the device, unread.
     const k = g.device === 'cpu' ? g.item() : null;
-    const pass = (h: NativeTensor) => {
-      if (k === 1) return h.reshape(h.shape);
-      if (k !== null) return native.scale(h, k);
-      const factor = t(native.expandScalar(gh, h.shape, 1));
-      const out = native.mul(h, factor.handle('fusedLoss backward'));
-      factor.dispose();
-      return out;
-    };
+    const pass = (h: NativeTensor) => (k === 1 ? h.reshape(h.shape) : k !== null ? native.scale(h, k) : native.scaleBy(h, gh));
     return n.owned.map((gr, i) => (wants(n, i) ? t(pass(gr.handle('fusedLoss backward'))) : null));
   },
   crossEntropy(n, g) {

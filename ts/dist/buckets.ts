@@ -59,7 +59,8 @@ export class GradientBuckets {
   }
 
   /** After the backward: starts what is left (parameters that got no gradient contribute
-   *  zeros) and waits for every bucket. */
+   *  zeros) and waits for every bucket (a GPU's buckets are queued on its stream, ahead of
+   *  the optimiser that reads them: nothing to wait for on the host). */
   finish(): void {
     onLeafGradient(null);
     this.pending.forEach((n, i) => n > 0 && this.launch(i));

@@ -38,6 +38,8 @@ export class Communicator {
     return this.inner.world;
   }
 
+  /** Reduces `tensors` over the ranks in place, as one bucket (GPU tensors: queued on the
+   *  GPU's stream; see `drain`). */
   allReduce(tensors: Tensor[], op: ReduceOp = 'sum', compress: Compression = 'none'): void {
     if (tensors.length > 0 && this.world > 1) this.inner.allReduce(tensors.map((t) => t.handle('allReduce')), op, compress);
   }
@@ -48,9 +50,18 @@ export class Communicator {
     return this.inner.allReduceStart(tensors.map((t) => t.handle('allReduceStart')), op, compress);
   }
 
-  /** Blocks until collective `ticket` and everything started before it are done. */
+  /** Blocks until collective `ticket` and everything started before it are done (GPU
+   *  collectives: queued on the GPU's stream, which orders whatever reads them; only an error
+   *  NCCL already reported is raised here). */
   wait(ticket: number): void {
     this.inner.wait(ticket);
+  }
+
+  /** Waits, at most the timeout, for this rank's queued GPU collectives: a dead or stalled
+   *  rank becomes an Error here. Call it before reading GPU results back (host collectives
+   *  are complete when their call returns). */
+  drain(): void {
+    this.inner.drain();
   }
 
   /** `values` reduced over the ranks (a few numbers: flags, losses to log). */

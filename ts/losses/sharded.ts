@@ -64,6 +64,7 @@ export class ShardedMarginSoftmax extends Module {
     const e = ops.to(embeddings, this.weight.device);
     const r = native.partialFcStep(this.comm.inner, this.weight.handle('partialFc'), e.handle('partialFc'), lab, step, {
       start: this.first,
+      classes: this.classes,
       s: this.margin.s,
       mArc: this.margin.mArc,
       mCos: this.margin.mCos,

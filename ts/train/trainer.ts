@@ -164,6 +164,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   // every step for an onStep callback. A non-finite loss or gradient stops the run here;
   // its step was not applied (the gate skipped it).
   const flush = () => {
+    comm.drain(); // GPU ranks: bounded, so a dead rank is an error here, not a hung read
     for (const v of log.read()) {
       if (!Number.isFinite(v.loss) || (scaler === null && !v.applied)) {
         const where = lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${ckpt} (step ${lastGood})`;

@@ -13,6 +13,12 @@ extern "C" __global__ void scale_f32(const float* a, float s, float* y, long lon
     GRID_STRIDE(i, n) y[i] = a[i] * s;
 }
 
+// y = a·s[0], the factor read on the device.
+extern "C" __global__ void scale_by_f32(const float* a, const float* s, float* y, long long n) {
+    const float k = s[0];
+    GRID_STRIDE(i, n) y[i] = a[i] * k;
+}
+
 // acc += s·a (gradient accumulation).
 extern "C" __global__ void add_scaled_f32(float* acc, const float* a, float s, long long n) {
     GRID_STRIDE(i, n) acc[i] += s * a[i];

@@ -15,6 +15,7 @@ __device__ inline double target_slope(double c, double m) {
 }
 
 __device__ inline double logit(double c, bool is_target, double s, double m_arc, double m_cos) {
+    if (isnan(c)) return c;  // fmin/fmax would drop it (the CPU's clamp keeps it)
     c = fmin(1.0, fmax(-1.0, c));
     return s * (is_target ? target_cos(c, m_arc) - m_cos : c);
 }

@@ -380,6 +380,12 @@ impl Backend for CudaBackend {
         self.map("scale", "elementwise", "scale_f32", a, &[Ptr(f("scale", a)?), F32(s as f32)], &[len(a)])
     }
 
+    fn scale_by(&self, a: &Tensor, s: &Tensor) -> Result<Tensor> {
+        let op = "scale_by";
+        single(op, s)?;
+        self.map(op, "elementwise", "scale_by_f32", a, &[Ptr(f(op, a)?), Ptr(f(op, s)?)], &[len(a)])
+    }
+
     fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
         let op = "add_channel";
         let (_, c, s) = ncs(op, x, v.numel())?;

@@ -238,27 +238,33 @@ impl NcclComm {
                 cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_READY => {}
                 e => return Err(Error(format!("cuda: waiting for rank {}'s collectives: {e:?}", self.rank))),
             }
-            let mut async_err = sys::ncclResult_t::ncclSuccess;
-            // SAFETY: a live communicator and a pointer to a local.
-            unsafe { sys::ncclCommGetAsyncError(self.comm, &mut async_err) };
-            let why = if async_err != sys::ncclResult_t::ncclSuccess {
-                Some(format!("NCCL reported {async_err:?}"))
-            } else if start.elapsed() > self.timeout {
-                Some(format!("not done after {:.0} s (a rank died or stalled?)", self.timeout.as_secs_f64()))
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                // SAFETY: aborting a live communicator; it is not used again (null below).
-                unsafe { nc::comm_abort(self.comm) }.ok();
-                self.comm = std::ptr::null_mut();
-                return Err(Error(format!(
-                    "nccl: rank {} of {}: collectives {why}; communicator aborted",
-                    self.rank, self.world
-                )));
+            self.check()?;
+            if start.elapsed() > self.timeout {
+                let why = format!("not done after {:.0} s (a rank died or stalled?)", self.timeout.as_secs_f64());
+                return Err(self.abort(&why));
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// Whether NCCL has reported an asynchronous error (a peer gone, say), without waiting:
+    /// if so the communicator is aborted and the error returned.
+    pub fn check(&mut self) -> Result<()> {
+        self.live()?;
+        let mut async_err = sys::ncclResult_t::ncclSuccess;
+        // SAFETY: a live communicator and a pointer to a local.
+        unsafe { sys::ncclCommGetAsyncError(self.comm, &mut async_err) };
+        if async_err != sys::ncclResult_t::ncclSuccess {
+            return Err(self.abort(&format!("NCCL reported {async_err:?}")));
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, why: &str) -> Error {
+        // SAFETY: aborting a live communicator; it is not used again (null below).
+        unsafe { nc::comm_abort(self.comm) }.ok();
+        self.comm = std::ptr::null_mut();
+        Error(format!("nccl: rank {} of {}: collectives {why}; communicator aborted", self.rank, self.world))
     }
 }
 

@@ -209,7 +209,8 @@ fn reductions_normalisation_and_losses() {
     p.same("sum", K, &[rnd(&[100_003], 1), rnd(&[4, 6, 5, 5], 2)], |be, t| {
         let s = be.sum(&t[0]).unwrap();
         let sq = be.sum_squares(&t[1]).unwrap();
-        vec![s.clone(), be.expand_scalar(&s, &[7, 3], 0.25).unwrap(), be.channel_sum(&t[1]).unwrap(), sq]
+        let by = be.scale_by(&t[1], &s).unwrap();
+        vec![s.clone(), be.expand_scalar(&s, &[7, 3], 0.25).unwrap(), be.channel_sum(&t[1]).unwrap(), sq, by]
     });
     p.same("l2_normalize", K, &[rnd(&[6, 512], 3), rnd(&[6, 512], 4)], |be, t| {
         vec![be.l2_normalize(&t[0], 1e-12).unwrap(), be.l2_normalize_backward(&t[1], &t[0], 1e-12).unwrap()]

@@ -39,6 +39,8 @@ pub struct PartialFc {
     /// First class of this rank's shard and the shard's size.
     pub start: usize,
     pub classes: usize,
+    /// Every rank's classes together (labels must lie in `[0, total)`).
+    pub total: usize,
     pub dim: usize,
     pub margin: Margin,
     /// Negative-class sampling rate ρ: every positive class of the global batch plus random
@@ -64,6 +66,18 @@ fn bad(e: maskfr_core::Error) -> crate::Error {
 }
 
 impl PartialFc {
+    /// This rank's labels must lie in `[0, total)`: checked before any collective, so a bad
+    /// batch is an error on its rank, not a silently wrong loss.
+    pub fn check_labels(&self, labels: &[i32]) -> Result<()> {
+        match labels.iter().position(|&l| l < 0 || l as usize >= self.total) {
+            Some(i) => Err(crate::Error(format!(
+                "partialFc: label {} at row {i} is outside the classes [0, {})",
+                labels[i], self.total
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The shard classes scored at `step` ([`sampled_classes`] of this shard).
     pub fn sampled(&self, labels: &[i64], step: u64) -> Vec<usize> {
         sampled_classes(self.start, self.classes, self.sample_rate, self.seed, labels, step)
@@ -82,6 +96,7 @@ impl PartialFc {
         labels: &[i32],
         step: u64,
     ) -> Result<Step> {
+        self.check_labels(labels)?;
         let be = backend_for("partialFc", &[weight, embeddings]).map_err(bad)?;
         let e = comm.all_gather_tensor(embeddings)?;
         let y: Vec<i64> =

@@ -114,6 +114,7 @@ fn fc_step(c: &mut TcpComm) -> (f64, Vec<f32>, Vec<f32>) {
     let fc = PartialFc {
         start,
         classes: n,
+        total: C,
         dim: D,
         margin: Margin { s: 64.0, m_arc: 0.5, m_cos: 0.0 },
         sample_rate: 1.0,
@@ -183,6 +184,7 @@ fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
     let fc = PartialFc {
         start: 100,
         classes: 50,
+        total: 300,
         dim: D,
         margin: Margin { s: 64.0, m_arc: 0.0, m_cos: 0.4 },
         sample_rate: 0.2,

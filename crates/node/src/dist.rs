@@ -207,8 +207,10 @@ impl Comm {
     #[napi(catch_unwind)]
     pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String, compress: Option<String>) -> Result<()> {
         if on_gpu(&tensors)? {
+            // Queued on the GPU's stream (what reads the result comes after it); `drain`
+            // waits, bounded, at the trainer's read-back points.
             self.gpu_all_reduce(&tensors, &op, compress.as_deref())?;
-            return dist(self.gpu_comm()?.wait());
+            return dist(self.gpu_comm()?.check());
         }
         let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
         dist(self.q.run(job))
@@ -232,11 +234,22 @@ impl Comm {
         Ok(self.q.submit(job) as i64)
     }
 
-    /// Blocks until collective `ticket` (and everything before it, GPU collectives too) is
-    /// done; a GPU collective not done within the timeout aborts NCCL with an error.
+    /// Blocks until host collective `ticket` (and everything before it) is done. GPU
+    /// collectives are queued on the GPU's stream, so what reads their results waits for
+    /// them there: here only an error NCCL has already reported is raised (see `drain`).
     #[napi(catch_unwind)]
     pub fn wait(&mut self, ticket: i64) -> Result<()> {
         dist(self.q.wait(ticket as u64))?;
+        match self.nccl {
+            Some(_) => dist(self.gpu_comm()?.check()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits, at most the timeout, for the GPU collectives queued so far; a dead or stalled
+    /// rank becomes an error here (NCCL aborted). No-op without a GPU communicator.
+    #[napi(catch_unwind)]
+    pub fn drain(&mut self) -> Result<()> {
         match self.nccl {
             Some(_) => dist(self.gpu_comm()?.wait()),
             None => Ok(()),
@@ -276,8 +289,9 @@ impl Comm {
 
 #[napi(object)]
 pub struct PartialFcOptions {
-    /// The first class of this rank's shard.
+    /// The first class of this rank's shard, and every rank's classes together.
     pub start: u32,
+    pub classes: u32,
     pub s: f64,
     pub m_arc: f64,
     pub m_cos: f64,
@@ -385,12 +399,15 @@ pub fn partial_fc_step(
     let fc = PartialFc {
         start: o.start as usize,
         classes: ws[0],
+        total: o.classes as usize,
         dim: ws[1],
         margin: Margin { s: o.s, m_arc: o.m_arc, m_cos: o.m_cos },
         sample_rate: o.sample_rate,
         seed: o.seed as u64,
         chunk: o.chunk as usize,
     };
+    // Before the queue: a failed job would fail every later collective too.
+    dist(fc.check_labels(&labels))?;
     let (wt, et) = (w.clone(), e.clone());
     let labels = labels.to_vec();
     let nccl = comm.nccl.clone().filter(|_| w.device() != Device::Cpu);

@@ -157,6 +157,13 @@ pub fn scale(a: &NativeTensor, s: f64) -> Result<NativeTensor> {
     wrap(be("scale", &[a])?.scale(a, s))
 }
 
+/// `a · s` with `s` a 0-d tensor on `a`'s device, read there.
+#[napi(catch_unwind)]
+pub fn scale_by(a: &NativeTensor, s: &NativeTensor) -> Result<NativeTensor> {
+    let (a, s) = (a.get()?, s.get()?);
+    wrap(be("scale_by", &[a, s])?.scale_by(a, s))
+}
+
 /// `x + v[c]` per channel (dimension 1).
 #[napi(catch_unwind)]
 pub fn add_channel(x: &NativeTensor, v: &NativeTensor) -> Result<NativeTensor> {

@@ -233,6 +233,10 @@ impl Backend for CpuBackend {
         Ok(Tensor::filled(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
     }
 
+    fn scale_by(&self, a: &Tensor, s: &Tensor) -> Result<Tensor> {
+        self.scale(a, scalar_of("scale_by", s)?)
+    }
+
     fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor> {
         let op = "add_channel";
         let (_, c, sz) = ncs(op, x, v.numel())?;
