@@ -1,5 +1,5 @@
 import test from 'ava';
-import { keep, LossScaler, SGD, tensor } from '../ts';
+import { keep, LossScaler, ops, SGD, tensor } from '../ts';
 
 test('the gate undoes the scale, clips like clip_grad_norm_, and is NaN on overflow', (t) => {
   const s = new LossScaler({ initScale: 8 });
@@ -30,21 +30,32 @@ test('SGD with a gate: the gradient multiplied by it; a NaN gate changes nothing
   opt.dispose();
 });
 
-test('skip and back off on overflow, grow after growthInterval clean steps (GradScaler)', (t) => {
+test('back off on overflow, grow after growthInterval clean steps (GradScaler), on the device', (t) => {
   const s = new LossScaler({ initScale: 2 ** 16, growthInterval: 3 });
-  let applied = 0;
-  const step = (finite: boolean) => s.update(finite, () => applied++);
-  t.false(step(false));
-  t.deepEqual([s.scale, s.overflowSteps, applied], [2 ** 15, 1, 0], 'skipped, halved');
-  t.true(step(true));
-  t.true(step(true));
-  t.is(s.scale, 2 ** 15);
-  t.true(step(true));
-  t.deepEqual([s.scale, s.goodSteps, applied], [2 ** 16, 0, 3], 'doubled after 3 clean steps');
+  const step = (finite: boolean) => {
+    const gate = tensor([finite ? 0.5 : NaN], []);
+    s.update(gate);
+    gate.dispose();
+  };
+  step(false);
+  t.deepEqual([s.scale, s.overflowSteps, s.goodSteps], [2 ** 15, 1, 0], 'halved, counted');
+  step(true);
+  step(true);
+  t.deepEqual([s.scale, s.goodSteps], [2 ** 15, 2]);
+  step(true);
+  t.deepEqual([s.scale, s.goodSteps], [2 ** 16, 0], 'doubled after 3 clean steps');
   step(true);
   step(true);
   step(false);
   t.deepEqual([s.scale, s.goodSteps, s.overflowSteps], [2 ** 15, 0, 2], 'an overflow resets the clean-step count');
+  s.restore(1024, 7, 5);
+  t.deepEqual([s.scale, s.goodSteps, s.overflowSteps], [1024, 7, 5], 'a resumed state');
+  // The scaled loss's gradient carries the scale.
+  const x = tensor([0.5, -2], [2]).requireGrad();
+  ops.sum(s.scaleLoss(x)).backward();
+  t.deepEqual([...x.grad!.toFloat32Array()], [1024, 1024]);
+  x.dispose();
+  s.dispose();
   t.is(new LossScaler().growthInterval, 100);
   t.throws(() => new LossScaler({ backoffFactor: 2 }), { message: /0 < backoffFactor < 1/ });
 });

@@ -91,31 +91,36 @@ test('gradient accumulation: several micro-batches per optimiser step, counted i
   r.model.dispose();
 });
 
-test.serial('a step reads nothing back: its numbers are read at the log point (f32, clipping on)', async (t) => {
-  // Every read of a tensor's values during the run (serial: no other test reads meanwhile),
-  // outside the step log's read-back and the final checkpoint and weights (and the
-  // classifier's fusedLoss backward, which reads its upstream factor on the CPU only: free
-  // there; on a GPU it is multiplied in on the device).
-  const proto = Tensor.prototype as unknown as { toFloat32Array(): Float32Array };
-  const original = proto.toFloat32Array;
-  const strays: string[] = [];
-  let reads = 0;
-  proto.toFloat32Array = function (this: Tensor) {
-    const stack = new Error().stack ?? '';
-    if (/StepLog\.read/.test(stack)) reads++;
-    else if (!/saveTrainingState|saveCheckpoint|writeSafetensors|fusedLoss/.test(stack)) strays.push(stack.split('\n').slice(1, 4).join(' | '));
-    return original.call(this);
-  };
-  try {
-    const r = await train(resolveConfig(base('no-reads', { steps: 4, logEvery: 4, clipGradNorm: 0.5 })), { quiet: true });
-    r.model.dispose();
-  } finally {
-    proto.toFloat32Array = original;
-  }
-  t.deepEqual(strays, []);
-  t.is(reads, 4 * 3, "each step's loss, gate and norm, read at step 4");
-  t.deepEqual(metrics(path.join(root, 'no-reads')).map((m) => m.step), [4]);
-});
+for (const [precision, perStep] of [['f32', 3], ['f16', 4]] as const) {
+  test.serial(`a step reads nothing back: its numbers are read at the log point (${precision}, clipping on)`, async (t) => {
+    // Every read of a tensor's values during the run (serial: no other test reads meanwhile),
+    // outside the log point's read-back and the final checkpoint (with f16's scaler state)
+    // and weights (and the classifier's fusedLoss backward, which reads its upstream factor
+    // on the CPU only: free there; on a GPU it is multiplied in on the device).
+    const proto = Tensor.prototype as unknown as { toFloat32Array(): Float32Array };
+    const original = proto.toFloat32Array;
+    const strays: string[] = [];
+    let reads = 0;
+    proto.toFloat32Array = function (this: Tensor) {
+      const stack = new Error().stack ?? '';
+      if (/StepLog\.read|flush/.test(stack)) reads++;
+      else if (!/at save |saveTrainingState|saveCheckpoint|writeSafetensors|fusedLoss/.test(stack)) strays.push(stack.split('\n').slice(1, 4).join(' | '));
+      return original.call(this);
+    };
+    const name = `no-reads-${precision}`;
+    try {
+      const r = await train(resolveConfig(base(name, { steps: 4, logEvery: 4, clipGradNorm: 0.5, precision, lossScale: 1024 })), { quiet: true });
+      r.model.dispose();
+    } finally {
+      proto.toFloat32Array = original;
+    }
+    t.deepEqual(strays, []);
+    // Each step's loss, gate and norm (and f16's scale), read at step 4; f16's log line also
+    // reads the current scale and the overflow count.
+    t.is(reads, 4 * perStep + (precision === 'f16' ? 2 : 0));
+    t.deepEqual(metrics(path.join(root, name)).map((m) => m.step), [4]);
+  });
+}
 
 test('distillation from precomputed teacher embeddings logs λ and both terms; a NaN stops with the step and the last checkpoint', async (t) => {
   const teacherModel = createModel('tiny');

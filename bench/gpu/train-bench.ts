@@ -1,7 +1,7 @@
 // The `gpu-train` suite, our side (bundled by bench/gpu/prepare.sh, run by run.sh on a lent
 // GPU): one training step of an IResNet on cuda:0 as the trainer takes it — f16 autocast
 // forward, the sharded CosFace classifier over 100k classes on the GPU (one rank, in chunks
-// of 8192 classes), scaled-loss backward, the gate (unscale, clip, overflow: one flag read),
+// of 8192 classes), scaled-loss backward, the gate and the loss scale's update (on the device, nothing read back),
 // SGD — on a fixed random batch. One JSON line per case (images/s over 10 timed
 // steps after 3 warm ones, peak device memory); bench/gpu/torch_train.py times PyTorch's eager
 // AMP step on the same cases. R240 runs at the largest batch of 128, 96, 64, 32 that fits,
@@ -25,7 +25,7 @@ function run(network: string, batch: number, checkpointing: boolean): { imagesPe
   model.checkpointing = [checkpointing, checkpointing, checkpointing, checkpointing];
   const labels = Int32Array.from({ length: batch }, (_, i) => (i * 7919) % CLASSES);
   const sgd = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 };
-  const scaler = new LossScaler({ initScale: 1024 });
+  const scaler = own(new LossScaler({ initScale: 1024 }, DEVICE));
   try {
     model.to(DEVICE);
     const head = own(new ShardedMarginSoftmax(comm, 512, CLASSES, { seed: 1 })).to(DEVICE);
@@ -37,15 +37,14 @@ function run(network: string, batch: number, checkpointing: boolean): { imagesPe
         const emb = autocast('f16', () => model.forward(x));
         scaler.scaleLoss(head.loss(emb, labels, i++)).backward();
       });
-      // As the trainer: gates on the device (unscale, clip, skip), one flag read per step.
+      // As the trainer: gates and the scale's update on the device, nothing read back.
       const [gateB, gateH] = tidy(() => {
         const sq = squaredNorm([...model.parameters(), ...head.parameters()].flatMap((p) => (p.grad === null ? [] : [p.grad])), DEVICE);
         return [keep(scaler.gate(sq, 5)), keep(scaler.gate(sq))];
       });
-      scaler.update(Number.isFinite(gateB.item()), () => {
-        optB.step(gateB);
-        optH.step(gateH);
-      });
+      optB.step(gateB);
+      optH.step(gateH);
+      scaler.update(gateB);
       [gateB, gateH].forEach((g) => g.dispose());
       [optB, optH].forEach((o) => o.zeroGrad());
     });

@@ -75,6 +75,9 @@ export const GRADIENTS = {
   scale(n, g) {
     return [t(native.scale(g.handle('scale backward'), n.attrs.s as number))];
   },
+  scaleBy(n, g) {
+    return [t(native.scaleBy(g.handle('scaleBy backward'), input(n, 1))), null];
+  },
   reshape(n, g) {
     return [t(g.handle('reshape backward').reshape([...n.inputs[0]!.shape]))];
   },

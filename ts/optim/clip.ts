@@ -19,15 +19,15 @@ export function squaredNorm(grads: Tensor[], device: string): Tensor {
 export interface GateOptions {
   /** Clip the (unscaled) gradient norm to this (Infinity: no clipping). */
   maxNorm?: number;
-  /** The loss scale the gradients carry (f16 dynamic loss scaling). */
-  lossScale?: number;
+  /** The loss scale the gradients carry (f16 dynamic loss scaling), 0-d on their device. */
+  scale?: Tensor;
 }
 
-/** The factor the optimiser multiplies gradients of squared norm `sumsq` by: 1/lossScale
- *  times torch's clip coefficient min(1, maxNorm / (‖g‖/lossScale + 1e-6)); NaN when the
- *  norm is not finite. 0-d, on `sumsq`'s device. */
-export function gradientGate(sumsq: Tensor, { maxNorm = Infinity, lossScale = 1 }: GateOptions = {}): Tensor {
-  return new Tensor(native.clipGate(sumsq.handle('gradientGate'), 1 / lossScale, maxNorm));
+/** The factor the optimiser multiplies gradients of squared norm `sumsq` by: 1/scale
+ *  times torch's clip coefficient min(1, maxNorm / (‖g‖/scale + 1e-6)); NaN when the norm
+ *  is not finite. 0-d, on `sumsq`'s device. */
+export function gradientGate(sumsq: Tensor, { maxNorm = Infinity, scale }: GateOptions = {}): Tensor {
+  return new Tensor(native.clipGate(sumsq.handle('gradientGate'), scale?.handle('gradientGate') ?? null, maxNorm));
 }
 
 /** Clips the gradients of `params` in place; returns their total norm before clipping (read

@@ -117,6 +117,11 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return record(wrap(x.handle('reshape').reshape([...shape])), 'reshape', [x]);
 }
 
+/** `x · s` with `s` a 0-d tensor read on the device (a loss scale; `s` gets no gradient). */
+export function scaleBy(x: Tensor, s: Tensor): Tensor {
+  return record(wrap(native.scaleBy(x.handle('scaleBy'), s.handle('scaleBy'))), 'scaleBy', [x, s]);
+}
+
 /** Keeps dimensions before `startDim`, merges the rest. */
 export function flatten(x: Tensor, startDim = 1): Tensor {
   return reshape(x, [...x.shape.slice(0, startDim), -1]);

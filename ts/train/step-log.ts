@@ -28,16 +28,15 @@ export interface StepEnd {
   lambda: number;
   /** The optimiser's gate: NaN means the step was skipped. */
   gate: Tensor;
-  /** Σ‖g‖² of the backbone's (scaled) gradients, and the loss scale they carry. */
+  /** Σ‖g‖² of the backbone's (scaled) gradients, and the loss scale they carry (0-d, a
+   *  copy; null without scaling). */
   sumsq: Tensor;
-  lossScale: number;
+  scale: Tensor | null;
 }
 
-interface Pending extends Omit<StepEnd, 'gate' | 'sumsq'> {
+interface Pending extends StepEnd {
   cos: Tensor;
   kd: Tensor | null;
-  gate: Tensor;
-  sumsq: Tensor;
 }
 
 /** Adds `x` into the kept running sum `acc` (disposing the old one). */
@@ -64,7 +63,7 @@ export class StepLog {
     this.micro++;
   }
 
-  /** Closes a step: takes ownership of `end.gate` and `end.sumsq`. The KD term is averaged
+  /** Closes a step: takes ownership of `end`'s tensors. The KD term is averaged
    *  over the ranks here, on the device (every rank calls this at every step). */
   endStep(end: StepEnd): void {
     const [cos, kd] = noGrad(() => [this.cos, this.kd].map((t) => (t === null ? null : keep(ops.scale(t, 1 / this.micro)))));
@@ -85,7 +84,7 @@ export class StepLog {
         cosface,
         kd,
         lambda: p.lambda,
-        gradNorm: Math.sqrt(p.sumsq.item()) / p.lossScale,
+        gradNorm: Math.sqrt(p.sumsq.item()) / (p.scale?.item() ?? 1),
         applied: Number.isFinite(p.gate.item()),
       };
     });
@@ -94,7 +93,7 @@ export class StepLog {
   }
 
   dispose(): void {
-    for (const p of this.pending) [p.cos, p.kd, p.gate, p.sumsq].forEach((t) => t?.dispose());
+    for (const p of this.pending) [p.cos, p.kd, p.gate, p.sumsq, p.scale].forEach((t) => t?.dispose());
     this.pending = [];
   }
 

@@ -93,7 +93,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(device);
   const precision = cfg.precision === 'f32' ? null : cfg.precision;
   // f16 gradients underflow without it; bf16 has f32's range.
-  const scaler = cfg.precision === 'f16' ? new LossScaler({ initScale: cfg.lossScale }) : null;
+  const scaler = cfg.precision === 'f16' ? new LossScaler({ initScale: cfg.lossScale }, device) : null;
   const ck = cfg.checkpointing ?? false;
   model.checkpointing = typeof ck === 'boolean' ? [ck, ck, ck, ck] : [...ck];
   const head = new ShardedMarginSoftmax(comm, model.config.embedding, classes, { margin: cfg.margin, sampleRate: cfg.sampleRate, chunk: cfg.chunk, seed: cfg.seed });
@@ -117,7 +117,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
     const c = loadTrainingState(ckpt, parts, comm);
     [step, batches] = [c.step, Number(c.batches)];
     if (scaler !== null && c.lossScale !== undefined) {
-      [scaler.scale, scaler.goodSteps, scaler.overflowSteps] = [Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps)];
+      scaler.restore(Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps));
     }
     broadcastModule(comm, model);
     comm.broadcast(optB.buffers, 0);
@@ -159,9 +159,9 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   let logged = { loss: NaN, imagesPerSecond: NaN };
   let window = { loss: 0, n: 0 };
   const log = new StepLog(comm);
-  // Reads the steps' numbers back (the only place a GPU step waits for the host, besides
-  // f16's overflow flag): at log, checkpoint and verification points and at the end, or
-  // every step for an onStep callback. A non-finite loss or gradient stops the run here;
+  // Reads the steps' numbers back (the only place a GPU step waits for the host, f16
+  // included): at log, checkpoint and verification points and at the end, or every step
+  // for an onStep callback. A non-finite loss or gradient stops the run here;
   // its step was not applied (the gate skipped it).
   const flush = () => {
     comm.drain(); // GPU ranks: bounded, so a dead rank is an error here, not a hung read
@@ -219,20 +219,17 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         });
         const [stops] = comm.allReduceValues([signals > 0 ? 1 : 0], 'sum');
         const lr = polyLr(schedule, step);
-        const lossScale = scaler?.scale ?? 1;
-        const apply = () => {
-          [optB, optH].forEach((opt) => (opt.lr = lr));
-          optB.step(gateB);
-          optH.step(gateH);
-        };
-        // f16 reads whether the step overflowed (its one read per step, as torch's
-        // GradScaler.step): the scale backs off or grows on the host.
-        if (scaler === null) apply();
-        else scaler.update(Number.isFinite(gateB.item()), apply);
+        [optB, optH].forEach((opt) => (opt.lr = lr));
+        // A gate that is not finite leaves the step unapplied on the device; f16's scale
+        // then backs off (or grows after clean steps) there too: nothing is read back.
+        optB.step(gateB);
+        optH.step(gateH);
+        const scale = scaler?.scaleNow() ?? null;
+        scaler?.update(gateB);
         gateH.dispose();
         [optB, optH].forEach((opt) => opt.zeroGrad());
         step++;
-        log.endStep({ step, lr, lambda, gate: gateB, sumsq, lossScale });
+        log.endStep({ step, lr, lambda, gate: gateB, sumsq, scale });
         const verifyNow = cfg.verifyEvery > 0 && step % cfg.verifyEvery === 0 && step < total;
         const saveNow = cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0 && step < total;
         if (o.onStep !== undefined || step % cfg.logEvery === 0 || step >= total || verifyNow || saveNow || stops > 0) flush();
@@ -266,5 +263,6 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   optB.dispose();
   optH.dispose();
   head.dispose();
+  scaler?.dispose();
   return { status, step, loss: logged.loss, verification, imagesPerSecond: logged.imagesPerSecond, weights, model };
 }

@@ -14,7 +14,7 @@ pub mod pool;
 pub mod random;
 mod tensor;
 
-pub use backend::{backend_for, Backend, BnOut, ConvParams, DeviceMemory, Margin, SgdHyper};
+pub use backend::{backend_for, Backend, BnOut, ConvParams, DeviceMemory, Margin, ScaleRule, SgdHyper};
 pub use error::{Error, Failure, Result};
 pub use float::Float;
 pub use tensor::{DType, Device, DeviceBuffer, Tensor};

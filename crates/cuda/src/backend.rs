@@ -7,7 +7,9 @@ use crate::gemm::{gemm, Operand};
 use crate::gpu::{addr, elementwise, per_row, Arg, Gpu};
 use maskfr_core::backend::checks::*;
 use maskfr_core::kernels::conv::ConvGeom;
-use maskfr_core::{ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Margin, Result, SgdHyper, Tensor};
+use maskfr_core::{
+    ensure, Backend, BnOut, ConvParams, DType, DeviceMemory, Error, Margin, Result, ScaleRule, SgdHyper, Tensor,
+};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -669,11 +671,33 @@ impl Backend for CudaBackend {
         self.run(op, "sgd_multi_f32", "sgd", elementwise(total), &args)
     }
 
-    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor> {
+    fn clip_gate(&self, sumsq: &Tensor, scale: Option<&Tensor>, max_norm: f64) -> Result<Tensor> {
         let op = "clip_gate";
         single(op, sumsq)?;
+        let scale = match scale {
+            Some(s) => {
+                single(op, s)?;
+                f(op, s)?
+            }
+            None => 0, // a null pointer: no loss scale
+        };
         let (y, yp) = self.out(op, &[])?;
-        self.run(op, "clip_gate", "sgd", per_row(1), &[Ptr(f(op, sumsq)?), F64(inv_scale), F64(max_norm), Ptr(yp)])?;
+        self.run(op, "clip_gate", "sgd", per_row(1), &[Ptr(f(op, sumsq)?), Ptr(scale), F64(max_norm), Ptr(yp)])?;
         Ok(y)
+    }
+
+    fn loss_scale_update(&self, gate: &Tensor, state: [&Tensor; 3], rule: ScaleRule) -> Result<()> {
+        let op = "loss_scale_update";
+        [gate, state[0], state[1], state[2]].iter().try_for_each(|t| single(op, t))?;
+        let args = [
+            Ptr(f(op, gate)?),
+            Ptr(f(op, state[0])?),
+            Ptr(f(op, state[1])?),
+            Ptr(f(op, state[2])?),
+            F64(rule.growth),
+            F64(rule.backoff),
+            I32(rule.interval as i32),
+        ];
+        self.run(op, "loss_scale_update", "sgd", per_row(1), &args)
     }
 }

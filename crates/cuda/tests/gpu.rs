@@ -7,7 +7,7 @@
 //! gathers, copies and casts.
 
 use maskfr_core::backend::device_backend;
-use maskfr_core::{Backend, ConvParams, DType, Device, Margin, SgdHyper, Tensor};
+use maskfr_core::{Backend, ConvParams, DType, Device, Margin, ScaleRule, SgdHyper, Tensor};
 use maskfr_cuda::nccl::Reduction;
 use std::sync::{Mutex, MutexGuard};
 
@@ -266,13 +266,30 @@ fn sgd_gated_clipped_and_skipped() {
     let h = SgdHyper { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 };
     p.same("sgd", K, &ts, |be, t| {
         // Σg² of 40, scale 4 undone, clipped to norm 1; then a NaN gate: no change at all.
-        let sumsq = be.full(&[], 40.0).unwrap();
-        let gate = be.clip_gate(&sumsq, 0.25, 1.0).unwrap();
-        let nan = be.clip_gate(&be.full(&[], f32::INFINITY).unwrap(), 0.25, 1.0).unwrap();
+        let (sumsq, scale) = (be.full(&[], 40.0).unwrap(), be.full(&[], 4.0).unwrap());
+        let gate = be.clip_gate(&sumsq, Some(&scale), 1.0).unwrap();
+        let nan = be.clip_gate(&be.full(&[], f32::INFINITY).unwrap(), Some(&scale), 1.0).unwrap();
+        // GradScaler's rule: a clean step with interval 1 doubles the scale, an overflow halves it.
+        let (good, overflows) = (be.full(&[], 0.0).unwrap(), be.full(&[], 0.0).unwrap());
+        let rule = ScaleRule { growth: 2.0, backoff: 0.5, interval: 1 };
+        be.loss_scale_update(&gate, [&scale, &good, &overflows], rule).unwrap();
+        be.loss_scale_update(&nan, [&scale, &good, &overflows], rule).unwrap();
+        be.loss_scale_update(&nan, [&scale, &good, &overflows], rule).unwrap();
         be.sgd_step_all(&[[&t[0], &t[1], &t[2]]], h, None).unwrap();
         be.sgd_step_all(&[[&t[3], &t[4], &t[5]], [&t[6], &t[7], &t[8]]], h, Some(&gate)).unwrap();
         be.sgd_step_all(&[[&t[3], &t[4], &t[5]]], h, Some(&nan)).unwrap();
-        vec![gate, t[0].clone(), t[2].clone(), t[3].clone(), t[5].clone(), t[6].clone(), t[8].clone()]
+        vec![
+            gate,
+            scale,
+            good,
+            overflows,
+            t[0].clone(),
+            t[2].clone(),
+            t[3].clone(),
+            t[5].clone(),
+            t[6].clone(),
+            t[8].clone(),
+        ]
     });
 }
 

@@ -27,7 +27,7 @@ fn a_source_error_comes_back_with_the_log_and_a_missing_library_is_named() {
     if !e.is_empty() {
         assert!(e.contains("libcudnn (convolutions) not found; tried libcudnn.so"), "{e}");
     }
-    assert_eq!(kernel_names("sgd"), ["sgd_multi_f32", "clip_gate"]);
+    assert_eq!(kernel_names("sgd"), ["sgd_multi_f32", "clip_gate", "loss_scale_update"]);
 }
 
 #[test]

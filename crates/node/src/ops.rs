@@ -2,7 +2,7 @@
 
 use crate::js;
 use crate::tensor::{dims, NativeTensor};
-use maskfr_core::{backend_for, Backend, ConvParams, Margin, SgdHyper, Tensor};
+use maskfr_core::{backend_for, Backend, ConvParams, Margin, ScaleRule, SgdHyper, Tensor};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -302,9 +302,28 @@ pub fn sgd_step_all(
     js(be("sgd_step", &all)?.sgd_step_all(&triples, h, gate))
 }
 
-/// The optimiser's gate for gradients of squared norm `sumsq` (0-d; see Backend::clip_gate).
+/// The optimiser's gate for gradients of squared norm `sumsq` carrying the loss `scale`
+/// (0-d tensors on one device; see Backend::clip_gate).
 #[napi(catch_unwind)]
-pub fn clip_gate(sumsq: &NativeTensor, inv_scale: f64, max_norm: f64) -> Result<NativeTensor> {
+pub fn clip_gate(sumsq: &NativeTensor, scale: Option<&NativeTensor>, max_norm: f64) -> Result<NativeTensor> {
     let s = sumsq.get()?;
-    wrap(be("clip_gate", &[s])?.clip_gate(s, inv_scale, max_norm))
+    let k = scale.map(|t| t.get()).transpose()?;
+    let all: Vec<&Tensor> = std::iter::once(s).chain(k).collect();
+    wrap(be("clip_gate", &all)?.clip_gate(s, k, max_norm))
+}
+
+/// GradScaler's update of `scale`, `good` and `overflows` (0-d) after the step gated by
+/// `gate`, on their device (see Backend::loss_scale_update).
+#[napi(catch_unwind)]
+pub fn loss_scale_update(
+    gate: &NativeTensor,
+    scale: &NativeTensor,
+    good: &NativeTensor,
+    overflows: &NativeTensor,
+    growth: f64,
+    backoff: f64,
+    interval: u32,
+) -> Result<()> {
+    let (g, s, n, o) = (gate.get()?, scale.get()?, good.get()?, overflows.get()?);
+    js(be("loss_scale_update", &[g, s, n, o])?.loss_scale_update(g, [s, n, o], ScaleRule { growth, backoff, interval }))
 }

@@ -1,7 +1,7 @@
 //! The CPU backend: shape checks, then the slice kernels of [`crate::kernels`] in f32.
 
 use super::checks::*;
-use super::{Backend, BnOut, ConvParams, Margin, SgdHyper};
+use super::{Backend, BnOut, ConvParams, Margin, ScaleRule, SgdHyper};
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
 use crate::{ensure, random, DType, Result, Tensor};
@@ -418,8 +418,23 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor> {
-        let s = scalar_of("clip_gate", sumsq)?;
-        Tensor::from_vec(vec![optim::clip_gate(s, inv_scale, max_norm) as f32], &[])
+    fn clip_gate(&self, sumsq: &Tensor, scale: Option<&Tensor>, max_norm: f64) -> Result<Tensor> {
+        let op = "clip_gate";
+        let (s, k) = (scalar_of(op, sumsq)?, scale.map(|t| scalar_of(op, t)).transpose()?.unwrap_or(1.0));
+        Tensor::from_vec(vec![optim::clip_gate(s, 1.0 / k, max_norm) as f32], &[])
+    }
+
+    fn loss_scale_update(&self, gate: &Tensor, state: [&Tensor; 3], rule: ScaleRule) -> Result<()> {
+        let op = "loss_scale_update";
+        let g = scalar_of(op, gate)?;
+        let mut s = [0f32; 3];
+        for (v, t) in s.iter_mut().zip(state) {
+            *v = scalar_of(op, t)? as f32;
+        }
+        optim::loss_scale_update(g, &mut s, rule);
+        for (t, v) in state.iter().zip(s) {
+            t.f32s_mut(op)?[0] = v;
+        }
+        Ok(())
     }
 }

@@ -164,10 +164,23 @@ pub trait Backend: Sync {
     /// is not finite leaves everything unchanged: unscaling, clipping and skipping a bad step
     /// without the host reading anything.
     fn sgd_step_all(&self, triples: &[[&Tensor; 3]], hyper: SgdHyper, gate: Option<&Tensor>) -> Result<()>;
-    /// The gate of a step whose gradients have squared norm `sumsq` (0-d): `inv_scale ·
-    /// min(1, max_norm / (√sumsq · inv_scale + 1e-6))` (an f16 loss scale undone, then
-    /// torch's clip_grad_norm_ coefficient), NaN when `sumsq` is not finite.
-    fn clip_gate(&self, sumsq: &Tensor, inv_scale: f64, max_norm: f64) -> Result<Tensor>;
+    /// The gate of a step whose gradients have squared norm `sumsq` (0-d): `1/scale ·
+    /// min(1, max_norm / (√sumsq / scale + 1e-6))` (an f16 loss `scale`, 0-d on the device,
+    /// undone; then torch's clip_grad_norm_ coefficient), NaN when `sumsq` is not finite.
+    fn clip_gate(&self, sumsq: &Tensor, scale: Option<&Tensor>, max_norm: f64) -> Result<Tensor>;
+    /// torch's GradScaler update on the device, after the step gated by `gate`: a gate that
+    /// is not finite (the step was skipped) multiplies `scale` by `rule.backoff`, zeroes
+    /// `good` and counts one in `overflows`; a finite one counts a good step, and
+    /// `rule.interval` of them in a row multiply `scale` by `rule.growth`. All 0-d, in place.
+    fn loss_scale_update(&self, gate: &Tensor, state: [&Tensor; 3], rule: ScaleRule) -> Result<()>;
+}
+
+/// GradScaler's growth rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaleRule {
+    pub growth: f64,
+    pub backoff: f64,
+    pub interval: u32,
 }
 
 /// SGD's hyper-parameters (torch.optim.SGD: momentum, L2 weight decay).

@@ -21,6 +21,23 @@ pub fn sgd_step<T: Float>(param: &mut [T], grad: &[T], buf: &mut [T], h: Sgd<T>)
     });
 }
 
+/// GradScaler's update of `[scale, good steps, overflowed steps]` after a step with `gate`
+/// (not finite: the step was skipped).
+pub fn loss_scale_update(gate: f64, state: &mut [f32; 3], rule: crate::ScaleRule) {
+    let [scale, good, overflows] = state;
+    if gate.is_finite() {
+        *good += 1.0;
+        if *good >= rule.interval as f32 {
+            *scale = (*scale as f64 * rule.growth) as f32;
+            *good = 0.0;
+        }
+    } else {
+        *scale = (*scale as f64 * rule.backoff) as f32;
+        *good = 0.0;
+        *overflows += 1.0;
+    }
+}
+
 /// `inv_scale · min(1, max_norm / (√sumsq · inv_scale + 1e-6))`; NaN when `sumsq` is not
 /// finite (the step is then skipped).
 pub fn clip_gate(sumsq: f64, inv_scale: f64, max_norm: f64) -> f64 {
