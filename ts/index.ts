@@ -45,7 +45,7 @@ export { MarginSoftmax, marginSoftmaxLoss, COSFACE, ARCFACE } from './losses/mar
 export type { Margin } from './tensor/ops';
 export { polyLr } from './optim/schedule';
 export type { PolySchedule } from './optim/schedule';
-export { clipGradNorm, gradientGate, squaredNorm } from './optim/clip';
+export { clipGradNorm, gradientGate, gradSquaredNorm } from './optim/clip';
 export type { GateOptions } from './optim/clip';
 export { LossScaler } from './optim/loss-scaler';
 export type { LossScalerOptions } from './optim/loss-scaler';

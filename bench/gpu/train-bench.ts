@@ -8,7 +8,7 @@
 // with and without activation checkpointing.
 
 import {
-  autocast, Communicator, createModel, emptyCache, keep, LossScaler, memoryStats, modelConfig, randn, resetPeakMemory, SGD, ShardedMarginSoftmax, squaredNorm, synchronize, tidy,
+  autocast, Communicator, createModel, emptyCache, keep, LossScaler, memoryStats, modelConfig, randn, resetPeakMemory, SGD, ShardedMarginSoftmax, gradSquaredNorm, synchronize, tidy,
 } from '../../ts';
 
 const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
@@ -39,7 +39,7 @@ function run(network: string, batch: number, checkpointing: boolean): { imagesPe
       });
       // As the trainer: gates and the scale's update on the device, nothing read back.
       const [gateB, gateH] = tidy(() => {
-        const sq = squaredNorm([...model.parameters(), ...head.parameters()].flatMap((p) => (p.grad === null ? [] : [p.grad])), DEVICE);
+        const sq = gradSquaredNorm([...model.parameters(), ...head.parameters()], DEVICE);
         return [keep(scaler.gate(sq, 5)), keep(scaler.gate(sq))];
       });
       optB.step(gateB);

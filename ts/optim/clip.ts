@@ -8,11 +8,13 @@ import { Tensor, zeros } from '../tensor/tensor';
 import { keep, noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 
-/** Σ‖g‖² over `grads` as a 0-d tensor on `device` (where the gradients live; partial sums
- *  from other devices are moved there). Nothing is read back. */
-export function squaredNorm(grads: Tensor[], device: string): Tensor {
+/** Σ‖g‖² over the gradients of `params` (those that have one) as a 0-d tensor on `device`
+ *  (where they live; partial sums from other devices are moved there). Nothing is read
+ *  back. */
+export function gradSquaredNorm(params: Tensor[], device: string): Tensor {
+  const grads = params.flatMap((p) => (p.grad === null ? [] : [p.grad]));
   return tidy(() =>
-    noGrad(() => grads.map((g) => ops.to(new Tensor(native.sumSquares(g.handle('squaredNorm'))), device)).reduce((a, b) => ops.add(a, b), zeros([], device))),
+    noGrad(() => grads.map((g) => ops.to(new Tensor(native.sumSquares(g.handle('gradSquaredNorm'))), device)).reduce((a, b) => ops.add(a, b), zeros([], device))),
   );
 }
 
@@ -35,7 +37,7 @@ export function gradientGate(sumsq: Tensor, { maxNorm = Infinity, scale }: GateO
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   const withGrad = params.filter((p) => p.grad !== null);
   if (withGrad.length === 0) return 0;
-  const sq = squaredNorm(withGrad.map((p) => p.grad!), withGrad[0].device);
+  const sq = gradSquaredNorm(withGrad, withGrad[0].device);
   const total = Math.sqrt(sq.item());
   sq.dispose();
   const factor = maxNorm / (total + 1e-6);

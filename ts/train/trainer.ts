@@ -15,12 +15,11 @@ import { ShardedMarginSoftmax } from '../losses/sharded';
 import { angleDistillation, convexObjective, kdLambda } from '../losses/distill';
 import { SGD } from '../optim/sgd';
 import { polyLr } from '../optim/schedule';
-import { gradientGate, squaredNorm } from '../optim/clip';
+import { gradientGate, gradSquaredNorm } from '../optim/clip';
 import { LossScaler } from '../optim/loss-scaler';
 import { autocast } from '../tensor/autocast';
 import { manualSeed } from '../tensor/random';
 import { keep, tidy } from '../tensor/scope';
-import { Tensor } from '../tensor/tensor';
 import * as ops from '../tensor/ops';
 import { Communicator } from '../dist/comm';
 import { worldFromEnv } from '../dist/world';
@@ -208,10 +207,9 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         // skip the whole step when any gradient is not finite. The backbone's gradients are
         // the same on every rank; the shards' norms are summed over the ranks, so every rank
         // skips alike.
-        const grads = (ps: { grad: Tensor | null }[]) => ps.flatMap((p) => (p.grad === null ? [] : [p.grad]));
         const [gateB, gateH, sumsq] = tidy(() => {
-          const bsq = squaredNorm(grads(model.parameters()), device);
-          const hsq = squaredNorm(grads(head.parameters()), device);
+          const bsq = gradSquaredNorm(model.parameters(), device);
+          const hsq = gradSquaredNorm(head.parameters(), device);
           comm.allReduce([hsq], 'sum');
           const checked = ops.add(bsq, ops.scale(hsq, 0)); // bsq, or NaN when hsq is not finite
           const gate = (clip: number) => keep(scaler === null ? gradientGate(checked, { maxNorm: clip }) : scaler.gate(checked, clip));

@@ -200,20 +200,11 @@ impl NcclComm {
             for (t, &p) in tensors.iter().zip(&ptrs) {
                 let (n, b) = (t.numel(), block.ptr + at * width as u64);
                 let (src, dst) = if into_bucket { (p, b) } else { (b, p) };
-                match (width, into_bucket) {
-                    (4, _) => g.copy_device(dst, src, n * 4)?,
-                    (_, true) => g.launch(
-                        "elementwise",
-                        "f32_to_f16",
-                        elementwise(n),
-                        &[Arg::Ptr(src), Arg::Ptr(dst), Arg::I64(n as i64)],
-                    )?,
-                    (_, false) => g.launch(
-                        "elementwise",
-                        "f16_to_f32",
-                        elementwise(n),
-                        &[Arg::Ptr(src), Arg::Ptr(dst), Arg::I64(n as i64)],
-                    )?,
+                if width == 4 {
+                    g.copy_device(dst, src, n * 4)?;
+                } else {
+                    let cast = if into_bucket { "f32_to_f16" } else { "f16_to_f32" };
+                    g.launch("elementwise", cast, elementwise(n), &[Arg::Ptr(src), Arg::Ptr(dst), Arg::I64(n as i64)])?;
                 }
                 at += n as u64;
             }

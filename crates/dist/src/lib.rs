@@ -48,7 +48,7 @@ pub trait Communicator: Send {
         if self.world() == 1 {
             return Ok(t.clone());
         }
-        let all = self.all_gather(&host(self.world(), "all-gather", t)?)?;
+        let all = self.all_gather(&flatten("all-gather", &[t])?)?;
         let mut shape = t.shape().to_vec();
         match shape.first_mut() {
             Some(rows) => *rows *= self.world(),
@@ -57,17 +57,14 @@ pub trait Communicator: Send {
         Tensor::from_vec(all, &shape).map_err(|e| Error(e.to_string()))
     }
 
-    /// Reduces each of `tensors` over the ranks, in place.
+    /// Reduces `tensors` over the ranks in place, as one bucket.
     fn all_reduce_tensors(&mut self, tensors: &[&Tensor], op: Reduce) -> Result<()> {
         if self.world() == 1 {
             return Ok(());
         }
-        for t in tensors {
-            let mut v = host(self.world(), "all-reduce", t)?;
-            self.all_reduce(&mut v, op)?;
-            t.f32s_mut("all-reduce").map_err(|e| Error(e.to_string()))?.copy_from_slice(&v);
-        }
-        Ok(())
+        let mut flat = flatten("all-reduce", tensors)?;
+        self.all_reduce(&mut flat, op)?;
+        scatter(tensors, &flat, 1.0)
     }
 
     /// The sum over the ranks of `t` (rows a multiple of the world), of which this rank keeps
@@ -84,7 +81,7 @@ pub trait Communicator: Send {
                 return Err(Error(format!("reduce-scatter of shape {:?} over {w} ranks: rows must divide", t.shape())))
             }
         }
-        let own = self.reduce_scatter(&host(w, "reduce-scatter", t)?)?;
+        let own = self.reduce_scatter(&flatten("reduce-scatter", &[t])?)?;
         Tensor::from_vec(own, &shape).map_err(|e| Error(e.to_string()))
     }
 
@@ -102,16 +99,30 @@ pub trait Communicator: Send {
     }
 }
 
-/// A host tensor's values for a collective over `world` ranks (a GPU's tensors need the GPU
-/// communicator).
-fn host(world: usize, op: &str, t: &Tensor) -> Result<Vec<f32>> {
-    if t.device() != Device::Cpu {
-        return Err(Error(format!(
-            "{op}: {} tensors across {world} ranks need the NCCL communicator (attachGpu)",
-            t.device()
-        )));
+/// The values of host `tensors` end to end, a collective's bucket (a GPU's tensors need the
+/// GPU communicator).
+pub fn flatten(op: &str, tensors: &[&Tensor]) -> Result<Vec<f32>> {
+    let mut flat = Vec::new();
+    for t in tensors {
+        if t.device() != Device::Cpu {
+            let why = format!("{op}: {} tensors between ranks need the NCCL communicator (attachGpu)", t.device());
+            return Err(Error(why));
+        }
+        flat.extend_from_slice(&t.f32s(op).map_err(|e| Error(e.to_string()))?);
     }
-    Ok(t.f32s(op).map_err(|e| Error(e.to_string()))?.to_vec())
+    Ok(flat)
+}
+
+/// Writes the bucket `flat · scale` back into `tensors`, in order.
+pub fn scatter(tensors: &[&Tensor], flat: &[f32], scale: f32) -> Result<()> {
+    let mut at = 0;
+    for t in tensors {
+        let mut dst = t.f32s_mut("comm").map_err(|e| Error(e.to_string()))?;
+        let n = dst.len();
+        dst.iter_mut().zip(&flat[at..at + n]).for_each(|(d, &s)| *d = s * scale);
+        at += n;
+    }
+    Ok(())
 }
 
 /// Rounds every value to the nearest f16 (ties to even), in place.

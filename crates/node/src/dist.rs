@@ -7,7 +7,7 @@ use crate::tensor::NativeTensor;
 use maskfr_core::Margin;
 use maskfr_core::{Device, Tensor};
 use maskfr_cuda::nccl::{unique_id, NcclComm, Reduction};
-use maskfr_dist::{CommQueue, Communicator, PartialFc, Reduce, TcpComm};
+use maskfr_dist::{flatten, scatter, CommQueue, Communicator, PartialFc, Reduce, TcpComm};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::net::TcpListener;
@@ -48,31 +48,6 @@ fn on_gpu(tensors: &[&NativeTensor]) -> Result<bool> {
     Ok(devices.first().is_some_and(|d| *d != Device::Cpu))
 }
 
-fn bad(e: maskfr_core::Error) -> maskfr_dist::Error {
-    maskfr_dist::Error(e.to_string())
-}
-
-/// The values of `tensors` end to end.
-fn flatten(tensors: &[Tensor]) -> maskfr_dist::Result<Vec<f32>> {
-    let mut flat = Vec::new();
-    for t in tensors {
-        flat.extend_from_slice(&t.f32s("comm").map_err(bad)?);
-    }
-    Ok(flat)
-}
-
-/// Writes `flat · scale` back into `tensors`, in order.
-fn scatter(tensors: &[Tensor], flat: &[f32], scale: f32) -> maskfr_dist::Result<()> {
-    let mut at = 0;
-    for t in tensors {
-        let mut dst = t.f32s_mut("comm").map_err(bad)?;
-        let n = dst.len();
-        dst.iter_mut().zip(&flat[at..at + n]).for_each(|(d, &s)| *d = s * scale);
-        at += n;
-    }
-    Ok(())
-}
-
 fn owned(tensors: &[&NativeTensor]) -> Result<Vec<Tensor>> {
     tensors.iter().map(|t| t.get().cloned()).collect()
 }
@@ -101,13 +76,14 @@ fn reduce_job(
         }
     };
     Ok(move |c: &mut dyn Communicator| {
-        let mut flat = flatten(&tensors)?;
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let mut flat = flatten("comm", &refs)?;
         if f16 {
             c.all_reduce_f16(&mut flat)?;
         } else {
             c.all_reduce(&mut flat, reduce)?;
         }
-        scatter(&tensors, &flat, scale)
+        scatter(&refs, &flat, scale)
     })
 }
 
@@ -268,9 +244,10 @@ impl Comm {
             return dist(n.wait());
         }
         dist(self.q.run(move |c| {
-            let mut flat = flatten(&t)?;
+            let refs: Vec<&Tensor> = t.iter().collect();
+            let mut flat = flatten("comm", &refs)?;
             c.broadcast(&mut flat, root as usize)?;
-            scatter(&t, &flat, 1.0)
+            scatter(&refs, &flat, 1.0)
         }))
     }
 
