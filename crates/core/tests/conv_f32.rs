@@ -1,6 +1,6 @@
 //! The shipped f32 conv (AVX-512 microkernel where present) against the same kernels in f64
 //! (checked by finite differences and a direct conv in gradcheck.rs), on shapes big enough
-//! for every path: dense and image-crossing tile stores, strided gathers, the flipped-kernel
+//! for every path: dense, two-piece (image-crossing) and half-width tile stores, strided gathers, the flipped-kernel
 //! input gradient, and the chunked col2im of strided input gradients.
 //! Tolerance: max|f32 − f64| ≤ 1e-5 · max|f64|, NaN fails.
 
@@ -38,6 +38,8 @@ fn case(x: [usize; 4], w: [usize; 4], s: usize, p: usize) {
 fn f32_conv_agrees_with_f64() {
     case([3, 16, 20, 20], [24, 16, 3, 3], 1, 1); // tiles stored in place and across images
     case([2, 8, 7, 7], [16, 8, 3, 3], 1, 1); // 7×7: most tiles cross image boundaries
+    case([16, 8, 7, 7], [16, 8, 3, 3], 1, 1); // 784 columns: a last half-width panel
+    case([2, 12, 9, 9], [20, 12, 5, 5], 1, 2); // flipped-kernel rows not a whole panel
     case([3, 16, 21, 21], [32, 16, 3, 3], 2, 1); // strided gather, chunked col2im
     case([4, 32, 14, 14], [64, 32, 1, 1], 2, 0); // 1×1 stride-2 shortcut
     case([3, 64, 112, 112], [8, 64, 3, 3], 2, 1); // col2im in several chunks of images

@@ -11,8 +11,8 @@
 
 use super::gemm::Mat;
 use super::tiled::{
-    a_panels, b_panels, gemm, transpose_into_a_panel, transpose_into_panel, DenseA, DenseC, PackA, PackB, StoreC, MR,
-    NR,
+    a_panels, b_panels, gemm, transpose_into_a_panel, transpose_into_panel, transpose_reversed_into_a_panel, DenseA,
+    DenseC, PackA, PackB, StoreC, Tile, MR, NR,
 };
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
@@ -372,9 +372,16 @@ impl<T> ImagesOut<T> {
 
 // SAFETY: every address is `at(r, j)` for r < rows and j < N·ohw, inside the buffer.
 unsafe impl<T: Float> StoreC<T> for ImagesOut<T> {
-    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<(*mut T, usize)> {
-        // SAFETY: the tile's columns stay inside one image's row block (checked).
-        (j % self.ohw + nr <= self.ohw).then(|| (unsafe { self.ptr.add(self.at(i, j)) }, self.ohw))
+    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<Tile<T>> {
+        // The tile's columns lie in this image's row block, or run on into the next one's.
+        let split = self.ohw - j % self.ohw;
+        // SAFETY: both pieces' rows lie in their image's row block (checked).
+        let at = |j| unsafe { self.ptr.add(self.at(i, j)) };
+        match split {
+            s if s >= nr => Some(Tile::dense(at(j), self.ohw)),
+            s if nr - s <= self.ohw => Some(Tile { first: at(j), ld: self.ohw, split: s, second: at(j + s) }),
+            _ => None,
+        }
     }
     fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool) {
         // Column pieces that stay inside one image are contiguous in every row.
@@ -432,13 +439,28 @@ impl<T: Float> PackA<T> for FlippedT<'_, T> {
     }
     fn pack(&self, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
         let kk = self.kk;
-        a_panels(out, mc, kc, |ir, rows, panel| {
-            for (p, dst) in panel.chunks_exact_mut(MR).enumerate().take(kc) {
-                let (o, t) = ((p0 + p) / kk, (p0 + p) % kk);
-                let base = (o * self.c + i0 + ir) * kk + (kk - 1 - t);
-                dst.iter_mut().take(rows).enumerate().for_each(|(r, d)| *d = self.w[base + r * kk]);
+        // The depth at one `o` outer, panels inner, so w[o]'s rows i0.. are read in order
+        // (panel by panel, each read would jump O·C·KK apart and wait on memory).
+        let mut p = 0;
+        while p < kc {
+            let (o, t) = ((p0 + p) / kk, (p0 + p) % kk);
+            let len = (kk - t).min(kc - p);
+            for ir in (0..mc).step_by(MR) {
+                let base = (o * self.c + i0 + ir) * kk;
+                let dst = &mut out[ir * kc + p * MR..ir * kc + (p + len) * MR];
+                let rows = MR.min(mc - ir);
+                if rows == MR {
+                    transpose_reversed_into_a_panel(&self.w[base..base + MR * kk], kk, kk - 1 - t, len, dst);
+                    continue;
+                }
+                for (q, d) in dst.chunks_exact_mut(MR).enumerate() {
+                    for (r, v) in d.iter_mut().enumerate() {
+                        *v = if r < rows { self.w[base + r * kk + kk - 1 - t - q] } else { T::zero() };
+                    }
+                }
             }
-        });
+            p += len;
+        }
     }
 }
 

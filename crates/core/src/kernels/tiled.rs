@@ -14,6 +14,8 @@ use std::ops::Range;
 pub const MR: usize = 8;
 /// Columns of a register tile: two zmm vectors of f32.
 pub const NR: usize = 32;
+/// Columns of the half-width tile a narrow last panel runs.
+const HALF_NR: usize = NR / 2;
 /// Depth of a packed panel (a B micro-panel of KC×NR f32 is 32 KiB, L1-sized; measured
 /// against 96–192 on Zen 4: deeper panels mean fewer passes over C).
 const KC: usize = 256;
@@ -106,6 +108,26 @@ pub fn transpose_into_a_panel<T: Float>(src: &[T], ld: usize, len: usize, panel:
     }
 }
 
+/// Writes MR rows read backwards into an A panel transposed: `panel[t·MR + r] =
+/// src[r·ld + last − t]` (t < len), one 8-lane gather per position where AVX-512 is there.
+/// The stride-1 backward-input reads its flipped kernel this way.
+pub fn transpose_reversed_into_a_panel<T: Float>(src: &[T], ld: usize, last: usize, len: usize, panel: &mut [T]) {
+    assert!(len <= last + 1 && src.len() > (MR - 1) * ld + last && panel.len() >= len * MR);
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") && ld <= i32::MAX as usize / MR {
+        // SAFETY: every index read, r·ld + last − t, lies in `src` and every write in `panel`
+        // (asserted above); f32 by the type check.
+        return unsafe {
+            x86::gather_reversed(src.as_ptr() as *const f32, ld, last, len, panel.as_mut_ptr() as *mut f32)
+        };
+    }
+    for t in 0..len {
+        for r in 0..MR {
+            panel[t * MR + r] = src[r * ld + last - t];
+        }
+    }
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
@@ -121,15 +143,33 @@ pub trait PackB<T>: Sync {
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]);
 }
 
+/// An MR-row tile of C in memory as at most two dense pieces with one row stride: tile
+/// column `c < split` of row `r` at `first + r·ld + c`, the rest at `second + r·ld + c − split`
+/// (the tile of a conv output whose columns run into the next image).
+#[derive(Clone, Copy)]
+pub struct Tile<T> {
+    pub first: *mut T,
+    pub ld: usize,
+    pub split: usize,
+    pub second: *mut T,
+}
+
+impl<T> Tile<T> {
+    /// One dense block.
+    pub fn dense(first: *mut T, ld: usize) -> Self {
+        Tile { first, ld, split: usize::MAX, second: first }
+    }
+}
+
 /// Where C's tiles go.
 ///
 /// # Safety
-/// `dense` must return a pointer valid for an `MR × nr` block with the given row stride, and
+/// `dense` must return a [`Tile`] whose pieces are valid for the `MR × nr` block, and
 /// `store` must write only C's elements `[i, i+mr) × [j, j+nr)`: the driver hands disjoint
 /// tiles to different threads.
 pub unsafe trait StoreC<T>: Sync {
-    /// The tile at `(i, j)` as a dense block `(pointer, row stride)`, where it is one.
-    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<(*mut T, usize)>;
+    /// The `MR × nr` tile at `(i, j)` as memory the kernel writes directly, where it is one.
+    fn dense(&self, i: usize, j: usize, nr: usize) -> Option<Tile<T>>;
     /// Writes (or adds) an `mr × nr` tile given row-major with row stride NR.
     fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool);
 }
@@ -197,16 +237,21 @@ fn block<T: Float>(
                 for jr in (0..nc).step_by(NR) {
                     let nr = NR.min(nc - jr);
                     let panel_b = &pb[jr * kc..(jr + NR) * kc];
+                    // A panel of at most half its columns runs half the kernel: the last
+                    // panel of 7×7 images' 784 columns, whose full width would cost a
+                    // thread an extra half panel of FMAs.
+                    let width = if nr <= HALF_NR { HALF_NR } else { NR };
                     for ir in (0..mc).step_by(MR) {
                         let mr = MR.min(mc - ir);
                         let panel_a = &pa[ir * kc..(ir + MR) * kc];
                         let (i, j) = (i0 + ir, j0 + jr);
-                        match c.dense(i, j, nr).filter(|_| mr == MR && nr == NR) {
-                            // SAFETY: `dense` promises an MR × NR block at this pointer.
-                            Some((ptr, ldc)) => unsafe { micro(kc, panel_a, panel_b, ptr, ldc, add) },
+                        match c.dense(i, j, nr).filter(|_| mr == MR && nr == width) {
+                            // SAFETY: `dense` promises an MR × nr block in these pieces.
+                            Some(tile) => unsafe { micro(kc, panel_a, panel_b, width, tile, add) },
                             None => {
                                 // SAFETY: `tmp` is an MR × NR block with row stride NR.
-                                unsafe { micro(kc, panel_a, panel_b, tmp.as_mut_ptr(), NR, false) };
+                                let tile = Tile::dense(tmp.as_mut_ptr(), NR);
+                                unsafe { micro(kc, panel_a, panel_b, width, tile, false) };
                                 c.store(i, j, mr, nr, &tmp, add);
                             }
                         }
@@ -217,34 +262,57 @@ fn block<T: Float>(
     }
 }
 
-/// The MR × NR tile at `c` (row stride `ldc`) = or += packed A panel · packed B panel.
+/// The MR × `width` tile `c` = or += packed A panel · the first `width` (NR or HALF_NR)
+/// columns of a packed B panel.
 ///
 /// # Safety
-/// `c` must be valid for MR rows of NR elements with row stride `ldc`.
-unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], c: *mut T, ldc: usize, add: bool) {
+/// `c`'s pieces must be valid for MR rows of `width` elements.
+unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T>, add: bool) {
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
-        x86::kernel(kc, pa.as_ptr() as *const f32, pb.as_ptr() as *const f32, c as *mut f32, ldc, add);
-        return;
+        let (pa, pb) = (pa.as_ptr() as *const f32, pb.as_ptr() as *const f32);
+        let c = Tile { first: c.first as *mut f32, ld: c.ld, split: c.split, second: c.second as *mut f32 };
+        return match width {
+            NR => x86::kernel::<2>(kc, pa, pb, c, add),
+            _ => x86::kernel::<1>(kc, pa, pb, c, add),
+        };
     }
     let mut acc = [[T::zero(); NR]; MR];
     for p in 0..kc {
-        let bp = &pb[p * NR..(p + 1) * NR];
+        let bp = &pb[p * NR..p * NR + width];
         for (r, row) in acc.iter_mut().enumerate() {
             let av = pa[p * MR + r];
             row.iter_mut().zip(bp).for_each(|(s, &bv)| *s += av * bv);
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), NR);
-        dst.iter_mut().zip(row).for_each(|(d, &v)| *d = if add { *d + v } else { v });
+        for (col, &v) in row.iter().enumerate().take(width) {
+            let d = if col < c.split { c.first.add(r * c.ld + col) } else { c.second.add(r * c.ld + col - c.split) };
+            *d = if add { *d + v } else { v };
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{MR, NR};
+    use super::{Tile, MR, NR};
     use std::arch::x86_64::*;
+
+    /// `dst[t·MR + r] = src[r·ld + last − t]` for t < len.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gather_reversed(src: *const f32, ld: usize, last: usize, len: usize, dst: *mut f32) {
+        let rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(ld as i32));
+        // Gathers do not train the hardware prefetcher: fetch the block four panels on (the
+        // packer's next reads) by hand. A prefetch never faults, wherever it points.
+        let ahead = src.wrapping_add(4 * MR * ld);
+        for line in (0..MR * ld).step_by(16) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+        }
+        for t in 0..len {
+            let v = _mm256_i32gather_ps::<4>(src.add(last - t), rows);
+            _mm256_storeu_ps(dst.add(t * MR), v);
+        }
+    }
 
     /// `dst[k·ldd + i] = src[i·ld + k]` for a 16 × 16 block.
     #[target_feature(enable = "avx512f")]
@@ -306,32 +374,59 @@ mod x86 {
         })
     }
 
-    /// 16 zmm accumulators: per depth step two B loads, eight broadcasts, sixteen FMAs.
+    /// MR × 16·V accumulators (V zmm per row): per depth step V B loads, eight broadcasts,
+    /// 8·V FMAs.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, add: bool) {
+    pub unsafe fn kernel<const V: usize>(kc: usize, pa: *const f32, pb: *const f32, c: Tile<f32>, add: bool) {
         // C's tile was last touched a whole panel ago and is likely out of L1: fetch it now,
-        // it is needed only after the depth loop.
+        // it is needed only after the depth loop. (The pieces' addresses for each 16 lanes:
+        // a prefetch never faults, so lanes past a piece's end may point anywhere.)
+        let piece = |r: usize, col: usize| {
+            if col < c.split {
+                c.first.wrapping_add(r * c.ld + col)
+            } else {
+                c.second.wrapping_add(r * c.ld + col - c.split)
+            }
+        };
         if add {
             for r in 0..MR {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + 16) as *const i8);
+                for h in 0..V {
+                    _mm_prefetch::<_MM_HINT_T0>(piece(r, h * 16) as *const i8);
+                }
             }
         }
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
         for p in 0..kc {
-            let b0 = _mm512_loadu_ps(pb.add(p * NR));
-            let b1 = _mm512_loadu_ps(pb.add(p * NR + 16));
+            let b: [__m512; V] = std::array::from_fn(|h| _mm512_loadu_ps(pb.add(p * NR + h * 16)));
             let ap = pa.add(p * MR);
             for (r, row) in acc.iter_mut().enumerate() {
                 let a = _mm512_set1_ps(*ap.add(r));
-                row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                for h in 0..V {
+                    row[h] = _mm512_fmadd_ps(a, b[h], row[h]);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
             for (h, &v) in row.iter().enumerate() {
-                let d = c.add(r * ldc + h * 16);
-                _mm512_storeu_ps(d, if add { _mm512_add_ps(_mm512_loadu_ps(d), v) } else { v });
+                let col = h * 16;
+                if col + 16 <= c.split || col >= c.split {
+                    let d = piece(r, col);
+                    _mm512_storeu_ps(d, if add { _mm512_add_ps(_mm512_loadu_ps(d), v) } else { v });
+                    continue;
+                }
+                // The split falls inside these 16 lanes: the low ones go to the first piece,
+                // the rest to the second, each a masked move (masked lanes are not touched).
+                let low = ((1u32 << (c.split - col)) - 1) as __mmask16;
+                let (d0, d1) =
+                    (c.first.add(r * c.ld + col), c.second.wrapping_add(r * c.ld + col).wrapping_sub(c.split));
+                let v = if add {
+                    let old = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(low, d0), !low, d1);
+                    _mm512_add_ps(old, v)
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_ps(d0, low, v);
+                _mm512_mask_storeu_ps(d1, !low, v);
             }
         }
     }
@@ -414,9 +509,9 @@ impl<T> DenseC<T> {
 
 // SAFETY: tiles stay inside the `rows × cols` buffer checked in `new`.
 unsafe impl<T: Float> StoreC<T> for DenseC<T> {
-    fn dense(&self, i: usize, j: usize, _nr: usize) -> Option<(*mut T, usize)> {
+    fn dense(&self, i: usize, j: usize, _nr: usize) -> Option<Tile<T>> {
         // SAFETY: (i, j) is inside C; the driver only asks for full tiles inside it.
-        Some((unsafe { self.ptr.add(i * self.cols + j) }, self.cols))
+        Some(Tile::dense(unsafe { self.ptr.add(i * self.cols + j) }, self.cols))
     }
     fn store(&self, i: usize, j: usize, mr: usize, nr: usize, tile: &[T], add: bool) {
         for r in 0..mr {
