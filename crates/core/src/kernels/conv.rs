@@ -11,8 +11,8 @@
 
 use super::gemm::Mat;
 use super::tiled::{
-    a_panels, b_panels, gemm, transpose_into_a_panel, transpose_into_panel, transpose_reversed_into_a_panel, DenseA,
-    DenseC, PackA, PackB, StoreC, Tile, MR, NR,
+    a_panels, b_panels, gather_panel_row, gemm, transpose_into_a_panel, transpose_into_panel,
+    transpose_reversed_into_a_panel, DenseA, DenseC, PackA, PackB, StoreC, Tile, MR, NR,
 };
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
@@ -192,6 +192,9 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
         let g = &self.g;
+        if g.ow < GATHER_BELOW && self.x.len() <= i32::MAX as usize {
+            return self.gather(p0, kc, j0, nc, out);
+        }
         let mut rs = Vec::with_capacity(NR);
         let mut seg = Segments::new(g, NR, NR);
         b_panels(out, nc, kc, |jr, cols, panel| {
@@ -212,6 +215,46 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
                         dst[r.at..r.at + r.len].iter_mut().zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
                     }
                 }
+                taps.advance();
+            }
+        });
+    }
+}
+
+/// Output rows narrower than this are packed by gathers: a panel then spans several short
+/// rows, and a copy per row piece costs more than a gather per 16 columns.
+const GATHER_BELOW: usize = 8;
+
+impl<T: Float> Im2col<'_, T> {
+    /// The panels by gathers: per panel, each column's input offset at tap (0, 0, 0) and per
+    /// kernel position the columns that read inside the image; a tap is then one offset.
+    fn gather(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
+        let g = &self.g;
+        let (hw, ohw) = (g.h * g.w, g.ohw());
+        let mut base = [0i32; NR];
+        let mut valid = vec![0u32; g.kh * g.kw];
+        b_panels(out, nc, kc, |jr, cols, panel| {
+            valid.fill(0);
+            for (c, b) in base.iter_mut().enumerate().take(cols) {
+                let (img, pos) = ((j0 + jr + c) / ohw, (j0 + jr + c) % ohw);
+                let (iy, ix) =
+                    ((pos / g.ow * g.sh) as isize - g.ph as isize, (pos % g.ow * g.sw) as isize - g.pw as isize);
+                *b = (img * g.c * hw) as i32 + (iy * g.w as isize + ix) as i32;
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        let (y, x) = (iy + ki as isize, ix + kj as isize);
+                        if (0..g.h as isize).contains(&y) && (0..g.w as isize).contains(&x) {
+                            valid[ki * g.kw + kj] |= 1 << c;
+                        }
+                    }
+                }
+            }
+            let mut taps = Taps::from(g, p0);
+            for p in 0..kc {
+                let (ci, ki, kj) = taps.tap;
+                let offset = (ci * hw + ki * g.w + kj) as i32;
+                // SAFETY: a set bit's column reads (ci, iy + ki, ix + kj) inside its image.
+                unsafe { gather_panel_row(self.x, &base, offset, valid[ki * g.kw + kj], &mut panel[p * NR..]) };
                 taps.advance();
             }
         });

@@ -128,6 +128,23 @@ pub fn transpose_reversed_into_a_panel<T: Float>(src: &[T], ld: usize, last: usi
     }
 }
 
+/// `row[c] = src[base[c] + offset]` where bit `c` of `valid` is set, else zero: one row of a
+/// B panel whose columns are scattered over `src` (a conv tap across small images, where a
+/// panel spans many short rows), by 16-lane gathers where AVX-512 is there.
+///
+/// # Safety
+/// `base[c] + offset` must lie in `src` for every set bit `c` (bits ≥ NR are ignored).
+pub unsafe fn gather_panel_row<T: Float>(src: &[T], base: &[i32; NR], offset: i32, valid: u32, row: &mut [T]) {
+    let row = &mut row[..NR];
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        return x86::gather_row(src.as_ptr() as *const f32, base, offset, valid, row.as_mut_ptr() as *mut f32);
+    }
+    for (c, d) in row.iter_mut().enumerate() {
+        *d = if valid >> c & 1 == 1 { *src.get_unchecked((base[c] + offset) as usize) } else { T::zero() };
+    }
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
@@ -297,6 +314,18 @@ unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T
 mod x86 {
     use super::{Tile, MR, NR};
     use std::arch::x86_64::*;
+
+    /// [`super::gather_panel_row`] for f32.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gather_row(src: *const f32, base: &[i32; NR], offset: i32, valid: u32, row: *mut f32) {
+        for h in 0..NR / 16 {
+            let idx =
+                _mm512_add_epi32(_mm512_loadu_si512(base.as_ptr().add(h * 16) as *const _), _mm512_set1_epi32(offset));
+            let lanes = (valid >> (h * 16)) as __mmask16;
+            let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), lanes, idx, src);
+            _mm512_storeu_ps(row.add(h * 16), v);
+        }
+    }
 
     /// `dst[t·MR + r] = src[r·ld + last − t]` for t < len.
     #[target_feature(enable = "avx512f")]
