@@ -1,7 +1,8 @@
 //! Reuse of large f32 buffers. A training step frees and allocates the same activation sizes
 //! every iteration, and a fresh large allocation comes from the OS, paying a page fault per
 //! 4 KiB on first touch (measured: 13% of a CPU training step of the demo model). Freed
-//! buffers of at least 1 MiB wait here, by length, and are handed out again zeroed. The pool
+//! buffers of at least 1 MiB wait here, by length, and are handed out again, zeroed unless
+//! the caller overwrites every element. The pool
 //! never holds more than the peak of live tensor bytes; `empty()` returns it to the OS.
 
 use crate::memory;
@@ -16,15 +17,28 @@ static CACHED: AtomicU64 = AtomicU64::new(0);
 
 /// `n` zeros, from the pool when a buffer of that length waits there.
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    if 4 * n >= MIN_BYTES {
-        let reused = POOL.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|m| m.get_mut(&n)?.pop());
-        if let Some(mut v) = reused {
-            CACHED.fetch_sub(4 * n as u64, Ordering::Relaxed);
+    match reuse(n) {
+        Some(mut v) => {
             v.fill(0.0);
-            return v;
+            v
         }
+        None => vec![0.0; n],
     }
-    vec![0.0; n]
+}
+
+/// `n` values to be overwritten: a pooled buffer as it was left (zeroing megabytes only to
+/// overwrite them cost a conv's output 8% of its time), else fresh zeros.
+pub(crate) fn scratch(n: usize) -> Vec<f32> {
+    reuse(n).unwrap_or_else(|| vec![0.0; n])
+}
+
+fn reuse(n: usize) -> Option<Vec<f32>> {
+    if 4 * n < MIN_BYTES {
+        return None;
+    }
+    let v = POOL.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|m| m.get_mut(&n)?.pop())?;
+    CACHED.fetch_sub(4 * n as u64, Ordering::Relaxed);
+    Some(v)
 }
 
 /// Keeps `v` for reuse when it is large and the pool has room (else frees it).

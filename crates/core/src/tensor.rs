@@ -216,6 +216,15 @@ impl Tensor {
         Tensor::wrap(Buffer::F32(v), shape.to_vec(), n, true)
     }
 
+    /// As [`Tensor::filled`] for a `fill` that writes every element: the buffer starts with
+    /// whatever a reused one held, not zeros.
+    pub fn overwritten(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
+        let n = numel(shape);
+        let mut v = crate::pool::scratch(n);
+        fill(&mut v);
+        Tensor::wrap(Buffer::F32(v), shape.to_vec(), n, true)
+    }
+
     pub fn from_vec(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
         ensure!(
             data.len() == numel(shape),

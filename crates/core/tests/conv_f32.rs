@@ -11,12 +11,15 @@ fn randn<T: Float>(n: usize, seed: u64) -> Vec<T> {
     (0..n).map(|i| T::c(random::normal(seed, i as u64))).collect()
 }
 
+/// The three results, each written over NaN: the kernels overwrite their outputs (the CPU
+/// backend hands them reused, unzeroed buffers), so a missed or accumulated element fails.
 fn all<T: Float>(g: &ConvGeom, x: &[T], w: &[T], gy: &[T]) -> [Vec<T>; 3] {
-    let mut y = vec![T::zero(); gy.len()];
+    let nan = T::c(f64::NAN);
+    let mut y = vec![nan; gy.len()];
     conv::conv2d_forward(g, x, w, None, &mut y);
-    let mut gx = vec![T::zero(); x.len()];
+    let mut gx = vec![nan; x.len()];
     conv::conv2d_backward_input(g, gy, w, &mut gx);
-    let mut gw = vec![T::zero(); w.len()];
+    let mut gw = vec![nan; w.len()];
     conv::conv2d_backward_weight(g, gy, x, &mut gw);
     [y, gx, gw]
 }
@@ -28,6 +31,8 @@ fn case(x: [usize; 4], w: [usize; 4], s: usize, p: usize) {
     let f32s = all::<f32>(&g, &randn(xs, 1), &randn(ws, 2), &randn(gys, 3));
     let f64s = all::<f64>(&g, &randn(xs, 1), &randn(ws, 2), &randn(gys, 3));
     for (name, (a, e)) in ["forward", "input gradient", "weight gradient"].iter().zip(f32s.iter().zip(&f64s)) {
+        let finite = a.iter().all(|v| v.is_finite()) && e.iter().all(|v| v.is_finite());
+        assert!(finite, "x{x:?} w{w:?} s{s} p{p} {name}: a value is not finite");
         let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let err = a.iter().zip(e).fold(0.0f64, |m, (a, e)| m.max((*a as f64 - e).abs()));
         assert!(err <= 1e-5 * scale, "x{x:?} w{w:?} s{s} p{p} {name}: max error {err:e} vs scale {scale}");

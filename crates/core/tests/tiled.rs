@@ -116,3 +116,20 @@ fn panel_transposes_match_their_definition() {
         }
     }
 }
+
+/// Strided copies (a stride-2 conv's input rows) against their definition, the source ending
+/// exactly at the last value read so the vector path's masked loads must stop there.
+#[test]
+fn strided_copies_match_their_definition() {
+    use maskfr_core::kernels::tiled::copy_strided;
+    for step in 1..=3 {
+        for n in 0..40 {
+            let src: Vec<f32> = randn(if n == 0 { 0 } else { (n - 1) * step + 1 }, 10);
+            let mut dst = vec![f32::NAN; n];
+            copy_strided(&mut dst, &src, step);
+            for (t, d) in dst.iter().enumerate() {
+                assert_eq!(*d, src[t * step], "step {step}, {n} values, at {t}");
+            }
+        }
+    }
+}

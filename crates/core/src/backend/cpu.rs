@@ -39,19 +39,19 @@ impl CpuBackend {
         }
         let (xd, wd) = (x.f32s("conv2d")?, w.f32s("conv2d")?);
         let bd = bias.map(|b| b.f32s("conv2d")).transpose()?;
-        Ok(Tensor::filled(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
+        Ok(Tensor::overwritten(&g.out_shape(), |y| conv::conv2d_forward(&g, &xd, &wd, bd.as_deref(), y)))
     }
 
     fn conv2d_backward_input_f32(&self, gy: &Tensor, w: &Tensor, x_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = backward_geom(gy, x_shape, w.shape(), p)?;
         let (gyd, wd) = (gy.f32s("conv2d_backward")?, w.f32s("conv2d_backward")?);
-        Ok(Tensor::filled(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
+        Ok(Tensor::overwritten(x_shape, |gx| conv::conv2d_backward_input(&g, &gyd, &wd, gx)))
     }
 
     fn conv2d_backward_weight_f32(&self, gy: &Tensor, x: &Tensor, w_shape: &[usize], p: ConvParams) -> Result<Tensor> {
         let g = backward_geom(gy, x.shape(), w_shape, p)?;
         let (gyd, xd) = (gy.f32s("conv2d_backward")?, x.f32s("conv2d_backward")?);
-        Ok(Tensor::filled(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
+        Ok(Tensor::overwritten(w_shape, |gw| conv::conv2d_backward_weight(&g, &gyd, &xd, gw)))
     }
 
     fn matmul_f32(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {

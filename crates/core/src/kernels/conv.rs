@@ -11,7 +11,7 @@
 
 use super::gemm::Mat;
 use super::tiled::{
-    a_panels, b_panels, gather_panel_row, gemm, transpose_into_a_panel, transpose_into_panel,
+    a_panels, b_panels, copy_strided, gather_panel_row, gemm, transpose_into_a_panel, transpose_into_panel,
     transpose_reversed_into_a_panel, DenseA, DenseC, PackA, PackB, StoreC, Tile, MR, NR,
 };
 use crate::{ensure, Float, Result};
@@ -175,7 +175,7 @@ impl<T: Float> Segments<T> {
         }
         for (k, r) in rs.iter().enumerate() {
             let s = &mut self.data[k * self.stride..][..(r.len - 1) * g.sw + g.kw];
-            padded_segment(g, x, r, ci, ki, s);
+            padded_row(g, x, r, ci, ki, (r.ox * g.sw) as isize - g.pw as isize, 1, s);
         }
         self.loaded = Some((ci, ki));
     }
@@ -203,8 +203,15 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
             let mut taps = Taps::from(g, p0);
             for p in 0..kc {
                 let (ci, ki, kj) = taps.tap;
-                seg.load(g, self.x, &rs, ci, ki);
                 let dst = &mut panel[p * NR..(p + 1) * NR];
+                if g.kw == 1 && g.sw > 1 {
+                    for r in &rs {
+                        strided_tap(g, self.x, r, ci, ki, kj, &mut dst[r.at..r.at + r.len]);
+                    }
+                    taps.advance();
+                    continue;
+                }
+                seg.load(g, self.x, &rs, ci, ki);
                 if g.sw == 1 {
                     for (k, r) in rs.iter().enumerate() {
                         let at = k * seg.stride + kj;
@@ -290,8 +297,15 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
             let mut taps = Taps::from(g, j0 + jr);
             for c in 0..cols {
                 let (ci, ki, kj) = taps.tap;
-                seg.load(g, self.x, &rs, ci, ki);
                 let column = &mut columns[c * kc..(c + 1) * kc];
+                if g.kw == 1 && g.sw > 1 {
+                    for r in &rs {
+                        strided_tap(g, self.x, r, ci, ki, kj, &mut column[r.at..r.at + r.len]);
+                    }
+                    taps.advance();
+                    continue;
+                }
+                seg.load(g, self.x, &rs, ci, ki);
                 for (k, r) in rs.iter().enumerate() {
                     let dst = &mut column[r.at..r.at + r.len];
                     if g.sw == 1 {
@@ -308,22 +322,33 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
     }
 }
 
-/// `s[t] = x[img, ci, oy·sh + ki − ph, ox·sw − pw + t]` for the `(len − 1)·sw + kw` input
-/// columns a run's taps read, zero where that falls outside the image.
-fn padded_segment<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, s: &mut [T]) {
+/// Run `r`'s values of tap `(ci, ki, kj)` read straight from the input, every `sw`-th: a
+/// strided 1×1 kernel has no neighbouring taps to share a segment with, and copying the
+/// segment first would move twice the data.
+fn strided_tap<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, kj: usize, s: &mut [T]) {
+    padded_row(g, x, r, ci, ki, (r.ox * g.sw + kj) as isize - g.pw as isize, g.sw, s);
+}
+
+/// `s[t] = x[img, ci, oy·sh + ki − ph, start + t·step]` for run `r`'s image and output row,
+/// zero where that falls outside the image.
+#[allow(clippy::too_many_arguments)]
+fn padded_row<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, start: isize, step: usize, s: &mut [T]) {
     let Some(iy) = g.input_row(r.oy, ki) else {
         s.fill(T::zero());
         return;
     };
     let row = x_row(x, g, r.img, ci, iy);
-    let (start, n) = ((r.ox * g.sw) as isize - g.pw as isize, s.len());
-    let lo = ((-start).max(0) as usize).min(n);
-    let hi = ((g.w as isize - start).max(0) as usize).min(n);
+    let (n, step_i) = (s.len(), step as isize);
+    // The positions t whose column start + t·step lies in [0, w).
+    let lo = (if start < 0 { (-start + step_i - 1) / step_i } else { 0 } as usize).min(n);
+    let hi =
+        (if (g.w as isize) > start { (g.w as isize - start + step_i - 1) / step_i } else { 0 } as usize).clamp(lo, n);
     s[..lo].fill(T::zero());
     if hi > lo {
-        s[lo..hi].copy_from_slice(&row[(start + lo as isize) as usize..(start + hi as isize) as usize]);
+        let first = (start + (lo * step) as isize) as usize;
+        copy_strided(&mut s[lo..hi], &row[first..=first + (hi - lo - 1) * step], step);
     }
-    s[hi.max(lo)..].fill(T::zero());
+    s[hi..].fill(T::zero());
 }
 
 /// An NCHW tensor `[N, rows, OH·OW]` read as the matrix `[rows, N·OH·OW]`.

@@ -145,6 +145,22 @@ pub unsafe fn gather_panel_row<T: Float>(src: &[T], base: &[i32; NR], offset: i3
     }
 }
 
+/// `dst[t] = src[t·step]` (`src` ends at the last value read). Step 2 (a stride-2 conv's
+/// input row) compacts 32 values into 16 in registers where AVX-512 is there.
+pub fn copy_strided<T: Float>(dst: &mut [T], src: &[T], step: usize) {
+    let n = dst.len();
+    assert!(n == 0 || src.len() > (n - 1) * step, "copy_strided: {n} values every {step} from {}", src.len());
+    if step == 1 {
+        return dst.copy_from_slice(&src[..n]);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if step == 2 && TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
+        // SAFETY: sizes checked above; f32 by the type check.
+        return unsafe { x86::compact2(dst.as_mut_ptr() as *mut f32, n, src.as_ptr() as *const f32, src.len()) };
+    }
+    dst.iter_mut().zip(src.iter().step_by(step)).for_each(|(d, &v)| *d = v);
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
@@ -284,6 +300,7 @@ fn block<T: Float>(
 ///
 /// # Safety
 /// `c`'s pieces must be valid for MR rows of `width` elements.
+#[inline(always)]
 unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T>, add: bool) {
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") {
@@ -294,6 +311,16 @@ unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T
             _ => x86::kernel::<1>(kc, pa, pb, c, add),
         };
     }
+    portable(kc, pa, pb, width, c, add)
+}
+
+/// [`micro`] in plain Rust, kept out of line: its accumulator array would otherwise give
+/// every AVX-512 call a kilobyte stack frame to set up (5% of a depth-64 product).
+///
+/// # Safety
+/// As [`micro`].
+#[inline(never)]
+unsafe fn portable<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T>, add: bool) {
     let mut acc = [[T::zero(); NR]; MR];
     for p in 0..kc {
         let bp = &pb[p * NR..p * NR + width];
@@ -314,6 +341,30 @@ unsafe fn micro<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Tile<T
 mod x86 {
     use super::{Tile, MR, NR};
     use std::arch::x86_64::*;
+
+    /// `dst[t] = src[2t]` for t < n, reading only `src[..len]`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn compact2(dst: *mut f32, n: usize, src: *const f32, len: usize) {
+        let lanes = |k: usize| if k >= 16 { 0xffff } else { ((1u32 << k) - 1) as __mmask16 };
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        // The next panel of a conv's columns reads on from here: fetch that now, one panel
+        // ahead (each panel visits every channel's plane, too many streams for the hardware
+        // prefetcher). A prefetch never faults, wherever it points.
+        for line in (0..2 * super::NR).step_by(16) {
+            _mm_prefetch::<_MM_HINT_T0>(src.wrapping_add(2 * n + line) as *const i8);
+        }
+        for c in (0..n).step_by(16) {
+            let at = 2 * c;
+            // Masked lanes are never read; a load with none is skipped (its address may lie
+            // past the source, where even an all-masked load costs a fault assist).
+            let load = |from: usize| match lanes(len.saturating_sub(from)) {
+                0 => _mm512_setzero_ps(),
+                m => _mm512_maskz_loadu_ps(m, src.add(from)),
+            };
+            let v = _mm512_permutex2var_ps(load(at), even, load(at + 16));
+            _mm512_mask_storeu_ps(dst.add(c), lanes(n - c), v);
+        }
+    }
 
     /// [`super::gather_panel_row`] for f32.
     #[target_feature(enable = "avx512f")]
