@@ -273,6 +273,8 @@ fn x_row<'a, T>(x: &'a [T], g: &ConvGeom, img: usize, ci: usize, iy: usize) -> &
     &x[((img * g.c + ci) * g.h + iy) * g.w..][..g.w]
 }
 
+const IM2COL_T_COST: usize = 4;
+
 /// `X̂ᵀ [N·OH·OW, C·KH·KW]` as the B operand (the backward-weight product).
 struct Im2colT<'a, T> {
     g: ConvGeom,
@@ -282,6 +284,11 @@ struct Im2colT<'a, T> {
 impl<T: Float> PackB<T> for Im2colT<'_, T> {
     fn cols(&self) -> usize {
         self.g.ckk()
+    }
+    /// Copies of short pieces, then a transpose (measured: 1×1 s2 128→256 @28², where
+    /// threads used to split the gradient's rows, spent a fifth of its time packing B twice).
+    fn pack_cost(&self) -> usize {
+        IM2COL_T_COST
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
         let g = &self.g;

@@ -174,6 +174,11 @@ pub trait PackA<T>: Sync {
 pub trait PackB<T>: Sync {
     fn cols(&self) -> usize;
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]);
+    /// Time to pack a value relative to a dense A's (the driver splits threads so that the
+    /// operand every thread packs in full is the cheaper one).
+    fn pack_cost(&self) -> usize {
+        1
+    }
 }
 
 /// An MR-row tile of C in memory as at most two dense pieces with one row stride: tile
@@ -221,7 +226,8 @@ pub fn gemm<T: Float>(a: &impl PackA<T>, b: &impl PackB<T>, c: &impl StoreC<T>, 
         cut.push(len);
         cut.windows(2).filter(|w| w[0] < w[1]).map(|w| w[0]..w[1]).collect()
     };
-    let parts: Vec<(Range<usize>, Range<usize>)> = if n >= m {
+    // Threads split C's columns (each packs all of A) or rows (each packs all of B).
+    let parts: Vec<(Range<usize>, Range<usize>)> = if n * b.pack_cost() >= m {
         cuts(n, NR).into_iter().map(|cols| (0..m, cols)).collect()
     } else {
         cuts(m, MR).into_iter().map(|rows| (rows, 0..n)).collect()
