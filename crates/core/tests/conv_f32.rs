@@ -47,5 +47,6 @@ fn f32_conv_agrees_with_f64() {
     case([2, 12, 9, 9], [20, 12, 5, 5], 1, 2); // flipped-kernel rows not a whole panel
     case([3, 16, 21, 21], [32, 16, 3, 3], 2, 1); // strided gather, chunked col2im
     case([4, 32, 14, 14], [64, 32, 1, 1], 2, 0); // 1×1 stride-2 shortcut
+    case([3, 40, 15, 15], [24, 40, 1, 1], 2, 0); // subsampled odd sizes, a ragged channel panel
     case([3, 64, 112, 112], [8, 64, 3, 3], 2, 1); // col2im in several chunks of images
 }

@@ -84,6 +84,10 @@ impl ConvGeom {
         let hi = (self.w + self.pw).saturating_sub(kj).div_ceil(self.sw).min(self.ow);
         (lo.min(hi), hi)
     }
+    /// A 1×1 kernel at stride 1 without padding: the im2col matrix is the input itself.
+    fn pointwise(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+    }
     fn input_row(&self, oy: usize, ki: usize) -> Option<usize> {
         (oy * self.sh + ki).checked_sub(self.ph).filter(|&iy| iy < self.h)
     }
@@ -292,6 +296,22 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
     }
     fn pack(&self, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [T]) {
         let g = &self.g;
+        if g.pointwise() {
+            // X̂ᵀ is x itself, channels as columns: each image's piece of positions is
+            // transposed straight out of its channel planes.
+            let hw = g.h * g.w;
+            return b_panels(out, nc, kc, |jr, cols, panel| {
+                let mut at = 0;
+                while at < kc {
+                    let (img, pos) = ((p0 + at) / hw, (p0 + at) % hw);
+                    let len = (hw - pos).min(kc - at);
+                    let first = (img * g.c + j0 + jr) * hw + pos;
+                    let src = &self.x[first..first + (cols - 1) * hw + len];
+                    transpose_into_panel(src, hw, cols, len, &mut panel[at * NR..]);
+                    at += len;
+                }
+            });
+        }
         let mut rs = Vec::new();
         runs(g, p0, kc, &mut rs);
         let mut seg = Segments::new(g, rs.len(), g.ow);
@@ -481,6 +501,9 @@ unsafe impl<T: Float> StoreC<T> for ImagesOut<T> {
 
 /// `y [N,O,OH,OW] = conv(x [N,C,H,W], w [O,C,KH,KW]) + bias [O]`.
 pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    if let Some((g1, xs)) = subsampled(g, x) {
+        return conv2d_forward(&g1, &xs, w, bias, y);
+    }
     let ohw = g.ohw();
     if let Some(b) = bias {
         y.par_chunks_mut(ohw).enumerate().for_each(|(i, plane)| plane.fill(b[i % g.o]));
@@ -491,7 +514,30 @@ pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T
 /// The forward product with the kernel as any A packer (`O × C·KH·KW`).
 fn forward_packed<T: Float>(g: &ConvGeom, x: &[T], w: &impl PackA<T>, accumulate: bool, y: &mut [T]) {
     let out = ImagesOut::new(y, g.n, g.o, g.ohw());
+    if g.pointwise() {
+        // X̂ is x itself: whole image pieces, not output rows.
+        return gemm(w, &Images { data: x, rows: g.c, ohw: g.ohw(), n: g.n }, &out, accumulate, true);
+    }
     gemm(w, &Im2col { g: *g, x }, &out, accumulate, true);
+}
+
+/// A strided, unpadded 1×1 conv as the same conv at stride 1 of the input's every sh-th
+/// row and sw-th column, subsampled once: packing then copies whole contiguous pieces
+/// instead of compacting every row piece of every panel (the shortcut convs' packing was a
+/// fifth of their time).
+fn subsampled<T: Float>(g: &ConvGeom, x: &[T]) -> Option<(ConvGeom, Vec<T>)> {
+    if !(g.kh == 1 && g.kw == 1 && g.ph == 0 && g.pw == 0 && (g.sh > 1 || g.sw > 1)) {
+        return None;
+    }
+    let (hw, ohw) = (g.h * g.w, g.ohw());
+    let mut xs = vec![T::zero(); g.n * g.c * ohw];
+    xs.par_chunks_mut(ohw).enumerate().for_each(|(plane, out)| {
+        for (oy, row) in out.chunks_exact_mut(g.ow).enumerate() {
+            let src = &x[plane * hw + oy * g.sh * g.w..][..(g.ow - 1) * g.sw + 1];
+            copy_strided(row, src, g.sw);
+        }
+    });
+    Some((ConvGeom { h: g.oh, w: g.ow, sh: 1, sw: 1, ..*g }, xs))
 }
 
 /// The stride-1 backward-input kernel read straight from `w [O,C,KH,KW]`: row `c`, depth
@@ -602,6 +648,9 @@ const LONG_CHUNK: usize = 1024;
 
 /// `gw [O,C,KH,KW] = Σ gy · X̂ᵀ` over the whole batch (overwrites `gw`).
 pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, gy: &[T], x: &[T], gw: &mut [T]) {
+    if let Some((g1, xs)) = subsampled(g, x) {
+        return conv2d_backward_weight(&g1, gy, &xs, gw);
+    }
     let (ohw, chw, size) = (g.ohw(), g.chw(), g.o * g.ckk());
     let product = |first: usize, len: usize, out: &mut [T], threaded: bool| {
         let a = Images { data: &gy[first * g.o * ohw..(first + len) * g.o * ohw], rows: g.o, ohw, n: len };
