@@ -370,12 +370,12 @@ fn padded_row<T: Float>(g: &ConvGeom, x: &[T], r: &Run, ci: usize, ki: usize, st
     let lo = (if start < 0 { (-start + step_i - 1) / step_i } else { 0 } as usize).min(n);
     let hi =
         (if (g.w as isize) > start { (g.w as isize - start + step_i - 1) / step_i } else { 0 } as usize).clamp(lo, n);
-    s[..lo].fill(T::zero());
+    // Padding is a value or two at an edge: stores, not memset calls.
+    (0..lo).chain(hi..n).for_each(|t| s[t] = T::zero());
     if hi > lo {
         let first = (start + (lo * step) as isize) as usize;
         copy_strided(&mut s[lo..hi], &row[first..=first + (hi - lo - 1) * step], step);
     }
-    s[hi..].fill(T::zero());
 }
 
 /// An NCHW tensor `[N, rows, OH·OW]` read as the matrix `[rows, N·OH·OW]`.
