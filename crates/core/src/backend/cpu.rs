@@ -67,7 +67,7 @@ impl CpuBackend {
         };
         let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
         let (ma, mb) = (mat(&ad[..], a, trans_a), mat(&bd[..], b, trans_b));
-        Ok(Tensor::filled(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
+        Ok(Tensor::overwritten(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
     }
 
     fn linear_f32(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -75,7 +75,7 @@ impl CpuBackend {
         let (bn, i, o) = linear_dims(x, w, bias)?;
         let (xd, wd) = (x.f32s(op)?, w.f32s(op)?);
         let bd = bias.map(|b| b.f32s(op)).transpose()?;
-        Ok(Tensor::filled(&[bn, o], |y| {
+        Ok(Tensor::overwritten(&[bn, o], |y| {
             if let Some(b) = &bd {
                 y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
             }
@@ -162,7 +162,7 @@ impl Backend for CpuBackend {
             (running_mean.to_vec(), norm::invstd(&running_var.f32s(op)?, eps))
         };
         let (wd, bd) = (weight.f32s(op)?, bias.f32s(op)?);
-        let y = Tensor::filled(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
+        let y = Tensor::overwritten(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
         Ok(BnOut { y, mean: Tensor::from_vec(mean, &[c])?, invstd: Tensor::from_vec(invstd, &[c])? })
     }
 
@@ -189,7 +189,7 @@ impl Backend for CpuBackend {
     fn prelu(&self, x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
         let (_, c, s) = ncs("prelu", x, alpha.numel())?;
         let (xd, ad) = (x.f32s("prelu")?, alpha.f32s("prelu")?);
-        Ok(Tensor::filled(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
+        Ok(Tensor::overwritten(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
     }
 
     fn prelu_backward(&self, gy: &Tensor, x: &Tensor, alpha: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -205,7 +205,7 @@ impl Backend for CpuBackend {
     fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
         check_prob("dropout", p)?;
         let xd = x.f32s("dropout")?;
-        Ok(Tensor::filled(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
+        Ok(Tensor::overwritten(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -219,18 +219,18 @@ impl Backend for CpuBackend {
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_shape("add", a, b)?;
         let (ad, bd) = (a.f32s("add")?, b.f32s("add")?);
-        Ok(Tensor::filled(a.shape(), |o| elementwise::add(&ad, &bd, o)))
+        Ok(Tensor::overwritten(a.shape(), |o| elementwise::add(&ad, &bd, o)))
     }
 
     fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         same_shape("mul", a, b)?;
         let (ad, bd) = (a.f32s("mul")?, b.f32s("mul")?);
-        Ok(Tensor::filled(a.shape(), |o| elementwise::mul(&ad, &bd, o)))
+        Ok(Tensor::overwritten(a.shape(), |o| elementwise::mul(&ad, &bd, o)))
     }
 
     fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor> {
         let ad = a.f32s("scale")?;
-        Ok(Tensor::filled(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
+        Ok(Tensor::overwritten(a.shape(), |o| elementwise::scale(&ad, s as f32, o)))
     }
 
     fn scale_by(&self, a: &Tensor, s: &Tensor) -> Result<Tensor> {
@@ -242,7 +242,7 @@ impl Backend for CpuBackend {
         let (_, c, sz) = ncs(op, x, v.numel())?;
         vector(op, "the per-channel values", v, c)?;
         let (xd, vd) = (x.f32s(op)?, v.f32s(op)?);
-        Ok(Tensor::filled(x.shape(), |o| elementwise::add_channel(c, sz, &xd, &vd, o)))
+        Ok(Tensor::overwritten(x.shape(), |o| elementwise::add_channel(c, sz, &xd, &vd, o)))
     }
 
     fn add_scaled_(&self, acc: &Tensor, a: &Tensor, s: f64) -> Result<()> {
