@@ -161,6 +161,19 @@ pub fn copy_strided<T: Float>(dst: &mut [T], src: &[T], step: usize) {
     dst.iter_mut().zip(src.iter().step_by(step)).for_each(|(d, &v)| *d = v);
 }
 
+/// Asks the cache for `data` ahead of its use (x86; nothing elsewhere).
+pub fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..std::mem::size_of_val(data)).step_by(64) {
+        // SAFETY: the address lies in `data`; a prefetch reads nothing architecturally.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (data.as_ptr() as *const i8).add(line),
+            )
+        };
+    }
+}
+
 /// Packs A (`rows × depth`) into MR-row panels: `out[(ir/MR·kc + p)·MR + r] = A[i0+ir+r, p0+p]`,
 /// zero past the last row.
 pub trait PackA<T>: Sync {
