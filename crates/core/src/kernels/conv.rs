@@ -184,6 +184,27 @@ impl<T: Float> Segments<T> {
         self.loaded = Some((ci, ki));
     }
 
+    /// Writes tap `(ci, ki, kj)`'s values for the runs `rs` into `dst`, run `r` at `r.at`.
+    #[inline(always)]
+    fn write_tap(&mut self, g: &ConvGeom, x: &[T], rs: &[Run], (ci, ki, kj): (usize, usize, usize), dst: &mut [T]) {
+        if g.kw == 1 && g.sw > 1 {
+            for r in rs {
+                strided_tap(g, x, r, ci, ki, kj, &mut dst[r.at..r.at + r.len]);
+            }
+            return;
+        }
+        self.load(g, x, rs, ci, ki);
+        for (k, r) in rs.iter().enumerate() {
+            let d = &mut dst[r.at..r.at + r.len];
+            if g.sw == 1 {
+                let at = k * self.stride + kj;
+                d.copy_from_slice(&self.data[at..at + r.len]);
+            } else {
+                d.iter_mut().zip(self.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+
     /// Run `k`'s values for kernel column `kj`.
     fn tap<'s>(&'s self, g: &ConvGeom, k: usize, r: &Run, kj: usize) -> impl Iterator<Item = &'s T> {
         self.data[k * self.stride + kj..].iter().step_by(g.sw).take(r.len)
@@ -207,26 +228,7 @@ impl<T: Float> PackB<T> for Im2col<'_, T> {
             seg.loaded = None;
             let mut taps = Taps::from(g, p0);
             for p in 0..kc {
-                let (ci, ki, kj) = taps.tap;
-                let dst = &mut panel[p * NR..(p + 1) * NR];
-                if g.kw == 1 && g.sw > 1 {
-                    for r in &rs {
-                        strided_tap(g, self.x, r, ci, ki, kj, &mut dst[r.at..r.at + r.len]);
-                    }
-                    taps.advance();
-                    continue;
-                }
-                seg.load(g, self.x, &rs, ci, ki);
-                if g.sw == 1 {
-                    for (k, r) in rs.iter().enumerate() {
-                        let at = k * seg.stride + kj;
-                        dst[r.at..r.at + r.len].copy_from_slice(&seg.data[at..at + r.len]);
-                    }
-                } else {
-                    for (k, r) in rs.iter().enumerate() {
-                        dst[r.at..r.at + r.len].iter_mut().zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
-                    }
-                }
+                seg.write_tap(g, self.x, &rs, taps.tap, &mut panel[p * NR..(p + 1) * NR]);
                 taps.advance();
             }
         });
@@ -335,25 +337,7 @@ impl<T: Float> PackB<T> for Im2colT<'_, T> {
             seg.loaded = None;
             let mut taps = Taps::from(g, j0 + jr);
             for c in 0..cols {
-                let (ci, ki, kj) = taps.tap;
-                let column = &mut columns[c * kc..(c + 1) * kc];
-                if g.kw == 1 && g.sw > 1 {
-                    for r in &rs {
-                        strided_tap(g, self.x, r, ci, ki, kj, &mut column[r.at..r.at + r.len]);
-                    }
-                    taps.advance();
-                    continue;
-                }
-                seg.load(g, self.x, &rs, ci, ki);
-                for (k, r) in rs.iter().enumerate() {
-                    let dst = &mut column[r.at..r.at + r.len];
-                    if g.sw == 1 {
-                        let at = k * seg.stride + kj;
-                        dst.copy_from_slice(&seg.data[at..at + r.len]);
-                    } else {
-                        dst.iter_mut().zip(seg.tap(g, k, r, kj)).for_each(|(d, &v)| *d = v);
-                    }
-                }
+                seg.write_tap(g, self.x, &rs, taps.tap, &mut columns[c * kc..(c + 1) * kc]);
                 taps.advance();
             }
             transpose_into_panel(&columns, kc, cols, kc, panel);
