@@ -1,7 +1,9 @@
-//! The shipped f32 conv (AVX-512 microkernel where present) against the same kernels in f64
-//! (checked by finite differences and a direct conv in gradcheck.rs), on shapes big enough
-//! for every path: dense, two-piece (image-crossing) and half-width tile stores, strided gathers, the flipped-kernel
-//! input gradient, and the chunked col2im of strided input gradients.
+//! The shipped f32 conv (AVX-512 kernels where present) against the f64 implicit-GEMM path
+//! (checked by finite differences and a naive conv in gradcheck.rs), on shapes big enough
+//! for every path: the direct stride-1 convs (tile widths, whole-row tiles, bands of rows, a
+//! partial block of channels, forward and flipped kernels); dense, two-piece
+//! (image-crossing) and half-width tile stores, strided gathers, and the chunked col2im of
+//! strided input gradients.
 //! Tolerance: max|f32 − f64| ≤ 1e-5 · max|f64|, NaN fails.
 
 use maskfr_core::kernels::conv::{self, ConvGeom};
@@ -11,12 +13,12 @@ fn randn<T: Float>(n: usize, seed: u64) -> Vec<T> {
     (0..n).map(|i| T::c(random::normal(seed, i as u64))).collect()
 }
 
-/// The three results, each written over NaN: the kernels overwrite their outputs (the CPU
+/// The three results (the forward with a bias), each written over NaN: the kernels overwrite their outputs (the CPU
 /// backend hands them reused, unzeroed buffers), so a missed or accumulated element fails.
-fn all<T: Float>(g: &ConvGeom, x: &[T], w: &[T], gy: &[T]) -> [Vec<T>; 3] {
+fn all<T: Float>(g: &ConvGeom, x: &[T], w: &[T], b: &[T], gy: &[T]) -> [Vec<T>; 3] {
     let nan = T::c(f64::NAN);
     let mut y = vec![nan; gy.len()];
-    conv::conv2d_forward(g, x, w, None, &mut y);
+    conv::conv2d_forward(g, x, w, Some(b), &mut y);
     let mut gx = vec![nan; x.len()];
     conv::conv2d_backward_input(g, gy, w, &mut gx);
     let mut gw = vec![nan; w.len()];
@@ -28,8 +30,8 @@ fn case(x: [usize; 4], w: [usize; 4], s: usize, p: usize) {
     let g = ConvGeom::new(&x, &w, [s, s], [p, p]).unwrap();
     let out: usize = g.out_shape().iter().product();
     let (xs, ws, gys) = (x.iter().product(), w.iter().product(), out);
-    let f32s = all::<f32>(&g, &randn(xs, 1), &randn(ws, 2), &randn(gys, 3));
-    let f64s = all::<f64>(&g, &randn(xs, 1), &randn(ws, 2), &randn(gys, 3));
+    let f32s = all::<f32>(&g, &randn(xs, 1), &randn(ws, 2), &randn(w[0], 4), &randn(gys, 3));
+    let f64s = all::<f64>(&g, &randn(xs, 1), &randn(ws, 2), &randn(w[0], 4), &randn(gys, 3));
     for (name, (a, e)) in ["forward", "input gradient", "weight gradient"].iter().zip(f32s.iter().zip(&f64s)) {
         let finite = a.iter().all(|v| v.is_finite()) && e.iter().all(|v| v.is_finite());
         assert!(finite, "x{x:?} w{w:?} s{s} p{p} {name}: a value is not finite");
@@ -41,12 +43,15 @@ fn case(x: [usize; 4], w: [usize; 4], s: usize, p: usize) {
 
 #[test]
 fn f32_conv_agrees_with_f64() {
-    case([3, 16, 20, 20], [24, 16, 3, 3], 1, 1); // tiles stored in place and across images
-    case([2, 8, 7, 7], [16, 8, 3, 3], 1, 1); // 7×7: most tiles cross image boundaries
-    case([16, 8, 7, 7], [16, 8, 3, 3], 1, 1); // 784 columns: a last half-width panel
-    case([2, 12, 9, 9], [20, 12, 5, 5], 1, 2); // flipped-kernel rows not a whole panel
+    case([3, 16, 20, 20], [24, 16, 3, 3], 1, 1); // direct: a 14-wide tile and a tail of 6, 24 of 32 channels
+    case([2, 8, 7, 7], [16, 8, 3, 3], 1, 1); // direct: 7-wide rows two to a tile, a last single row
+    case([16, 8, 13, 13], [16, 8, 3, 3], 2, 1); // 7×7 outputs: tiles across images, a last half-width panel
+    case([2, 12, 9, 9], [20, 12, 5, 5], 1, 2); // direct: 5×5 taps, 9-wide rows
     case([3, 16, 21, 21], [32, 16, 3, 3], 2, 1); // strided gather, chunked col2im
     case([4, 32, 14, 14], [64, 32, 1, 1], 2, 0); // 1×1 stride-2 shortcut
     case([3, 40, 15, 15], [24, 40, 1, 1], 2, 0); // subsampled odd sizes, a ragged channel panel
     case([3, 64, 112, 112], [8, 64, 3, 3], 2, 1); // col2im in several chunks of images
+    case([2, 16, 11, 13], [40, 16, 3, 5], 1, 1); // direct: 3×5 taps, rows of 11 (one tile), 40 channels
+    case([1, 64, 60, 60], [24, 64, 3, 3], 1, 1); // direct: bands of rows, 14-wide tiles and a tail of 4
+    case([3, 16, 7, 4], [32, 16, 3, 3], 1, 1); // direct: tiles of three whole rows, a last single row
 }

@@ -2,6 +2,8 @@
 //! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
 //! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
 //! ever materialised, except for the backward-input of a strided conv (folded per chunk).
+//! Stride-1 forward and backward-input in f32 on AVX-512 run as direct convs instead
+//! ([`super::direct`]).
 //!
 //! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
 //! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;
@@ -9,10 +11,11 @@
 //! - backward-weight: `gW[o, q] = Σ_(n,p) gy[o, (n,p)] · X̂[q, (n,p)]`, every thread summing
 //!   its own block of gW over the whole batch: the result does not depend on the thread count.
 
+use super::direct;
 use super::gemm::Mat;
 use super::tiled::{
     a_panels, b_panels, copy_strided, gather_panel_row, gemm, prefetch, transpose_into_a_panel, transpose_into_panel,
-    transpose_reversed_into_a_panel, DenseA, DenseC, PackA, PackB, StoreC, Tile, MR, NR,
+    DenseA, DenseC, PackA, PackB, StoreC, Tile, MR, NR,
 };
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
@@ -500,6 +503,9 @@ pub fn conv2d_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T
     if let Some((g1, xs)) = subsampled(g, x) {
         return conv2d_forward(&g1, &xs, w, bias, y);
     }
+    if direct::try_forward(g, x, w, bias, y) {
+        return;
+    }
     let ohw = g.ohw();
     if let Some(b) = bias {
         y.par_chunks_mut(ohw).enumerate().for_each(|(i, plane)| plane.fill(b[i % g.o]));
@@ -536,7 +542,8 @@ fn subsampled<T: Float>(g: &ConvGeom, x: &[T]) -> Option<(ConvGeom, Vec<T>)> {
     Some((ConvGeom { h: g.oh, w: g.ow, sh: 1, sw: 1, ..*g }, xs))
 }
 
-/// The stride-1 backward-input kernel read straight from `w [O,C,KH,KW]`: row `c`, depth
+/// The stride-1 backward-input kernel (where the direct path does not run: f64, CPUs
+/// without AVX-512) read straight from `w [O,C,KH,KW]`: row `c`, depth
 /// `(o, t)` is `w[o, c, KH·KW − 1 − t]` (flipped in space, transposed in channels). The
 /// eight rows of a panel at one `o` are 8·KH·KW contiguous weights, so packing reads
 /// sequentially instead of transposing the whole kernel first.
@@ -566,10 +573,6 @@ impl<T: Float> PackA<T> for FlippedT<'_, T> {
                 let base = (o * self.c + i0 + ir) * kk;
                 let dst = &mut out[ir * kc + p * MR..ir * kc + (p + len) * MR];
                 let rows = MR.min(mc - ir);
-                if rows == MR {
-                    transpose_reversed_into_a_panel(&self.w[base..base + MR * kk], kk, kk - 1 - t, len, dst);
-                    continue;
-                }
                 for (q, d) in dst.chunks_exact_mut(MR).enumerate() {
                     for (r, v) in d.iter_mut().enumerate() {
                         *v = if r < rows { self.w[base + r * kk + kk - 1 - t - q] } else { T::zero() };
@@ -590,6 +593,9 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
         let gt = ConvGeom::new(&[g.n, g.o, g.oh, g.ow], &[g.c, g.o, kh, kw], [1, 1], [kh - 1 - g.ph, kw - 1 - g.pw])
             .expect("the transposed geometry of a valid stride-1 conv is valid");
         debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+        if direct::try_backward_input(g, &gt, gy, w, gx) {
+            return;
+        }
         forward_packed(&gt, gy, &FlippedT { w, o: g.o, c: g.c, kk: kh * kw }, false, gx);
         return;
     }

@@ -2,6 +2,7 @@
 //! Each forward kernel has its backward beside it; `tests/gradcheck.rs` checks every pair.
 
 pub mod conv;
+mod direct;
 pub mod elementwise;
 pub mod gemm;
 pub mod loss;

@@ -108,26 +108,6 @@ pub fn transpose_into_a_panel<T: Float>(src: &[T], ld: usize, len: usize, panel:
     }
 }
 
-/// Writes MR rows read backwards into an A panel transposed: `panel[t·MR + r] =
-/// src[r·ld + last − t]` (t < len), one 8-lane gather per position where AVX-512 is there.
-/// The stride-1 backward-input reads its flipped kernel this way.
-pub fn transpose_reversed_into_a_panel<T: Float>(src: &[T], ld: usize, last: usize, len: usize, panel: &mut [T]) {
-    assert!(len <= last + 1 && src.len() > (MR - 1) * ld + last && panel.len() >= len * MR);
-    #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && is_x86_feature_detected!("avx512f") && ld <= i32::MAX as usize / MR {
-        // SAFETY: every index read, r·ld + last − t, lies in `src` and every write in `panel`
-        // (asserted above); f32 by the type check.
-        return unsafe {
-            x86::gather_reversed(src.as_ptr() as *const f32, ld, last, len, panel.as_mut_ptr() as *mut f32)
-        };
-    }
-    for t in 0..len {
-        for r in 0..MR {
-            panel[t * MR + r] = src[r * ld + last - t];
-        }
-    }
-}
-
 /// `row[c] = src[base[c] + offset]` where bit `c` of `valid` is set, else zero: one row of a
 /// B panel whose columns are scattered over `src` (a conv tap across small images, where a
 /// panel spans many short rows), by 16-lane gathers where AVX-512 is there.
@@ -357,7 +337,7 @@ unsafe fn portable<T: Float>(kc: usize, pa: &[T], pb: &[T], width: usize, c: Til
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use super::{Tile, MR, NR};
     use std::arch::x86_64::*;
 
@@ -397,22 +377,6 @@ mod x86 {
         }
     }
 
-    /// `dst[t·MR + r] = src[r·ld + last − t]` for t < len.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn gather_reversed(src: *const f32, ld: usize, last: usize, len: usize, dst: *mut f32) {
-        let rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(ld as i32));
-        // Gathers do not train the hardware prefetcher: fetch the block four panels on (the
-        // packer's next reads) by hand. A prefetch never faults, wherever it points.
-        let ahead = src.wrapping_add(4 * MR * ld);
-        for line in (0..MR * ld).step_by(16) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
-        }
-        for t in 0..len {
-            let v = _mm256_i32gather_ps::<4>(src.add(last - t), rows);
-            _mm256_storeu_ps(dst.add(t * MR), v);
-        }
-    }
-
     /// `dst[k·ldd + i] = src[i·ld + k]` for a 16 × 16 block.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn transpose16(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
@@ -437,7 +401,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     /// 32-bit, then 64-bit interleaves, then two rounds of 128-bit lane shuffles leave
     /// register k holding column k.
-    unsafe fn columns16(r: [__m512; 16]) -> [__m512; 16] {
+    pub(crate) unsafe fn columns16(r: [__m512; 16]) -> [__m512; 16] {
         // Lane L of t[2i] holds rows 2i, 2i+1 of columns 4L, 4L+1; t[2i+1] of 4L+2, 4L+3.
         let t: [__m512; 16] = std::array::from_fn(|k| {
             let (a, b) = (r[k & !1], r[k | 1]);

@@ -1,0 +1,331 @@
+//! Stride-1 convolutions computed directly (f32 on AVX-512): a register tile of up to 14
+//! output positions of one row × 32 output channels, the channels in vectors and each
+//! position's input value broadcast, so the input needs no im2col panels, only a zero-padded
+//! copy of a band of rows that stays in L2, and the weights one reordering per call.
+//! The implicit-GEMM path packs every input value into a panel once per tap: a tenth to a
+//! sixth of a 3×3 conv at 14²–28² (profiled), which this path does not pay.
+
+use super::conv::ConvGeom;
+use crate::Float;
+
+/// `y = conv(x, w) + bias` directly, when the geometry and the CPU allow; false (nothing
+/// written) otherwise.
+pub fn try_forward<T: Float>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if x86::usable::<T>(g) {
+        let weights = x86::Weights::forward(x86::f32s(w), g.o, g.c, g.kh * g.kw);
+        x86::conv(g, x86::f32s(x), &weights, bias.map(x86::f32s), x86::f32s_mut(y));
+        return true;
+    }
+    let _ = (g, x, w, bias, y);
+    false
+}
+
+/// The stride-1 input gradient of conv `g` from `gy`: the direct conv `gt` of `gy` with the
+/// kernel flipped in space and transposed in channels; false (nothing written) when the
+/// direct path does not apply.
+pub fn try_backward_input<T: Float>(g: &ConvGeom, gt: &ConvGeom, gy: &[T], w: &[T], gx: &mut [T]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if x86::usable::<T>(gt) {
+        let weights = x86::Weights::flipped(x86::f32s(w), g.o, g.c, g.kh * g.kw);
+        x86::conv(gt, x86::f32s(gy), &weights, None, x86::f32s_mut(gx));
+        return true;
+    }
+    let _ = (g, gt, gy, w, gx);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::super::conv::ConvGeom;
+    use super::super::tiled::{transpose_into_panel, x86::columns16, NR};
+    use crate::{pool, Float};
+    use rayon::prelude::*;
+    use std::any::TypeId;
+    use std::arch::x86_64::*;
+
+    /// Output positions of one row per kernel call at most: 14 × 2 accumulator vectors.
+    const COLS: usize = 14;
+    /// Output channels per kernel call: two vectors of f32, the GEMM panel's width (the
+    /// weights are transposed into its layout).
+    const OCB: usize = NR;
+    /// Bytes of padded input rows a thread holds at once (beside one channel block's
+    /// weights, within a 1 MiB L2).
+    const BAND_BYTES: usize = 256 << 10;
+
+    /// f32 on AVX-512, stride 1, a kernel of more than one tap (1×1 convs are plain
+    /// products, fast already), padding inside the kernel.
+    pub fn usable<T: Float>(g: &ConvGeom) -> bool {
+        TypeId::of::<T>() == TypeId::of::<f32>()
+            && is_x86_feature_detected!("avx512f")
+            && (g.sh, g.sw) == (1, 1)
+            && g.kh * g.kw > 1
+            && g.ph < g.kh
+            && g.pw < g.kw
+            && g.c.max(g.o) * g.kh * g.kw * OCB <= i32::MAX as usize
+    }
+
+    pub fn f32s<T: Float>(v: &[T]) -> &[f32] {
+        assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+        // SAFETY: T is f32 (asserted).
+        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const f32, v.len()) }
+    }
+
+    pub fn f32s_mut<T: Float>(v: &mut [T]) -> &mut [f32] {
+        assert_eq!(TypeId::of::<T>(), TypeId::of::<f32>());
+        // SAFETY: T is f32 (asserted).
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut f32, v.len()) }
+    }
+
+    /// Weights as the kernel reads them: per block of OCB output channels, for each input
+    /// channel and tap in order, the block's OCB values (zero past the last channel); each
+    /// block 64-byte aligned, so a vector load never splits a cache line.
+    pub struct Weights {
+        data: Vec<f32>,
+        first: usize,
+        block: usize,
+    }
+
+    impl Weights {
+        /// From `w [O, C, KK]`: block `b`, row `(c, t)`, lane `l` is `w[b·OCB + l, c, t]`,
+        /// by 16 × 16 transposes in registers.
+        pub fn forward(w: &[f32], o: usize, c: usize, kk: usize) -> Weights {
+            let ckk = c * kk;
+            Weights::new(o, ckk, |b, live, out| {
+                transpose_into_panel(&w[b * OCB * ckk..][..live * ckk], ckk, live, ckk, out);
+                if live < OCB {
+                    out.chunks_exact_mut(OCB).for_each(|row| row[live..].fill(0.0));
+                }
+            })
+        }
+
+        /// The input gradient's kernel from `w [O, C, KK]`, whose output channels are C and
+        /// input channels O: block `b`, row `(o, t)`, lane `l` is `w[o, b·OCB + l, KK−1−t]`,
+        /// by gathers (a row's lanes lie KK apart).
+        pub fn flipped(w: &[f32], o: usize, c: usize, kk: usize) -> Weights {
+            Weights::new(c, o * kk, |b, live, out| {
+                for (row, dst) in out.chunks_exact_mut(OCB).enumerate() {
+                    let at = (row / kk * c + b * OCB) * kk + kk - 1 - row % kk;
+                    assert!(at + (live - 1) * kk < w.len(), "direct conv weights: read past the kernel");
+                    // SAFETY: live lanes read below w.len() (asserted); dst holds OCB.
+                    unsafe { gather_row(w.as_ptr().add(at), kk, live, dst.as_mut_ptr()) };
+                }
+            })
+        }
+
+        /// `⌈channels/OCB⌉` blocks of `rows × OCB` values, each written whole (dead lanes as
+        /// zeros) by `fill(block, live lanes, values)`, blocks in parallel.
+        fn new(channels: usize, rows: usize, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Weights {
+            let (block, blocks) = (rows * OCB, channels.div_ceil(OCB));
+            // Every value is written: a pooled buffer need not be zeroed first.
+            let mut data = pool::scratch(blocks * block + 16);
+            let first = data.as_ptr().align_offset(64);
+            data[first..first + blocks * block]
+                .par_chunks_mut(block)
+                .enumerate()
+                .for_each(|(b, out)| fill(b, OCB.min(channels - b * OCB), out));
+            Weights { data, first, block }
+        }
+
+        fn block(&self, b: usize) -> &[f32] {
+            &self.data[self.first + b * self.block..][..self.block]
+        }
+    }
+
+    impl Drop for Weights {
+        fn drop(&mut self) {
+            pool::give(std::mem::take(&mut self.data));
+        }
+    }
+
+    /// `dst[l] = src[l·stride]` for the `live` first of OCB lanes, zero for the rest.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gather_row(src: *const f32, stride: usize, live: usize, dst: *mut f32) {
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for h in 0..OCB / 16 {
+            let idx = _mm512_mullo_epi32(
+                _mm512_add_epi32(lanes, _mm512_set1_epi32(16 * h as i32)),
+                _mm512_set1_epi32(stride as i32),
+            );
+            let mask = (((1u32 << live.saturating_sub(16 * h).min(16)) - 1) & 0xffff) as __mmask16;
+            let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, src);
+            _mm512_storeu_ps(dst.add(16 * h), v);
+        }
+    }
+
+    /// What a kernel call needs to know of the band and the output.
+    struct Shape {
+        c: usize,
+        kh: usize,
+        kw: usize,
+        /// Row length of the padded band.
+        wp: usize,
+        /// Values per channel of the padded band.
+        plane: usize,
+        /// Values per channel of the output.
+        ohw: usize,
+    }
+
+    /// A tile kernel: (band shape, band, weights, bias, output, live channels).
+    type Kernel = unsafe fn(&Shape, *const f32, *const f32, *const f32, *mut f32, usize);
+    /// Tiles of one row, by width 1..=COLS.
+    const ROW: [Kernel; COLS] = [
+        tile::<1, 1>,
+        tile::<2, 2>,
+        tile::<3, 3>,
+        tile::<4, 4>,
+        tile::<5, 5>,
+        tile::<6, 6>,
+        tile::<7, 7>,
+        tile::<8, 8>,
+        tile::<9, 9>,
+        tile::<10, 10>,
+        tile::<11, 11>,
+        tile::<12, 12>,
+        tile::<13, 13>,
+        tile::<14, 14>,
+    ];
+    /// Tiles of as many whole rows as fit in COLS positions, by row width 1..=COLS/2: a
+    /// one-row tile of a 7-wide output would hold 14 accumulators and load a weight vector
+    /// per 7 FMAs (measured 18% slower than the GEMM path at 512@7²).
+    const ROWS: [Kernel; COLS / 2] =
+        [tile::<14, 1>, tile::<14, 2>, tile::<12, 3>, tile::<12, 4>, tile::<10, 5>, tile::<12, 6>, tile::<14, 7>];
+
+    /// A band's tiles: (first row, first column, kernel), covering `rows × ow`.
+    fn tiles(rows: usize, ow: usize) -> Vec<(usize, usize, Kernel)> {
+        let per = if ow <= COLS / 2 { COLS / ow } else { 1 };
+        let mut out = Vec::new();
+        let mut r = 0;
+        while r < rows {
+            if per > 1 && rows - r >= per {
+                out.push((r, 0, ROWS[ow - 1]));
+                r += per;
+                continue;
+            }
+            out.extend((0..ow).step_by(COLS).map(|ox| (r, ox, ROW[COLS.min(ow - ox) - 1])));
+            r += 1;
+        }
+        out
+    }
+
+    /// `y[n, o, oy, ox] = bias[o] + Σ_(c, ki, kj) w[o, c, ki, kj] · xpad[n, c, oy + ki, ox + kj]`
+    /// (stride 1; xpad is x padded by (ph, pw)). Threads take bands of output rows of one
+    /// image; every output is summed by one kernel call in one order, whatever the threads.
+    pub fn conv(g: &ConvGeom, x: &[f32], w: &Weights, bias: Option<&[f32]>, y: &mut [f32]) {
+        assert!(x.len() >= g.n * g.c * g.h * g.w && y.len() >= g.n * g.o * g.oh * g.ow, "direct conv: buffers");
+        let wp = g.ow + g.kw - 1;
+        let threads = rayon::current_num_threads();
+        let band = (BAND_BYTES / (4 * g.c * wp))
+            .saturating_sub(g.kh - 1)
+            .min(g.oh.div_ceil(threads.div_ceil(g.n.max(1))))
+            .max(1);
+        let bands = g.oh.div_ceil(band);
+        let blocks = g.o.div_ceil(OCB);
+        let mut b = vec![0.0f32; blocks * OCB];
+        if let Some(bias) = bias {
+            b[..g.o].copy_from_slice(&bias[..g.o]);
+        }
+        let out = Out(y.as_mut_ptr());
+        (0..g.n * bands).into_par_iter().for_each_init(Vec::new, |pad, unit| {
+            let (img, oy0) = (unit / bands, unit % bands * band);
+            let rows = band.min(g.oh - oy0);
+            pad_band(g, x, img, oy0, rows + g.kh - 1, wp, pad);
+            let s = Shape { c: g.c, kh: g.kh, kw: g.kw, wp, plane: (rows + g.kh - 1) * wp, ohw: g.oh * g.ow };
+            let tiles = tiles(rows, g.ow);
+            for blk in 0..blocks {
+                let live = OCB.min(g.o - blk * OCB);
+                for &(r, ox, kernel) in &tiles {
+                    let at = ((img * g.o + blk * OCB) * g.oh + oy0 + r) * g.ow + ox;
+                    // SAFETY: a tile reads the band from row r, column ox: its rows and
+                    // columns of outputs plus kh − 1 and kw − 1 lie inside the band of
+                    // every channel; it writes `live` channel rows of its outputs, all in
+                    // this unit's rows, which no other unit writes.
+                    unsafe {
+                        kernel(
+                            &s,
+                            pad.as_ptr().add(r * wp + ox),
+                            w.block(blk).as_ptr(),
+                            b.as_ptr().add(blk * OCB),
+                            out.at(at),
+                            live,
+                        )
+                    };
+                }
+            }
+        });
+    }
+
+    /// The output pointer, shared by threads that write disjoint rows.
+    struct Out(*mut f32);
+    // SAFETY: see `conv`: units write disjoint output rows.
+    unsafe impl Sync for Out {}
+    unsafe impl Send for Out {}
+
+    impl Out {
+        /// # Safety
+        /// `i` must lie inside the output.
+        unsafe fn at(&self, i: usize) -> *mut f32 {
+            self.0.add(i)
+        }
+    }
+
+    /// `pad [C, prow, wp]` = rows `oy0 − ph ..` of image `img`, zero outside the image.
+    fn pad_band(g: &ConvGeom, x: &[f32], img: usize, oy0: usize, prow: usize, wp: usize, pad: &mut Vec<f32>) {
+        pad.resize(g.c * prow * wp, 0.0);
+        for (i, row) in pad.chunks_exact_mut(wp).enumerate() {
+            let (ci, iy) = (i / prow, (oy0 + i % prow) as isize - g.ph as isize);
+            if iy < 0 || iy >= g.h as isize {
+                row.fill(0.0);
+                continue;
+            }
+            let src = &x[((img * g.c + ci) * g.h + iy as usize) * g.w..][..g.w];
+            row[..g.pw].fill(0.0);
+            row[g.pw..g.pw + g.w].copy_from_slice(src);
+            row[g.pw + g.w..].fill(0.0);
+        }
+    }
+
+    /// One tile: N output positions, W to a row (a row's positions are contiguous in the
+    /// output: a tile is part of one row or whole rows), from `x` (the band at the tile's
+    /// first position, channel 0, kernel row 0) × OCB channels from the weight block `w`,
+    /// starting from `bias`, stored transposed into `live` channel rows of the output at `y`.
+    ///
+    /// # Safety
+    /// As in [`conv`]: every read inside the band and weights, every write inside `y`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const N: usize, const W: usize>(
+        s: &Shape,
+        x: *const f32,
+        w: *const f32,
+        bias: *const f32,
+        y: *mut f32,
+        live: usize,
+    ) {
+        // A position's two vectors side by side (the halves as two arrays of N spilled: 7²
+        // ran at a third of the speed).
+        let mut acc = [[_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))]; N];
+        let mut wv = w;
+        for ci in 0..s.c {
+            for ki in 0..s.kh {
+                let row = x.add(ci * s.plane + ki * s.wp);
+                for kj in 0..s.kw {
+                    let (w0, w1) = (_mm512_load_ps(wv), _mm512_load_ps(wv.add(16)));
+                    wv = wv.add(OCB);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let v = _mm512_set1_ps(*row.add(j / W * s.wp + j % W + kj));
+                        a[0] = _mm512_fmadd_ps(v, w0, a[0]);
+                        a[1] = _mm512_fmadd_ps(v, w1, a[1]);
+                    }
+                }
+            }
+        }
+        // Lane k of column j of the 16 × 16 transposes is channel k's output at position j.
+        let lanes = ((1u32 << N) - 1) as __mmask16;
+        for h in 0..2 {
+            let cols = columns16(std::array::from_fn(|j| acc.get(j).map_or(_mm512_setzero_ps(), |a| a[h])));
+            for (k, col) in cols.into_iter().enumerate().take(live.saturating_sub(16 * h)) {
+                _mm512_mask_storeu_ps(y.add((16 * h + k) * s.ohw), lanes, col);
+            }
+        }
+    }
+}
