@@ -2,8 +2,8 @@
 //! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
 //! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
 //! ever materialised, except for the backward-input of a strided conv (folded per chunk).
-//! Stride-1 forward and backward-input in f32 on AVX-512 run as direct convs instead
-//! ([`super::direct`]).
+//! In f32 on AVX-512 the forward (column stride 1 or 2) and the stride-1 backward-input of
+//! kernels wider than 1×1 run as direct convs instead ([`super::direct`]).
 //!
 //! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
 //! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;

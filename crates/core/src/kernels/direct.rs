@@ -1,5 +1,5 @@
-//! Stride-1 convolutions computed directly (f32 on AVX-512): a register tile of up to 14
-//! output positions of one row × 32 output channels, the channels in vectors and each
+//! Convolutions computed directly (f32 on AVX-512; the forward at column stride 1 or 2, the
+//! stride-1 input gradient): a register tile of up to 14 output positions × 32 channels, the channels in vectors and each
 //! position's input value broadcast, so the input needs no im2col panels, only a zero-padded
 //! copy of a band of rows that stays in L2, and the weights one reordering per call.
 //! The implicit-GEMM path packs every input value into a panel once per tap: a tenth to a
@@ -53,12 +53,12 @@ mod x86 {
     /// weights, within a 1 MiB L2).
     const BAND_BYTES: usize = 256 << 10;
 
-    /// f32 on AVX-512, stride 1, a kernel of more than one tap (1×1 convs are plain
-    /// products, fast already), padding inside the kernel.
+    /// f32 on AVX-512, column stride 1 or 2, a kernel of more than one tap (1×1 convs are
+    /// plain products, fast already), padding inside the kernel.
     pub fn usable<T: Float>(g: &ConvGeom) -> bool {
         TypeId::of::<T>() == TypeId::of::<f32>()
             && is_x86_feature_detected!("avx512f")
-            && (g.sh, g.sw) == (1, 1)
+            && (1..=2).contains(&g.sw)
             && g.kh * g.kw > 1
             && g.ph < g.kh
             && g.pw < g.kw
@@ -160,6 +160,8 @@ mod x86 {
         kw: usize,
         /// Row length of the padded band.
         wp: usize,
+        /// Band values from one output row to the next: stride × wp.
+        row_step: usize,
         /// Values per channel of the padded band.
         plane: usize,
         /// Values per channel of the output.
@@ -168,57 +170,78 @@ mod x86 {
 
     /// A tile kernel: (band shape, band, weights, bias, output, live channels).
     type Kernel = unsafe fn(&Shape, *const f32, *const f32, *const f32, *mut f32, usize);
-    /// Tiles of one row, by width 1..=COLS.
-    const ROW: [Kernel; COLS] = [
-        tile::<1, 1>,
-        tile::<2, 2>,
-        tile::<3, 3>,
-        tile::<4, 4>,
-        tile::<5, 5>,
-        tile::<6, 6>,
-        tile::<7, 7>,
-        tile::<8, 8>,
-        tile::<9, 9>,
-        tile::<10, 10>,
-        tile::<11, 11>,
-        tile::<12, 12>,
-        tile::<13, 13>,
-        tile::<14, 14>,
-    ];
-    /// Tiles of as many whole rows as fit in COLS positions, by row width 1..=COLS/2: a
-    /// one-row tile of a 7-wide output would hold 14 accumulators and load a weight vector
-    /// per 7 FMAs (measured 18% slower than the GEMM path at 512@7²).
-    const ROWS: [Kernel; COLS / 2] =
-        [tile::<14, 1>, tile::<14, 2>, tile::<12, 3>, tile::<12, 4>, tile::<10, 5>, tile::<12, 6>, tile::<14, 7>];
+
+    /// The kernels at column stride S: tiles of one row by width 1..=COLS, and tiles of as
+    /// many whole rows as fit in COLS positions by row width 1..=COLS/2 (a one-row tile of a
+    /// 7-wide output would hold 14 accumulators and load a weight vector per 7 FMAs:
+    /// measured 18% slower than the GEMM path at 512@7²).
+    macro_rules! kernels {
+        ($s:literal) => {
+            Kernels {
+                row: [
+                    tile::<1, 1, $s>,
+                    tile::<2, 2, $s>,
+                    tile::<3, 3, $s>,
+                    tile::<4, 4, $s>,
+                    tile::<5, 5, $s>,
+                    tile::<6, 6, $s>,
+                    tile::<7, 7, $s>,
+                    tile::<8, 8, $s>,
+                    tile::<9, 9, $s>,
+                    tile::<10, 10, $s>,
+                    tile::<11, 11, $s>,
+                    tile::<12, 12, $s>,
+                    tile::<13, 13, $s>,
+                    tile::<14, 14, $s>,
+                ],
+                rows: [
+                    tile::<14, 1, $s>,
+                    tile::<14, 2, $s>,
+                    tile::<12, 3, $s>,
+                    tile::<12, 4, $s>,
+                    tile::<10, 5, $s>,
+                    tile::<12, 6, $s>,
+                    tile::<14, 7, $s>,
+                ],
+            }
+        };
+    }
+
+    struct Kernels {
+        row: [Kernel; COLS],
+        rows: [Kernel; COLS / 2],
+    }
+
+    /// By column stride 1 and 2.
+    const KERNELS: [Kernels; 2] = [kernels!(1), kernels!(2)];
 
     /// A band's tiles: (first row, first column, kernel), covering `rows × ow`.
-    fn tiles(rows: usize, ow: usize) -> Vec<(usize, usize, Kernel)> {
+    fn tiles(rows: usize, ow: usize, k: &Kernels) -> Vec<(usize, usize, Kernel)> {
         let per = if ow <= COLS / 2 { COLS / ow } else { 1 };
         let mut out = Vec::new();
         let mut r = 0;
         while r < rows {
             if per > 1 && rows - r >= per {
-                out.push((r, 0, ROWS[ow - 1]));
+                out.push((r, 0, k.rows[ow - 1]));
                 r += per;
                 continue;
             }
-            out.extend((0..ow).step_by(COLS).map(|ox| (r, ox, ROW[COLS.min(ow - ox) - 1])));
+            out.extend((0..ow).step_by(COLS).map(|ox| (r, ox, k.row[COLS.min(ow - ox) - 1])));
             r += 1;
         }
         out
     }
 
-    /// `y[n, o, oy, ox] = bias[o] + Σ_(c, ki, kj) w[o, c, ki, kj] · xpad[n, c, oy + ki, ox + kj]`
-    /// (stride 1; xpad is x padded by (ph, pw)). Threads take bands of output rows of one
+    /// `y[n, o, oy, ox] = bias[o] + Σ_(c, ki, kj) w[o, c, ki, kj] · xpad[n, c, oy·sh + ki, ox·sw + kj]`
+    /// (xpad: x padded by (ph, pw)). Threads take bands of output rows of one
     /// image; every output is summed by one kernel call in one order, whatever the threads.
     pub fn conv(g: &ConvGeom, x: &[f32], w: &Weights, bias: Option<&[f32]>, y: &mut [f32]) {
         assert!(x.len() >= g.n * g.c * g.h * g.w && y.len() >= g.n * g.o * g.oh * g.ow, "direct conv: buffers");
-        let wp = g.ow + g.kw - 1;
+        let wp = (g.ow - 1) * g.sw + g.kw;
         let threads = rayon::current_num_threads();
-        let band = (BAND_BYTES / (4 * g.c * wp))
-            .saturating_sub(g.kh - 1)
-            .min(g.oh.div_ceil(threads.div_ceil(g.n.max(1))))
-            .max(1);
+        // Output rows whose input rows, (rows − 1)·sh + kh, fit in BAND_BYTES.
+        let band = ((BAND_BYTES / (4 * g.c * wp)).saturating_sub(g.kh) / g.sh + 1)
+            .min(g.oh.div_ceil(threads.div_ceil(g.n.max(1))));
         let bands = g.oh.div_ceil(band);
         let blocks = g.o.div_ceil(OCB);
         let mut b = vec![0.0f32; blocks * OCB];
@@ -229,21 +252,23 @@ mod x86 {
         (0..g.n * bands).into_par_iter().for_each_init(Vec::new, |pad, unit| {
             let (img, oy0) = (unit / bands, unit % bands * band);
             let rows = band.min(g.oh - oy0);
-            pad_band(g, x, img, oy0, rows + g.kh - 1, wp, pad);
-            let s = Shape { c: g.c, kh: g.kh, kw: g.kw, wp, plane: (rows + g.kh - 1) * wp, ohw: g.oh * g.ow };
-            let tiles = tiles(rows, g.ow);
+            let prow = (rows - 1) * g.sh + g.kh;
+            pad_band(g, x, img, oy0 * g.sh, prow, wp, pad);
+            let row_step = g.sh * wp;
+            let s = Shape { c: g.c, kh: g.kh, kw: g.kw, wp, row_step, plane: prow * wp, ohw: g.oh * g.ow };
+            let tiles = tiles(rows, g.ow, &KERNELS[g.sw - 1]);
             for blk in 0..blocks {
                 let live = OCB.min(g.o - blk * OCB);
                 for &(r, ox, kernel) in &tiles {
                     let at = ((img * g.o + blk * OCB) * g.oh + oy0 + r) * g.ow + ox;
-                    // SAFETY: a tile reads the band from row r, column ox: its rows and
-                    // columns of outputs plus kh − 1 and kw − 1 lie inside the band of
+                    // SAFETY: a tile reads the band from output row r, column ox on: the
+                    // input rows and columns of its outputs' taps lie inside the band of
                     // every channel; it writes `live` channel rows of its outputs, all in
                     // this unit's rows, which no other unit writes.
                     unsafe {
                         kernel(
                             &s,
-                            pad.as_ptr().add(r * wp + ox),
+                            pad.as_ptr().add(r * row_step + ox * g.sw),
                             w.block(blk).as_ptr(),
                             b.as_ptr().add(blk * OCB),
                             out.at(at),
@@ -269,31 +294,33 @@ mod x86 {
         }
     }
 
-    /// `pad [C, prow, wp]` = rows `oy0 − ph ..` of image `img`, zero outside the image.
-    fn pad_band(g: &ConvGeom, x: &[f32], img: usize, oy0: usize, prow: usize, wp: usize, pad: &mut Vec<f32>) {
+    /// `pad [C, prow, wp]` = input rows `iy0 − ph ..` of image `img` from column `−pw` on,
+    /// zero outside the image.
+    fn pad_band(g: &ConvGeom, x: &[f32], img: usize, iy0: usize, prow: usize, wp: usize, pad: &mut Vec<f32>) {
         pad.resize(g.c * prow * wp, 0.0);
         for (i, row) in pad.chunks_exact_mut(wp).enumerate() {
-            let (ci, iy) = (i / prow, (oy0 + i % prow) as isize - g.ph as isize);
+            let (ci, iy) = (i / prow, (iy0 + i % prow) as isize - g.ph as isize);
             if iy < 0 || iy >= g.h as isize {
                 row.fill(0.0);
                 continue;
             }
-            let src = &x[((img * g.c + ci) * g.h + iy as usize) * g.w..][..g.w];
+            // A strided conv may leave the last columns unread: wp − pw < w.
+            let len = g.w.min(wp - g.pw);
             row[..g.pw].fill(0.0);
-            row[g.pw..g.pw + g.w].copy_from_slice(src);
-            row[g.pw + g.w..].fill(0.0);
+            row[g.pw..g.pw + len].copy_from_slice(&x[((img * g.c + ci) * g.h + iy as usize) * g.w..][..len]);
+            row[g.pw + len..].fill(0.0);
         }
     }
 
     /// One tile: N output positions, W to a row (a row's positions are contiguous in the
-    /// output: a tile is part of one row or whole rows), from `x` (the band at the tile's
+    /// output: a tile is part of one row or whole rows), S input columns apart, from `x` (the band at the tile's
     /// first position, channel 0, kernel row 0) × OCB channels from the weight block `w`,
     /// starting from `bias`, stored transposed into `live` channel rows of the output at `y`.
     ///
     /// # Safety
     /// As in [`conv`]: every read inside the band and weights, every write inside `y`.
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile<const N: usize, const W: usize>(
+    unsafe fn tile<const N: usize, const W: usize, const S: usize>(
         s: &Shape,
         x: *const f32,
         w: *const f32,
@@ -312,7 +339,7 @@ mod x86 {
                     let (w0, w1) = (_mm512_load_ps(wv), _mm512_load_ps(wv.add(16)));
                     wv = wv.add(OCB);
                     for (j, a) in acc.iter_mut().enumerate() {
-                        let v = _mm512_set1_ps(*row.add(j / W * s.wp + j % W + kj));
+                        let v = _mm512_set1_ps(*row.add(j / W * s.row_step + j % W * S + kj));
                         a[0] = _mm512_fmadd_ps(v, w0, a[0]);
                         a[1] = _mm512_fmadd_ps(v, w1, a[1]);
                     }
