@@ -1,7 +1,8 @@
 //! The shipped f32 conv (AVX-512 kernels where present) against the f64 implicit-GEMM path
 //! (checked by finite differences and a naive conv in gradcheck.rs), on shapes big enough
 //! for every path: the direct stride-1 convs (tile widths, whole-row tiles, bands of rows, a
-//! partial block of channels, forward and flipped kernels, stride 2); dense, two-piece
+//! partial block of channels, forward and flipped kernels, stride 2, 3×3 weight gradients
+//! split by channel blocks and ranges); dense, two-piece
 //! (image-crossing) and half-width tile stores, stride-3 gathers and segments, and the
 //! chunked col2im of strided input gradients.
 //! Tolerance: max|f32 − f64| ≤ 1e-5 · max|f64|, NaN fails.

@@ -2,8 +2,9 @@
 //! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
 //! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
 //! ever materialised, except for the backward-input of a strided conv (folded per chunk).
-//! In f32 on AVX-512 the forward (column stride 1 or 2) and the stride-1 backward-input of
-//! kernels wider than 1×1 run as direct convs instead ([`super::direct`]).
+//! In f32 on AVX-512 the forward (column stride 1 or 2), the stride-1 backward-input of
+//! kernels wider than 1×1 and the backward-weight of 3×3 kernels run as direct convs instead
+//! ([`super::direct`]).
 //!
 //! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
 //! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;
@@ -652,6 +653,9 @@ const LONG_CHUNK: usize = 1024;
 pub fn conv2d_backward_weight<T: Float>(g: &ConvGeom, gy: &[T], x: &[T], gw: &mut [T]) {
     if let Some((g1, xs)) = subsampled(g, x) {
         return conv2d_backward_weight(&g1, gy, &xs, gw);
+    }
+    if direct::try_backward_weight(g, gy, x, gw) {
+        return;
     }
     let (ohw, chw, size) = (g.ohw(), g.chw(), g.o * g.ckk());
     let product = |first: usize, len: usize, out: &mut [T], threaded: bool| {
