@@ -58,3 +58,34 @@ fn f32_conv_agrees_with_f64() {
     case([1, 64, 60, 60], [24, 64, 3, 3], 1, 1); // direct: bands of rows, 14-wide tiles and a tail of 4
     case([3, 16, 7, 4], [32, 16, 3, 3], 1, 1); // direct: tiles of three whole rows, a last single row
 }
+
+/// Every path claims results independent of the thread count: bit-identical on 1, 2 and 3
+/// threads (direct tiles split by bands and channel blocks; weight gradients by blocks and
+/// channel ranges; the implicit GEMM by columns).
+#[test]
+fn f32_conv_is_the_same_on_1_2_3_threads() {
+    for (x, w, s, p) in [
+        ([3, 16, 20, 20], [40, 16, 3, 3], 1, 1),
+        ([2, 16, 13, 13], [72, 16, 3, 3], 2, 1),
+        ([2, 8, 17, 17], [16, 8, 3, 3], 3, 1),
+        ([4, 32, 14, 14], [64, 32, 1, 1], 2, 0),
+    ] {
+        let g = ConvGeom::new(&x, &w, [s, s], [p, p]).unwrap();
+        let out: usize = g.out_shape().iter().product();
+        let (xs, ws) = (randn(x.iter().product(), 1), randn(w.iter().product(), 2));
+        let (b, gy) = (randn(w[0], 4), randn(out, 3));
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| all::<f32>(&g, &xs, &ws, &b, &gy))
+        };
+        let one = on(1);
+        for threads in [2, 3] {
+            for (name, (a, e)) in
+                ["forward", "input gradient", "weight gradient"].iter().zip(on(threads).iter().zip(&one))
+            {
+                let same = a.iter().zip(e).all(|(a, e)| a.to_bits() == e.to_bits());
+                assert!(same, "x{x:?} w{w:?} s{s}: {name} on {threads} threads differs from 1 thread");
+            }
+        }
+    }
+}
