@@ -25,12 +25,15 @@ extern "C" __global__ void sgd_multi_f32(float** params, float** grads, float** 
 // 1/scale · min(1, max_norm / (√sumsq / scale + 1e-6)) (scale 1 without one); NaN when sumsq
 // is not finite.
 extern "C" __global__ void clip_gate(const float* sumsq, const float* scale, double max_norm, float* gate) {
+    if (threadIdx.x != 0) return;  // launched as one block: one thread writes
     double s = *sumsq, inv = scale == nullptr ? 1.0 : 1.0 / (double)*scale;
     *gate = isfinite(s) ? (float)(inv * fmin(1.0, max_norm / (sqrt(s) * inv + 1e-6))) : nanf("");
 }
 
 // GradScaler's update of [scale, good steps, overflowed steps] after a step gated by *gate.
 extern "C" __global__ void loss_scale_update(const float* gate, float* scale, float* good, float* overflows, double growth, double backoff, int interval) {
+    // Launched as one block: one update per step, not one per thread racing on the state.
+    if (threadIdx.x != 0) return;
     if (isfinite(*gate)) {
         *good += 1.0f;
         if (*good >= (float)interval) {
