@@ -15,6 +15,7 @@ test('the gate undoes the scale, clips like clip_grad_norm_, and is NaN on overf
   t.true(Number.isNaN(gate(Infinity)));
   t.true(Number.isNaN(gate(NaN, 2)));
   t.is(s.scaleLoss(tensor([0.5], [])).item(), 4);
+  s.dispose();
 });
 
 test('SGD with a gate: the gradient multiplied by it; a NaN gate changes nothing', (t) => {
@@ -56,6 +57,8 @@ test('back off on overflow, grow after growthInterval clean steps (GradScaler), 
   t.deepEqual([...x.grad!.toFloat32Array()], [1024, 1024]);
   x.dispose();
   s.dispose();
-  t.is(new LossScaler().growthInterval, 100);
+  const d = new LossScaler();
+  t.is(d.growthInterval, 100);
+  d.dispose();
   t.throws(() => new LossScaler({ backoffFactor: 2 }), { message: /0 < backoffFactor < 1/ });
 });

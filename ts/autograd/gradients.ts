@@ -124,10 +124,10 @@ export const GRADIENTS = {
   },
   fusedLoss(n, g) {
     const gh = g.handle('fusedLoss backward');
-    // On the CPU the upstream factor is read (1, the loss itself differentiated: a view of the
-    // gradient, not a copy of a shard); on a GPU it is multiplied in on the device, unread.
-    const k = g.device === 'cpu' ? g.item() : null;
-    const pass = (h: NativeTensor) => (k === 1 ? h.reshape(h.shape) : k !== null ? native.scale(h, k) : native.scaleBy(h, gh));
+    // On the CPU a factor of 1 (the loss itself differentiated; free to read there) passes a
+    // view of the gradient, not a copy of a shard; any other factor is multiplied in, unread.
+    const view = g.device === 'cpu' && g.item() === 1;
+    const pass = (h: NativeTensor) => (view ? h.reshape(h.shape) : native.scaleBy(h, gh));
     return n.owned.map((gr, i) => (wants(n, i) ? t(pass(gr.handle('fusedLoss backward'))) : null));
   },
   crossEntropy(n, g) {

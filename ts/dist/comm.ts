@@ -57,8 +57,8 @@ export class Communicator {
     this.inner.wait(ticket);
   }
 
-  /** Waits, at most the timeout, for this rank's queued GPU collectives: a dead or stalled
-   *  rank becomes an Error here. Call it before reading GPU results back (host collectives
+  /** Waits, at most the timeout, for everything queued on this rank's GPU stream
+   *  (collectives included): a dead or stalled rank becomes an Error here. Call it before reading GPU results back (host collectives
    *  are complete when their call returns). */
   drain(): void {
     this.inner.drain();

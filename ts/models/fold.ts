@@ -7,7 +7,6 @@
 // head's BN2d → flatten → fc folds into the fc exactly (no padding there).
 
 import { Tensor, tensor } from '../tensor/tensor';
-import { native } from '../native';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { BatchNorm, Conv2d, Linear, PReLU, Sequential } from '../nn/layers';
@@ -28,9 +27,7 @@ function affine(bn: BatchNorm): Affine {
 }
 
 function set(t: Tensor, values: Float32Array): void {
-  const src = tensor(values, t.shape);
-  native.copyInto(t.handle('fold'), src.handle('fold'));
-  src.dispose();
+  ops.assign(t, tensor(values, t.shape), 'fold');
 }
 
 /** `W [O, …]` scaled by `s[o]` per output row. */

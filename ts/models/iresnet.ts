@@ -3,7 +3,6 @@
 
 import { Tensor, zeros } from '../tensor/tensor';
 import { randn } from '../tensor/random';
-import { native } from '../native';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { BatchNorm, Conv2d, Dropout, Linear, PReLU, Sequential } from '../nn/layers';
@@ -58,15 +57,9 @@ export function modelConfig(name: string, overrides: Partial<IResNetConfig> = {}
   return { ...c, ...overrides };
 }
 
-/** Overwrites parameter `t` with `values` (then freed). */
-function assign(t: Tensor, values: Tensor): void {
-  native.copyInto(t.handle('init'), values.handle('init'));
-  values.dispose();
-}
-
 /** arcface_torch's init: conv weights N(0, 0.1). */
 function convInit(conv: Conv2d): Conv2d {
-  assign(conv.weight, randn(conv.weight.shape, { std: 0.1 }));
+  ops.assign(conv.weight, randn(conv.weight.shape, { std: 0.1 }), 'init');
   return conv;
 }
 
@@ -153,7 +146,7 @@ export class IResNet extends Module {
     this.head = new EmbeddingHead(c);
     for (const name of ['bn2', 'dropout', 'fc', 'features'] as const) this.child(name, this.head[name]);
     if (c.zeroInitResidual) {
-      for (const stage of this.stages) for (const b of stage.layers as IBasicBlock[]) assign(b.bn3.weight, zeros(b.bn3.weight.shape));
+      for (const stage of this.stages) for (const b of stage.layers as IBasicBlock[]) ops.assign(b.bn3.weight, zeros(b.bn3.weight.shape), 'init');
     }
   }
 

@@ -53,11 +53,7 @@ export class LossScaler {
 
   /** Takes a saved state (a resumed checkpoint's). */
   restore(scale: number, goodSteps: number, overflowSteps: number): void {
-    [scale, goodSteps, overflowSteps].forEach((v, i) => {
-      const t = full([], v); // copyInto moves it to the state's device
-      native.copyInto(this.state[i].handle('LossScaler.restore'), t.handle('LossScaler.restore'));
-      t.dispose();
-    });
+    [scale, goodSteps, overflowSteps].forEach((v, i) => ops.assign(this.state[i], full([], v), 'LossScaler.restore'));
   }
 
   /** A copy of the current scale, on the device (what a step's gradients carry). */

@@ -112,6 +112,16 @@ export function scale(a: Tensor, s: number): Tensor {
   return record(wrap(native.scale(a.handle('scale'), s)), 'scale', [a], { s });
 }
 
+/** Overwrites `dst` in place with `src`'s values (copied to `dst`'s device), then frees
+ *  `src`, also when the copy throws; `op` names the caller in errors. Not recorded. */
+export function assign(dst: Tensor, src: Tensor, op: string): void {
+  try {
+    native.copyInto(dst.handle(op), src.handle(op));
+  } finally {
+    src.dispose();
+  }
+}
+
 /** A view with another shape (shares storage); one dimension may be -1. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   return record(wrap(x.handle('reshape').reshape([...shape])), 'reshape', [x]);

@@ -28,9 +28,9 @@ export interface StepEnd {
   lambda: number;
   /** The optimiser's gate: NaN means the step was skipped. */
   gate: Tensor;
-  /** Σ‖g‖² of the backbone's (scaled) gradients, and the loss scale they carry (0-d, a
-   *  copy; null without scaling). */
+  /** Σ‖g‖² of the backbone's (scaled) gradients. */
   sumsq: Tensor;
+  /** The loss scale they carry (0-d, a copy taken before the update; null without scaling). */
   scale: Tensor | null;
 }
 

@@ -222,7 +222,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         // then backs off (or grows after clean steps) there too: nothing is read back.
         optB.step(gateB);
         optH.step(gateH);
-        const scale = scaler?.scaleNow() ?? null;
+        const scale = scaler?.scaleNow() ?? null; // before update: the scale this step's gradients carry
         scaler?.update(gateB);
         gateH.dispose();
         [optB, optH].forEach((opt) => opt.zeroGrad());

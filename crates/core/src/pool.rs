@@ -2,8 +2,8 @@
 //! every iteration, and a fresh large allocation comes from the OS, paying a page fault per
 //! 4 KiB on first touch (measured: 13% of a CPU training step of the demo model). Freed
 //! buffers of at least 1 MiB wait here, by length, and are handed out again, zeroed unless
-//! the caller overwrites every element. The pool
-//! never holds more than the peak of live tensor bytes; `empty()` returns it to the OS.
+//! the caller overwrites every element. The pool never holds more than the peak of live
+//! tensor bytes; `empty()` returns it to the OS.
 
 use crate::memory;
 use std::collections::HashMap;

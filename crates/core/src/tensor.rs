@@ -210,18 +210,18 @@ impl Tensor {
 
     /// `shape` zeros from the buffer pool, filled by `fill` (kernel outputs).
     pub fn filled(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
-        let n = numel(shape);
-        let mut v = crate::pool::zeros(n);
-        fill(&mut v);
-        Tensor::wrap(Buffer::F32(v), shape.to_vec(), n, true)
+        Tensor::pooled(crate::pool::zeros(numel(shape)), shape, fill)
     }
 
     /// As [`Tensor::filled`] for a `fill` that writes every element: the buffer starts with
     /// whatever a reused one held, not zeros.
     pub fn overwritten(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
-        let n = numel(shape);
-        let mut v = crate::pool::scratch(n);
+        Tensor::pooled(crate::pool::scratch(numel(shape)), shape, fill)
+    }
+
+    fn pooled(mut v: Vec<f32>, shape: &[usize], fill: impl FnOnce(&mut [f32])) -> Tensor {
         fill(&mut v);
+        let n = v.len();
         Tensor::wrap(Buffer::F32(v), shape.to_vec(), n, true)
     }
 

@@ -64,7 +64,7 @@ pub trait Communicator: Send {
         }
         let mut flat = flatten("all-reduce", tensors)?;
         self.all_reduce(&mut flat, op)?;
-        scatter(tensors, &flat, 1.0)
+        scatter("all-reduce", tensors, &flat, 1.0)
     }
 
     /// The sum over the ranks of `t` (rows a multiple of the world), of which this rank keeps
@@ -114,10 +114,10 @@ pub fn flatten(op: &str, tensors: &[&Tensor]) -> Result<Vec<f32>> {
 }
 
 /// Writes the bucket `flat · scale` back into `tensors`, in order.
-pub fn scatter(tensors: &[&Tensor], flat: &[f32], scale: f32) -> Result<()> {
+pub fn scatter(op: &str, tensors: &[&Tensor], flat: &[f32], scale: f32) -> Result<()> {
     let mut at = 0;
     for t in tensors {
-        let mut dst = t.f32s_mut("comm").map_err(|e| Error(e.to_string()))?;
+        let mut dst = t.f32s_mut(op).map_err(|e| Error(e.to_string()))?;
         let n = dst.len();
         dst.iter_mut().zip(&flat[at..at + n]).for_each(|(d, &s)| *d = s * scale);
         at += n;

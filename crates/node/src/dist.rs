@@ -77,13 +77,13 @@ fn reduce_job(
     };
     Ok(move |c: &mut dyn Communicator| {
         let refs: Vec<&Tensor> = tensors.iter().collect();
-        let mut flat = flatten("comm", &refs)?;
+        let mut flat = flatten("allReduce", &refs)?;
         if f16 {
             c.all_reduce_f16(&mut flat)?;
         } else {
             c.all_reduce(&mut flat, reduce)?;
         }
-        scatter(&refs, &flat, scale)
+        scatter("allReduce", &refs, &flat, scale)
     })
 }
 
@@ -202,7 +202,8 @@ impl Comm {
         compress: Option<String>,
     ) -> Result<i64> {
         if on_gpu(&tensors)? {
-            // Queued on the GPU's stream; `wait` waits for the stream.
+            // Queued on the GPU's stream, ahead of whatever reads the result; `wait` only
+            // raises an error NCCL already reported (see `drain`).
             self.gpu_all_reduce(&tensors, &op, compress.as_deref())?;
             return Ok(self.q.submit(|_| Ok(())) as i64);
         }
@@ -216,20 +217,21 @@ impl Comm {
     #[napi(catch_unwind)]
     pub fn wait(&mut self, ticket: i64) -> Result<()> {
         dist(self.q.wait(ticket as u64))?;
-        match self.nccl {
-            Some(_) => dist(self.gpu_comm()?.check()),
-            None => Ok(()),
+        if self.nccl.is_some() {
+            dist(self.gpu_comm()?.check())?;
         }
+        Ok(())
     }
 
-    /// Waits, at most the timeout, for the GPU collectives queued so far; a dead or stalled
-    /// rank becomes an error here (NCCL aborted). No-op without a GPU communicator.
+    /// Waits, at most the timeout, for everything queued on the GPU's stream so far
+    /// (collectives included); a dead or stalled rank becomes an error here (NCCL aborted).
+    /// No-op without a GPU communicator.
     #[napi(catch_unwind)]
     pub fn drain(&mut self) -> Result<()> {
-        match self.nccl {
-            Some(_) => dist(self.gpu_comm()?.wait()),
-            None => Ok(()),
+        if self.nccl.is_some() {
+            dist(self.gpu_comm()?.wait())?;
         }
+        Ok(())
     }
 
     /// Every rank's `tensors` become `root`'s, in place.
@@ -245,9 +247,9 @@ impl Comm {
         }
         dist(self.q.run(move |c| {
             let refs: Vec<&Tensor> = t.iter().collect();
-            let mut flat = flatten("comm", &refs)?;
+            let mut flat = flatten("broadcast", &refs)?;
             c.broadcast(&mut flat, root as usize)?;
-            scatter(&refs, &flat, 1.0)
+            scatter("broadcast", &refs, &flat, 1.0)
         }))
     }
 
@@ -266,8 +268,9 @@ impl Comm {
 
 #[napi(object)]
 pub struct PartialFcOptions {
-    /// The first class of this rank's shard, and every rank's classes together.
+    /// The first class of this rank's shard.
     pub start: u32,
+    /// Every rank's classes together (labels must lie in [0, classes)).
     pub classes: u32,
     pub s: f64,
     pub m_arc: f64,

@@ -17,7 +17,7 @@ pub fn vector(op: &str, what: &str, t: &Tensor, len: usize) -> Result<()> {
 }
 
 pub fn single(op: &str, t: &Tensor) -> Result<()> {
-    ensure!(t.numel() == 1, op, "expected a single-element gradient, got shape {:?}", t.shape());
+    ensure!(t.numel() == 1, op, "expected a single-element (0-d) tensor, got shape {:?}", t.shape());
     Ok(())
 }
 

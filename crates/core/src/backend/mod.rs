@@ -101,8 +101,8 @@ pub trait Backend: Sync {
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
     fn mul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
     fn scale(&self, a: &Tensor, s: f64) -> Result<Tensor>;
-    /// `a · s` with `s` a 0-d tensor on the device, not read by the host (a fused loss's
-    /// upstream factor on a GPU).
+    /// `a · s` with `s` a 0-d tensor on `a`'s device (a loss scale, a fused loss's upstream
+    /// factor); a GPU reads it in the kernel, never on the host.
     fn scale_by(&self, a: &Tensor, s: &Tensor) -> Result<Tensor>;
     /// `x + v` with `v [C]` broadcast over every dimension but dimension 1.
     fn add_channel(&self, x: &Tensor, v: &Tensor) -> Result<Tensor>;
