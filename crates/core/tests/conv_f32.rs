@@ -3,8 +3,9 @@
 //! for every path: the direct stride-1 convs (tile widths, whole-row tiles, bands of rows, a
 //! partial block of channels, forward and flipped kernels, stride 2, 3×3 weight gradients
 //! split by channel blocks and ranges); dense, two-piece
-//! (image-crossing) and half-width tile stores, stride-3 gathers and segments, and the
-//! chunked col2im of strided input gradients.
+//! (image-crossing) and half-width tile stores, stride-3 gathers and segments, the 3×3
+//! stride-2 input gradient's parity tiles, and the chunked col2im of other strided input
+//! gradients.
 //! Tolerance: max|f32 − f64| ≤ 1e-5 · max|f64|, NaN fails.
 
 use maskfr_core::kernels::conv::{self, ConvGeom};
@@ -48,12 +49,15 @@ fn f32_conv_agrees_with_f64() {
     case([2, 8, 7, 7], [16, 8, 3, 3], 1, 1); // direct: 7-wide rows two to a tile, a last single row
     case([16, 8, 13, 13], [16, 8, 3, 3], 2, 1); // direct at stride 2: whole-row tiles of 7×7 outputs
     case([2, 12, 9, 9], [20, 12, 5, 5], 1, 2); // direct: 5×5 taps, 9-wide rows
-    case([3, 16, 21, 21], [32, 16, 3, 3], 2, 1); // direct at stride 2: a tile of 11, chunked col2im
+    case([3, 16, 21, 21], [32, 16, 3, 3], 2, 1); // direct at stride 2: a tile of 11; input gradient tiles of 12 and 9
+    case([2, 16, 14, 14], [32, 16, 3, 3], 2, 1); // stride 2, even sizes: the input gradient's padding row and column
     case([2, 16, 23, 23], [16, 16, 3, 3], 3, 1); // stride 3 (implicit GEMM): gathers of 8-wide rows
     case([1, 8, 50, 50], [16, 8, 3, 3], 3, 0); // stride 3: row pieces out of segments
     case([4, 32, 14, 14], [64, 32, 1, 1], 2, 0); // 1×1 stride-2 shortcut: tiles across images, a last half-width panel
     case([3, 40, 15, 15], [24, 40, 1, 1], 2, 0); // subsampled odd sizes, a ragged channel panel
-    case([3, 64, 112, 112], [8, 64, 3, 3], 2, 1); // direct bands at stride 2; col2im in several chunks
+    case([3, 64, 112, 112], [8, 64, 3, 3], 2, 1); // direct bands at stride 2, two blocks of input gradient
+    case([3, 16, 21, 21], [32, 16, 3, 3], 2, 0); // stride 2 unpadded: col2im
+    case([3, 64, 112, 112], [8, 64, 3, 3], 2, 0); // unpadded: col2im in several chunks of images
     case([2, 16, 11, 13], [40, 16, 3, 5], 1, 1); // direct: 3×5 taps, rows of 11 (one tile), 40 channels
     case([1, 64, 60, 60], [24, 64, 3, 3], 1, 1); // direct: bands of rows, 14-wide tiles and a tail of 4
     case([3, 16, 7, 4], [32, 16, 3, 3], 1, 1); // direct: tiles of three whole rows, a last single row

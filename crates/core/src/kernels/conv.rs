@@ -2,9 +2,9 @@
 //! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
 //! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
 //! ever materialised, except for the backward-input of a strided conv (folded per chunk).
-//! In f32 on AVX-512 the forward (column stride 1 or 2), the stride-1 backward-input of
-//! kernels wider than 1×1 and the backward-weight of 3×3 kernels run as direct convs instead
-//! ([`super::direct`]).
+//! In f32 on AVX-512 the forward (column stride 1 or 2), the backward-input of kernels wider
+//! than 1×1 at stride 1 (and of 3×3 at stride 2, padding 1) and the backward-weight of 3×3
+//! kernels run as direct convs instead ([`super::direct`]).
 //!
 //! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
 //! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;
@@ -598,6 +598,9 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
             return;
         }
         forward_packed(&gt, gy, &FlippedT { w, o: g.o, c: g.c, kk: kh * kw }, false, gx);
+        return;
+    }
+    if direct::try_backward_input_strided(g, gy, w, gx) {
         return;
     }
     // Strided: col = Wᵀ·gy for a chunk of images (≤ ~16 MiB of columns), folded into gx.
