@@ -6,6 +6,7 @@ use maskfr_io::loader::{epoch, shard, LoaderConfig, RecordSource, Source};
 use maskfr_io::recordio::{pack, Header, RecordFile, RecordWriter};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const N: usize = 23;
@@ -13,7 +14,11 @@ const N: usize = 23;
 /// A .rec of N 8×8 images; image i is filled with value i·10 (except pixel 0 of each row,
 /// 255, so flips show); record `corrupt` holds garbage instead of an image.
 fn dataset(corrupt: Option<usize>) -> Arc<dyn Source> {
-    let dir = std::env::temp_dir().join(format!("maskfr-loader-{}-{corrupt:?}", std::process::id()));
+    // A folder per call: tests run in parallel, and two writing one .rec raced (one test
+    // opened the file while another was replacing it).
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("maskfr-loader-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (rec, idx): (PathBuf, PathBuf) = (dir.join("d.rec"), dir.join("d.idx"));
     let mut w = RecordWriter::create(&rec, &idx).unwrap();
