@@ -142,9 +142,10 @@ pub(super) fn conv(g: &ConvGeom, x: &[f32], w: &Weights, bias: Option<&[f32]>, y
 }
 
 /// One tile: N output positions, W to a row (a row's positions are contiguous in the
-/// output: a tile is part of one row or whole rows), S input columns apart, from `x` (the band at the tile's
-/// first position, channel 0, kernel row 0) × OCB channels from the weight block `w`,
-/// starting from `bias`, stored transposed into `live` channel rows of the output at `y`.
+/// output: a tile is part of one row or whole rows), S input columns apart, from `x` (the
+/// band at the tile's first position, channel 0, kernel row 0) × OCB channels from the
+/// weight block `w`, starting from `bias`, stored transposed into `live` channel rows of
+/// the output at `y`.
 ///
 /// # Safety
 /// As in [`conv`]: every read inside the band and weights, every write inside `y`.
