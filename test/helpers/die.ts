@@ -1,4 +1,4 @@
-// Run by test/dist.test.ts as separate rank processes: rank 1 dies (MODE=exit) or stalls
+// Run by test/parallel.test.ts as separate rank processes: rank 1 dies (MODE=exit) or stalls
 // (MODE=stall) while rank 0 waits on it in a collective; rank 0 must fail with a message
 // naming rank 1 within the communicator's timeout.
 

@@ -1,4 +1,4 @@
-// Run under `maskfr launch` by test/dist.test.ts: three SGD steps of a tiny IResNet (BN in
+// Run under `maskfr launch` by test/parallel.test.ts: three SGD steps of a tiny IResNet (BN in
 // eval mode, so per-rank batch statistics do not enter) with the sharded CosFace head on a
 // global batch of 8 split over the ranks; writes each rank's losses and weights as JSON to
 // $OUT/rank-R.json (the backbone as updates from the initial weights). The same numbers must come out whatever the world size.

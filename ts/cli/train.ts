@@ -3,7 +3,7 @@
 
 import { loadConfig } from '../train/config';
 import { NonFiniteLoss, train } from '../train/trainer';
-import { launch } from '../dist/launch';
+import { launch } from '../parallel/launch';
 import { createModel } from '../models/iresnet';
 import { loadCheckpoint } from '../models/checkpoint';
 import { openTrainingData } from '../data/training-data';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Module } from '../nn/module';
-import { Communicator } from '../dist/comm';
+import { Communicator } from '../parallel/comm';
 import { TrainingData } from '../data/training-data';
 import { embedFlipped, ProbeMasks } from './verification';
 import { at, OneToOne, OneToOneOptions, verifyAllVsAll, verifyCross } from './one-to-one';

@@ -9,7 +9,7 @@ import { Module } from '../nn/module';
 import { Tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
-import { Communicator } from '../dist/comm';
+import { Communicator } from '../parallel/comm';
 import { readVerificationBin, VerificationSet } from '../data/verification-bin';
 
 export interface VerificationResult {

@@ -8,7 +8,7 @@ import { Tensor } from '../tensor/tensor';
 import { nextSeed, randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
-import { Communicator } from '../dist/comm';
+import { Communicator } from '../parallel/comm';
 import { COSFACE } from './margin';
 
 export interface ShardedOptions {

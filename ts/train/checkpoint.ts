@@ -13,7 +13,7 @@ import { tidy } from '../tensor/scope';
 import { native } from '../native';
 import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint';
 import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
-import { Communicator } from '../dist/comm';
+import { Communicator } from '../parallel/comm';
 
 export interface TrainingCounters {
   step: number;

@@ -5,7 +5,7 @@
 import { Tensor } from '../tensor/tensor';
 import { keep, noGrad } from '../tensor/scope';
 import * as ops from '../tensor/ops';
-import { Communicator } from '../dist/comm';
+import { Communicator } from '../parallel/comm';
 
 export interface StepValues {
   step: number;

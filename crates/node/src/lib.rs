@@ -5,11 +5,11 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod data;
-mod dist;
 mod eval;
 mod loader;
 mod masks;
 mod ops;
+mod parallel;
 mod system;
 mod tensor;
 

@@ -105,7 +105,7 @@ pub fn margin_logits_backward<T: Float>(k: usize, gy: &[T], cos: &[T], labels: &
     });
 }
 
-// The sharded margin softmax (maskfr-dist's PartialFc) scores a shard's classes a chunk at a
+// The sharded margin softmax (maskfr-parallel's PartialFc) scores a shard's classes a chunk at a
 // time: cosines `cos [B, w]` of the scored columns `[j0, j0 + w)`; `target[i]` is row i's
 // target column among the scored ones, −1 when its class lives on another rank.
 

@@ -1,7 +1,7 @@
 //! TcpComm with W = 1, 2, 4 ranks on loopback threads: the same reductions everywhere and on
 //! every run; a rank that dies or never joins is reported by name, within the timeout.
 
-use maskfr_dist::{Communicator, Reduce, TcpComm};
+use maskfr_parallel::{Communicator, Reduce, TcpComm};
 use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
@@ -88,7 +88,7 @@ fn a_rank_that_dies_or_never_joins_is_named() {
 // ---- the sharded classifier ----
 
 use maskfr_core::{Margin, Tensor};
-use maskfr_dist::{shard, PartialFc};
+use maskfr_parallel::{shard, PartialFc};
 
 const C: usize = 11;
 const D: usize = 6;
@@ -208,7 +208,7 @@ fn negative_sampling_keeps_every_positive_and_tops_up_with_seeded_negatives() {
 
 // ---- collectives queued in the background ----
 
-use maskfr_dist::CommQueue;
+use maskfr_parallel::CommQueue;
 
 #[test]
 fn queued_collectives_run_in_order_and_report_the_first_failure() {
@@ -240,7 +240,7 @@ fn queued_collectives_run_in_order_and_report_the_first_failure() {
         assert_eq!(gathered, vec![0.0, 1.0]);
     }
     let mut solo = CommQueue::new(Box::new(TcpComm::root(TcpListener::bind("127.0.0.1:0").unwrap(), 1, T).unwrap()));
-    let bad = solo.submit(|_| Err(maskfr_dist::Error("boom".into())));
+    let bad = solo.submit(|_| Err(maskfr_parallel::Error("boom".into())));
     let after = solo.submit(|_| Ok(()));
     assert_eq!(solo.wait(after).err().unwrap().0, "boom");
     assert_eq!(solo.wait(bad).err().unwrap().0, "boom");

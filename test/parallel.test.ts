@@ -34,7 +34,7 @@ test('data-parallel backbone + sharded classifier: the same losses and weights o
     const ranks = dpRun(world);
     for (const r of ranks) {
       t.true(relErr(r.losses, one.losses) < 1e-5, `W=${world}: losses ${r.losses} vs ${one.losses}`);
-      // One step's gradients agree within 5e-8 whatever the world size (measured; crates/dist/tests);
+      // One step's gradients agree within 5e-8 whatever the world size (measured; crates/parallel/tests);
       // three SGD steps of this net amplify the summation-order rounding to about 1e-4 of
       // the updates (measured 1.1e-4 at most, on 2 and 4 ranks alike).
       const err = Math.max(...r.backbone.map((p, i) => relErr(p, one.backbone[i])));

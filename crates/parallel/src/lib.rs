@@ -1,4 +1,4 @@
-//! maskfr-dist: what ranks say to each other. The [`Communicator`] interface (NCCL will
+//! maskfr-parallel: what ranks say to each other. The [`Communicator`] interface (NCCL will
 //! implement it on GPUs) and [`TcpComm`], its CPU implementation for ranks that are separate
 //! processes: a star over TCP with rank 0 at the centre, reductions summed in rank order so
 //! results are deterministic, and every wait bounded so a dead or stalled rank becomes an

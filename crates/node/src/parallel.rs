@@ -7,14 +7,14 @@ use crate::tensor::NativeTensor;
 use maskfr_core::Margin;
 use maskfr_core::{Device, Tensor};
 use maskfr_cuda::nccl::{unique_id, NcclComm, Reduction};
-use maskfr_dist::{flatten, scatter, CommQueue, Communicator, PartialFc, Reduce, TcpComm};
+use maskfr_parallel::{flatten, scatter, CommQueue, Communicator, PartialFc, Reduce, TcpComm};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-fn dist<T>(r: maskfr_dist::Result<T>) -> Result<T> {
+fn parallel<T>(r: maskfr_parallel::Result<T>) -> Result<T> {
     r.map_err(|e| Error::new(Status::GenericFailure, e.0))
 }
 
@@ -60,7 +60,7 @@ fn reduce_job(
     op: &str,
     world: usize,
     compress: Option<String>,
-) -> Result<impl FnOnce(&mut dyn Communicator) -> maskfr_dist::Result<()>> {
+) -> Result<impl FnOnce(&mut dyn Communicator) -> maskfr_parallel::Result<()>> {
     let (reduce, scale) = match op {
         "sum" => (Reduce::Sum, 1.0),
         "mean" => (Reduce::Sum, 1.0 / world as f32),
@@ -106,9 +106,9 @@ impl Comm {
             let listener = TcpListener::bind(&addr).map_err(|e| {
                 Error::new(Status::GenericFailure, format!("comm: rank 0 cannot listen on {addr}: {e}"))
             })?;
-            dist(TcpComm::root(listener, world, timeout))?
+            parallel(TcpComm::root(listener, world, timeout))?
         } else {
-            dist(TcpComm::join(&addr, rank, world, timeout))?
+            parallel(TcpComm::join(&addr, rank, world, timeout))?
         };
         Ok(Comm { q: CommQueue::new(Box::new(comm)), nccl: None, timeout })
     }
@@ -119,15 +119,15 @@ impl Comm {
     pub fn attach_gpu(&mut self, ordinal: u32) -> Result<()> {
         let mut id = vec![0f32; 32];
         if self.q.rank() == 0 {
-            let bytes = dist(unique_id())?;
+            let bytes = parallel(unique_id())?;
             id.iter_mut().zip(bytes.chunks_exact(4)).for_each(|(v, b)| *v = f32::from_ne_bytes(b.try_into().unwrap()));
         }
         // The id's bytes travel as 32 f32 bit patterns (a broadcast copies them untouched).
-        let mut id = dist(self.q.run(move |c| c.broadcast(&mut id, 0).map(|_| id)))?;
+        let mut id = parallel(self.q.run(move |c| c.broadcast(&mut id, 0).map(|_| id)))?;
         let mut bytes = [0u8; 128];
         bytes.chunks_exact_mut(4).zip(&mut id).for_each(|(b, v)| b.copy_from_slice(&v.to_ne_bytes()));
         let (rank, world) = (self.q.rank(), self.q.world());
-        let comm = dist(NcclComm::new(ordinal as usize, rank, world, bytes, self.timeout))?;
+        let comm = parallel(NcclComm::new(ordinal as usize, rank, world, bytes, self.timeout))?;
         self.nccl = Some(Arc::new(Mutex::new(comm)));
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Comm {
         };
         let mut n = self.gpu_comm()?;
         same_gpu(&t, n.ordinal())?;
-        dist(n.all_reduce(&refs, reduction, f16))
+        parallel(n.all_reduce(&refs, reduction, f16))
     }
 
     #[napi(getter)]
@@ -186,10 +186,10 @@ impl Comm {
             // Queued on the GPU's stream (what reads the result comes after it); `drain`
             // waits, bounded, at the trainer's read-back points.
             self.gpu_all_reduce(&tensors, &op, compress.as_deref())?;
-            return dist(self.gpu_comm()?.check());
+            return parallel(self.gpu_comm()?.check());
         }
         let job = reduce_job(owned(&tensors)?, &op, self.q.world(), compress)?;
-        dist(self.q.run(job))
+        parallel(self.q.run(job))
     }
 
     /// Starts reducing `tensors` in the background (after everything queued before); returns
@@ -216,9 +216,9 @@ impl Comm {
     /// them there: here only an error NCCL has already reported is raised (see `drain`).
     #[napi(catch_unwind)]
     pub fn wait(&mut self, ticket: i64) -> Result<()> {
-        dist(self.q.wait(ticket as u64))?;
+        parallel(self.q.wait(ticket as u64))?;
         if self.nccl.is_some() {
-            dist(self.gpu_comm()?.check())?;
+            parallel(self.gpu_comm()?.check())?;
         }
         Ok(())
     }
@@ -229,7 +229,7 @@ impl Comm {
     #[napi(catch_unwind)]
     pub fn drain(&mut self) -> Result<()> {
         if self.nccl.is_some() {
-            dist(self.gpu_comm()?.wait())?;
+            parallel(self.gpu_comm()?.wait())?;
         }
         Ok(())
     }
@@ -242,10 +242,10 @@ impl Comm {
             let refs: Vec<&Tensor> = t.iter().collect();
             let mut n = self.gpu_comm()?;
             same_gpu(&t, n.ordinal())?;
-            dist(n.broadcast(&refs, root as usize))?;
-            return dist(n.wait());
+            parallel(n.broadcast(&refs, root as usize))?;
+            return parallel(n.wait());
         }
-        dist(self.q.run(move |c| {
+        parallel(self.q.run(move |c| {
             let refs: Vec<&Tensor> = t.iter().collect();
             let mut flat = flatten("broadcast", &refs)?;
             c.broadcast(&mut flat, root as usize)?;
@@ -257,12 +257,12 @@ impl Comm {
     #[napi(catch_unwind)]
     pub fn all_gather(&mut self, values: Float32Array) -> Result<Float32Array> {
         let v = values.to_vec();
-        Ok(Float32Array::new(dist(self.q.run(move |c| c.all_gather(&v)))?))
+        Ok(Float32Array::new(parallel(self.q.run(move |c| c.all_gather(&v)))?))
     }
 
     #[napi(catch_unwind)]
     pub fn barrier(&mut self) -> Result<()> {
-        dist(self.q.run(|c| c.barrier()))
+        parallel(self.q.run(|c| c.barrier()))
     }
 }
 
@@ -299,13 +299,13 @@ struct WithGpu<'a> {
 fn gpu_for<'n>(
     nccl: &'n Mutex<NcclComm>,
     tensors: &[&Tensor],
-) -> maskfr_dist::Result<Option<MutexGuard<'n, NcclComm>>> {
+) -> maskfr_parallel::Result<Option<MutexGuard<'n, NcclComm>>> {
     if tensors.first().is_none_or(|t| t.device() == Device::Cpu) {
         return Ok(None);
     }
     let n = nccl.lock().unwrap_or_else(|p| p.into_inner());
     let owned: Vec<Tensor> = tensors.iter().map(|&t| t.clone()).collect();
-    same_gpu(&owned, n.ordinal()).map_err(|e| maskfr_dist::Error(e.reason.clone()))?;
+    same_gpu(&owned, n.ordinal()).map_err(|e| maskfr_parallel::Error(e.reason.clone()))?;
     Ok(Some(n))
 }
 
@@ -316,33 +316,33 @@ impl Communicator for WithGpu<'_> {
     fn world(&self) -> usize {
         self.host.world()
     }
-    fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> maskfr_dist::Result<()> {
+    fn all_reduce(&mut self, buf: &mut [f32], op: Reduce) -> maskfr_parallel::Result<()> {
         self.host.all_reduce(buf, op)
     }
-    fn all_gather(&mut self, local: &[f32]) -> maskfr_dist::Result<Vec<f32>> {
+    fn all_gather(&mut self, local: &[f32]) -> maskfr_parallel::Result<Vec<f32>> {
         self.host.all_gather(local)
     }
-    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> maskfr_dist::Result<()> {
+    fn broadcast(&mut self, buf: &mut [f32], root: usize) -> maskfr_parallel::Result<()> {
         self.host.broadcast(buf, root)
     }
-    fn all_gather_tensor(&mut self, t: &Tensor) -> maskfr_dist::Result<Tensor> {
+    fn all_gather_tensor(&mut self, t: &Tensor) -> maskfr_parallel::Result<Tensor> {
         match gpu_for(self.nccl, &[t])? {
-            Some(mut n) => n.all_gather(t).map_err(|e| maskfr_dist::Error(e.0)),
+            Some(mut n) => n.all_gather(t).map_err(|e| maskfr_parallel::Error(e.0)),
             None => self.host.all_gather_tensor(t),
         }
     }
-    fn all_reduce_tensors(&mut self, tensors: &[&Tensor], op: Reduce) -> maskfr_dist::Result<()> {
+    fn all_reduce_tensors(&mut self, tensors: &[&Tensor], op: Reduce) -> maskfr_parallel::Result<()> {
         match gpu_for(self.nccl, tensors)? {
             Some(mut n) => {
                 let op = if op == Reduce::Max { Reduction::Max } else { Reduction::Sum };
-                n.all_reduce(tensors, op, false).map_err(|e| maskfr_dist::Error(e.0))
+                n.all_reduce(tensors, op, false).map_err(|e| maskfr_parallel::Error(e.0))
             }
             None => self.host.all_reduce_tensors(tensors, op),
         }
     }
-    fn reduce_scatter_tensor(&mut self, t: &Tensor) -> maskfr_dist::Result<Tensor> {
+    fn reduce_scatter_tensor(&mut self, t: &Tensor) -> maskfr_parallel::Result<Tensor> {
         match gpu_for(self.nccl, &[t])? {
-            Some(mut n) => n.reduce_scatter(t).map_err(|e| maskfr_dist::Error(e.0)),
+            Some(mut n) => n.reduce_scatter(t).map_err(|e| maskfr_parallel::Error(e.0)),
             None => self.host.reduce_scatter_tensor(t),
         }
     }
@@ -387,11 +387,11 @@ pub fn partial_fc_step(
         chunk: o.chunk as usize,
     };
     // Before the queue: a failed job would fail every later collective too.
-    dist(fc.check_labels(&labels))?;
+    parallel(fc.check_labels(&labels))?;
     let (wt, et) = (w.clone(), e.clone());
     let labels = labels.to_vec();
     let nccl = comm.nccl.clone().filter(|_| w.device() != Device::Cpu);
-    let out = dist(comm.q.run(move |c| match &nccl {
+    let out = parallel(comm.q.run(move |c| match &nccl {
         Some(n) => fc.step(&mut WithGpu { host: c, nccl: n }, &wt, &et, &labels, step as u64),
         None => fc.step(c, &wt, &et, &labels, step as u64),
     }))?;
@@ -408,6 +408,6 @@ pub fn class_shard(classes: u32, world: u32, rank: u32) -> Result<Vec<u32>> {
     if world == 0 || rank >= world {
         return Err(Error::new(Status::InvalidArg, format!("classShard: rank {rank} of world {world}")));
     }
-    let (start, n) = maskfr_dist::shard(classes as usize, world as usize, rank as usize);
+    let (start, n) = maskfr_parallel::shard(classes as usize, world as usize, rank as usize);
     Ok(vec![start as u32, n as u32])
 }
