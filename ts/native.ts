@@ -3,7 +3,6 @@ import type * as Native from '../native/index';
 
 function load(): typeof Native {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('../native/index.js') as typeof Native;
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
