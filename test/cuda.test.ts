@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { Communicator, memoryStats, emptyCache, nn, ops, randn, ShardedMarginSoftmax, synchronize, tensor, tidy, zeros } from '../ts';
-import { gpuProblem, relErr } from './helpers';
+import { gpuProblem, relErr } from './helpers/tensors';
 
 const noGpu = gpuProblem();
 const gpuTest = noGpu === null ? test : test.skip;

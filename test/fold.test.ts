@@ -2,7 +2,7 @@ import test from 'ava';
 import path from 'node:path';
 import { createModel, foldBatchNorm, loadCheckpoint, noGrad, nn, randn, randUniform, tensor, tidy, Tensor, IBasicBlock, IResNet } from '../ts';
 import { native } from '../ts/native';
-import { assertClose } from './helpers';
+import { assertClose } from './helpers/tensors';
 
 /** Random BN affine parameters and running statistics everywhere (not identity ones). */
 function randomiseBatchNorms(m: IResNet): void {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { complexity, createModel, loadCheckpoint, modelConfig, MODELS, noGrad, saveCheckpoint, stateShapes, tidy, randn, readSafetensors, Tensor } from '../ts';
-import { assertClose, relErr } from './helpers';
+import { assertClose, relErr } from './helpers/tensors';
 import { tensor, entryValues } from '../ts';
 
 const fixture = (name: string) => path.join(__dirname, 'fixtures', name);

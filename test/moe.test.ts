@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createMoE, noGrad, ops, randn, tidy, stateShapes } from '../ts';
-import { assertClose } from './helpers';
+import { assertClose } from './helpers/tensors';
 
 test('the MoE routes each sample to the head its mask flag picks', (t) => {
   const m = createMoE('tiny').eval();

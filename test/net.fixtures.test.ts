@@ -6,7 +6,7 @@
 
 import test, { ExecutionContext } from 'ava';
 import { Module, nn, ops, SGD, Tensor, tidy } from '../ts';
-import { fixtures, fx, fxInt, assertClose, gpuProblem } from './helpers';
+import { fixtures, fx, fxInt, assertClose, gpuProblem } from './helpers/tensors';
 
 class SmallNet extends Module {
   conv1 = this.child('conv1', new nn.Conv2d(3, 8, 3, { padding: 1 }));

@@ -2,7 +2,7 @@ import test from 'ava';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { createModel, exportIResNet, foldBatchNorm, full, loadCheckpoint, noGrad, ops, randUniform, tidy, IResNet, FoldedIResNet, Tensor } from '../ts';
-import { relErr } from './helpers';
+import { relErr } from './helpers/tensors';
 
 async function compare(t: import('ava').ExecutionContext, model: IResNet | FoldedIResNet, what: string): Promise<string[]> {
   const onnx = exportIResNet(model);

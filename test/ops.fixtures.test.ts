@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import { angleDistillation, KdForm, ops, Tensor, tensor, tidy } from '../ts';
-import { fixtures, fx, fxInt, has, assertClose } from './helpers';
+import { fixtures, fx, fxInt, has, assertClose } from './helpers/tensors';
 
 type Case = { op: string; [k: string]: unknown };
 const cases = JSON.parse(fixtures().metadata.cases) as Record<string, Case>;

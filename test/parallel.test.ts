@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSyntheticDataset } from '../ts';
-import { relErr } from './helpers';
+import { relErr } from './helpers/tensors';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 // Rank processes inherit node's arguments: tsx lets them run the .ts helpers.

@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { ARCFACE, COSFACE, Communicator, marginSoftmaxLoss, ops, randn, ShardedMarginSoftmax, tensor, tidy } from '../ts';
-import { relErr } from './helpers';
+import { relErr } from './helpers/tensors';
 
 for (const [name, margin, sampleRate] of [['CosFace', COSFACE, 1], ['ArcFace', ARCFACE, 1], ['CosFace', COSFACE, 0.3]] as const) {
   test(`one rank: the native sharded step equals the tensor-ops loss (${name}, sampling ${sampleRate})`, (t) => {

@@ -3,7 +3,7 @@
 export { Tensor, tensor, full, zeros, ones } from './tensor/tensor';
 export type { DType, Shape } from './tensor/tensor';
 export { tidy, keep, noGrad, enableGrad, isGradEnabled } from './tensor/scope';
-export { checkpoint } from './autograd/checkpoint';
+export { checkpoint } from './autograd/recompute';
 export { autocast, autocastDtype } from './tensor/autocast';
 export type { LowPrecision } from './tensor/autocast';
 export { manualSeed, nextSeed, randn, randUniform } from './tensor/random';
@@ -22,7 +22,7 @@ export { createModel, modelConfig, MODELS, IResNet, IBasicBlock, EmbeddingHead }
 export type { IResNetConfig, StridePlacement } from './models/iresnet';
 export { complexity } from './models/complexity';
 export type { Complexity } from './models/complexity';
-export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/checkpoint';
+export { saveCheckpoint, loadCheckpoint, stateShapes } from './models/weights';
 export { foldBatchNorm, FoldedIResNet, FoldedBlock } from './models/fold';
 export { exportIResNet } from './export/iresnet-onnx';
 export type { OnnxModel } from './export/iresnet-onnx';
@@ -51,8 +51,8 @@ export { LossScaler } from './optim/loss-scaler';
 export type { LossScalerOptions } from './optim/loss-scaler';
 export { angleDistillation, kdLambda, convexObjective } from './losses/distill';
 export type { KdForm, LambdaSchedule } from './losses/distill';
-export { saveTrainingState, loadTrainingState, checkpointCounters } from './train/checkpoint';
-export type { TrainingCounters, TrainingParts } from './train/checkpoint';
+export { saveTrainingState, loadTrainingState, checkpointCounters } from './train/training-state';
+export type { TrainingCounters, TrainingParts } from './train/training-state';
 export { ShardedMarginSoftmax } from './losses/sharded';
 export type { ShardedOptions } from './losses/sharded';
 export { Communicator } from './parallel/comm';

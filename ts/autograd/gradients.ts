@@ -9,7 +9,7 @@ import { withRandomState } from '../tensor/random';
 import { autocast, LowPrecision } from '../tensor/autocast';
 import type { Node } from './node';
 import { backward } from './tape';
-import { recomputing } from './checkpoint';
+import { recomputing } from './recompute';
 
 type Rule = (n: Node, g: Tensor) => (Tensor | null)[];
 

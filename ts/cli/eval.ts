@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createModel } from '../models/iresnet';
-import { loadCheckpoint } from '../models/checkpoint';
+import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';

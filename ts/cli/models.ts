@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { createModel, MODELS, IResNet } from '../models/iresnet';
 import { complexity } from '../models/complexity';
-import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint';
+import { loadCheckpoint, saveCheckpoint } from '../models/weights';
 import { FoldedIResNet, foldBatchNorm } from '../models/fold';
 import { exportIResNet } from '../export/iresnet-onnx';
 import { readSafetensors } from '../io/safetensors';

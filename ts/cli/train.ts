@@ -5,7 +5,7 @@ import { loadConfig } from '../train/config';
 import { NonFiniteLoss, train } from '../train/trainer';
 import { launch } from '../parallel/launch';
 import { createModel } from '../models/iresnet';
-import { loadCheckpoint } from '../models/checkpoint';
+import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { writeTeacherEmbeddings } from '../train/teacher';
 import { parseArgs, required } from './args';

@@ -6,7 +6,7 @@ import { randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { BatchNorm, Conv2d, Dropout, Linear, PReLU, Sequential } from '../nn/layers';
-import { checkpoint } from '../autograd/checkpoint';
+import { checkpoint } from '../autograd/recompute';
 
 /** Which 3×3 conv of a stage's first block carries the stride 2: arcface_torch strides the
  *  block's second conv, the report's Fig. 2 the first (the second then runs at the lower

@@ -5,7 +5,7 @@ import { Tensor, full, zeros, ones } from '../tensor/tensor';
 import { randUniform } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from './module';
-import { isRecomputing } from '../autograd/checkpoint';
+import { isRecomputing } from '../autograd/recompute';
 
 function kaimingUniform(shape: number[], fanIn: number): Tensor {
   const bound = 1 / Math.sqrt(fanIn);

@@ -8,7 +8,7 @@ import { Tensor, tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 import { createModel, IResNet } from '../models/iresnet';
-import { loadCheckpoint } from '../models/checkpoint';
+import { loadCheckpoint } from '../models/weights';
 import { SafetensorsRows, writeSafetensors } from '../io/safetensors';
 import { Batch } from '../data/loader';
 import { TrainingData } from '../data/training-data';

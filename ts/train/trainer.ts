@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createModel, IResNet } from '../models/iresnet';
-import { saveCheckpoint } from '../models/checkpoint';
+import { saveCheckpoint } from '../models/weights';
 import { ShardedMarginSoftmax } from '../losses/sharded';
 import { angleDistillation, convexObjective, kdLambda } from '../losses/distill';
 import { SGD } from '../optim/sgd';
@@ -29,7 +29,7 @@ import { openTrainingData } from '../data/training-data';
 import { readVerificationBin } from '../data/verification-bin';
 import { verify, VerificationResult } from '../eval/verification';
 import { ResolvedConfig } from './config';
-import { checkpointCounters, loadTrainingState, saveTrainingState, TrainingParts } from './checkpoint';
+import { checkpointCounters, loadTrainingState, saveTrainingState, TrainingParts } from './training-state';
 import { openTeacher } from './teacher';
 import { MetricsLog, Progress } from './progress';
 import { StepLog } from './step-log';

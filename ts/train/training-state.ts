@@ -11,7 +11,7 @@ import { SGD } from '../optim/sgd';
 import { tensor } from '../tensor/tensor';
 import { tidy } from '../tensor/scope';
 import { native } from '../native';
-import { loadCheckpoint, saveCheckpoint } from '../models/checkpoint';
+import { loadCheckpoint, saveCheckpoint } from '../models/weights';
 import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
 import { Communicator } from '../parallel/comm';
 

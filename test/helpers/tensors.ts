@@ -2,12 +2,12 @@
 
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { Tensor, tensor, readSafetensors, entryValues, StFile } from '../ts';
+import { Tensor, tensor, readSafetensors, entryValues, StFile } from '../../ts';
 
 let cached: StFile | null = null;
 
 export function fixtures(): StFile {
-  cached ??= readSafetensors(path.join(__dirname, 'fixtures', 'ops.safetensors'));
+  cached ??= readSafetensors(path.join(__dirname, '..', 'fixtures', 'ops.safetensors'));
   return cached;
 }
 
@@ -52,4 +52,4 @@ export function assertClose(t: ExecutionContext, actual: Tensor | null, expected
   t.true(err <= tol, `${what}: relative error ${err.toExponential(2)} > ${tol}`);
 }
 
-export { gpuProblem } from '../ts/system';
+export { gpuProblem } from '../../ts/system';
