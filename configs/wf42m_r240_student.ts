@@ -7,9 +7,9 @@ import teacher from './wf42m_r600_teacher';
 
 export default {
   ...teacher,
-  network: 'R240',
+  network: 'resnet240',
   output: 'runs/wf42m_r240_kd',
-  teacher: { network: 'R600', weights: 'runs/wf42m_r600/model.safetensors' },
+  teacher: { network: 'resnet600', weights: 'runs/wf42m_r600/model.safetensors' },
   // λ leans on the distillation term: CosFace's gradients (s = 64) dwarf the angular loss's.
   kd: { form: 'l2', lambda: { kind: 'constant', value: 0.9 } },
 } satisfies TrainConfig;

@@ -5,7 +5,7 @@
 import type { TrainConfig } from '../ts';
 
 export default {
-  network: 'R600',
+  network: 'resnet600',
   data: '/train_tmp/WebFace42M/train.rec',
   output: 'runs/wf42m_r600',
   numClasses: 2059906,

@@ -68,7 +68,7 @@ test('maskfr models lists the table with r50 at 43.6M params / 6.31 GMACs', (t) 
   const r = run('models');
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /r50\s+\[3, 4, 14, 3\]\s+2nd conv\s+43\.6M\s+6\.31/);
-  t.regex(r.stdout, /R240\s+\[3, 25, 88, 3\]\s+1st conv/);
+  t.regex(r.stdout, /resnet240\s+\[3, 25, 88, 3\]\s+1st conv/);
 });
 
 test('maskfr fold, export and fruits run on a checkpoint', (t) => {

@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { complexity, createModel, loadCheckpoint, modelConfig, MODELS, noGrad, saveCheckpoint, stateShapes, tidy, randn, readSafetensors, Tensor } from '../ts';
+import { closestModels, complexity, createModel, loadCheckpoint, modelConfig, MODELS, noGrad, saveCheckpoint, stateShapes, tidy, randn, readSafetensors, Tensor } from '../ts';
 import { assertClose, relErr } from './helpers/tensors';
 import { tensor, entryValues } from '../ts';
 
@@ -23,8 +23,8 @@ test('r50 and r100 have the published size: 43.6M / 6.3 GMACs and 65.2M / 12.1 G
 });
 
 test("the report's stride placement costs fewer MACs for the same weights", (t) => {
-  const second = complexity(modelConfig('R240', { stride: 'second' }));
-  const first = complexity(MODELS.R240);
+  const second = complexity(modelConfig('resnet240', { stride: 'second' }));
+  const first = complexity(MODELS.resnet240);
   t.is(first.params, second.params);
   t.true(first.macs < second.macs, `${first.macs} vs ${second.macs}`);
 });
@@ -89,8 +89,13 @@ test('a checkpoint of another architecture is refused, listing the differences',
   model.dispose();
 });
 
-test('an unknown model name lists the known ones; a wrong input shape names both', (t) => {
-  t.throws(() => createModel('r51'), { message: /unknown model 'r51': known models are r18, r34, r50, r100, r200, R120/ });
+test('an unknown model name gets the closest known ones and the list; a wrong input shape names both', (t) => {
+  t.throws(() => createModel('r51'), { message: /unknown model 'r51': did you mean r50\? known models are r18, r34, r50, r100, r200, resnet120, .*, each also as NAME-moe/ });
+  t.deepEqual(closestModels('r240'), ['resnet240'], 'the report’s ResNet240 by its arcface_torch-style short name');
+  t.deepEqual(closestModels('ResNet1.2K'), ['resnet1.2k'], 'case does not matter');
+  t.deepEqual(closestModels('R200'), ['r200', 'resnet200'], 'the old ambiguous name offers both strides');
+  t.deepEqual(closestModels('tiny_moe'), ['tiny-moe']);
+  t.deepEqual(closestModels('mobilefacenet'), [], 'nothing close: no guess');
   const m = createModel('tiny');
   tidy(() => t.throws(() => m.forward(randn([1, 3, 96, 96])), { message: 'IResNet: expected input [N, 3, 112, 112], got [1, 3, 96, 96]' }));
   m.dispose();

@@ -1,14 +1,30 @@
 import test from 'ava';
-import { createMoE, noGrad, ops, randn, tidy, stateShapes } from '../ts';
-import { assertClose } from './helpers/tensors';
+import * as ort from 'onnxruntime-node';
+import { complexity, createModel, exportIResNet, foldBatchNorm, full, IResNetMoE, MODELS, noGrad, ops, randn, randUniform, tidy, stateShapes } from '../ts';
+import { assertClose, relErr } from './helpers/tensors';
+
+const createMoE = (name: string) => {
+  const m = createModel(name);
+  if (!(m instanceof IResNetMoE)) throw new Error(`${name} is not an MoE`);
+  return m;
+};
+
+test('every table model has its MoE twin: the same trunk, one more head', (t) => {
+  t.true(MODELS['resnet240-moe'].moe && !MODELS.resnet240.moe);
+  const plain = complexity(MODELS.r50);
+  const moe = complexity(MODELS['r50-moe']);
+  t.is(moe.macs, plain.macs, 'each image runs through one head');
+  t.is(moe.params - plain.params, 2 * 512 + (512 * 7 * 7 * 512 + 512) + 2 * 512, 'a second BN2d, fc and BN1d');
+  t.false(createModel('tiny') instanceof IResNetMoE);
+});
 
 test('the MoE routes each sample to the head its mask flag picks', (t) => {
-  const m = createMoE('tiny').eval();
+  const m = createMoE('tiny-moe').eval();
   tidy(() =>
     noGrad(() => {
       const x = randn([5, 3, 112, 112]);
       const flags = [true, false, false, true, false];
-      const y = m.forwardRouted(x, flags);
+      const y = m.forward(x, flags);
       const h = m.trunk(x);
       const masked = m.masked.forward(h);
       const plain = m.head.forward(h);
@@ -16,21 +32,43 @@ test('the MoE routes each sample to the head its mask flag picks', (t) => {
         const want = flags[i] ? masked : plain;
         assertClose(t, ops.indexRows(y, [i]), ops.indexRows(want, [i]), `row ${i}`);
       }
-      assertClose(t, m.forwardRouted(x, [0, 0, 0, 0, 0]), plain, 'all unmasked');
+      assertClose(t, m.forward(x, [0, 0, 0, 0, 0]), plain, 'all unmasked');
+      assertClose(t, m.forward(x), plain, 'no flags: unmasked by default');
+      m.maskedByDefault = true;
+      assertClose(t, m.forward(x), masked, 'no flags: masked when maskedByDefault');
     }),
   );
   m.dispose();
 });
 
 test('training the MoE sends gradients only to the heads that saw samples', (t) => {
-  const m = createMoE('tiny');
+  const m = createMoE('tiny-moe');
   tidy(() => {
-    ops.sum(ops.mul(m.forwardRouted(randn([4, 3, 112, 112]), [1, 1, 1, 1]), randn([4, 64]))).backward();
+    ops.sum(ops.mul(m.forward(randn([4, 3, 112, 112]), [1, 1, 1, 1]), randn([4, 64]))).backward();
   });
   t.truthy(m.masked.fc.weight.grad, 'the masked head learns');
   t.is(m.head.fc.weight.grad, null, 'the unmasked head saw no sample');
   t.truthy(m.conv1.weight.grad, 'the shared trunk learns');
   t.true([...stateShapes(m).keys()].includes('masked.fc.weight'));
-  t.throws(() => m.forwardRouted(randn([2, 3, 112, 112]), [true]), { message: 'IResNetMoE: 1 mask flags for a batch of 2' });
+  t.throws(() => m.forward(randn([2, 3, 112, 112]), [true]), { message: 'IResNetMoE: 1 mask flags for a batch of 2' });
+  t.throws(() => foldBatchNorm(m), { message: /an MoE model's two heads are not folded/ });
+  m.dispose();
+});
+
+test('the exported MoE is one graph with two outputs, each matching our forward under its flag', async (t) => {
+  const m = createMoE('tiny-moe').eval();
+  const session = await ort.InferenceSession.create(exportIResNet(m).bytes);
+  t.deepEqual(session.inputNames, ['input']);
+  t.deepEqual(session.outputNames, ['embedding', 'masked_embedding']);
+  const [pixels, unmasked, masked] = tidy(() => {
+    const x = randUniform([3, 3, 112, 112], { low: 0, high: 255 });
+    const normalised = ops.addChannel(ops.scale(x, 1 / 127.5), full([3], -1));
+    return noGrad(() => [x.toFloat32Array(), m.forward(normalised, [0, 0, 0]).toFloat32Array(), m.forward(normalised, [1, 1, 1]).toFloat32Array()]);
+  });
+  const res = await session.run({ input: new ort.Tensor('float32', pixels, [3, 3, 112, 112]) });
+  t.true(relErr(res.embedding.data as Float32Array, unmasked) <= 1e-4, 'embedding: the unmasked head');
+  t.true(relErr(res.masked_embedding.data as Float32Array, masked) <= 1e-4, 'masked_embedding: the masked head');
+  t.true(relErr(masked, unmasked) > 1e-2, 'the two heads differ');
+  await session.release();
   m.dispose();
 });

@@ -40,10 +40,10 @@ test('planned activations + gradients match the measured peak of a CPU training 
 
 test('maskfr plan prints the budget, the verdict for a card and the wall time', (t) => {
   const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
-  const args = ['plan', '--model', 'R240', '--classes', '2059906', '--gpus', '8', '--batch', '128', '--sample-rate', '0.2', '--fp16'];
+  const args = ['plan', '--model', 'resnet240', '--classes', '2059906', '--gpus', '8', '--batch', '128', '--sample-rate', '0.2', '--fp16'];
   const r = spawnSync(process.execPath, [cli, ...args, '--card-gib', '80', '--images-per-second', '4000'], { encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /R240: 137\.2M parameters; per GPU:/);
+  t.regex(r.stdout, /resnet240: 137\.2M parameters; per GPU:/);
   t.regex(r.stdout, /classifier +[\d.]+ GiB {2}\(weight, gradient, momentum of 257,489 classes\)/);
   t.regex(r.stdout, /total +[\d.]+ GiB: fits a 80 GiB card/);
   t.regex(r.stdout, /20 epochs of WebFace42M \(42,474,557 images\) at 4000 images\/s: 59\.0 hours \(2\.5 days\)/);

@@ -4,7 +4,7 @@
 // of 8192 classes), scaled-loss backward, the gate and the loss scale's update (on the device, nothing read back),
 // SGD — on a fixed random batch. One JSON line per case (images/s over 10 timed
 // steps after 3 warm ones, peak device memory); bench/gpu/torch_train.py times PyTorch's eager
-// AMP step on the same cases. R240 runs at the largest batch of 128, 96, 64, 32 that fits,
+// AMP step on the same cases. resnet240 runs at the largest batch of 128, 96, 64, 32 that fits,
 // with and without activation checkpointing.
 
 import {
@@ -81,4 +81,4 @@ function report(network: string, batch: number, checkpointing: boolean): 'ran' |
 }
 
 report('r50', 128, false);
-for (const ck of [false, true]) [128, 96, 64, 32].find((b) => report('R240', b, ck) !== 'out of memory');
+for (const ck of [false, true]) [128, 96, 64, 32].find((b) => report('resnet240', b, ck) !== 'out of memory');

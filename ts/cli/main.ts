@@ -37,7 +37,7 @@ const COMMANDS: Record<string, Command> = {
     run: launchCommand,
   },
   plan: {
-    summary: 'per-GPU memory and wall time: maskfr plan --model r240 --classes 2059906 --gpus 8 --batch 128 [--sample-rate 0.2] [--fp16] [--checkpointing] [--card-gib 80] [--images-per-second X]',
+    summary: 'per-GPU memory and wall time: maskfr plan --model resnet240 --classes 2059906 --gpus 8 --batch 128 [--sample-rate 0.2] [--fp16] [--checkpointing] [--card-gib 80] [--images-per-second X]',
     run: planCommand,
   },
   embed: { summary: "a teacher's embeddings of a dataset: maskfr embed --model NAME --weights W --data PATH --out FILE", run: embedCommand },

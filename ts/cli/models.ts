@@ -134,7 +134,7 @@ export async function fruits(argv: string[]): Promise<number> {
     return 0;
   }
   // The seed's reason to fold: the same network, unfolded vs folded, under the budget.
-  const name = p.options.get('model') ?? 'R240';
+  const name = p.options.get('model') ?? 'resnet240';
   const m = unfolded('fruits', loadModel('fruits', name, p.options.get('weights')));
   const plainMs = await fruitsLatency(exportIResNet(m).bytes);
   const f = foldBatchNorm(m);

@@ -1,10 +1,12 @@
 // IResNet (plain or BN-folded) → ONNX: one input `[N,3,S,S]` float32 RGB in [0, 255] with a
 // dynamic batch, the normalisation `(x/255 − 0.5)/0.5` inside the graph, one output (the
-// embedding), fp32 initializers named as the state dict.
+// embedding), fp32 initializers named as the state dict. An MoE model is one graph with two
+// outputs over the shared trunk, `embedding` (the unmasked head) and `masked_embedding`: the
+// caller takes each face's row from the output its mask flag names.
 
 import { OnnxGraph } from './onnx';
 import { BatchNorm, Conv2d, Linear, PReLU } from '../nn/layers';
-import { IBasicBlock, IResNet } from '../models/iresnet';
+import { EmbeddingHead, IBasicBlock, IResNet, IResNetMoE } from '../models/iresnet';
 import { FoldedBlock, FoldedIResNet } from '../models/fold';
 import type { Tensor } from '../tensor/tensor';
 
@@ -87,15 +89,19 @@ export function exportIResNet(model: IResNet | FoldedIResNet, { opset = 13 } = {
       h = b instanceof FoldedBlock ? e.foldedBlock(b, h, name) : e.block(b as IBasicBlock, h, name);
     }),
   );
-  if (model instanceof IResNet) {
-    h = e.bn(model.head.bn2, h, 'bn2');
-    h = g.node('Flatten', [h], { axis: 1 });
-    h = e.linear(model.head.fc, h, 'fc');
-    h = e.bn(model.head.features, h, 'features');
-  } else {
-    h = e.linear(model.fc, g.node('Flatten', [h], { axis: 1 }), 'fc');
+  const heads: [EmbeddingHead, string, string][] = [];
+  if (model instanceof IResNet) heads.push([model.head, '', 'embedding']);
+  if (model instanceof IResNetMoE) heads.push([model.masked, 'masked.', 'masked_embedding']);
+  for (const [head, prefix, output] of heads) {
+    let y = e.bn(head.bn2, h, `${prefix}bn2`);
+    y = g.node('Flatten', [y], { axis: 1 });
+    y = e.linear(head.fc, y, `${prefix}fc`);
+    y = e.bn(head.features, y, `${prefix}features`);
+    g.output(g.node('Identity', [y], {}, output), ['batch', model.config.embedding]);
   }
-  const out = g.node('Identity', [h], {}, 'embedding');
-  g.output(out, ['batch', model.config.embedding]);
+  if (model instanceof FoldedIResNet) {
+    h = e.linear(model.fc, g.node('Flatten', [h], { axis: 1 }), 'fc');
+    g.output(g.node('Identity', [h], {}, 'embedding'), ['batch', model.config.embedding]);
+  }
   return { bytes: g.encode({ opset }), opTypes: g.opTypes };
 }

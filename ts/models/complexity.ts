@@ -1,5 +1,5 @@
 // Parameters and multiply-accumulates of an IResNet, from its configuration alone (no
-// tensors: R1.2K's ~1.7 GB of weights need not exist to be counted). Counted: every conv,
+// tensors: resnet1.2k's ~1.7 GB of weights need not exist to be counted). Counted: every conv,
 // BN (weight, bias), PReLU and the fc with its bias — the trainable tensors of the state
 // dict plus features.weight; MACs of convs and the fc at the configured input size.
 
@@ -63,10 +63,13 @@ export function complexity(c: IResNetConfig): Complexity {
     }
   }
   const side = shapes.at(-1)?.outSide ?? c.inputSize;
-  bn(c.widths[3]);
   const fcIn = c.widths[3] * side * side;
-  params += fcIn * c.embedding + c.embedding;
+  // The MoE's second head adds its parameters; each image still runs through one head.
+  for (let head = 0; head < (c.moe ? 2 : 1); head++) {
+    bn(c.widths[3]);
+    params += fcIn * c.embedding + c.embedding;
+    bn(c.embedding);
+  }
   macs += fcIn * c.embedding;
-  bn(c.embedding);
   return { params, macs };
 }

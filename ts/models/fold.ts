@@ -126,7 +126,9 @@ export class FoldedIResNet extends Module {
   }
 }
 
-/** Folds every BN of `model` (using its running statistics) into its convs and fc. */
+/** Folds every BN of `model` (using its running statistics) into its convs and fc. The
+ *  MoE is refused: the report folded only its plain single-head submission. */
 export function foldBatchNorm(model: IResNet): FoldedIResNet {
+  if (model.config.moe) throw new Error("foldBatchNorm: an MoE model's two heads are not folded; export it unfolded");
   return new FoldedIResNet(model);
 }

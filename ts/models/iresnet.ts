@@ -25,35 +25,70 @@ export interface IResNetConfig {
   dropout: number;
   /** Zero the last BN of every residual branch at init (arcface_torch's zero_init_residual). */
   zeroInitResidual: boolean;
+  /** The report's first-round mixture of experts: a second embedding head for masked faces,
+   *  each sample routed to one head by its mask flag (`NAME-moe` in the table). */
+  moe: boolean;
 }
 
 const WIDTHS = [64, 128, 256, 512] as const;
-const base = { widths: WIDTHS, embedding: 512, inputSize: 112, dropout: 0, zeroInitResidual: false };
+const base = { widths: WIDTHS, embedding: 512, inputSize: 112, dropout: 0, zeroInitResidual: false, moe: false };
 
 /** Every named depth in one table: arcface_torch's r18–r200 (stride on the second conv, to
- *  load their checkpoints) and the report's Table 1 (stride on the first conv). */
-export const MODELS: Record<string, IResNetConfig> = {
+ *  load their checkpoints) and the report's Table 1 as the report names them, resnet120–
+ *  resnet1.2k (stride on the first conv; `resnet200` and `r200` differ only there). */
+const PLAIN: Record<string, IResNetConfig> = {
   r18: { ...base, layers: [2, 2, 2, 2], stride: 'second' },
   r34: { ...base, layers: [3, 4, 6, 3], stride: 'second' },
   r50: { ...base, layers: [3, 4, 14, 3], stride: 'second' },
   r100: { ...base, layers: [3, 13, 30, 3], stride: 'second' },
   r200: { ...base, layers: [6, 26, 60, 6], stride: 'second' },
-  R120: { ...base, layers: [3, 13, 40, 3], stride: 'first' },
-  R140: { ...base, layers: [3, 15, 48, 3], stride: 'first' },
-  R200: { ...base, layers: [6, 26, 60, 6], stride: 'first' },
-  R240: { ...base, layers: [3, 25, 88, 3], stride: 'first' },
-  R600: { ...base, layers: [3, 70, 220, 3], stride: 'first' },
-  'R1.2K': { ...base, layers: [3, 80, 512, 3], stride: 'first' },
+  resnet120: { ...base, layers: [3, 13, 40, 3], stride: 'first' },
+  resnet140: { ...base, layers: [3, 15, 48, 3], stride: 'first' },
+  resnet200: { ...base, layers: [6, 26, 60, 6], stride: 'first' },
+  resnet240: { ...base, layers: [3, 25, 88, 3], stride: 'first' },
+  resnet600: { ...base, layers: [3, 70, 220, 3], stride: 'first' },
+  'resnet1.2k': { ...base, layers: [3, 80, 512, 3], stride: 'first' },
   // Small configurations for tests and demos (still 112×112 in, four stride-2 stages).
   tiny: { ...base, layers: [1, 1, 1, 1], widths: [8, 16, 16, 32], embedding: 64, stride: 'second' },
   'tiny-first': { ...base, layers: [1, 1, 1, 1], widths: [8, 16, 16, 32], embedding: 64, stride: 'first' },
   small: { ...base, layers: [1, 2, 2, 1], widths: [16, 32, 64, 128], embedding: 128, stride: 'first' },
 };
 
-/** The named configuration with overrides; an unknown name lists the known ones. */
+/** The table: every plain model, and each also as `NAME-moe`. */
+export const MODELS: Record<string, IResNetConfig> = {
+  ...PLAIN,
+  ...Object.fromEntries(Object.entries(PLAIN).map(([name, c]) => [`${name}-moe`, { ...c, moe: true }])),
+};
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** The known names closest to `name` (case-insensitive), none when all are far. `resnet` is
+ *  also read as `r`, so `r240` finds resnet240 and the old `R200` both r200 and resnet200. */
+export function closestModels(name: string): string[] {
+  const short = (s: string) => s.toLowerCase().replace(/^resnet/, 'r');
+  const dist = (known: string) => Math.min(editDistance(name.toLowerCase(), known.toLowerCase()), editDistance(short(name), short(known)));
+  const best = Math.min(...Object.keys(MODELS).map(dist));
+  return best <= 2 ? Object.keys(MODELS).filter((k) => dist(k) === best) : [];
+}
+
+/** The named configuration with overrides; an unknown name gets the closest known ones and
+ *  the list. */
 export function modelConfig(name: string, overrides: Partial<IResNetConfig> = {}): IResNetConfig {
   const c = MODELS[name];
-  if (c === undefined) throw new Error(`unknown model '${name}': known models are ${Object.keys(MODELS).join(', ')}`);
+  if (c === undefined) {
+    const near = closestModels(name);
+    const hint = near.length > 0 ? `did you mean ${near.join(' or ')}? ` : '';
+    throw new Error(`unknown model '${name}': ${hint}known models are ${Object.keys(PLAIN).join(', ')}, each also as NAME-moe`);
+  }
   return { ...c, ...overrides };
 }
 
@@ -163,12 +198,48 @@ export class IResNet extends Module {
     }, h);
   }
 
-  forward(x: Tensor): Tensor {
+  /** Embeddings `[N, embedding]`. `masked` (each sample's mask flag) only matters to the
+   *  MoE; the plain model's one head embeds masked and unmasked faces alike. */
+  forward(x: Tensor, _masked?: ArrayLike<boolean | number>): Tensor {
     return this.head.forward(this.trunk(x));
   }
 }
 
-/** A model from the table by name, e.g. `createModel('r50')`. */
+/** The report's first-round mixture of experts: the shared trunk and two embedding heads,
+ *  each sample routed by its mask flag (the report found the plain single head better; this
+ *  reproduces the comparison). The unmasked head keeps the plain model's names (bn2, fc,
+ *  features), so a plain checkpoint's head loads into it; the masked head's are `masked.…`. */
+export class IResNetMoE extends IResNet {
+  readonly masked: EmbeddingHead;
+  /** The flag of every sample when a forward is given none: false (unmasked) suits the
+   *  verification sets seen while training; `maskfr eval/embed --masked true` sets it. */
+  maskedByDefault = false;
+
+  constructor(config: IResNetConfig) {
+    super(config);
+    this.masked = this.child('masked', new EmbeddingHead(config));
+  }
+
+  /** Each row from the head its flag picks (`masked[i]` true: the masked head). */
+  override forward(x: Tensor, masked: ArrayLike<boolean | number> = new Array<boolean>(x.shape[0]).fill(this.maskedByDefault)): Tensor {
+    const n = x.shape[0];
+    if (masked.length !== n) throw new Error(`IResNetMoE: ${masked.length} mask flags for a batch of ${n}`);
+    const h = this.trunk(x);
+    const rows = (flag: boolean) => Int32Array.from({ length: n }, (_, i) => i).filter((i) => Boolean(masked[i]) === flag);
+    const parts = [
+      [this.head, rows(false)],
+      [this.masked, rows(true)],
+    ] as const;
+    const outs = parts
+      .filter(([, idx]) => idx.length > 0)
+      // A batch all of one kind (eval under one flag) skips the gather and scatter.
+      .map(([head, idx]) => (idx.length === n ? head.forward(h) : ops.scatterRows(head.forward(ops.indexRows(h, idx)), idx, n)));
+    return outs.length === 1 ? outs[0] : ops.add(outs[0], outs[1]);
+  }
+}
+
+/** A model from the table by name, e.g. `createModel('r50')`, `createModel('resnet240-moe')`. */
 export function createModel(name: string, overrides: Partial<IResNetConfig> = {}): IResNet {
-  return new IResNet(modelConfig(name, overrides));
+  const c = modelConfig(name, overrides);
+  return c.moe ? new IResNetMoE(c) : new IResNet(c);
 }
