@@ -2,9 +2,10 @@
 //! inputs. The kernels are the generic ones the f32 backend ships.
 //! Tolerance: |numeric − analytic| ≤ 1e-6 · max(1, max|analytic|), NaN fails.
 
+use maskfr_core::kernels::batchnorm::{self, BnGeom};
 use maskfr_core::kernels::conv::{self, ConvGeom};
-use maskfr_core::kernels::norm::{self, BnGeom};
-use maskfr_core::kernels::{gemm, loss, pointwise, reduce};
+use maskfr_core::kernels::random::dropout;
+use maskfr_core::kernels::{l2norm, loss, margin, matmul, prelu, reduce};
 use maskfr_core::random;
 use maskfr_core::Margin;
 
@@ -127,21 +128,21 @@ fn batch_norm_training_and_eval_gradients() {
                 (randn(g.c, 9), randn(g.c, 10).iter().map(|v| v.abs() + 0.5).collect());
             let stats = |x: &[f64]| {
                 if training {
-                    let (m, v) = norm::batch_stats(&g, x);
-                    (m, norm::invstd(&v, 1e-5))
+                    let (m, v) = batchnorm::batch_stats(&g, x);
+                    (m, batchnorm::invstd(&v, 1e-5))
                 } else {
-                    (rm.clone(), norm::invstd(&rv, 1e-5))
+                    (rm.clone(), batchnorm::invstd(&rv, 1e-5))
                 }
             };
             let fwd = |x: &[f64], w: &[f64], b: &[f64]| {
                 let (m, is) = stats(x);
                 let mut y = vec![0.0; n];
-                norm::apply(&g, x, &m, &is, w, b, &mut y);
+                batchnorm::apply(&g, x, &m, &is, w, b, &mut y);
                 y
             };
             let (m, is) = stats(&x);
             let (mut gx, mut gw, mut gb) = (vec![f64::NAN; n], vec![f64::NAN; g.c], vec![f64::NAN; g.c]);
-            norm::backward(&g, &r, &x, &m, &is, &w, training, &mut gx, &mut gw, &mut gb);
+            batchnorm::backward(&g, &r, &x, &m, &is, &w, training, &mut gx, &mut gw, &mut gb);
             let name = format!("bn {shape:?} training={training}");
             check(&format!("{name} dx"), &x, &r, |x| fwd(x, &w, &b), &gx);
             check(&format!("{name} dw"), &w, &r, |w| fwd(&x, w, &b), &gw);
@@ -154,9 +155,9 @@ fn batch_norm_training_and_eval_gradients() {
 fn batch_norm_running_statistics_follow_pytorch_rule() {
     let g = BnGeom::new("bn", &[5, 2, 3], 2).unwrap();
     let x = randn(30, 11);
-    let (mean, var) = norm::batch_stats(&g, &x);
+    let (mean, var) = batchnorm::batch_stats(&g, &x);
     let (mut rm, mut rv) = (vec![0.3, -0.2], vec![1.5, 0.7]);
-    norm::update_running(&g, &mean, &var, 0.1, &mut rm, &mut rv);
+    batchnorm::update_running(&g, &mean, &var, 0.1, &mut rm, &mut rv);
     for c in 0..2 {
         let vals: Vec<f64> = (0..5).flat_map(|n| x[(n * 2 + c) * 3..(n * 2 + c + 1) * 3].to_vec()).collect();
         let m = vals.iter().sum::<f64>() / 15.0;
@@ -174,11 +175,11 @@ fn prelu_gradients() {
     let r = randn(x.len(), 14);
     let fwd = |x: &[f64], a: &[f64]| {
         let mut y = vec![0.0; x.len()];
-        pointwise::prelu(c, s, x, a, &mut y);
+        prelu::prelu(c, s, x, a, &mut y);
         y
     };
     let (mut gx, mut ga) = (vec![f64::NAN; x.len()], vec![f64::NAN; c]);
-    pointwise::prelu_backward(c, s, &r, &x, &a, &mut gx, &mut ga);
+    prelu::prelu_backward(c, s, &r, &x, &a, &mut gx, &mut ga);
     check("prelu dx", &x, &r, |x| fwd(x, &a), &gx);
     check("prelu dalpha", &a, &r, |a| fwd(&x, a), &ga);
 }
@@ -187,8 +188,8 @@ fn prelu_gradients() {
 fn dropout_is_seeded_inverted_and_its_own_backward() {
     let x = randn(20_000, 15);
     let (mut y, mut y2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-    pointwise::dropout(7, 0.3, &x, &mut y);
-    pointwise::dropout(7, 0.3, &x, &mut y2);
+    dropout(7, 0.3, &x, &mut y);
+    dropout(7, 0.3, &x, &mut y2);
     assert_eq!(y, y2, "same seed, same mask");
     let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / x.len() as f64;
     assert!((dropped - 0.3).abs() < 0.015, "dropped fraction {dropped}");
@@ -197,14 +198,14 @@ fn dropout_is_seeded_inverted_and_its_own_backward() {
     }
     let r = randn(x.len(), 16);
     let mut g = vec![0.0; x.len()];
-    pointwise::dropout(7, 0.3, &r, &mut g);
+    dropout(7, 0.3, &r, &mut g);
     check(
         "dropout dx",
         &x,
         &r,
         |x| {
             let mut y = vec![0.0; x.len()];
-            pointwise::dropout(7, 0.3, x, &mut y);
+            dropout(7, 0.3, x, &mut y);
             y
         },
         &g,
@@ -225,15 +226,15 @@ fn matmul_with_transposes_matches_naive() {
         }
     }
     let cases = [
-        (gemm::Mat::new(&a[..], m, k), gemm::Mat::new(&b[..], k, n)),
-        (gemm::Mat::t(&at[..], k, m), gemm::Mat::new(&b[..], k, n)),
-        (gemm::Mat::new(&a[..], m, k), gemm::Mat::t(&bt[..], n, k)),
-        (gemm::Mat::t(&at[..], k, m), gemm::Mat::t(&bt[..], n, k)),
+        (matmul::Mat::new(&a[..], m, k), matmul::Mat::new(&b[..], k, n)),
+        (matmul::Mat::t(&at[..], k, m), matmul::Mat::new(&b[..], k, n)),
+        (matmul::Mat::new(&a[..], m, k), matmul::Mat::t(&bt[..], n, k)),
+        (matmul::Mat::t(&at[..], k, m), matmul::Mat::t(&bt[..], n, k)),
     ];
     for (ci, (ma, mb)) in cases.into_iter().enumerate() {
         for threaded in [false, true] {
             let mut c = vec![1.0; m * n];
-            gemm::matmul(ma, mb, &mut c, true, threaded);
+            matmul::matmul(ma, mb, &mut c, true, threaded);
             for (i, (got, e)) in c.iter().zip(&expect).enumerate() {
                 assert!((got - (e + 1.0)).abs() < 1e-12, "case {ci} [{i}]: {got} vs {}", e + 1.0);
             }
@@ -249,14 +250,14 @@ fn l2_normalize_gradients() {
     let r = randn(x.len(), 20);
     let fwd = |x: &[f64]| {
         let mut y = vec![0.0; x.len()];
-        reduce::l2_normalize(d, 1e-12, x, &mut y);
+        l2norm::l2_normalize(d, 1e-12, x, &mut y);
         y
     };
     let y = fwd(&x);
     let norm0: f64 = y[..d].iter().map(|v| v * v).sum();
     assert!((norm0 - 1.0).abs() < 1e-12);
     let mut gx = vec![f64::NAN; x.len()];
-    reduce::l2_normalize_backward(d, 1e-12, &r, &x, &mut gx);
+    l2norm::l2_normalize_backward(d, 1e-12, &r, &x, &mut gx);
     // The clamped row's gradient (1e12 scale) is checked exactly, the rest by differences.
     for i in d..2 * d {
         assert!((gx[i] - r[i] / 1e-12).abs() <= 1e-6 * gx[i].abs());
@@ -317,14 +318,14 @@ fn margin_logits_gradients_cosface_and_arcface() {
     for (m_arc, m_cos) in [(0.0, 0.4), (0.5, 0.0), (0.3, 0.2)] {
         let fwd = |c: &[f64]| {
             let mut y = vec![0.0; c.len()];
-            loss::margin_logits(k, c, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut y);
+            margin::margin_logits(k, c, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut y);
             y
         };
         let y = fwd(&cos);
         assert!((y[3] - 64.0 * ((cos[3].acos() + m_arc).cos() - m_cos)).abs() < 1e-9, "target logit");
         assert!((y[1] - 64.0 * cos[1]).abs() < 1e-12, "non-target logit");
         let mut g = vec![f64::NAN; cos.len()];
-        loss::margin_logits_backward(k, &r, &cos, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut g);
+        margin::margin_logits_backward(k, &r, &cos, &labels, Margin { s: 64.0, m_arc, m_cos }, &mut g);
         check(&format!("margin m_arc={m_arc} m_cos={m_cos}"), &cos, &r, fwd, &g);
     }
 }
@@ -354,7 +355,7 @@ fn sharded_margin_softmax_chunks_give_the_loss_and_its_gradient() {
                 let (mut mx, mut sm, mut tl) = (vec![f64::NEG_INFINITY; b], vec![0.0; b], vec![0.0; b]);
                 for &(j0, j1) in chunks {
                     let cc = part(c, *c0, j0, j1);
-                    loss::margin_chunk_stats(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &mut mx, &mut sm, &mut tl);
+                    margin::margin_chunk_stats(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &mut mx, &mut sm, &mut tl);
                 }
                 [mx, sm, tl]
             })
@@ -363,7 +364,7 @@ fn sharded_margin_softmax_chunks_give_the_loss_and_its_gradient() {
         let mut gsum = vec![0.0; b];
         for s in &stats {
             let mut t = vec![0.0; b];
-            loss::margin_softmax_total(&s[0], &s[1], &gmax, &mut t);
+            margin::margin_softmax_total(&s[0], &s[1], &gmax, &mut t);
             gsum.iter_mut().zip(&t).for_each(|(g, v)| *g += v);
         }
         let tl: Vec<f64> = (0..b).map(|i| stats.iter().map(|s| s[2][i]).sum()).collect();
@@ -371,11 +372,11 @@ fn sharded_margin_softmax_chunks_give_the_loss_and_its_gradient() {
     };
     let f = |c: &[f64]| {
         let (gmax, gsum, tl) = global(c);
-        vec![loss::margin_softmax_loss(&gmax, &gsum, &tl)]
+        vec![margin::margin_softmax_loss(&gmax, &gsum, &tl)]
     };
     // The direct loss: margin logits, log-softmax, mean negative log-likelihood.
     let mut z = vec![0.0; b * k];
-    loss::margin_logits(k, &cos, &labels, m, &mut z);
+    margin::margin_logits(k, &cos, &labels, m, &mut z);
     let mut logp = vec![0.0; b * k];
     loss::log_softmax(k, &z, &mut logp);
     let direct = loss::nll_mean(k, &logp, &labels);
@@ -386,7 +387,7 @@ fn sharded_margin_softmax_chunks_give_the_loss_and_its_gradient() {
         for &(j0, j1) in chunks {
             let cc = part(&cos, *c0, j0, j1);
             let mut gc = vec![0.0; cc.len()];
-            loss::margin_chunk_grad(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &gmax, &gsum, &mut gc);
+            margin::margin_chunk_grad(j1 - j0, &cc, &targets(*c0, *c1), j0, m, &gmax, &gsum, &mut gc);
             for i in 0..b {
                 g[i * k + c0 + j0..i * k + c0 + j1].copy_from_slice(&gc[i * (j1 - j0)..(i + 1) * (j1 - j0)]);
             }

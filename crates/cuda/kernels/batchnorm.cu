@@ -1,5 +1,5 @@
-// Batch norm over [N, C, S]; CPU reference in maskfr-core kernels/norm.rs. One block per
-// channel for the statistics and the backward sums (double accumulation, sums around a
+// Batch norm over [N, C, S]; CPU reference in maskfr-core kernels/batchnorm.rs. One block
+// per channel for the statistics and the backward sums (double accumulation, sums around a
 // shift as the CPU does); elementwise kernels for apply and dx.
 #include "common.cuh"
 

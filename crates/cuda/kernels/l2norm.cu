@@ -1,5 +1,5 @@
 // Row-wise L2 normalisation of [R, D] (torch's F.normalize); CPU reference in maskfr-core
-// kernels/reduce.rs. One block per row.
+// kernels/l2norm.rs. One block per row.
 #include "common.cuh"
 
 extern "C" __global__ void l2_normalize_f32(const float* x, float* y, int d, float eps) {

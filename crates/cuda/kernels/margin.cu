@@ -1,5 +1,5 @@
 // Combined-margin logits (CosFace/ArcFace) and the sharded classifier's chunk step. CPU
-// references: maskfr-core kernels/loss.rs (margin_logits, margin_chunk_stats,
+// references: maskfr-core kernels/margin.rs (margin_logits, margin_chunk_stats,
 // margin_softmax_total, margin_softmax_loss, margin_chunk_grad).
 #include "common.cuh"
 

@@ -1,4 +1,4 @@
-// Per-channel PReLU over [N, C, S]; CPU reference in maskfr-core kernels/pointwise.rs.
+// Per-channel PReLU over [N, C, S]; CPU reference in maskfr-core kernels/prelu.rs.
 #include "common.cuh"
 
 extern "C" __global__ void prelu_f32(const float* x, const float* alpha, float* y, long long total, int c, long long s) {

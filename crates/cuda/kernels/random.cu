@@ -1,5 +1,5 @@
 // Seeded random tensors and dropout; CPU references in maskfr-core random.rs and
-// kernels/pointwise.rs. The generator is common.cuh's copy of the CPU one, so a seed gives
+// kernels/random.rs. The generator is common.cuh's copy of the CPU one, so a seed gives
 // the same values (randn to within libm's last bits) and drops the same elements.
 #include "common.cuh"
 

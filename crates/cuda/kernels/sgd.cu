@@ -1,5 +1,5 @@
 // The fused multi-tensor SGD update (momentum, L2 weight decay, torch semantics) and its
-// gate. CPU reference in maskfr-core kernels/optim.rs.
+// gate. CPU reference in maskfr-core kernels/sgd.rs.
 //   k = *gate (1 without one; not finite: nothing changes)
 //   b = momentum·b + k·g + wd·p;  p −= lr·b
 // Tensor t spans elements [offsets[t], offsets[t+1]) of the launch; params[t], grads[t],

@@ -3,7 +3,7 @@
 //! never exists), blocks in parallel.
 
 use crate::Impostors;
-use maskfr_core::kernels::gemm::{matmul, Mat};
+use maskfr_core::kernels::matmul::{matmul, Mat};
 use rayon::prelude::*;
 
 /// Embeddings `[n, d]` (L2-normalised, row-major) and their identity labels.

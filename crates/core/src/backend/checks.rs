@@ -2,8 +2,8 @@
 //! the same error naming the op and the shapes on every device.
 
 use super::ConvParams;
+use crate::kernels::batchnorm::BnGeom;
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::norm::BnGeom;
 use crate::{ensure, DType, Result, Tensor};
 
 pub fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {

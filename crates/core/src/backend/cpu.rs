@@ -3,7 +3,8 @@
 use super::checks::*;
 use super::{Backend, BnOut, ConvParams, Margin, ScaleRule, SgdHyper};
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::{conv, elementwise, gemm, loss, norm, optim, pointwise, reduce, rows as row_ops};
+use crate::kernels::random::dropout;
+use crate::kernels::{batchnorm, conv, elementwise, l2norm, loss, margin, matmul, prelu, reduce, rows as row_ops, sgd};
 use crate::{ensure, random, DType, Result, Tensor};
 
 pub struct CpuBackend;
@@ -60,14 +61,14 @@ impl CpuBackend {
         let mat = |d, t: &Tensor, trans| {
             let (r, c) = (t.shape()[0], t.shape()[1]);
             if trans {
-                gemm::Mat::t(d, r, c)
+                matmul::Mat::t(d, r, c)
             } else {
-                gemm::Mat::new(d, r, c)
+                matmul::Mat::new(d, r, c)
             }
         };
         let (ad, bd) = (a.f32s(op)?, b.f32s(op)?);
         let (ma, mb) = (mat(&ad[..], a, trans_a), mat(&bd[..], b, trans_b));
-        Ok(Tensor::overwritten(&[m, n], |c| gemm::matmul(ma, mb, c, false, true)))
+        Ok(Tensor::overwritten(&[m, n], |c| matmul::matmul(ma, mb, c, false, true)))
     }
 
     fn linear_f32(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -79,7 +80,7 @@ impl CpuBackend {
             if let Some(b) = &bd {
                 y.chunks_mut(o).for_each(|r| r.copy_from_slice(b));
             }
-            gemm::matmul(gemm::Mat::new(&xd, bn, i), gemm::Mat::t(&wd, o, i), y, bd.is_some(), true);
+            matmul::matmul(matmul::Mat::new(&xd, bn, i), matmul::Mat::t(&wd, o, i), y, bd.is_some(), true);
         }))
     }
 }
@@ -147,9 +148,9 @@ impl Backend for CpuBackend {
         let c = g.c;
         let xd = x.f32s(op)?;
         let (mean, invstd) = if training {
-            let (mean, var) = norm::batch_stats(&g, &xd);
-            let invstd = norm::invstd(&var, eps);
-            norm::update_running(
+            let (mean, var) = batchnorm::batch_stats(&g, &xd);
+            let invstd = batchnorm::invstd(&var, eps);
+            batchnorm::update_running(
                 &g,
                 &mean,
                 &var,
@@ -159,10 +160,10 @@ impl Backend for CpuBackend {
             );
             (mean, invstd)
         } else {
-            (running_mean.to_vec(), norm::invstd(&running_var.f32s(op)?, eps))
+            (running_mean.to_vec(), batchnorm::invstd(&running_var.f32s(op)?, eps))
         };
         let (wd, bd) = (weight.f32s(op)?, bias.f32s(op)?);
-        let y = Tensor::overwritten(x.shape(), |y| norm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
+        let y = Tensor::overwritten(x.shape(), |y| batchnorm::apply(&g, &xd, &mean, &invstd, &wd, &bd, y));
         Ok(BnOut { y, mean: Tensor::from_vec(mean, &[c])?, invstd: Tensor::from_vec(invstd, &[c])? })
     }
 
@@ -181,7 +182,7 @@ impl Backend for CpuBackend {
         let (gyd, xd, wd, md, sd) = (gy.f32s(op)?, x.f32s(op)?, weight.f32s(op)?, mean.f32s(op)?, invstd.f32s(op)?);
         let (mut gw, mut gb) = (vec![0f32; c], vec![0f32; c]);
         let gx = Tensor::filled(x.shape(), |gx| {
-            norm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb)
+            batchnorm::backward(&g, &gyd, &xd, &md, &sd, &wd, training, gx, &mut gw, &mut gb)
         });
         Ok((gx, Tensor::from_vec(gw, &[c])?, Tensor::from_vec(gb, &[c])?))
     }
@@ -189,7 +190,7 @@ impl Backend for CpuBackend {
     fn prelu(&self, x: &Tensor, alpha: &Tensor) -> Result<Tensor> {
         let (_, c, s) = ncs("prelu", x, alpha.numel())?;
         let (xd, ad) = (x.f32s("prelu")?, alpha.f32s("prelu")?);
-        Ok(Tensor::overwritten(x.shape(), |y| pointwise::prelu(c, s, &xd, &ad, y)))
+        Ok(Tensor::overwritten(x.shape(), |y| prelu::prelu(c, s, &xd, &ad, y)))
     }
 
     fn prelu_backward(&self, gy: &Tensor, x: &Tensor, alpha: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -198,14 +199,14 @@ impl Backend for CpuBackend {
         same_shape(op, gy, x)?;
         let (gyd, xd, ad) = (gy.f32s(op)?, x.f32s(op)?, alpha.f32s(op)?);
         let mut ga = vec![0f32; c];
-        let gx = Tensor::filled(x.shape(), |gx| pointwise::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga));
+        let gx = Tensor::filled(x.shape(), |gx| prelu::prelu_backward(c, s, &gyd, &xd, &ad, gx, &mut ga));
         Ok((gx, Tensor::from_vec(ga, alpha.shape())?))
     }
 
     fn dropout(&self, x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
         check_prob("dropout", p)?;
         let xd = x.f32s("dropout")?;
-        Ok(Tensor::overwritten(x.shape(), |y| pointwise::dropout(seed, p, &xd, y)))
+        Ok(Tensor::overwritten(x.shape(), |y| dropout(seed, p, &xd, y)))
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -293,7 +294,7 @@ impl Backend for CpuBackend {
     fn l2_normalize(&self, x: &Tensor, eps: f64) -> Result<Tensor> {
         let (_, d) = rows("l2_normalize", x)?;
         let xd = x.f32s("l2_normalize")?;
-        Ok(Tensor::filled(x.shape(), |y| reduce::l2_normalize(d, eps, &xd, y)))
+        Ok(Tensor::filled(x.shape(), |y| l2norm::l2_normalize(d, eps, &xd, y)))
     }
 
     fn l2_normalize_backward(&self, gy: &Tensor, x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -301,7 +302,7 @@ impl Backend for CpuBackend {
         let (_, d) = rows(op, x)?;
         same_shape(op, gy, x)?;
         let (gyd, xd) = (gy.f32s(op)?, x.f32s(op)?);
-        Ok(Tensor::filled(x.shape(), |gx| reduce::l2_normalize_backward(d, eps, &gyd, &xd, gx)))
+        Ok(Tensor::filled(x.shape(), |gx| l2norm::l2_normalize_backward(d, eps, &gyd, &xd, gx)))
     }
 
     fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
@@ -338,7 +339,7 @@ impl Backend for CpuBackend {
         let op = "margin_logits";
         let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let cd = cos.f32s(op)?;
-        Ok(Tensor::filled(cos.shape(), |y| loss::margin_logits(k, &cd, &lab, m, y)))
+        Ok(Tensor::filled(cos.shape(), |y| margin::margin_logits(k, &cd, &lab, m, y)))
     }
 
     fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor> {
@@ -346,7 +347,7 @@ impl Backend for CpuBackend {
         same_shape(op, gy, cos)?;
         let (_, k, lab) = labelled_rows(op, cos, labels)?;
         let (gd, cd) = (gy.f32s(op)?, cos.f32s(op)?);
-        Ok(Tensor::filled(cos.shape(), |gx| loss::margin_logits_backward(k, &gd, &cd, &lab, m, gx)))
+        Ok(Tensor::filled(cos.shape(), |gx| margin::margin_logits_backward(k, &gd, &cd, &lab, m, gx)))
     }
 
     fn margin_chunk_stats(
@@ -362,7 +363,7 @@ impl Backend for CpuBackend {
         let cd = cos.f32s(op)?;
         let [mx, sm, tl] = stats;
         let (mut mx, mut sm, mut tl) = (mx.f32s_mut(op)?, sm.f32s_mut(op)?, tl.f32s_mut(op)?);
-        loss::margin_chunk_stats(w, &cd, target, j0, m, &mut mx, &mut sm, &mut tl);
+        margin::margin_chunk_stats(w, &cd, target, j0, m, &mut mx, &mut sm, &mut tl);
         Ok(())
     }
 
@@ -370,13 +371,13 @@ impl Backend for CpuBackend {
         let op = "margin_softmax_total";
         margin_rows(op, &[max, sum, gmax])?;
         let (m, s, g) = (max.f32s(op)?, sum.f32s(op)?, gmax.f32s(op)?);
-        Ok(Tensor::filled(max.shape(), |o| loss::margin_softmax_total(&m, &s, &g, o)))
+        Ok(Tensor::filled(max.shape(), |o| margin::margin_softmax_total(&m, &s, &g, o)))
     }
 
     fn margin_softmax_loss(&self, gmax: &Tensor, gsum: &Tensor, tlogit: &Tensor) -> Result<Tensor> {
         let op = "margin_softmax_loss";
         margin_rows(op, &[gmax, gsum, tlogit])?;
-        let l = loss::margin_softmax_loss(&gmax.f32s(op)?, &gsum.f32s(op)?, &tlogit.f32s(op)?);
+        let l = margin::margin_softmax_loss(&gmax.f32s(op)?, &gsum.f32s(op)?, &tlogit.f32s(op)?);
         Tensor::from_vec(vec![l as f32], &[])
     }
 
@@ -391,7 +392,7 @@ impl Backend for CpuBackend {
         let op = "margin_chunk_grad";
         let (_, w) = margin_chunk_args(op, cos, target, &global)?;
         let (cd, gm, gs) = (cos.f32s(op)?, global[0].f32s(op)?, global[1].f32s(op)?);
-        Ok(Tensor::filled(cos.shape(), |g| loss::margin_chunk_grad(w, &cd, target, j0, m, &gm, &gs, g)))
+        Ok(Tensor::filled(cos.shape(), |g| margin::margin_chunk_grad(w, &cd, target, j0, m, &gm, &gs, g)))
     }
 
     fn copy_rows_(&self, dst: &Tensor, idx: &[i32], src: &Tensor) -> Result<()> {
@@ -414,7 +415,7 @@ impl Backend for CpuBackend {
             let gd = grad.f32s(op)?;
             let (mut pd, mut bd) = (param.f32s_mut(op)?, buf.f32s_mut(op)?);
             let [lr, momentum, wd, k] = [h.lr, h.momentum, h.weight_decay, k].map(|v| v as f32);
-            optim::sgd_step(&mut pd, &gd, &mut bd, optim::Sgd { lr, momentum, weight_decay: wd, grad_scale: k });
+            sgd::sgd_step(&mut pd, &gd, &mut bd, sgd::Sgd { lr, momentum, weight_decay: wd, grad_scale: k });
         }
         Ok(())
     }
@@ -422,7 +423,7 @@ impl Backend for CpuBackend {
     fn clip_gate(&self, sumsq: &Tensor, scale: Option<&Tensor>, max_norm: f64) -> Result<Tensor> {
         let op = "clip_gate";
         let (s, k) = (scalar_of(op, sumsq)?, scale.map(|t| scalar_of(op, t)).transpose()?.unwrap_or(1.0));
-        Tensor::from_vec(vec![optim::clip_gate(s, 1.0 / k, max_norm) as f32], &[])
+        Tensor::from_vec(vec![sgd::clip_gate(s, 1.0 / k, max_norm) as f32], &[])
     }
 
     fn loss_scale_update(&self, gate: &Tensor, state: [&Tensor; 3], rule: ScaleRule) -> Result<()> {
@@ -432,7 +433,7 @@ impl Backend for CpuBackend {
         for (v, t) in s.iter_mut().zip(state) {
             *v = scalar_of(op, t)? as f32;
         }
-        optim::loss_scale_update(g, &mut s, rule);
+        sgd::loss_scale_update(g, &mut s, rule);
         for (t, v) in state.iter().zip(s) {
             t.f32s_mut(op)?[0] = v;
         }

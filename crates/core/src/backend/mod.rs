@@ -4,7 +4,7 @@
 pub mod checks;
 mod cpu;
 
-pub use crate::kernels::loss::Margin;
+pub use crate::kernels::margin::Margin;
 use crate::{DType, Device, Error, Result, Tensor};
 use std::sync::OnceLock;
 
@@ -136,7 +136,7 @@ pub trait Backend: Sync {
     fn margin_logits_backward(&self, gy: &Tensor, cos: &Tensor, labels: &[i32], m: Margin) -> Result<Tensor>;
 
     // The sharded margin softmax a chunk of scored classes at a time (maskfr-parallel's
-    // PartialFc; the kernels in `kernels::loss` say what each computes): `cos [B, w]` are
+    // PartialFc; the kernels in `kernels::margin` say what each computes): `cos [B, w]` are
     // the cosines of scored columns `[j0, j0 + w)`, `target[i]` row i's target column among
     // the scored ones (−1: another rank's class); per-row vectors are `[B]`.
 

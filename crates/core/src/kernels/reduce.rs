@@ -1,4 +1,4 @@
-//! Reductions: whole-tensor sum, per-channel sum, and row-wise L2 normalisation.
+//! Reductions: whole-tensor sum, sum of squares and per-channel sum.
 
 use crate::Float;
 use rayon::prelude::*;
@@ -47,32 +47,5 @@ pub fn channel_sum<T: Float>(n: usize, c: usize, s: usize, x: &[T], out: &mut [T
         *o = T::c(
             (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]).map(|p| lanes(s, |j| [p[j].f64()])[0]).sum(),
         );
-    });
-}
-
-/// `y = x / max(‖x‖, eps)` for each row of `[R, D]` (as torch's `F.normalize`).
-pub fn l2_normalize<T: Float>(d: usize, eps: f64, x: &[T], y: &mut [T]) {
-    y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(yr, xr)| {
-        let inv = T::c(1.0 / row_norm(xr).max(eps));
-        yr.iter_mut().zip(xr).for_each(|(y, &x)| *y = x * inv);
-    });
-}
-
-fn row_norm<T: Float>(r: &[T]) -> f64 {
-    r.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt()
-}
-
-/// Gradient of [`l2_normalize`]: `(gy − y·⟨gy, y⟩)/‖x‖`, or `gy/eps` where the clamp held.
-pub fn l2_normalize_backward<T: Float>(d: usize, eps: f64, gy: &[T], x: &[T], gx: &mut [T]) {
-    gx.par_chunks_mut(d).zip(gy.par_chunks(d).zip(x.par_chunks(d))).for_each(|(gr, (gyr, xr))| {
-        let norm = row_norm(xr);
-        if norm <= eps {
-            gr.iter_mut().zip(gyr).for_each(|(g, &gy)| *g = T::c(gy.f64() / eps));
-            return;
-        }
-        let dot: f64 = gyr.iter().zip(xr).map(|(a, b)| a.f64() * b.f64()).sum::<f64>() / norm;
-        gr.iter_mut()
-            .zip(gyr.iter().zip(xr))
-            .for_each(|(g, (&gy, &x))| *g = T::c((gy.f64() - x.f64() / norm * dot) / norm));
     });
 }

@@ -2,8 +2,8 @@
 //! channels, 64-byte-aligned pooled buffers, zero-padded bands of input rows, and the
 //! output pointer threads share.
 
-use super::super::conv::ConvGeom;
-use super::super::tiled::{prefetch, transpose_into_panel, NR};
+use super::super::ConvGeom;
+use crate::kernels::gemm::{prefetch, transpose_into_panel, NR};
 use crate::pool;
 use rayon::prelude::*;
 use std::arch::x86_64::*;

@@ -3,8 +3,8 @@
 //! multiples of the 8×32 tile or the 128-deep panel, accumulate or overwrite, 1–3 threads.
 //! Tolerance: |Δ| ≤ 1e-5·(1 + Σ|a·b|) per element (f32), 1e-12 (f64); NaN fails.
 
-use maskfr_core::kernels::gemm::Mat;
-use maskfr_core::kernels::tiled::{gemm, DenseA, DenseB, DenseC};
+use maskfr_core::kernels::gemm::{gemm, DenseA, DenseB, DenseC};
+use maskfr_core::kernels::matmul::Mat;
 use maskfr_core::{random, Float};
 
 fn randn<T: Float>(n: usize, seed: u64) -> Vec<T> {
@@ -80,7 +80,7 @@ fn zero_depth_gives_zeros_or_leaves_c() {
 /// definition, on sizes with ragged edges in both directions.
 #[test]
 fn panel_transposes_match_their_definition() {
-    use maskfr_core::kernels::tiled::{transpose_into_a_panel, transpose_into_panel, MR, NR};
+    use maskfr_core::kernels::gemm::{transpose_into_a_panel, transpose_into_panel, MR, NR};
     for (cols, depth, ld) in [(32, 256, 256), (20, 37, 40), (16, 16, 16), (3, 50, 51)] {
         let src: Vec<f32> = randn(cols * ld, 7);
         let mut panel = vec![f32::NAN; depth * NR];
@@ -107,7 +107,7 @@ fn panel_transposes_match_their_definition() {
 /// exactly at the last value read so the vector path's masked loads must stop there.
 #[test]
 fn strided_copies_match_their_definition() {
-    use maskfr_core::kernels::tiled::copy_strided;
+    use maskfr_core::kernels::gemm::copy_strided;
     for step in 1..=3 {
         for n in 0..40 {
             let src: Vec<f32> = randn(if n == 0 { 0 } else { (n - 1) * step + 1 }, 10);

@@ -8,7 +8,7 @@
 //! a panel once per tap: a tenth to a fifth of a 3×3 conv at 14²–28² (profiled), which
 //! these do not pay.
 
-use super::conv::ConvGeom;
+use super::ConvGeom;
 use crate::Float;
 
 #[cfg(target_arch = "x86_64")]

@@ -1,9 +1,9 @@
 //! The weight gradient of 3×3 convs: tiles of one input channel's 9 taps × OCB output
 //! channels summed over every position.
 
-use super::super::conv::ConvGeom;
-use super::super::tiled::transpose_into_panel;
+use super::super::ConvGeom;
 use super::layout::{pad_band, Aligned, Out, OCB};
+use crate::kernels::gemm::transpose_into_panel;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 

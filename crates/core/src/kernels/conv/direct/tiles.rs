@@ -1,9 +1,9 @@
 //! The forward (column stride 1 or 2) and the stride-1 input gradient: tiles of up to 14
 //! output positions × OCB channels over bands of padded input rows.
 
-use super::super::conv::ConvGeom;
-use super::super::tiled::x86::columns16;
+use super::super::ConvGeom;
 use super::layout::{pad_band, Out, Weights, OCB};
+use crate::kernels::gemm::x86::columns16;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 

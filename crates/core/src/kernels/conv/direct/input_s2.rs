@@ -1,8 +1,8 @@
 //! The input gradient of a 3×3 conv at stride 2, padding 1: tiles of both column parities.
 
-use super::super::conv::ConvGeom;
-use super::super::tiled::x86::columns16;
+use super::super::ConvGeom;
 use super::layout::{pad_band, Out, Weights, OCB};
+use crate::kernels::gemm::x86::columns16;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 

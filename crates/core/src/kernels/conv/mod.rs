@@ -1,10 +1,10 @@
 //! conv2d forward, backward-input and backward-weight, NCHW, any kernel/stride/padding, as
-//! implicit GEMMs on [`super::tiled`]: the input is unfolded (im2col) straight into the
+//! implicit GEMMs on [`super::gemm`]: the input is unfolded (im2col) straight into the
 //! packed GEMM panels and output tiles are stored straight into NCHW, so no column matrix is
 //! ever materialised, except for the backward-input of a strided conv (folded per chunk).
 //! In f32 on AVX-512 the forward (column stride 1 or 2), the backward-input of kernels wider
 //! than 1×1 at stride 1 (and of 3×3 at stride 2, padding 1) and the backward-weight of 3×3
-//! kernels run as direct convs instead ([`super::direct`]).
+//! kernels run as direct convs instead ([`direct`]).
 //!
 //! - forward: `y[o, (n,p)] = Σ_q W[o, q] · X̂[q, (n,p)]` with `X̂` the implicit im2col of x;
 //! - backward-input, stride 1: the forward conv of `gy` with the flipped, transposed kernel;
@@ -12,12 +12,13 @@
 //! - backward-weight: `gW[o, q] = Σ_(n,p) gy[o, (n,p)] · X̂[q, (n,p)]`, every thread summing
 //!   its own block of gW over the whole batch: the result does not depend on the thread count.
 
-use super::direct;
-use super::gemm::Mat;
-use super::tiled::{
+mod direct;
+
+use super::gemm::{
     a_panels, b_panels, copy_strided, gather_panel_row, gemm, prefetch, transpose_into_a_panel, transpose_into_panel,
     DenseA, DenseC, PackA, PackB, StoreC, Tile, MR, NR,
 };
+use super::matmul::Mat;
 use crate::{ensure, Float, Result};
 use rayon::prelude::*;
 
