@@ -56,7 +56,7 @@ test('the main job (teacher, precomputed embeddings, students with and without K
 });
 
 test('a TypeScript recipe loads through the compiled CLI (tsx registered on demand) and is checked', (t) => {
-  const r = run('train', '--config', path.join(__dirname, '..', 'configs', 'wf42m_r240_student.ts'), '--set', 'data=/nonexistent/train.rec');
+  const r = run('train', '--config', path.join(__dirname, '..', 'configs', 'wf42m_resnet240_student.ts'), '--set', 'data=/nonexistent/train.rec');
   t.is(r.status, 1);
   t.regex(r.stderr, /\/nonexistent\/train\.rec: no such training data/);
   const bad = run('train', '--config', path.join(__dirname, '..', 'configs', 'synthetic_small.ts'), '--set', 'batchSize=0');

@@ -1,5 +1,5 @@
 // The seed's teacher: ResNet600 with CosFace on mask-augmented WebFace42M, data-parallel
-// over 8 ranks (`maskfr launch --nproc-per-node 8 -- train --config configs/wf42m_r600_teacher.ts`)
+// over 8 ranks (`maskfr launch --nproc-per-node 8 -- train --config configs/wf42m_resnet600_teacher.ts`)
 // with the classifier sharded and 20% of negative classes sampled, as arcface_torch's
 // WebFace42M partial-FC recipes.
 import type { TrainConfig } from '../ts';
@@ -7,7 +7,7 @@ import type { TrainConfig } from '../ts';
 export default {
   network: 'resnet600',
   data: '/train_tmp/WebFace42M/train.rec',
-  output: 'runs/wf42m_r600',
+  output: 'runs/wf42m_resnet600',
   numClasses: 2059906,
   margin: 'cosface',
   sampleRate: 0.2,
