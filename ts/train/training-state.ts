@@ -14,6 +14,7 @@ import { native } from '../native';
 import { loadCheckpoint, saveCheckpoint } from '../models/weights';
 import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
 import { Communicator } from '../parallel/comm';
+import type { LossScaler } from '../optim/loss-scaler';
 
 export interface TrainingCounters {
   step: number;
@@ -105,4 +106,57 @@ export function loadTrainingState(dir: string, parts: TrainingParts, comm: Commu
     }
   });
   return state.counters;
+}
+
+/** A run's backbone, its classifier (this rank's shard) and their optimisers. */
+export interface RunParts {
+  backbone: Module;
+  head: Module;
+  backboneOptimizer: SGD;
+  headOptimizer: SGD;
+}
+
+/** A training run's checkpoints in `dir`: what this rank saves (the backbone is the same on
+ *  every rank, so rank 0 saves it; each rank saves its shard), f16's loss-scale state among
+ *  the counters, and the step of the last one written. */
+export class RunCheckpoints {
+  /** The step of the last checkpoint in `dir` (null: none yet). */
+  lastGood: number | null;
+  private readonly parts: TrainingParts;
+
+  constructor(
+    readonly dir: string,
+    private readonly comm: Communicator,
+    run: RunParts,
+    private readonly scaler: LossScaler | null,
+  ) {
+    const head = comm.world > 1 ? `head.rank${comm.rank}` : 'head';
+    this.parts =
+      comm.rank === 0
+        ? { modules: { backbone: run.backbone, [head]: run.head }, optimizers: { backbone: run.backboneOptimizer, head: run.headOptimizer } }
+        : { modules: { [head]: run.head }, optimizers: { head: run.headOptimizer } };
+    this.lastGood = checkpointCounters(dir)?.step ?? null;
+  }
+
+  /** Restores this rank's parts and the scaler; returns the step and micro-batch to continue
+   *  from. Only rank 0 reads the backbone and its momentum: broadcast them after. */
+  resume(): { step: number; batches: number } {
+    if (this.lastGood === null) throw new Error(`--resume: no checkpoint in ${this.dir}`);
+    const c = loadTrainingState(this.dir, this.parts, this.comm);
+    if (this.scaler !== null && c.lossScale !== undefined) this.scaler.restore(Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps));
+    return { step: c.step, batches: Number(c.batches) };
+  }
+
+  /** Every rank saves at `step`, after `batches` micro-batches in `epoch`. */
+  save(step: number, epoch: number, batches: number): void {
+    const s = this.scaler;
+    const scaling: Record<string, number> = s === null ? {} : { lossScale: s.scale, scalerGoodSteps: s.goodSteps, overflowSteps: s.overflowSteps };
+    saveTrainingState(this.dir, this.parts, { step, epoch, batches, ...scaling }, this.comm);
+    this.lastGood = step;
+  }
+
+  /** Where a run stopped now could continue from. */
+  resumeFrom(): string {
+    return this.lastGood === null ? 'no checkpoint was written yet' : `the last good checkpoint is ${this.dir} (step ${this.lastGood})`;
+  }
 }

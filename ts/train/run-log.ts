@@ -1,0 +1,105 @@
+// What a run says while it trains: the steps' numbers read back from the device (the only
+// place a GPU step waits for the host), a progress line and metrics.jsonl on rank 0, and the
+// verification rounds. A non-finite loss or gradient found here stops the run; its step was
+// not applied (the optimiser's gate skipped it).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Module } from '../nn/module';
+import { Communicator } from '../parallel/comm';
+import { broadcastBuffers } from '../parallel/data-parallel';
+import { VerificationSet } from '../data/verification-bin';
+import { verify, VerificationResult } from '../eval/verification';
+import type { LossScaler } from '../optim/loss-scaler';
+import type { Cadence } from './cadence';
+import type { ResolvedConfig } from './config';
+import { MetricsLog, Progress } from './progress';
+import { StepLog } from './step-log';
+import type { TrainOptions } from './trainer';
+
+/** A loss or gradient that is NaN or infinite: the run stops before applying it. */
+export class NonFiniteLoss extends Error {}
+
+export interface RunLogOptions extends Pick<TrainOptions, 'quiet' | 'onStep' | 'onVerify'> {
+  /** The step the run starts from (a resumed run's). */
+  from: number;
+  perEpoch: number;
+  scaler: LossScaler | null;
+}
+
+export class RunLog {
+  /** Each step's numbers, on the device until `flush`. */
+  readonly steps: StepLog;
+  /** The mean loss of the last logged steps, and the rate then. */
+  last = { loss: NaN, imagesPerSecond: NaN };
+  private window = { loss: 0, n: 0 };
+  private readonly lead: boolean;
+  private readonly metrics: MetricsLog | null;
+  private readonly progress: Progress | null;
+
+  constructor(
+    private readonly cfg: ResolvedConfig,
+    private readonly comm: Communicator,
+    private readonly cadence: Cadence,
+    private readonly o: RunLogOptions,
+  ) {
+    this.steps = new StepLog(comm);
+    this.lead = comm.rank === 0;
+    fs.mkdirSync(cfg.output, { recursive: true });
+    if (this.lead) fs.writeFileSync(path.join(cfg.output, 'config.json'), JSON.stringify(cfg, null, 2));
+    this.metrics = this.lead ? new MetricsLog(path.join(cfg.output, 'metrics.jsonl')) : null;
+    this.progress = this.lead && o.quiet !== true ? new Progress(cadence.total, o.from, cfg.batchSize * comm.world * cfg.gradAccumulation) : null;
+  }
+
+  /** Runs `f` off the progress clock (verification, checkpoints). */
+  offClock<T>(f: () => T): T {
+    return this.progress === null ? f() : this.progress.aside(f);
+  }
+
+  /** A line of its own on rank 0's progress output. */
+  say(line: string): void {
+    this.progress?.say(line);
+  }
+
+  /** Reads back every step closed since the last flush, after `batches` micro-batches; writes
+   *  the log points. `resumeFrom` says where a run stopped here could continue. */
+  flush(batches: number, resumeFrom: string): void {
+    this.comm.drain(); // GPU ranks: bounded, so a dead rank is an error here, not a hung read
+    const scaler = this.o.scaler;
+    for (const v of this.steps.read()) {
+      if (!Number.isFinite(v.loss) || (scaler === null && !v.applied)) {
+        throw new NonFiniteLoss(`step ${v.step}: the loss is ${v.loss} and the gradient norm ${v.gradNorm}; the step was not applied; ${resumeFrom}`);
+      }
+      this.o.onStep?.(v.step, { loss: v.loss, cosface: v.cosface, kd: v.kd, lr: v.lr });
+      this.window = { loss: this.window.loss + v.loss, n: this.window.n + 1 };
+      if (!this.cadence.logs(v.step)) continue;
+      const rate = this.progress?.rate(v.step) ?? { imagesPerSecond: NaN };
+      this.last = { loss: this.window.loss / this.window.n, imagesPerSecond: rate.imagesPerSecond };
+      this.window = { loss: 0, n: 0 };
+      const fields: { loss: number; lr: number; [k: string]: number } =
+        this.cfg.teacher === undefined ? { loss: this.last.loss, lr: v.lr } : { loss: this.last.loss, lr: v.lr, cosface: v.cosface, kd: v.kd, lambda: v.lambda };
+      if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
+      this.progress?.update(v.step, fields);
+      this.metrics?.write({ step: v.step, epoch: Math.floor((batches - 1) / this.o.perEpoch), ...fields, gradNorm: v.gradNorm, imagesPerSecond: rate.imagesPerSecond });
+    }
+  }
+
+  /** Scores `model` on every set at `step` (BatchNorm statistics from rank 0, every rank its
+   *  share of the pairs); rank 0 reports. */
+  verify(step: number, model: Module, sets: { name: string; set: VerificationSet }[]): VerificationResult[] {
+    broadcastBuffers(this.comm, model);
+    const results = this.offClock(() => sets.map((s) => verify(model, s.set, { name: s.name, comm: this.comm })));
+    if (this.lead) {
+      this.say(`step ${step}: ${results.map((v) => `${v.name} ${(100 * v.accuracy).toFixed(2)}% ± ${(100 * v.std).toFixed(2)}`).join(', ')}`);
+      this.metrics?.write({ step, verification: results });
+      this.o.onVerify?.(step, results);
+    }
+    return results;
+  }
+
+  /** Drops what was not read (a run that stopped) and ends the progress line. */
+  close(): void {
+    this.steps.close();
+    this.progress?.done();
+  }
+}
