@@ -22,10 +22,11 @@ export interface LoaderOptions {
   threads?: number;
   /** Skip and count corrupt records instead of failing. */
   skipCorrupt?: boolean;
-  /** Share of samples given a synthesized mask by the workers (default 0: none; the seed's
-   *  team used 0.35). */
+  /** Share of samples given a synthesized mask by the workers (default 0: none; the seed
+   *  team's share is MASK_DEFAULTS'). */
   maskProbability?: number;
-  /** Share of the masked samples drawn by the template synthesizer, the rest rendered (0.5). */
+  /** Share of the masked samples drawn by the template synthesizer, the rest rendered
+   *  (default: MASK_DEFAULTS'). */
   maskTemplateShare?: number;
   /** Weights of the rendered masks' colours: white, blue, black, green, grey, pink
    *  (default 0.35, 0.3, 0.15, 0.08, 0.07, 0.05). */
@@ -65,7 +66,7 @@ export class Loader {
       threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
       skipCorrupt: o.skipCorrupt ?? false,
       maskProbability: o.maskProbability ?? 0,
-      maskTemplateShare: o.maskTemplateShare ?? 0.5,
+      maskTemplateShare: o.maskTemplateShare ?? MASK_DEFAULTS.maskTemplateShare,
       maskColorWeights: o.maskColorWeights,
     };
   }

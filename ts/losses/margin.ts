@@ -9,6 +9,8 @@ import { Module } from '../nn/module';
 
 export const COSFACE: ops.Margin = { s: 64, mArc: 0, mCos: 0.4 };
 export const ARCFACE: ops.Margin = { s: 64, mArc: 0.5, mCos: 0 };
+/** Standard deviation of the class centres' N(0, σ²) initialisation (arcface_torch's partial FC). */
+export const CENTRE_STD = 0.01;
 
 /** Mean margin-softmax cross-entropy of `embeddings [B, D]` against every class centre of
  *  `weight [C, D]`, in tensor ops (so on whichever device both live). */
@@ -18,7 +20,7 @@ export function marginSoftmaxLoss(embeddings: Tensor, weight: Tensor, labels: In
 }
 
 export class MarginSoftmax extends Module {
-  /** Class centres `[classes, embedding]`, N(0, 0.01) as arcface_torch's partial FC. */
+  /** Class centres `[classes, embedding]`, N(0, CENTRE_STD²). */
   readonly weight: Tensor;
 
   constructor(
@@ -27,7 +29,7 @@ export class MarginSoftmax extends Module {
     readonly margin: ops.Margin = COSFACE,
   ) {
     super();
-    this.weight = this.param('weight', randn([classes, embedding], { std: 0.01 }));
+    this.weight = this.param('weight', randn([classes, embedding], { std: CENTRE_STD }));
   }
 
   /** The cosines of every embedding with every class centre, `[B, classes]`. */

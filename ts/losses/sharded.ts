@@ -9,14 +9,17 @@ import { nextSeed, randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 import { Communicator } from '../parallel/comm';
-import { COSFACE } from './margin';
+import { CENTRE_STD, COSFACE } from './margin';
+
+/** Classes scored at a time: the step's working memory stays a few chunk × D and B × chunk
+ *  buffers whatever the number of classes. */
+export const DEFAULT_CHUNK = 8192;
 
 export interface ShardedOptions {
   margin?: ops.Margin;
   /** Negative-class sampling rate ρ (1: the full softmax; 0.2–0.3 in the WebFace42M recipes). */
   sampleRate?: number;
-  /** Classes scored at a time (0: the whole sampled shard at once; the default 8192 keeps
-   *  the step's working memory to a few 8192 × D and B × 8192 buffers). */
+  /** Classes scored at a time (0: the whole sampled shard at once; DEFAULT_CHUNK by default). */
   chunk?: number;
   /** Seeds the class centres (the same on every world size) and the negative sampling. */
   seed?: number;
@@ -24,7 +27,7 @@ export interface ShardedOptions {
 
 export class ShardedMarginSoftmax extends Module {
   /** This rank's class centres `[count, embedding]`: rows `first…first + count − 1` of the
-   *  N(0, 0.01) matrix a single process would draw from the same seed. */
+   *  N(0, CENTRE_STD²) matrix a single process would draw from the same seed. */
   readonly weight: Tensor;
   readonly first: number;
   readonly count: number;
@@ -37,7 +40,7 @@ export class ShardedMarginSoftmax extends Module {
     readonly comm: Communicator,
     readonly embedding: number,
     readonly classes: number,
-    { margin = COSFACE, sampleRate = 1, chunk = 8192, seed = nextSeed() }: ShardedOptions = {},
+    { margin = COSFACE, sampleRate = 1, chunk = DEFAULT_CHUNK, seed = nextSeed() }: ShardedOptions = {},
   ) {
     super();
     if (!(sampleRate > 0 && sampleRate <= 1)) throw new Error(`ShardedMarginSoftmax: sampleRate must be in (0, 1], got ${sampleRate}`);
@@ -46,7 +49,7 @@ export class ShardedMarginSoftmax extends Module {
     this.sampleRate = sampleRate;
     this.chunk = chunk;
     this.seed = seed;
-    this.weight = this.param('weight', randn([this.count, embedding], { std: 0.01, seed, offset: this.first * embedding }));
+    this.weight = this.param('weight', randn([this.count, embedding], { std: CENTRE_STD, seed, offset: this.first * embedding }));
   }
 
   forward(embeddings: Tensor): Tensor {

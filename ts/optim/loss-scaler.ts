@@ -11,6 +11,9 @@ import { keep } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 import { gradientGate } from './clip';
 
+/** GradScaler's initial scale: large, so the first steps overflow and back it off to fit. */
+export const DEFAULT_LOSS_SCALE = 2 ** 16;
+
 export interface LossScalerOptions {
   initScale?: number;
   growthFactor?: number;
@@ -26,7 +29,7 @@ export class LossScaler {
    *  steps: 0-d tensors on the device. */
   private readonly state: [Tensor, Tensor, Tensor];
 
-  constructor({ initScale = 2 ** 16, growthFactor = 2, backoffFactor = 0.5, growthInterval = 100 }: LossScalerOptions = {}, device = 'cpu') {
+  constructor({ initScale = DEFAULT_LOSS_SCALE, growthFactor = 2, backoffFactor = 0.5, growthInterval = 100 }: LossScalerOptions = {}, device = 'cpu') {
     if (!(initScale > 0 && growthFactor > 1 && backoffFactor > 0 && backoffFactor < 1 && Number.isInteger(growthInterval) && growthInterval >= 1)) {
       throw new Error(`LossScaler: need initScale > 0, growthFactor > 1, 0 < backoffFactor < 1, integer growthInterval ≥ 1; got ${initScale}, ${growthFactor}, ${backoffFactor}, ${growthInterval}`);
     }

@@ -7,6 +7,10 @@ import path from 'node:path';
 import { MODELS } from '../models/iresnet';
 import { gpuProblem } from '../system';
 import type { Margin } from '../tensor/ops';
+import { ARCFACE, COSFACE } from '../losses/margin';
+import { DEFAULT_CHUNK } from '../losses/sharded';
+import { DEFAULT_LOSS_SCALE } from '../optim/loss-scaler';
+import { MASK_DEFAULTS } from '../data/loader';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
 export type Teacher = { network: string; weights: string; embeddingSize?: number } | { embeddings: string };
@@ -68,9 +72,9 @@ export interface TrainConfig {
   /** 'f16' sends the buckets as f16: half the bytes, gradients rounded to f16. */
   bucketCompression?: 'none' | 'f16';
   /** Where the backbone trains: 'cpu', 'cuda:N', 'cuda' (each rank's own GPU: cuda:LOCAL_RANK),
-   *  or 'auto' ('cuda' when a GPU and the CUDA libraries are there, else the CPU). On one rank
-   *  with every class scored the classifier follows; on several its shard stays on the CPU
-   *  and the backbone's gradients go through NCCL. */
+   *  or 'auto' ('cuda' when a GPU and the CUDA libraries are there, else the CPU). Each rank's
+   *  classifier shard follows its backbone onto its GPU; on several ranks the gradients and
+   *  the classifier's collectives go through NCCL. */
   device?: string;
   /** Backbone products in f16 (with dynamic loss scaling) or bf16; master weights, the
    *  classifier and the loss stay f32 (as arcface_torch's fp16 option). */
@@ -87,15 +91,14 @@ export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
 export const CONFIG_DEFAULTS = {
   margin: 'cosface',
   sampleRate: 1,
-  chunk: 8192,
+  chunk: DEFAULT_CHUNK,
   batchSize: 128,
   lr: 0.1,
   momentum: 0.9,
   weightDecay: 5e-4,
   gradAccumulation: 1,
   clipGradNorm: 5,
-  maskProbability: 0.35,
-  maskTemplateShare: 0.5,
+  ...MASK_DEFAULTS,
   verification: [],
   verifyEvery: 2000,
   checkpointEvery: 2000,
@@ -107,7 +110,7 @@ export const CONFIG_DEFAULTS = {
   bucketCompression: 'none',
   device: 'cpu',
   precision: 'f32',
-  lossScale: 65536,
+  lossScale: DEFAULT_LOSS_SCALE,
 } as const satisfies Partial<TrainConfig>;
 
 /** The identity function, for typed recipes: `export default defineConfig({ … })`. */
@@ -212,7 +215,7 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
   return {
     ...c,
     verification: [...c.verification],
-    margin: m === 'cosface' ? { s: 64, mArc: 0, mCos: 0.4 } : m === 'arcface' ? { s: 64, mArc: 0.5, mCos: 0 } : m,
+    margin: m === 'cosface' ? COSFACE : m === 'arcface' ? ARCFACE : m,
     kd: { form: c.kd?.form ?? 'l2', lambda: c.kd?.lambda ?? { kind: 'constant', value: 0.5 } },
     device: (c.device as string) === 'auto' ? (gpuProblem() === null ? 'cuda' : 'cpu') : c.device,
   };

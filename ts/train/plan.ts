@@ -5,6 +5,7 @@
 
 import { modelConfig } from '../models/iresnet';
 import { blockShapes, complexity } from '../models/complexity';
+import { DEFAULT_CHUNK } from '../losses/sharded';
 
 export const WEBFACE42M_IMAGES = 42_474_557;
 
@@ -79,7 +80,7 @@ export function activationBytes(model: string, { fp16 = false, checkpointing = f
 }
 
 export function plan(p: PlanInput): Plan {
-  const { sampleRate = 1, fp16 = false, checkpointing = false, chunk = 8192, epochs = 20, images = WEBFACE42M_IMAGES } = p;
+  const { sampleRate = 1, fp16 = false, checkpointing = false, chunk = DEFAULT_CHUNK, epochs = 20, images = WEBFACE42M_IMAGES } = p;
   const embedding = p.embedding ?? modelConfig(p.model).embedding;
   const params = complexity(modelConfig(p.model, { embedding })).params;
   // fp32 master weights (and an fp16 copy for the forward under fp16), fp32 gradients and momentum.
