@@ -1,7 +1,7 @@
-// What a run says while it trains: the steps' numbers read back from the device (the only
-// place a GPU step waits for the host), a progress line and metrics.jsonl on rank 0, and the
-// verification rounds. A non-finite loss or gradient found here stops the run; its step was
-// not applied (the optimiser's gate skipped it).
+// A run's log: the steps' numbers read back from the device (the only place a GPU step waits
+// for the host), rank 0's progress line and metrics.jsonl (progress.ts), and the verification
+// rounds. A non-finite loss or gradient found here stops the run; its step was not applied
+// (the optimiser's gate skipped it).
 
 import fs from 'node:fs';
 import path from 'node:path';
