@@ -1,4 +1,4 @@
-// The demo's teacher on the bundled synthetic faces (`maskfr synth data/synthetic` first):
+// The demo's teacher on the bundled synthetic faces (`maskfr synthetic-faces data/synthetic` first):
 // a small IResNet with CosFace on mask-augmented faces, a few minutes on 2 CPU cores.
 import type { TrainConfig } from '../ts';
 

@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { COMMANDS } from '../ts/cli/main';
+import { createModel, readSafetensors, saveCheckpoint, writeSyntheticDataset } from '../ts';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -14,11 +16,32 @@ test('maskfr --help lists the commands', (t) => {
   t.regex(r.stdout, /info/);
 });
 
-test('maskfr info prints the machine as JSON', (t) => {
+test('maskfr info prints what its help says: CPU, cores, compute threads, Node version, platform', (t) => {
   const r = run('info');
   t.is(r.status, 0, r.stderr);
-  const info = JSON.parse(r.stdout) as { computeThreads: number };
-  t.true(info.computeThreads >= 1);
+  const info = JSON.parse(r.stdout) as Record<string, unknown>;
+  t.deepEqual(Object.keys(info), ['cpu', 'cores', 'computeThreads', 'node', 'platform']);
+  t.true((info.computeThreads as number) >= 1);
+  t.regex(run('info', '--help').stdout, /the CPU, its cores, the compute threads, the Node version and the platform as JSON/);
+});
+
+test("every command's --help exits 0 and names each option its parser accepts, with a default and an example", (t) => {
+  for (const [name, command] of Object.entries(COMMANDS)) {
+    const help = run(name, '--help');
+    t.is(help.status, 0, `${name}: ${help.stderr}`);
+    t.regex(help.stdout, new RegExp(`^maskfr ${name}: [^\\n]+\\n\\nUsage: maskfr ${name}`), name);
+    t.regex(help.stdout, /\nExample:\n {2}maskfr /, name);
+    // What the parser accepts, from its own refusal of an unknown option.
+    const refused = run(name, '--no-such-option');
+    t.is(refused.status, 1, name);
+    const known = /unknown option --no-such-option \(known: (.*)\)/.exec(refused.stderr)?.[1];
+    t.truthy(known, `${name}: ${refused.stderr}`);
+    const accepted = known === 'none' ? [] : known!.split(', ');
+    t.deepEqual(accepted, command.options.map((o) => `--${o.name}`), name);
+    for (const o of accepted) t.regex(help.stdout, new RegExp(`\\n {2}${o}\\b[^\\n]*\\((default: |required)`), `${name} ${o}`);
+  }
+  t.regex(run('plan', '--help').stdout, /--sample-rate R +partial FC's share of the classes sampled per step \(default: 1\)/);
+  t.regex(run('train', '--help').stdout, /--set key=value .*\(default: none; repeatable\)/);
 });
 
 test('maskfr doctor reports the CUDA libraries, the driver and the GPUs, or why there are none', (t) => {
@@ -91,15 +114,16 @@ test('maskfr fold, export and fruits run on a checkpoint', (t) => {
 });
 
 test('bad model commands say what is wrong', (t) => {
-  t.regex(run('export', '--model', 'r51', '--out', '/tmp/x.onnx').stderr, /unknown model 'r51': known models are/);
+  t.regex(run('export', '--model', 'r51', '--out', '/tmp/x.onnx').stderr, /unknown model 'r51': did you mean r50\? known models are/);
+  t.regex(run('plan', '--model', 'r240', '--classes', '10', '--gpus', '1', '--batch', '8').stderr, /unknown model 'r240': did you mean resnet240\? known models are r18, .*resnet1\.2k/);
   t.regex(run('export', '--model', 'tiny').stderr, /export: --out is required/);
   t.regex(run('export', '--model', 'tiny', '--out', 'x', '--bogus').stderr, /unknown option --bogus/);
   t.regex(run('fold', 'a.safetensors').stderr, /usage: maskfr fold IN\.safetensors OUT\.safetensors --model NAME/);
 });
 
-test('maskfr synth, pack and inspect: a dataset written, repacked from a folder, and described', (t) => {
+test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from a folder, and described', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-data-cli-'));
-  const s = run('synth', dir, '--identities', '3', '--per-identity', '2', '--held-out', '2', '--pairs', '4');
+  const s = run('synthetic-faces', dir, '--identities', '3', '--per-identity', '2', '--held-out', '2', '--pairs', '4');
   t.is(s.status, 0, s.stderr);
   t.true(fs.existsSync(path.join(dir, 'train.rec')) && fs.existsSync(path.join(dir, 'verify.bin')));
   const folder = path.join(dir, 'faces');
@@ -125,4 +149,27 @@ test('maskfr augment --preview writes a contact sheet of plain and masked faces'
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /4 faces, each plain, with a template mask and with a rendered mask/);
   t.is(fs.readFileSync(out).subarray(1, 4).toString(), 'PNG');
+});
+
+test('an MoE model embeds and evaluates with the head --masked names; a plain model refuses the flag', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-moe-cli-'));
+  const data = writeSyntheticDataset(path.join(dir, 'data'), { identities: 2, perIdentity: 2, heldOut: 2, pairs: 20, seed: 5, quality: 90 });
+  const weights = path.join(dir, 'moe.safetensors');
+  const m = createModel('tiny-moe');
+  saveCheckpoint(m, weights, { network: 'tiny-moe' });
+  m.dispose();
+  const embeddings = (masked: string) => {
+    const out = path.join(dir, `${masked}.safetensors`);
+    const r = run('embed', '--model', 'tiny-moe', '--weights', weights, '--data', data.rec, '--out', out, '--masked', masked);
+    t.is(r.status, 0, r.stderr);
+    return Buffer.from(readSafetensors(out).tensors.get('embeddings')!.data);
+  };
+  t.false(embeddings('true').equals(embeddings('false')), 'the two heads embed differently');
+  for (const masked of ['true', 'false']) {
+    const e = run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--masked', masked);
+    t.is(e.status, 0, e.stderr);
+    t.regex(e.stdout, /verify: [\d.]+% ± [\d.]+ over 20 pairs/);
+  }
+  t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--masked', 'yes').stderr, /--masked must be true or false, got yes/);
+  t.regex(run('eval', '--model', 'tiny', '--weights', weights, '--data', data.bin, '--masked', 'true').stderr, /--masked picks a head of an MoE model \(tiny-moe\); tiny has one head/);
 });

@@ -32,8 +32,8 @@ export { parseVerificationBin, readVerificationBin } from './data/verification-b
 export type { VerificationSet } from './data/verification-bin';
 export { syntheticFace, identity as syntheticIdentity, ARCFACE_TEMPLATE } from './data/synthetic-faces';
 export { encodeVerificationBin } from './data/verification-bin';
-export { writeSyntheticDataset, SYNTH_DEFAULTS } from './data/synth-dataset';
-export type { SynthOptions } from './data/synth-dataset';
+export { writeSyntheticDataset, SYNTHETIC_FACES_DEFAULTS } from './data/synthetic-faces-dataset';
+export type { SyntheticFacesOptions } from './data/synthetic-faces-dataset';
 export { Loader, MASK_DEFAULTS } from './data/loader';
 export type { LoaderOptions, Batch } from './data/loader';
 export { readImageFolder } from './data/image-folder';

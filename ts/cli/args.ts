@@ -1,31 +1,64 @@
-// `--name value` options, `--flag` switches and positional arguments, with clear errors.
+// A command's options, declared once as records that both the parser and `--help` read (so
+// the help cannot drift from what is accepted): `--name value` options, `--flag` switches,
+// positional arguments, with clear errors.
+
+export interface Option {
+  name: string;
+  help: string;
+  /** The value's placeholder in the help (`N`, `FILE`); absent: a switch. */
+  value?: string;
+  /** What an absent option reads as (the parser fills it in). */
+  default?: string;
+  /** The default in words where it is not a value (`the config's`, `off`). */
+  defaultHelp?: string;
+  required?: boolean;
+  /** Given any number of times; its values are collected in order. */
+  repeated?: boolean;
+}
+
+export interface Command {
+  /** One line for `maskfr --help`. */
+  summary: string;
+  /** Positional arguments and required options as typed, `[options]` where others exist. */
+  usage: string;
+  options: readonly Option[];
+  example: string;
+  run(argv: string[]): Promise<number> | number;
+}
 
 export interface Parsed {
   positional: string[];
+  /** Each given value, or its default. */
   options: Map<string, string>;
   flags: Set<string>;
+  /** The values of repeated options. */
+  lists: Map<string, string[]>;
 }
 
-/** Parses `argv` knowing which names take a value and which are switches. */
-export function parseArgs(command: string, argv: string[], valued: string[], switches: string[] = []): Parsed {
-  const out: Parsed = { positional: [], options: new Map(), flags: new Set() };
+/** Parses `argv` against the command's declared options. */
+export function parseArgs(command: string, argv: string[], options: readonly Option[]): Parsed {
+  const out: Parsed = { positional: [], options: new Map(), flags: new Set(), lists: new Map() };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) {
       out.positional.push(a);
       continue;
     }
-    const name = a.slice(2);
-    if (switches.includes(name)) out.flags.add(name);
-    else if (valued.includes(name)) {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${command}: --${name} needs a value`);
-      out.options.set(name, v);
-    } else {
-      const known = [...valued, ...switches].map((n) => `--${n}`).join(', ');
+    const o = options.find((c) => c.name === a.slice(2));
+    if (o === undefined) {
+      const known = options.map((c) => `--${c.name}`).join(', ');
       throw new Error(`${command}: unknown option ${a} (known: ${known || 'none'})`);
     }
+    if (o.value === undefined) {
+      out.flags.add(o.name);
+      continue;
+    }
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${command}: ${a} needs a value`);
+    if (o.repeated) out.lists.set(o.name, [...(out.lists.get(o.name) ?? []), v]);
+    else out.options.set(o.name, v);
   }
+  for (const o of options) if (o.default !== undefined && !out.options.has(o.name)) out.options.set(o.name, o.default);
   return out;
 }
 
@@ -33,4 +66,15 @@ export function required(command: string, p: Parsed, name: string): string {
   const v = p.options.get(name);
   if (v === undefined) throw new Error(`${command}: --${name} is required`);
   return v;
+}
+
+/** `maskfr NAME --help`: the summary, the usage, every option with its default, an example. */
+export function helpText(name: string, c: Command): string {
+  const left = c.options.map((o) => `--${o.name}${o.value === undefined ? '' : ` ${o.value}`}`);
+  const width = Math.max(0, ...left.map((l) => l.length));
+  const rows = c.options.map((o, i) => {
+    const d = o.required ? 'required' : o.default !== undefined ? `default: ${o.default}` : `default: ${o.defaultHelp ?? (o.value === undefined ? 'off' : 'none')}`;
+    return `  ${left[i].padEnd(width)}  ${o.help} (${d}${o.repeated ? '; repeatable' : ''})`;
+  });
+  return [`maskfr ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:', ...(rows.length > 0 ? rows : ['  none']), '', 'Example:', `  ${c.example}`].join('\n');
 }

@@ -1,34 +1,50 @@
-// Data commands: `maskfr synth` (the bundled synthetic faces), `maskfr pack` (an image
-// folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
-// `maskfr augment --preview` (masked faces).
+// Data commands: `maskfr synthetic-faces` (the bundled synthetic faces), `maskfr pack` (an
+// image folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
+// `maskfr augment --preview` (faces masked by the two mask synthesizers).
 
 import fs from 'node:fs';
 import { native } from '../native';
-import { SYNTH_DEFAULTS, writeSyntheticDataset } from '../data/synth-dataset';
+import { SYNTHETIC_FACES_DEFAULTS, writeSyntheticDataset } from '../data/synthetic-faces-dataset';
 import { RecordDataset, writeRecordDataset } from '../data/recordio';
 import { readImageFolder } from '../data/image-folder';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
-import { parseArgs } from './args';
+import { Command, parseArgs, required } from './args';
 
-export function synth(argv: string[]): number {
-  const p = parseArgs('synth', argv, ['identities', 'per-identity', 'held-out', 'pairs', 'seed', 'quality']);
+const d = SYNTHETIC_FACES_DEFAULTS;
+
+export const syntheticFaces: Command = {
+  summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities',
+  usage: 'maskfr synthetic-faces OUT_DIR [options]',
+  options: [
+    { name: 'identities', value: 'N', default: String(d.identities), help: 'training identities' },
+    { name: 'per-identity', value: 'K', default: String(d.perIdentity), help: 'images of each' },
+    { name: 'held-out', value: 'H', default: String(d.heldOut), help: 'identities kept out of training for the verification pairs' },
+    { name: 'pairs', value: 'P', default: String(d.pairs), help: 'verification pairs (half genuine)' },
+    { name: 'seed', value: 'S', default: String(d.seed), help: 'the faces drawn' },
+    { name: 'quality', value: 'Q', default: String(d.quality), help: 'JPEG quality' },
+  ],
+  example: 'maskfr synthetic-faces data/synthetic --identities 30 --per-identity 12',
+  run: writeFaces,
+};
+
+function writeFaces(argv: string[]): number {
+  const p = parseArgs('synthetic-faces', argv, syntheticFaces.options);
   const [dir] = p.positional;
-  if (dir === undefined) throw new Error('synth: usage: maskfr synth OUT_DIR [--identities N] [--per-identity K] [--held-out H] [--pairs P] [--seed S]');
-  const num = (name: string, d: number) => {
-    const v = Number(p.options.get(name) ?? d);
-    if (!Number.isInteger(v) || v < 0) throw new Error(`synth: --${name} must be a non-negative integer, got ${p.options.get(name)}`);
+  if (dir === undefined) throw new Error(`synthetic-faces: usage: ${syntheticFaces.usage}`);
+  const num = (name: string) => {
+    const v = Number(required('synthetic-faces', p, name));
+    if (!Number.isInteger(v) || v < 0) throw new Error(`synthetic-faces: --${name} must be a non-negative integer, got ${p.options.get(name)}`);
     return v;
   };
-  const d = SYNTH_DEFAULTS;
   const o = {
-    identities: num('identities', d.identities),
-    perIdentity: num('per-identity', d.perIdentity),
-    heldOut: num('held-out', d.heldOut),
-    pairs: num('pairs', d.pairs),
-    seed: num('seed', d.seed),
-    quality: num('quality', d.quality),
+    identities: num('identities'),
+    perIdentity: num('per-identity'),
+    heldOut: num('held-out'),
+    pairs: num('pairs'),
+    seed: num('seed'),
+    quality: num('quality'),
   };
   const t = performance.now();
   const out = writeSyntheticDataset(dir, o);
@@ -36,27 +52,46 @@ export function synth(argv: string[]): number {
   return 0;
 }
 
-export function pack(argv: string[]): number {
-  const p = parseArgs('pack', argv, []);
+export const pack: Command = {
+  summary: 'pack an image folder (one sub-folder per identity) into RecordIO',
+  usage: 'maskfr pack DIR OUT.rec',
+  options: [],
+  example: 'maskfr pack faces/ data/train.rec',
+  run: packFolder,
+};
+
+function packFolder(argv: string[]): number {
+  const p = parseArgs('pack', argv, pack.options);
   const [dir, out] = p.positional;
-  if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error('pack: usage: maskfr pack DIR OUT.rec');
+  if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
   const f = readImageFolder(dir);
   writeRecordDataset(out, f.files.map((file, i) => ({ label: f.labels[i], body: fs.readFileSync(file) })));
   console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${f.files.length} images of ${f.identities.length} identities`);
   return 0;
 }
 
-export function inspect(argv: string[]): number {
-  const p = parseArgs('inspect', argv, ['sheet', 'seed']);
+export const inspect: Command = {
+  summary: 'counts and a contact sheet of 32 random images of a dataset',
+  usage: 'maskfr inspect X.rec [options]',
+  options: [
+    { name: 'sheet', value: 'OUT.png', help: 'where the contact sheet goes', defaultHelp: 'X.sheet.png beside X.rec' },
+    { name: 'seed', value: 'S', default: '0', help: 'the images drawn' },
+  ],
+  example: 'maskfr inspect data/train.rec --sheet sheet.png',
+  run: describe,
+};
+
+function describe(argv: string[]): number {
+  const p = parseArgs('inspect', argv, inspect.options);
   const [rec] = p.positional;
-  if (rec === undefined) throw new Error('inspect: usage: maskfr inspect X.rec [--sheet OUT.png]');
+  if (rec === undefined) throw new Error(`inspect: usage: ${inspect.usage}`);
   const ds = RecordDataset.open(rec);
   const counts = ds.identities ? ds.identities.map((i) => i.end - i.start) : [];
   const sorted = [...counts].sort((a, b) => a - b);
   console.log(`${rec}: ${ds.length} images, ${ds.identities?.length ?? 'unknown (no InsightFace header)'} identities`);
   if (sorted.length > 0) console.log(`images per identity: min ${sorted[0]}, median ${sorted[sorted.length >> 1]}, max ${sorted[sorted.length - 1]}`);
   const sheet = p.options.get('sheet') ?? rec.replace(/\.rec$/, '.sheet.png');
-  const r = rng(Number(p.options.get('seed') ?? 0));
+  const r = rng(Number(p.options.get('seed')));
   const picks = Array.from({ length: Math.min(32, ds.length) }, () => Math.floor(r() * ds.length));
   const imgs = picks.map((i) => native.decodeImage(ds.sample(i).body, `${rec} image ${i}`));
   fs.writeFileSync(sheet, native.encodePng(contactSheet(imgs, 8), 8 * 112, Math.ceil(imgs.length / 8) * 112));
@@ -83,12 +118,23 @@ function contactSheet(imgs: { width: number; height: number; data: Buffer }[], c
 
 /** `maskfr augment --preview N OUT.png`: N synthetic faces, each plain, template-masked and
  *  renderer-masked, two faces to a row. */
-export function augment(argv: string[]): number {
-  const p = parseArgs('augment', argv, ['preview', 'seed']);
+export const augment: Command = {
+  summary: 'preview the mask synthesizers: synthetic faces plain, template-masked and renderer-masked',
+  usage: 'maskfr augment OUT.png [options]',
+  options: [
+    { name: 'preview', value: 'N', default: '16', help: 'faces on the sheet' },
+    { name: 'seed', value: 'S', default: '0', help: 'the faces and masks drawn' },
+  ],
+  example: 'maskfr augment --preview 8 masks.png',
+  run: preview,
+};
+
+function preview(argv: string[]): number {
+  const p = parseArgs('augment', argv, augment.options);
   const [out] = p.positional;
-  const n = Number(p.options.get('preview') ?? 16);
-  if (out === undefined || !Number.isInteger(n) || n < 1) throw new Error('augment: usage: maskfr augment --preview N OUT.png [--seed S]');
-  const seed = Number(p.options.get('seed') ?? 0);
+  const n = Number(p.options.get('preview'));
+  if (out === undefined || !Number.isInteger(n) || n < 1) throw new Error(`augment: usage: ${augment.usage}`);
+  const seed = Number(p.options.get('seed'));
   const S = 112;
   const tiles: { width: number; height: number; data: Buffer }[] = [];
   for (let i = 0; i < n; i++) {

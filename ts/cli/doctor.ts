@@ -4,8 +4,18 @@
 
 import { native } from '../native';
 import { systemInfo } from '../system';
+import { Command, parseArgs } from './args';
 
-export function doctor(): number {
+export const doctor: Command = {
+  summary: 'what this machine offers: CPU, CUDA driver, GPUs and libraries (and what is missing)',
+  usage: 'maskfr doctor',
+  options: [],
+  example: 'maskfr doctor',
+  run: diagnose,
+};
+
+function diagnose(argv: string[]): number {
+  parseArgs('doctor', argv, doctor.options);
   const s = systemInfo();
   console.log(`CPU: ${s.cpu}, ${s.cores} cores, ${s.computeThreads} compute threads; Node ${s.node} on ${s.platform}`);
   const c = native.cudaProbe();

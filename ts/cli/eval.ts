@@ -3,24 +3,42 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { createModel } from '../models/iresnet';
 import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
-import { parseArgs, required } from './args';
+import { Command, parseArgs, required } from './args';
+import { createRouted, MASKED, MODEL } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
 
-export function evalCommand(argv: string[]): number {
-  const p = parseArgs('eval', argv, ['model', 'weights', 'data', 'report', 'mask', 'seed', 'batch', 'embedding']);
+export const evalCommand: Command = {
+  summary: 'verification: 10-fold accuracy on a .bin pair set, or the MFR / SFR report on a labelled set (.rec or image folder)',
+  usage: 'maskfr eval --model NAME --weights W.safetensors --data X.bin|X.rec|DIR [options]',
+  options: [
+    MODEL,
+    { name: 'weights', value: 'W.safetensors', required: true, help: 'the weights to evaluate' },
+    { name: 'data', value: 'X.bin|X.rec|DIR', required: true, help: 'a .bin pair set, or a labelled test set' },
+    { name: 'report', value: 'DIR', help: 'write the results there (JSON; with a labelled set also HTML and the ROC as PNG)', defaultHelp: 'none: print only' },
+    { name: 'mask', value: STYLES.join('|'), default: 'mixed', help: "a labelled set's probe masks: which synthesizer" },
+    { name: 'seed', value: 'S', default: '7', help: "the probe masks' seed" },
+    { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
+    { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with', defaultHelp: "the model's" },
+    MASKED,
+  ],
+  example: 'maskfr eval --model resnet240 --weights runs/wf42m_resnet240_kd/model.safetensors --data data/test.rec --report reports/resnet240',
+  run: evaluate,
+};
+
+function evaluate(argv: string[]): number {
+  const p = parseArgs('eval', argv, evalCommand.options);
   const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required('eval', p, k));
-  const style = p.options.get('mask') ?? 'mixed';
+  const style = required('eval', p, 'mask');
   if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
   const embedding = p.options.get('embedding');
-  const model = createModel(name, embedding === undefined ? {} : { embedding: Number(embedding) });
+  const model = createRouted('eval', name, p, embedding === undefined ? {} : { embedding: Number(embedding) });
   loadCheckpoint(model, weights);
-  const batch = Number(p.options.get('batch') ?? 64);
+  const batch = Number(p.options.get('batch'));
   const dir = p.options.get('report');
   if (data.endsWith('.bin')) {
     const v = verify(model, data, { batch });
@@ -30,7 +48,7 @@ export function evalCommand(argv: string[]): number {
       fs.writeFileSync(path.join(dir, `${v.name}.json`), JSON.stringify({ model: name, weights, ...v }, null, 2));
     }
   } else {
-    const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed: Number(p.options.get('seed') ?? 7) };
+    const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed: Number(p.options.get('seed')) };
     const r = evaluateMaskedFaces(model, openTrainingData(data), { model: name, mask, batch });
     const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
     console.log(`${data}: ${r.images} images, ${r.identities} identities, probes masked '${style}'`);

@@ -1,7 +1,7 @@
 // `maskfr models`, `maskfr fold`, `maskfr export`, `maskfr fruits`: the model commands.
 
 import fs from 'node:fs';
-import { createModel, MODELS, IResNet } from '../models/iresnet';
+import { createModel, MODELS, IResNet, IResNetConfig, IResNetMoE } from '../models/iresnet';
 import { complexity } from '../models/complexity';
 import { loadCheckpoint, saveCheckpoint } from '../models/weights';
 import { FoldedIResNet, foldBatchNorm } from '../models/fold';
@@ -9,18 +9,47 @@ import { exportIResNet } from '../export/iresnet-onnx';
 import { readSafetensors } from '../io/safetensors';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
-import { parseArgs, required } from './args';
+import { Command, Option, Parsed, parseArgs, required } from './args';
 
 const fmt = (n: number, unit: number, digits = 1) => (n / unit).toFixed(digits);
 
-export function listModels(): number {
-  console.log('name     blocks per stage   stride on  params    GMACs@112');
-  for (const [name, c] of Object.entries(MODELS)) {
-    const x = complexity(c);
-    console.log(`${name.padEnd(8)} ${`[${c.layers.join(', ')}]`.padEnd(18)} ${(c.stride === 'first' ? '1st conv' : '2nd conv').padEnd(10)} ${`${fmt(x.params, 1e6)}M`.padStart(7)}  ${fmt(x.macs, 1e9, 2).padStart(8)}`);
+export const MODEL: Option = { name: 'model', value: 'NAME', required: true, help: 'the network, from `maskfr models`' };
+
+/** For `embed` and `eval`: the head an MoE model embeds the whole set with. */
+export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an MoE model (NAME-moe): embed with its masked head (true) or its unmasked one', defaultHelp: 'false' };
+
+/** `createModel(name)` with `--masked` applied: an MoE embeds every face with the head it
+ *  names; a plain model refuses the option (its one head serves both). */
+export function createRouted(command: string, name: string, p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet {
+  const m = createModel(name, overrides);
+  const flag = p.options.get('masked');
+  if (flag === undefined) return m;
+  if (flag !== 'true' && flag !== 'false') throw new Error(`${command}: --masked must be true or false, got ${flag}`);
+  if (!(m instanceof IResNetMoE)) {
+    m.dispose();
+    throw new Error(`${command}: --masked picks a head of an MoE model (${name}-moe); ${name} has one head for all faces`);
   }
-  return 0;
+  m.maskedByDefault = flag === 'true';
+  return m;
 }
+
+export const listModels: Command = {
+  summary: 'list the IResNet table: blocks per stage, stride placement, params, GMACs, heads',
+  usage: 'maskfr models',
+  options: [],
+  example: 'maskfr models',
+  run(argv) {
+    parseArgs('models', argv, listModels.options);
+    const width = Math.max(...Object.keys(MODELS).map((n) => n.length)) + 1;
+    console.log(`${'name'.padEnd(width)} blocks per stage   stride on  params    GMACs@112  heads`);
+    for (const [name, c] of Object.entries(MODELS)) {
+      const x = complexity(c);
+      const cols = [name.padEnd(width), `[${c.layers.join(', ')}]`.padEnd(18), (c.stride === 'first' ? '1st conv' : '2nd conv').padEnd(10), `${fmt(x.params, 1e6)}M`.padStart(7), fmt(x.macs, 1e9, 2).padStart(10)];
+      console.log(`${cols.join(' ')}  ${c.moe ? '2 (MoE: masked, unmasked)' : '1'}`);
+    }
+    return 0;
+  },
+};
 
 /** The named model with `weights` loaded; a checkpoint written by `maskfr fold` (metadata
  *  folded=true) loads into the folded form of the architecture. */
@@ -62,10 +91,18 @@ function latency(model: IResNet | FoldedIResNet, runs = 10): number {
 
 const paramCount = (m: { parameters(): { numel: number }[] }) => m.parameters().reduce((s, p) => s + p.numel, 0);
 
-export function fold(argv: string[]): number {
-  const p = parseArgs('fold', argv, ['model']);
+export const fold: Command = {
+  summary: 'fold every BatchNorm into the convs and the fc (plain models)',
+  usage: 'maskfr fold IN.safetensors OUT.safetensors --model NAME',
+  options: [MODEL],
+  example: 'maskfr fold runs/wf42m_resnet240_kd/model.safetensors folded.safetensors --model resnet240',
+  run: foldWeights,
+};
+
+function foldWeights(argv: string[]): number {
+  const p = parseArgs('fold', argv, fold.options);
   const [input, output] = p.positional;
-  if (input === undefined || output === undefined) throw new Error('fold: usage: maskfr fold IN.safetensors OUT.safetensors --model NAME');
+  if (input === undefined || output === undefined) throw new Error(`fold: usage: ${fold.usage}`);
   const name = required('fold', p, 'model');
   const m = unfolded('fold', loadModel('fold', name, input));
   const f = foldBatchNorm(m);
@@ -80,12 +117,26 @@ export function fold(argv: string[]): number {
   return 0;
 }
 
-export function exportOnnx(argv: string[]): number {
-  const p = parseArgs('export', argv, ['model', 'weights', 'out', 'opset'], ['fold']);
+export const exportOnnx: Command = {
+  summary: 'ONNX export: input [N,3,112,112] RGB 0–255, output embedding; an MoE adds masked_embedding (its masked head: take each face from the output its flag names)',
+  usage: 'maskfr export --model NAME --out M.onnx [options]',
+  options: [
+    MODEL,
+    { name: 'weights', value: 'W.safetensors', help: 'weights to load (plain or written by `maskfr fold`)', defaultHelp: 'none: the initial weights' },
+    { name: 'out', value: 'M.onnx', required: true, help: 'the ONNX file to write' },
+    { name: 'opset', value: 'N', default: '13', help: 'ONNX opset (13 or newer)' },
+    { name: 'fold', help: 'fold every BatchNorm first (plain models)' },
+  ],
+  example: 'maskfr export --model resnet240 --weights runs/wf42m_resnet240_kd/model.safetensors --out resnet240.onnx --fold',
+  run: writeOnnx,
+};
+
+function writeOnnx(argv: string[]): number {
+  const p = parseArgs('export', argv, exportOnnx.options);
   const m = loadModel('export', required('export', p, 'model'), p.options.get('weights'));
   const out = required('export', p, 'out');
   const model = p.flags.has('fold') ? foldBatchNorm(unfolded('export --fold', m)) : m;
-  const onnx = exportIResNet(model, { opset: Number(p.options.get('opset') ?? 13) });
+  const onnx = exportIResNet(model, { opset: Number(p.options.get('opset')) });
   fs.writeFileSync(out, onnx.bytes);
   console.log(`wrote ${out}: ${onnx.opTypes.length} nodes, ${(onnx.bytes.length / 1e6).toFixed(1)} MB${p.flags.has('fold') ? ', BatchNorm folded' : ''}`);
   if (model !== m) model.dispose();
@@ -97,7 +148,6 @@ type Ort = typeof import('onnxruntime-node');
 
 function loadOrt(): Ort {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('onnxruntime-node') as Ort;
   } catch {
     throw new Error('fruits: needs onnxruntime-node (npm i onnxruntime-node)');
@@ -124,8 +174,19 @@ function verdict(ms: number): string {
   return [100, 500, 1000].map((b) => `${ms <= b ? 'within' : 'over'} ${b} ms`).join(', ');
 }
 
-export async function fruits(argv: string[]): Promise<number> {
-  const p = parseArgs('fruits', argv, ['model', 'weights']);
+export const fruits: Command = {
+  summary: "FRUITS latency of an ONNX file, or of a table model's unfolded and folded exports compared",
+  usage: 'maskfr fruits M.onnx | maskfr fruits [options]',
+  options: [
+    { name: 'model', value: 'NAME', default: 'resnet240', help: 'without M.onnx: the network to export unfolded and folded' },
+    { name: 'weights', value: 'W.safetensors', help: 'its weights', defaultHelp: 'none: the initial weights' },
+  ],
+  example: 'maskfr fruits --model resnet240',
+  run: fruitsLatencies,
+};
+
+async function fruitsLatencies(argv: string[]): Promise<number> {
+  const p = parseArgs('fruits', argv, fruits.options);
   const [file] = p.positional;
   if (file !== undefined) {
     if (!fs.existsSync(file)) throw new Error(`fruits: ${file} does not exist`);
@@ -134,7 +195,7 @@ export async function fruits(argv: string[]): Promise<number> {
     return 0;
   }
   // The seed's reason to fold: the same network, unfolded vs folded, under the budget.
-  const name = p.options.get('model') ?? 'resnet240';
+  const name = required('fruits', p, 'model');
   const m = unfolded('fruits', loadModel('fruits', name, p.options.get('weights')));
   const plainMs = await fruitsLatency(exportIResNet(m).bytes);
   const f = foldBatchNorm(m);

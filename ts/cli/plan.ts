@@ -1,16 +1,35 @@
 // `maskfr plan`: per-GPU memory of a training run and, with a measured rate, its wall time.
 
 import { plan, WEBFACE42M_IMAGES } from '../train/plan';
-import { parseArgs, required } from './args';
+import { Command, parseArgs, required } from './args';
 
 const GiB = 2 ** 30;
 
-export function planCommand(argv: string[]): number {
-  const p = parseArgs('plan', argv, ['model', 'classes', 'gpus', 'batch', 'sample-rate', 'card-gib', 'images-per-second', 'epochs', 'chunk'], ['fp16', 'checkpointing']);
-  const num = (name: string, fallback?: number) => {
-    const v = p.options.get(name);
-    if (v === undefined && fallback !== undefined) return fallback;
-    const n = Number(v ?? required('plan', p, name));
+export const planCommand: Command = {
+  summary: 'per-GPU memory of a training run and, with a measured rate, its wall time',
+  usage: 'maskfr plan --model NAME --classes N --gpus N --batch N [options]',
+  options: [
+    { name: 'model', value: 'NAME', required: true, help: 'the network, from `maskfr models`' },
+    { name: 'classes', value: 'N', required: true, help: 'identities in the training set' },
+    { name: 'gpus', value: 'N', required: true, help: 'GPUs (ranks) sharing the classifier' },
+    { name: 'batch', value: 'N', required: true, help: 'images per GPU per step' },
+    { name: 'sample-rate', value: 'R', default: '1', help: "partial FC's share of the classes sampled per step" },
+    { name: 'chunk', value: 'N', default: '8192', help: 'classes per logits chunk (0: unchunked)' },
+    { name: 'card-gib', value: 'G', help: 'the card memory to check the total against', defaultHelp: 'none: no verdict' },
+    { name: 'images-per-second', value: 'X', help: 'a measured training rate, for the wall time', defaultHelp: 'none: no wall time' },
+    { name: 'epochs', value: 'N', default: '20', help: 'epochs of WebFace42M for the wall time' },
+    { name: 'fp16', help: 'fp16 mixed precision (fp32 master weights plus an fp16 copy)' },
+    { name: 'checkpointing', help: 'activation checkpointing (recompute in the backward)' },
+  ],
+  example: 'maskfr plan --model resnet240 --classes 2059906 --gpus 8 --batch 128 --sample-rate 0.2 --fp16 --card-gib 80 --images-per-second 4000',
+  run: planMemory,
+};
+
+function planMemory(argv: string[]): number {
+  const p = parseArgs('plan', argv, planCommand.options);
+  const num = (name: string) => {
+    const v = required('plan', p, name);
+    const n = Number(v);
     if (!(n > 0) && !(name === 'chunk' && n === 0)) throw new Error(`plan: --${name} must be a positive number, got ${v}`);
     return n;
   };
@@ -22,13 +41,13 @@ export function planCommand(argv: string[]): number {
     classes: num('classes'),
     gpus: num('gpus'),
     batch: num('batch'),
-    sampleRate: num('sample-rate', 1),
+    sampleRate: num('sample-rate'),
     fp16: p.flags.has('fp16'),
     checkpointing: p.flags.has('checkpointing'),
-    chunk: num('chunk', 8192),
+    chunk: num('chunk'),
     cardGiB: card === undefined ? undefined : num('card-gib'),
     imagesPerSecond: rate === undefined ? undefined : num('images-per-second'),
-    epochs: num('epochs', 20),
+    epochs: num('epochs'),
   });
   const g = (b: number) => `${(b / GiB).toFixed(2).padStart(8)} GiB`;
   console.log(`${model}: ${(r.params / 1e6).toFixed(1)}M parameters; per GPU:`);
@@ -40,6 +59,6 @@ export function planCommand(argv: string[]): number {
   console.log(`  logits       ${g(r.logits)}  (chunked; unchunked would be ${(r.logitsUnchunked / GiB).toFixed(2)} GiB)`);
   console.log(`  overhead     ${g(r.overhead)}  (CUDA context, workspaces)`);
   console.log(`  total        ${g(r.total)}${r.fits === null ? '' : r.fits ? `: fits a ${card} GiB card` : `: does NOT fit a ${card} GiB card`}`);
-  if (r.hours !== null) console.log(`${num('epochs', 20)} epochs of WebFace42M (${WEBFACE42M_IMAGES.toLocaleString('en')} images) at ${rate} images/s: ${r.hours.toFixed(1)} hours (${(r.hours / 24).toFixed(1)} days)`);
+  if (r.hours !== null) console.log(`${num('epochs')} epochs of WebFace42M (${WEBFACE42M_IMAGES.toLocaleString('en')} images) at ${rate} images/s: ${r.hours.toFixed(1)} hours (${(r.hours / 24).toFixed(1)} days)`);
   return r.fits === false ? 1 : 0;
 }

@@ -4,22 +4,16 @@
 import { loadConfig } from '../train/config';
 import { NonFiniteLoss, train } from '../train/trainer';
 import { launch } from '../parallel/launch';
-import { createModel } from '../models/iresnet';
 import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { writeTeacherEmbeddings } from '../train/teacher';
-import { parseArgs, required } from './args';
+import { Command, parseArgs, required } from './args';
+import { createRouted, MASKED, MODEL } from './models';
 
-/** `--set key=value` overrides (values parsed as JSON when they are, else strings). */
-function takeOverrides(argv: string[]): { rest: string[]; overrides: Record<string, unknown> } {
-  const rest: string[] = [];
+/** `--set key=value` overrides, values parsed as JSON when they are, else strings. */
+function overridesOf(values: readonly string[]): Record<string, unknown> {
   const overrides: Record<string, unknown> = {};
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] !== '--set') {
-      rest.push(argv[i]);
-      continue;
-    }
-    const kv = argv[++i] ?? '';
+  for (const kv of values) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new Error(`train: --set needs key=value, got '${kv}'`);
     const v = kv.slice(eq + 1);
@@ -29,12 +23,27 @@ function takeOverrides(argv: string[]): { rest: string[]; overrides: Record<stri
       overrides[kv.slice(0, eq)] = v;
     }
   }
-  return { rest, overrides };
+  return overrides;
 }
 
-export async function trainCommand(argv: string[]): Promise<number> {
-  const { rest, overrides } = takeOverrides(argv);
-  const p = parseArgs('train', rest, ['config', 'device', 'precision'], ['resume', 'quiet']);
+export const trainCommand: Command = {
+  summary: 'train from a recipe (one rank, or each rank under `maskfr launch`)',
+  usage: 'maskfr train --config FILE [options]',
+  options: [
+    { name: 'config', value: 'FILE', required: true, help: 'the recipe: a .ts/.js module exporting a TrainConfig, or JSON' },
+    { name: 'device', value: 'cpu|cuda|cuda:N|auto', help: 'where to train', defaultHelp: "the config's" },
+    { name: 'precision', value: 'f32|f16|bf16', help: 'the forward and backward precision (master weights stay f32)', defaultHelp: "the config's" },
+    { name: 'set', value: 'key=value', repeated: true, help: 'override one config field (the value read as JSON when it is)', defaultHelp: 'none' },
+    { name: 'resume', help: "continue from the output folder's training state" },
+    { name: 'quiet', help: 'no progress lines' },
+  ],
+  example: 'maskfr train --config configs/synthetic_small.ts --device auto --set steps=50 --set lr=0.05',
+  run: trainFromConfig,
+};
+
+async function trainFromConfig(argv: string[]): Promise<number> {
+  const p = parseArgs('train', argv, trainCommand.options);
+  const overrides = overridesOf(p.lists.get('set') ?? []);
   const file = required('train', p, 'config');
   for (const k of ['device', 'precision']) if (p.options.has(k)) overrides[k] = p.options.get(k);
   const cfg = loadConfig(file, overrides);
@@ -56,15 +65,28 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
 const SCRIPT = /\.[cm]?[jt]s$/;
 
-export async function launchCommand(argv: string[]): Promise<number> {
+export const launchCommand: Command = {
+  summary: 'start the ranks of a run on this node: a maskfr command or a script after `--`',
+  usage: 'maskfr launch --nproc-per-node N [options] -- <maskfr command or script> [args]',
+  options: [
+    { name: 'nproc-per-node', value: 'N', required: true, help: 'ranks on this node' },
+    { name: 'nnodes', value: 'K', default: '1', help: 'nodes in the run' },
+    { name: 'node-rank', value: 'R', default: '0', help: "this node's index" },
+    { name: 'master-addr', value: 'A', default: '127.0.0.1', help: "rank 0's node address" },
+    { name: 'master-port', value: 'P', default: '29500', help: "rank 0's port" },
+  ],
+  example: 'maskfr launch --nproc-per-node 4 -- train --config configs/synthetic_small.ts',
+  run: startRanks,
+};
+
+async function startRanks(argv: string[]): Promise<number> {
   const sep = argv.indexOf('--');
-  if (sep < 0) throw new Error('launch: usage: maskfr launch --nproc-per-node N [--nnodes K --node-rank R --master-addr A --master-port P] -- <maskfr command or script> [args]');
-  const p = parseArgs('launch', argv.slice(0, sep), ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port']);
-  const num = (name: string, d?: number) => {
-    const v = p.options.get(name);
-    if (v === undefined && d !== undefined) return d;
+  const p = parseArgs('launch', sep < 0 ? argv : argv.slice(0, sep), launchCommand.options);
+  if (sep < 0) throw new Error(`launch: usage: ${launchCommand.usage}`);
+  const num = (name: string) => {
+    const v = required('launch', p, name);
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n)) throw new Error(`launch: --${name} must be an integer, got ${v ?? 'nothing'}`);
+    if (!Number.isInteger(n)) throw new Error(`launch: --${name} must be an integer, got ${v}`);
     return n;
   };
   const target = argv.slice(sep + 1);
@@ -72,22 +94,37 @@ export async function launchCommand(argv: string[]): Promise<number> {
   const runArgs = target.length > 0 && !SCRIPT.test(target[0]) ? [process.argv[1], ...target] : target;
   return launch({
     nprocPerNode: num('nproc-per-node'),
-    nnodes: num('nnodes', 1),
-    nodeRank: num('node-rank', 0),
-    masterAddr: p.options.get('master-addr') ?? '127.0.0.1',
-    masterPort: num('master-port', 29500),
+    nnodes: num('nnodes'),
+    nodeRank: num('node-rank'),
+    masterAddr: required('launch', p, 'master-addr'),
+    masterPort: num('master-port'),
     argv: runArgs,
   });
 }
 
-export function embedCommand(argv: string[]): number {
-  const p = parseArgs('embed', argv, ['model', 'weights', 'data', 'out', 'batch']);
+export const embedCommand: Command = {
+  summary: "a teacher's embeddings of a dataset, in dataset order, for `teacher: { embeddings: FILE }`",
+  usage: 'maskfr embed --model NAME --weights W.safetensors --data PATH --out FILE [options]',
+  options: [
+    MODEL,
+    { name: 'weights', value: 'W.safetensors', required: true, help: "the teacher's weights" },
+    { name: 'data', value: 'PATH', required: true, help: 'the training data: X.rec or an image folder' },
+    { name: 'out', value: 'FILE', required: true, help: 'the embeddings file to write (safetensors)' },
+    { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
+    MASKED,
+  ],
+  example: 'maskfr embed --model resnet600 --weights runs/wf42m_resnet600/model.safetensors --data data/train.rec --out teacher.safetensors',
+  run: embedDataset,
+};
+
+function embedDataset(argv: string[]): number {
+  const p = parseArgs('embed', argv, embedCommand.options);
   const [name, weights, data, out] = ['model', 'weights', 'data', 'out'].map((k) => required('embed', p, k));
-  const model = createModel(name);
+  const model = createRouted('embed', name, p);
   loadCheckpoint(model, weights);
   const ds = openTrainingData(data);
   const t = performance.now();
-  writeTeacherEmbeddings(model, ds, out, { batch: Number(p.options.get('batch') ?? 64), metadata: { network: name, weights } });
+  writeTeacherEmbeddings(model, ds, out, { batch: Number(p.options.get('batch')), metadata: { network: name, weights } });
   console.log(`wrote ${ds.length} embeddings of ${data} by ${name} to ${out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   model.dispose();
   return 0;

@@ -19,7 +19,7 @@ const STEPS = Number(process.env.MASKFR_STEPS ?? 200);
 const STUDENT_STEPS = Number(process.env.MASKFR_STUDENT_STEPS ?? STEPS);
 const IDENTITIES = Number(process.env.MASKFR_IDENTITIES ?? 100);
 const PAIRS = Number(process.env.MASKFR_PAIRS ?? 600);
-const dataDir = process.env.MASKFR_DATA ?? path.join(os.tmpdir(), `maskfr-synth-${IDENTITIES}-${PAIRS}`);
+const dataDir = process.env.MASKFR_DATA ?? path.join(os.tmpdir(), `maskfr-synthetic-faces-${IDENTITIES}-${PAIRS}`);
 const out = process.env.MASKFR_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-demo-runs-'));
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);

@@ -9,7 +9,7 @@ import { rng } from '../tensor/random';
 import { writeRecordDataset } from './recordio';
 import { encodeVerificationBin } from './verification-bin';
 
-export interface SynthOptions {
+export interface SyntheticFacesOptions {
   identities: number;
   perIdentity: number;
   /** Held-out identities the verification pairs are drawn from. */
@@ -19,14 +19,14 @@ export interface SynthOptions {
   quality: number;
 }
 
-export const SYNTH_DEFAULTS: SynthOptions = { identities: 100, perIdentity: 20, heldOut: 50, pairs: 600, seed: 1, quality: 95 };
+export const SYNTHETIC_FACES_DEFAULTS: SyntheticFacesOptions = { identities: 100, perIdentity: 20, heldOut: 50, pairs: 600, seed: 1, quality: 95 };
 
 const jpeg = (rgb: Uint8Array, quality: number) => native.encodeJpeg(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), SIZE, SIZE, quality);
 
 /** Writes `dir/train.rec`, `dir/train.idx` and `dir/verify.bin`; returns their paths. */
-export function writeSyntheticDataset(dir: string, o: SynthOptions = SYNTH_DEFAULTS): { rec: string; bin: string } {
-  if (o.identities < 1 || o.perIdentity < 1) throw new Error(`synth: need at least one identity and one image each, got ${o.identities}×${o.perIdentity}`);
-  if (o.pairs > 0 && o.heldOut < 2) throw new Error(`synth: verification pairs need at least 2 held-out identities, got ${o.heldOut}`);
+export function writeSyntheticDataset(dir: string, o: SyntheticFacesOptions = SYNTHETIC_FACES_DEFAULTS): { rec: string; bin: string } {
+  if (o.identities < 1 || o.perIdentity < 1) throw new Error(`synthetic faces: need at least one identity and one image each, got ${o.identities}×${o.perIdentity}`);
+  if (o.pairs > 0 && o.heldOut < 2) throw new Error(`synthetic faces: verification pairs need at least 2 held-out identities, got ${o.heldOut}`);
   fs.mkdirSync(dir, { recursive: true });
   const samples = [];
   for (let p = 0; p < o.identities; p++) {
