@@ -1,6 +1,11 @@
 import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { complexity, createModel, exportIResNet, foldBatchNorm, full, IResNetMoE, MODELS, noGrad, ops, randn, randUniform, tidy, stateShapes } from '../ts';
+import {
+  complexity, createModel, exportIResNet, foldBatchNorm, full, IResNetMoE, loadCheckpoint, MODELS, noGrad, ops, randn, randUniform, readSafetensors, resolveConfig, tidy, train, stateShapes, writeSyntheticDataset,
+} from '../ts';
 import { assertClose, relErr } from './helpers/tensors';
 
 const createMoE = (name: string) => {
@@ -71,4 +76,28 @@ test('the exported MoE is one graph with two outputs, each matching our forward 
   t.true(relErr(masked, unmasked) > 1e-2, 'the two heads differ');
   await session.release();
   m.dispose();
+});
+
+test("a tiny MoE trains from a config, each sample's head picked by the loader's mask flag", async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-moe-train-'));
+  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 6, heldOut: 4, pairs: 20, seed: 4, quality: 90 });
+  const run = async (maskProbability: number) => {
+    const cfg = resolveConfig({
+      network: 'tiny-moe', data: data.rec, output: path.join(root, `p${maskProbability}`), steps: 3, batchSize: 8, warmupSteps: 1, logEvery: 1, checkpointEvery: 0, loaderThreads: 1, maskProbability, verification: [data.bin],
+    });
+    const r = await train(cfg, { quiet: true });
+    t.true(r.model instanceof IResNetMoE && Number.isFinite(r.loss));
+    t.is(r.verification.length, 1, 'verification embeds through the unmasked head');
+    r.model.dispose();
+    return readSafetensors(r.weights!).tensors;
+  };
+  // The same seed: the same initial weights and batches; only the masking differs.
+  const none = await run(0);
+  const half = await run(0.5);
+  const same = (name: string) => Buffer.from(none.get(name)!.data).equals(Buffer.from(half.get(name)!.data));
+  t.false(same('masked.fc.weight'), 'with masked samples the masked head trains; without, it keeps its initial weights');
+  t.false(same('fc.weight'), 'the unmasked head trains on different samples');
+  const reloaded = createModel('tiny-moe');
+  t.notThrows(() => loadCheckpoint(reloaded, path.join(root, 'p0.5', 'model.safetensors')));
+  reloaded.dispose();
 });

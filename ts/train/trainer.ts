@@ -125,7 +125,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
       for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         tidy(() => {
-          const emb = autocast(precision, () => model.forward(ops.to(b.images, device)));
+          const emb = autocast(precision, () => model.forward(ops.to(b.images, device), b.masked));
           const cos = head.loss(emb, b.labels, batches);
           const kd = teacher === null ? null : angleDistillation(emb, ops.to(teacher.embed(b), emb.device), cfg.kd.form);
           const loss = kd === null ? cos : convexObjective(cos, kd, lambda);
