@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { COMMANDS } from '../ts/cli/main';
-import { createModel, readSafetensors, saveCheckpoint, writeSyntheticDataset } from '../ts';
+import { readSafetensors, writeSyntheticDataset } from '../ts';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -151,13 +151,16 @@ test('maskfr augment --preview writes a contact sheet of plain and masked faces'
   t.is(fs.readFileSync(out).subarray(1, 4).toString(), 'PNG');
 });
 
-test('an MoE model embeds and evaluates with the head --masked names; a plain model refuses the flag', (t) => {
+test('an MoE model trains with maskfr train, then embeds and evaluates with the head --masked names; a plain model refuses the flag', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-moe-cli-'));
-  const data = writeSyntheticDataset(path.join(dir, 'data'), { identities: 2, perIdentity: 2, heldOut: 2, pairs: 20, seed: 5, quality: 90 });
-  const weights = path.join(dir, 'moe.safetensors');
-  const m = createModel('tiny-moe');
-  saveCheckpoint(m, weights, { network: 'tiny-moe' });
-  m.dispose();
+  const data = writeSyntheticDataset(path.join(dir, 'data'), { identities: 4, perIdentity: 4, heldOut: 2, pairs: 20, seed: 5, quality: 90 });
+  const config = path.join(dir, 'moe.json');
+  const recipe = { network: 'tiny-moe', data: data.rec, output: path.join(dir, 'run'), steps: 2, batchSize: 8, warmupSteps: 1, checkpointEvery: 0, loaderThreads: 1, maskProbability: 0.5 };
+  fs.writeFileSync(config, JSON.stringify(recipe));
+  const trained = run('train', '--config', config, '--quiet');
+  t.is(trained.status, 0, trained.stderr);
+  const weights = path.join(dir, 'run', 'model.safetensors');
+  t.regex(trained.stdout, /trained 2 steps; weights in .*model\.safetensors/);
   const embeddings = (masked: string) => {
     const out = path.join(dir, `${masked}.safetensors`);
     const r = run('embed', '--model', 'tiny-moe', '--weights', weights, '--data', data.rec, '--out', out, '--masked', masked);
@@ -172,4 +175,7 @@ test('an MoE model embeds and evaluates with the head --masked names; a plain mo
   }
   t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--masked', 'yes').stderr, /--masked must be true or false, got yes/);
   t.regex(run('eval', '--model', 'tiny', '--weights', weights, '--data', data.bin, '--masked', 'true').stderr, /--masked picks a head of an MoE model \(tiny-moe\); tiny has one head/);
+  const exported = run('export', '--model', 'tiny-moe', '--weights', weights, '--out', path.join(dir, 'moe.onnx'));
+  t.is(exported.status, 0, exported.stderr);
+  t.regex(run('export', '--model', 'tiny-moe', '--weights', weights, '--out', path.join(dir, 'x.onnx'), '--fold').stderr, /an MoE model's two heads are not folded; export it unfolded/);
 });
