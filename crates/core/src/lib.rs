@@ -15,6 +15,6 @@ pub mod random;
 mod tensor;
 
 pub use backend::{backend_for, Backend, BnOut, ConvParams, DeviceMemory, Margin, ScaleRule, SgdHyper};
-pub use error::{Error, Failure, Result};
+pub use error::{Error, Result};
 pub use float::Float;
 pub use tensor::{DType, Device, DeviceBuffer, Tensor};

@@ -19,36 +19,36 @@ pub struct CudaBackend {
     gpu: Gpu,
 }
 
-/// A CUDA-crate failure as an error of `op`.
+/// A failure of the GPU plumbing (allocator, launch, library), prefixed with the `op` that met it.
 trait At<T> {
     fn at(self, op: &str) -> Result<T>;
 }
 
-impl<T> At<T> for crate::Result<T> {
+impl<T> At<T> for Result<T> {
     fn at(self, op: &str) -> Result<T> {
-        self.map_err(|e| Error::new(op, e.0))
+        self.map_err(|e| Error::new(op, e))
     }
 }
 
-type Opened = std::result::Result<&'static CudaBackend, String>;
+type Opened = Result<&'static CudaBackend>;
 
 /// GPU `ordinal`'s backend, opened on first use (a failure is kept and told again).
 fn opened(ordinal: usize) -> Opened {
     static OPEN: OnceLock<Mutex<HashMap<usize, Opened>>> = OnceLock::new();
     let mut open = OPEN.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|p| p.into_inner());
     open.entry(ordinal)
-        .or_insert_with(|| Gpu::open(ordinal).map(|gpu| &*Box::leak(Box::new(CudaBackend { gpu }))).map_err(|e| e.0))
+        .or_insert_with(|| Gpu::open(ordinal).map(|gpu| &*Box::leak(Box::new(CudaBackend { gpu }))))
         .clone()
 }
 
 /// The backend of GPU `ordinal` (what maskfr-core dispatches `cuda:N` tensors to).
 pub fn cuda_backend(ordinal: usize) -> Result<&'static dyn Backend> {
-    opened(ordinal).map(|b| b as &'static dyn Backend).map_err(|e| Error::new("cuda", e))
+    opened(ordinal).map(|b| b as &'static dyn Backend)
 }
 
 /// GPU `ordinal` itself (its stream and allocator), for the NCCL communicator.
 pub fn gpu(ordinal: usize) -> crate::Result<&'static Gpu> {
-    opened(ordinal).map(|b| &b.gpu).map_err(crate::Error)
+    opened(ordinal).map(|b| &b.gpu)
 }
 
 fn f(op: &str, t: &Tensor) -> Result<u64> {

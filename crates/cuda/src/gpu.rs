@@ -250,7 +250,7 @@ pub fn addr(op: &str, t: &Tensor, dtype: DType) -> Result<u64> {
             t.shape()
         )));
     }
-    let b = t.device_buffer(op).map_err(|e| Error(e.to_string()))?;
+    let b = t.device_buffer(op)?;
     let b = b.as_any().downcast_ref::<DeviceBlock>().ok_or_else(|| Error(format!("{op}: not a CUDA tensor")))?;
     Ok(b.0.ptr)
 }

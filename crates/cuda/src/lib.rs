@@ -22,9 +22,7 @@ pub use kernels::{kernel_names, source, KERNELS};
 pub use nvrtc::{compile, nvrtc_version, Ptx};
 pub use probe::{probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
 
-pub use maskfr_core::Failure as Error;
-
-pub type Result<T> = std::result::Result<T, Error>;
+pub use maskfr_core::{Error, Result};
 
 /// Makes `cuda:N` tensors work: registers this backend with maskfr-core. Nothing is loaded
 /// until a CUDA tensor is first made; a missing GPU or library is reported then.

@@ -5,10 +5,8 @@ pub mod image_codec;
 pub mod loader;
 pub mod recordio;
 
-/// An I/O or format error naming where it happened.
-pub use maskfr_core::Failure as Error;
-
-pub type Result<T> = std::result::Result<T, Error>;
+/// maskfr's one error type; here its message names the file and the record or offset.
+pub use maskfr_core::{Error, Result};
 
 pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error(msg.into()))

@@ -1,15 +1,12 @@
 //! Data I/O bindings: RecordIO files and image codecs (maskfr-io).
 
+use crate::js;
 use maskfr_io::image_codec::{self, Rgb};
 use maskfr_io::recordio::{pack, unpack, Header, RecordFile, RecordWriter};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::Path;
 use std::sync::Arc;
-
-fn js<T>(r: maskfr_io::Result<T>) -> Result<T> {
-    r.map_err(|e| Error::new(Status::InvalidArg, e.0))
-}
 
 /// One record: its IRHeader fields and the encoded image bytes.
 #[napi(object)]
@@ -149,7 +146,7 @@ pub fn decode_faces(
     use rayon::prelude::*;
     let masker = match &mask {
         None => None,
-        Some(m) => Some(maskfr_masks::MaskPipeline::probes(&m.style).map_err(|e| Error::new(Status::InvalidArg, e))?),
+        Some(m) => Some(js(maskfr_masks::MaskPipeline::probes(&m.style))?),
     };
     let (size, per) = (size as usize, 3 * (size as usize).pow(2));
     let mut out = vec![0f32; images.len() * per];
@@ -167,7 +164,6 @@ pub fn decode_faces(
         maskfr_io::loader::normalize(&img, flip, dst);
         Ok(())
     })?;
-    let t = maskfr_core::Tensor::from_vec(out, &[images.len(), 3, size, size])
-        .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+    let t = js(maskfr_core::Tensor::from_vec(out, &[images.len(), 3, size, size]))?;
     Ok(crate::tensor::NativeTensor::wrap(t))
 }

@@ -1,5 +1,6 @@
-//! N-API bindings: `#[napi]` wrappers over maskfr-core and nothing else. Every function
-//! catches panics (`catch_unwind`) so a Rust bug becomes a JS Error, never an abort.
+//! N-API bindings: `#[napi]` wrappers over the maskfr crates (core, cuda, parallel, io,
+//! masks, eval) that convert arguments and results, and nothing else. Every function catches
+//! panics (`catch_unwind`) so a Rust bug becomes a JS Error, never an abort.
 
 // napi-derive registers exports only outside `cfg(test)`; there the wrappers look unused.
 #![cfg_attr(test, allow(dead_code))]
@@ -19,7 +20,8 @@ fn init() {
     maskfr_cuda::install();
 }
 
-/// Core errors cross into JS as `Error` with the op's message.
-fn js<T>(r: maskfr_core::Result<T>) -> napi::Result<T> {
-    r.map_err(|e| napi::Error::new(napi::Status::InvalidArg, e.to_string()))
+/// The one way a Rust error crosses into JS: an `Error` with its message, which already
+/// names the op, file or rank (maskfr's `Error`; the masks crate reports a `String`).
+fn js<T, E: std::fmt::Display>(r: Result<T, E>) -> napi::Result<T> {
+    r.map_err(|e| napi::Error::from_reason(e.to_string()))
 }

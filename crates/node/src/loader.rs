@@ -1,6 +1,7 @@
 //! The training loader binding: batches built by Rust worker threads, handed to JS as
 //! native tensors by an async task (the JS thread never decodes or waits on pixels).
 
+use crate::js;
 use crate::tensor::NativeTensor;
 use maskfr_core::Tensor;
 use maskfr_io::loader::{self, Augment, Epoch, FileSource, LoaderConfig, RecordSource, Source};
@@ -59,7 +60,7 @@ fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
         None => Ok(None),
         Some(p) => {
             let pipeline = MaskPipeline::new(p, o.mask_template_share.unwrap_or(0.5), o.mask_color_weights.as_deref());
-            Ok(Some(Arc::new(pipeline.map_err(|e| Error::new(Status::InvalidArg, e))?)))
+            Ok(Some(Arc::new(js(pipeline)?)))
         }
     }
 }
@@ -79,16 +80,12 @@ fn config(o: &LoaderOptions) -> LoaderConfig {
     }
 }
 
-fn io<T>(r: maskfr_io::Result<T>) -> Result<T> {
-    r.map_err(|e| Error::new(Status::InvalidArg, e.0))
-}
-
 #[napi]
 impl DataLoader {
     /// Image records `keys` of a `.rec` (its `.idx` when given).
     #[napi(factory, catch_unwind)]
     pub fn from_record(rec: String, idx: Option<String>, keys: Vec<i64>, options: LoaderOptions) -> Result<DataLoader> {
-        let file = Arc::new(io(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?);
+        let file = Arc::new(js(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?);
         let source = Arc::new(RecordSource { file, keys: keys.iter().map(|&k| k as u64).collect() });
         Ok(DataLoader { source, cfg: config(&options), aug: augment(&options)?, epoch: Arc::new(Mutex::new(None)) })
     }
@@ -115,7 +112,7 @@ impl DataLoader {
     /// returns the epoch's number of batches.
     #[napi(catch_unwind)]
     pub fn start_epoch(&self, epoch: u32, first: Option<u32>) -> Result<u32> {
-        let e = io(loader::epoch(
+        let e = js(loader::epoch(
             self.source.clone(),
             self.aug.clone(),
             &self.cfg,
@@ -154,14 +151,13 @@ impl Task for NextBatch {
         let Some(e) = guard.as_mut() else {
             return Err(Error::new(Status::InvalidArg, "loader: call startEpoch() before next()"));
         };
-        e.next().transpose().map_err(|err| Error::new(Status::GenericFailure, err.0))
+        js(e.next().transpose())
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         let Some(b) = output else { return Ok(None) };
         let n = b.labels.len();
-        let images = Tensor::from_vec(b.images, &[n, 3, self.size, self.size])
-            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        let images = js(Tensor::from_vec(b.images, &[n, 3, self.size, self.size]))?;
         Ok(Some(LoadedBatch {
             images: NativeTensor::wrap(images),
             labels: Int32Array::new(b.labels),

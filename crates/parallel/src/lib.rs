@@ -12,7 +12,7 @@ pub use partial_fc::{shard, PartialFc, Step};
 pub use queue::CommQueue;
 pub use tcp::TcpComm;
 
-pub use maskfr_core::Failure as Error;
+pub use maskfr_core::Error;
 use maskfr_core::{Device, Tensor};
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -219,7 +219,7 @@ pub fn device_backend(op: &str, device: Device) -> Result<&'static dyn Backend> 
         Device::Cuda(n) => {
             let factory =
                 CUDA.get().ok_or_else(|| Error::new(op, format!("{device}: this build has no CUDA backend")))?;
-            factory(n).map_err(|e| Error::new(op, format!("{device}: {}", e.msg)))
+            factory(n).map_err(|e| Error::new(op, format!("{device}: {e}")))
         }
     }
 }
