@@ -4,7 +4,7 @@
 //! all-reducing the row maxima and exp-sums, and the embedding gradient is summed over the
 //! ranks and handed back to each owner's rows. The result does not depend on the world size.
 
-use crate::{Communicator, Reduce, Result};
+use crate::{Communicator, Error, Reduce, Result};
 use maskfr_core::random::mix;
 use maskfr_core::{backend_for, Margin, Tensor};
 
@@ -35,6 +35,23 @@ fn sampled_classes(start: usize, classes: usize, rate: f64, seed: u64, labels: &
     (0..n).filter(|&j| keep[j]).collect()
 }
 
+/// The shard's classes and the embedding width `(n, D)` of `weight [n, D]` and
+/// `embeddings [b, D]` with `labels` b labels, both on one device.
+pub fn shard_dims(weight: &Tensor, embeddings: &Tensor, labels: usize) -> Result<(usize, usize)> {
+    let (ws, es) = (weight.shape(), embeddings.shape());
+    if ws.len() != 2 || es.len() != 2 || ws[1] != es[1] || es[0] != labels {
+        return Err(Error(format!(
+            "partialFc: weight {ws:?} and embeddings {es:?} with {labels} labels: need [n, D], [b, D], b labels"
+        )));
+    }
+    if weight.device() != embeddings.device() {
+        let why =
+            format!("partialFc: the shard is on {} but the embeddings on {}", weight.device(), embeddings.device());
+        return Err(Error(why));
+    }
+    Ok((ws[0], ws[1]))
+}
+
 pub struct PartialFc {
     /// First class of this rank's shard and the shard's size.
     pub start: usize,
@@ -61,16 +78,12 @@ pub struct Step {
     pub grad_weight: Tensor,
 }
 
-fn bad(e: maskfr_core::Error) -> crate::Error {
-    crate::Error(e.to_string())
-}
-
 impl PartialFc {
     /// This rank's labels must lie in `[0, total)`: checked before any collective, so a bad
     /// batch is an error on its rank, not a silently wrong loss.
     pub fn check_labels(&self, labels: &[i32]) -> Result<()> {
         match labels.iter().position(|&l| l < 0 || l as usize >= self.total) {
-            Some(i) => Err(crate::Error(format!(
+            Some(i) => Err(Error(format!(
                 "partialFc: label {} at row {i} is outside the classes [0, {})",
                 labels[i], self.total
             ))),
@@ -97,14 +110,13 @@ impl PartialFc {
         step: u64,
     ) -> Result<Step> {
         self.check_labels(labels)?;
-        let be = backend_for("partialFc", &[weight, embeddings]).map_err(bad)?;
+        let be = backend_for("partialFc", &[weight, embeddings])?;
         let e = comm.all_gather_tensor(embeddings)?;
-        let y: Vec<i64> =
-            comm.all_gather(&labels.iter().map(|&l| l as f32).collect::<Vec<_>>())?.iter().map(|&l| l as i64).collect();
+        let y: Vec<i64> = comm.all_gather_i32(labels)?.into_iter().map(i64::from).collect();
         let b = y.len();
         let cols = self.sampled(&y, step);
         let n = cols.len();
-        let en = be.l2_normalize(&e, 1e-12).map_err(bad)?;
+        let en = be.l2_normalize(&e, 1e-12)?;
         // Each row's target among the scored columns (−1: another rank's class).
         let target: Vec<i32> = y
             .iter()
@@ -122,7 +134,7 @@ impl PartialFc {
             .collect();
         // Scored columns: their centres (raw, normalised) and cosines. Recomputed in the
         // backward rather than kept: nothing is ever n × D or B × n.
-        let scores = |rows: &[i32]| -> maskfr_core::Result<(Tensor, Tensor, Tensor)> {
+        let scores = |rows: &[i32]| -> Result<(Tensor, Tensor, Tensor)> {
             let raw = be.index_rows(weight, rows)?;
             let wn = be.l2_normalize(&raw, 1e-12)?;
             let cos = be.matmul(&en, &wn, false, true)?;
@@ -130,32 +142,32 @@ impl PartialFc {
         };
         // Forward: per row an online (max, Σexp) over the chunks, then the global softmax
         // through all-reduced maxima and rescaled exp-sums.
-        let full = |v: f32| be.full(&[b], v).map_err(bad);
+        let full = |v: f32| be.full(&[b], v);
         let (max, sum, tlogit) = (full(f32::NEG_INFINITY)?, full(0.0)?, full(0.0)?);
         for (j0, rows) in &chunks {
-            let (_, _, cos) = scores(rows).map_err(bad)?;
-            be.margin_chunk_stats(&cos, &target, *j0, self.margin, [&max, &sum, &tlogit]).map_err(bad)?;
+            let (_, _, cos) = scores(rows)?;
+            be.margin_chunk_stats(&cos, &target, *j0, self.margin, [&max, &sum, &tlogit])?;
         }
-        let gmax = be.scale(&max, 1.0).map_err(bad)?;
+        let gmax = be.scale(&max, 1.0)?;
         comm.all_reduce_tensors(&[&gmax], Reduce::Max)?;
-        let gsum = be.margin_softmax_total(&max, &sum, &gmax).map_err(bad)?;
+        let gsum = be.margin_softmax_total(&max, &sum, &gmax)?;
         comm.all_reduce_tensors(&[&gsum, &tlogit], Reduce::Sum)?;
-        let loss = be.margin_softmax_loss(&gmax, &gsum, &tlogit).map_err(bad)?;
+        let loss = be.margin_softmax_loss(&gmax, &gsum, &tlogit)?;
         // Backward, chunk by chunk: each chunk's centre gradient goes straight to its rows of
         // the shard's gradient; the embeddings' gradient sums over the chunks.
-        let gen = be.full(&[b, self.dim], 0.0).map_err(bad)?;
-        let grad_weight = be.full(weight.shape(), 0.0).map_err(bad)?;
+        let gen = be.full(&[b, self.dim], 0.0)?;
+        let grad_weight = be.full(weight.shape(), 0.0)?;
         for (j0, rows) in &chunks {
-            let (raw, wn, cos) = scores(rows).map_err(bad)?;
-            let gcos = be.margin_chunk_grad(&cos, &target, *j0, self.margin, [&gmax, &gsum]).map_err(bad)?;
-            let gwn = be.matmul(&gcos, &en, true, false).map_err(bad)?;
-            be.add_scaled_(&gen, &be.matmul(&gcos, &wn, false, false).map_err(bad)?, 1.0).map_err(bad)?;
-            let graw = be.l2_normalize_backward(&gwn, &raw, 1e-12).map_err(bad)?;
-            be.copy_rows_(&grad_weight, rows, &graw).map_err(bad)?;
+            let (raw, wn, cos) = scores(rows)?;
+            let gcos = be.margin_chunk_grad(&cos, &target, *j0, self.margin, [&gmax, &gsum])?;
+            let gwn = be.matmul(&gcos, &en, true, false)?;
+            be.add_scaled_(&gen, &be.matmul(&gcos, &wn, false, false)?, 1.0)?;
+            let graw = be.l2_normalize_backward(&gwn, &raw, 1e-12)?;
+            be.copy_rows_(&grad_weight, rows, &graw)?;
         }
         // Every shard contributes to every embedding's gradient; each rank keeps its rows.
         let own = comm.reduce_scatter_tensor(&gen)?;
-        let grad_embeddings = be.l2_normalize_backward(&own, embeddings, 1e-12).map_err(bad)?;
+        let grad_embeddings = be.l2_normalize_backward(&own, embeddings, 1e-12)?;
         Ok(Step { loss, grad_embeddings, grad_weight })
     }
 }

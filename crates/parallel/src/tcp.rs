@@ -1,6 +1,6 @@
 //! The CPU communicator: TCP on loopback (or any address), rank 0 at the centre of a star.
 
-use crate::{Communicator, Error, Reduce, Result};
+use crate::{Communicator, Error, Reduce, Result, Wire};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -12,13 +12,6 @@ pub struct TcpComm {
     peers: Vec<TcpStream>,
     /// Payload bytes this rank has sent (the compression test reads it).
     sent: u64,
-}
-
-/// How values travel: 4-byte f32, or 2-byte f16 (rounded) for compressed gradients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    F32,
-    F16,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -35,29 +28,36 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
-/// Sends `data` (length first) as `wire` values; returns the bytes written.
-fn send(s: &mut TcpStream, data: &[f32], peer: usize, wire: Wire) -> Result<u64> {
-    let width = if wire == Wire::F16 { 2 } else { 4 };
-    let mut bytes = Vec::with_capacity(8 + width * data.len());
-    bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
+/// `data` as `wire` values, little-endian.
+fn encode(data: &[f32], wire: Wire) -> Vec<u8> {
     match wire {
-        Wire::F32 => data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
-        Wire::F16 => data.iter().for_each(|v| bytes.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+        Wire::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Wire::F16 => data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
     }
-    s.write_all(&bytes).map_err(io(format!("sending to rank {peer}")))?;
-    Ok(bytes.len() as u64)
 }
 
-fn recv(s: &mut TcpStream, peer: usize, wire: Wire) -> Result<Vec<f32>> {
+fn decode(bytes: &[u8], wire: Wire) -> Vec<f32> {
+    match wire {
+        Wire::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        Wire::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+    }
+}
+
+/// Sends one frame, its length in bytes then the bytes; returns the bytes written.
+fn send(s: &mut TcpStream, payload: &[u8], peer: usize) -> Result<u64> {
+    let mut frame = Vec::with_capacity(8 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    frame.extend_from_slice(payload);
+    s.write_all(&frame).map_err(io(format!("sending to rank {peer}")))?;
+    Ok(frame.len() as u64)
+}
+
+fn recv(s: &mut TcpStream, peer: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; 8];
     s.read_exact(&mut len).map_err(io(format!("waiting for rank {peer}")))?;
-    let width = if wire == Wire::F16 { 2 } else { 4 };
-    let mut buf = vec![0u8; width * u64::from_le_bytes(len) as usize];
-    s.read_exact(&mut buf).map_err(io(format!("receiving from rank {peer}")))?;
-    Ok(match wire {
-        Wire::F32 => buf.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        Wire::F16 => buf.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
-    })
+    let mut payload = vec![0u8; u64::from_le_bytes(len) as usize];
+    s.read_exact(&mut payload).map_err(io(format!("receiving from rank {peer}")))?;
+    Ok(payload)
 }
 
 impl TcpComm {
@@ -123,23 +123,22 @@ impl TcpComm {
     /// Gathers at rank 0, reduces in rank order (the same sums whatever the arrival order),
     /// spreads the result; values travel as `wire`.
     fn reduce(&mut self, buf: &mut [f32], op: Reduce, wire: Wire) -> Result<()> {
-        let parts = self.gather(buf, wire)?;
+        let w = width(wire);
+        let parts = self.gather(encode(buf, wire))?;
         if self.rank == 0 {
-            for (r, p) in parts.iter().enumerate().skip(1) {
-                if p.len() != buf.len() {
-                    return Err(Error(format!(
-                        "all_reduce: rank {r} sent {} values, rank 0 has {}",
-                        p.len(),
-                        buf.len()
-                    )));
-                }
-            }
+            same_lengths("all_reduce", &parts, buf.len() * w, w)?;
+            let parts: Vec<Vec<f32>> = parts.iter().map(|p| decode(p, wire)).collect();
             for (i, v) in buf.iter_mut().enumerate() {
                 *v =
                     parts.iter().map(|p| p[i]).reduce(|a, b| if op == Reduce::Sum { a + b } else { a.max(b) }).unwrap();
             }
         }
-        self.spread(buf, wire)
+        let frame = if self.rank == 0 { encode(buf, wire) } else { Vec::new() };
+        let got = self.spread(frame, buf.len() * w, w)?;
+        if self.rank != 0 {
+            buf.copy_from_slice(&decode(&got, wire));
+        }
+        Ok(())
     }
 
     /// Payload bytes sent by this rank so far.
@@ -147,33 +146,77 @@ impl TcpComm {
         self.sent
     }
 
-    /// Every rank's buffer at rank 0 (in rank order), nothing elsewhere.
-    fn gather(&mut self, local: &[f32], wire: Wire) -> Result<Vec<Vec<f32>>> {
+    /// Every rank's frame at rank 0 (in rank order), nothing elsewhere.
+    fn gather(&mut self, local: Vec<u8>) -> Result<Vec<Vec<u8>>> {
         if self.rank != 0 {
-            self.sent += send(&mut self.peers[0], local, 0, wire)?;
+            self.sent += send(&mut self.peers[0], &local, 0)?;
             return Ok(Vec::new());
         }
-        let mut all = vec![local.to_vec()];
+        let mut all = vec![local];
         for (i, p) in self.peers.iter_mut().enumerate() {
-            all.push(recv(p, i + 1, wire)?);
+            all.push(recv(p, i + 1)?);
         }
         Ok(all)
     }
 
-    /// Rank 0's `buf` to every rank.
-    fn spread(&mut self, buf: &mut [f32], wire: Wire) -> Result<()> {
+    /// Rank 0 sends `frame` to every rank and keeps it; another rank returns rank 0's, which
+    /// must be `expect` bytes long (`width` bytes a value, for the message).
+    fn spread(&mut self, frame: Vec<u8>, expect: usize, width: usize) -> Result<Vec<u8>> {
         if self.rank == 0 {
             for (i, p) in self.peers.iter_mut().enumerate() {
-                self.sent += send(p, buf, i + 1, wire)?;
+                self.sent += send(p, &frame, i + 1)?;
             }
-            return Ok(());
+            return Ok(frame);
         }
-        let got = recv(&mut self.peers[0], 0, wire)?;
-        if got.len() != buf.len() {
-            return Err(Error(format!("rank {}: rank 0 sent {} values, expected {}", self.rank, got.len(), buf.len())));
+        let got = recv(&mut self.peers[0], 0)?;
+        if got.len() != expect {
+            let (sent, want) = (got.len() / width, expect / width);
+            return Err(Error(format!("rank {}: rank 0 sent {sent} values, expected {want}", self.rank)));
         }
-        buf.copy_from_slice(&got);
+        Ok(got)
+    }
+
+    /// Every rank's `local` frame (equal lengths) in rank order, on every rank.
+    fn all_gather_frames(&mut self, local: Vec<u8>, width: usize) -> Result<Vec<u8>> {
+        let n = local.len();
+        let parts = self.gather(local)?;
+        if self.rank == 0 {
+            same_lengths("all_gather", &parts, n, width)?;
+        }
+        self.spread(parts.concat(), n * self.world, width)
+    }
+
+    /// Every rank's `frame` becomes `root`'s: through rank 0, which gets it by a gather.
+    fn broadcast_frame(&mut self, frame: &mut [u8], root: usize, width: usize) -> Result<()> {
+        if root != 0 {
+            let parts = self.gather(frame.to_vec())?;
+            if self.rank == 0 {
+                same_lengths("broadcast", &parts, frame.len(), width)?;
+                frame.copy_from_slice(&parts[root]);
+            }
+        }
+        let own = if self.rank == 0 { frame.to_vec() } else { Vec::new() };
+        let got = self.spread(own, frame.len(), width)?;
+        frame.copy_from_slice(&got);
         Ok(())
+    }
+}
+
+fn width(wire: Wire) -> usize {
+    match wire {
+        Wire::F32 => 4,
+        Wire::F16 => 2,
+    }
+}
+
+/// Every rank's frame in `parts` must be `bytes` long (`width` bytes a value).
+fn same_lengths(what: &str, parts: &[Vec<u8>], bytes: usize, width: usize) -> Result<()> {
+    match parts.iter().enumerate().find(|(_, p)| p.len() != bytes) {
+        Some((r, p)) => {
+            let (sent, has) = (p.len() / width, bytes / width);
+            Err(Error(format!("{what}: rank {r} sent {sent} values, rank 0 has {has}")))
+        }
+        None => Ok(()),
     }
 }
 
@@ -197,26 +240,21 @@ impl Communicator for TcpComm {
     }
 
     fn all_gather(&mut self, local: &[f32]) -> Result<Vec<f32>> {
-        let parts = self.gather(local, Wire::F32)?;
-        let mut all = vec![0.0; local.len() * self.world];
-        if self.rank == 0 {
-            if let Some((r, p)) = parts.iter().enumerate().find(|(_, p)| p.len() != local.len()) {
-                return Err(Error(format!("all_gather: rank {r} sent {} values, rank 0 has {}", p.len(), local.len())));
-            }
-            all = parts.concat();
-        }
-        self.spread(&mut all, Wire::F32)?;
-        Ok(all)
+        Ok(decode(&self.all_gather_frames(encode(local, Wire::F32), 4)?, Wire::F32))
+    }
+
+    fn all_gather_bytes(&mut self, local: &[u8]) -> Result<Vec<u8>> {
+        self.all_gather_frames(local.to_vec(), 1)
     }
 
     fn broadcast(&mut self, buf: &mut [f32], root: usize) -> Result<()> {
-        // Through rank 0: root's buffer reaches it by a gather, then spreads.
-        if root != 0 {
-            let parts = self.gather(buf, Wire::F32)?;
-            if self.rank == 0 {
-                buf.copy_from_slice(&parts[root]);
-            }
-        }
-        self.spread(buf, Wire::F32)
+        let mut frame = encode(buf, Wire::F32);
+        self.broadcast_frame(&mut frame, root, 4)?;
+        buf.copy_from_slice(&decode(&frame, Wire::F32));
+        Ok(())
+    }
+
+    fn broadcast_bytes(&mut self, buf: &mut [u8], root: usize) -> Result<()> {
+        self.broadcast_frame(buf, root, 1)
     }
 }

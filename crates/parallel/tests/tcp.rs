@@ -63,6 +63,57 @@ fn collectives_agree_across_ranks_and_runs() {
     }
 }
 
+/// Labels past 2^24, where f32 has no odd integers: rank r's are 2^24 + 1 + 2·(3r + i),
+/// then the extremes.
+fn labels_past_f32(c: &mut TcpComm) -> Vec<i32> {
+    let r = c.rank() as i32;
+    let mine: Vec<i32> = (0..3).map(|i| (1 << 24) + 1 + 2 * (3 * r + i)).chain([i32::MAX - r, i32::MIN + r]).collect();
+    c.all_gather_i32(&mine).unwrap()
+}
+
+#[test]
+fn integers_past_2_pow_24_are_gathered_exactly() {
+    for world in [2, 4] {
+        let want: Vec<i32> = (0..world as i32)
+            .flat_map(|r| (0..3).map(move |i| (1 << 24) + 1 + 2 * (3 * r + i)).chain([i32::MAX - r, i32::MIN + r]))
+            .collect();
+        assert_ne!(want[0] as f32 as i32, want[0], "the first label is not an f32");
+        for (r, got) in ranks(world, labels_past_f32).iter().enumerate() {
+            assert_eq!(got, &want, "W={world} rank {r}");
+        }
+    }
+}
+
+/// 128 seeded random bytes of rank `rank`, with words that are NaN as f32 (quiet with a
+/// payload, signalling, all ones) where a float path could alter them.
+fn id_bytes(rank: usize) -> Vec<u8> {
+    let mut b: Vec<u8> = (0..128).map(|i| maskfr_core::random::mix(rank as u64 + 1, i) as u8).collect();
+    for (at, word) in [(0, 0x7fc0_0001u32), (4, 0x7f80_0001), (64, 0xffff_ffff), (124, 0xff80_1234)] {
+        b[at..at + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    b
+}
+
+/// Broadcasts from rank 0 and from the last rank; returns what this rank ends with.
+fn broadcast_ids(c: &mut TcpComm) -> [Vec<u8>; 2] {
+    let (mut from0, mut from_last) = (id_bytes(c.rank()), id_bytes(c.rank()));
+    c.broadcast_bytes(&mut from0, 0).unwrap();
+    c.broadcast_bytes(&mut from_last, c.world() - 1).unwrap();
+    [from0, from_last]
+}
+
+#[test]
+fn bytes_broadcast_untouched_even_where_they_read_as_nan() {
+    assert!(f32::from_le_bytes(id_bytes(0)[4..8].try_into().unwrap()).is_nan());
+    assert!(id_bytes(0).iter().filter(|&&b| b != 0).count() > 100, "random, not zeros");
+    for world in [1, 2, 4] {
+        for (r, [from0, from_last]) in ranks(world, broadcast_ids).iter().enumerate() {
+            assert_eq!(from0, &id_bytes(0), "W={world} rank {r}: rank 0's bytes");
+            assert_eq!(from_last, &id_bytes(world - 1), "W={world} rank {r}: the last rank's bytes");
+        }
+    }
+}
+
 #[test]
 fn a_rank_that_dies_or_never_joins_is_named() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -278,4 +329,20 @@ fn f16_compressed_sums_round_the_inputs_and_the_sum_and_halve_the_bytes() {
             }
         }
     }
+}
+
+// ---- ops by name ----
+
+use maskfr_parallel::{ReduceOp, Wire};
+
+#[test]
+fn ops_and_compression_are_parsed_once_with_messages_that_list_the_choices() {
+    assert_eq!("mean".parse::<ReduceOp>().unwrap(), ReduceOp::Mean);
+    assert_eq!("avg".parse::<ReduceOp>().err().unwrap().0, "allReduce: op 'avg', expected sum, mean or max");
+    assert_eq!(Wire::parse(None, ReduceOp::Max).unwrap(), Wire::F32);
+    assert_eq!(Wire::parse(Some("f16"), ReduceOp::Mean).unwrap(), Wire::F16);
+    assert_eq!(
+        Wire::parse(Some("f16"), ReduceOp::Max).err().unwrap().0,
+        "allReduce: compression 'f16' with op 'max': expected none, or f16 with sum or mean"
+    );
 }
