@@ -1,6 +1,6 @@
 // A command's options, declared once as records that both the parser and `--help` read (so
 // the help cannot drift from what is accepted): `--name value` options, `--flag` switches,
-// positional arguments, with clear errors.
+// positional arguments, and what follows `--`, with clear errors.
 
 export interface Option {
   name: string;
@@ -23,23 +23,31 @@ export interface Command {
   usage: string;
   options: readonly Option[];
   example: string;
-  run(argv: string[]): Promise<number> | number;
+  /** Runs on the command line parsed against `options`. */
+  run(p: Parsed): Promise<number> | number;
 }
 
 export interface Parsed {
+  command: string;
   positional: string[];
   /** Each given value, or its default. */
   options: Map<string, string>;
   flags: Set<string>;
   /** The values of repeated options. */
   lists: Map<string, string[]>;
+  /** What follows `--` (null without one): another command's arguments. */
+  after: string[] | null;
 }
 
 /** Parses `argv` against the command's declared options. */
 export function parseArgs(command: string, argv: string[], options: readonly Option[]): Parsed {
-  const out: Parsed = { positional: [], options: new Map(), flags: new Set(), lists: new Map() };
+  const out: Parsed = { command, positional: [], options: new Map(), flags: new Set(), lists: new Map(), after: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') {
+      out.after = argv.slice(i + 1);
+      break;
+    }
     if (!a.startsWith('--')) {
       out.positional.push(a);
       continue;
@@ -62,9 +70,9 @@ export function parseArgs(command: string, argv: string[], options: readonly Opt
   return out;
 }
 
-export function required(command: string, p: Parsed, name: string): string {
+export function required(p: Parsed, name: string): string {
   const v = p.options.get(name);
-  if (v === undefined) throw new Error(`${command}: --${name} is required`);
+  if (v === undefined) throw new Error(`${p.command}: --${name} is required`);
   return v;
 }
 

@@ -10,7 +10,7 @@ import { readImageFolder } from '../data/image-folder';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
-import { Command, parseArgs, required } from './args';
+import { Command, Parsed, required } from './args';
 
 const d = SYNTHETIC_FACES_DEFAULTS;
 
@@ -29,12 +29,11 @@ export const syntheticFaces: Command = {
   run: writeFaces,
 };
 
-function writeFaces(argv: string[]): number {
-  const p = parseArgs('synthetic-faces', argv, syntheticFaces.options);
+function writeFaces(p: Parsed): number {
   const [dir] = p.positional;
   if (dir === undefined) throw new Error(`synthetic-faces: usage: ${syntheticFaces.usage}`);
   const num = (name: string) => {
-    const v = Number(required('synthetic-faces', p, name));
+    const v = Number(required(p, name));
     if (!Number.isInteger(v) || v < 0) throw new Error(`synthetic-faces: --${name} must be a non-negative integer, got ${p.options.get(name)}`);
     return v;
   };
@@ -60,8 +59,7 @@ export const pack: Command = {
   run: packFolder,
 };
 
-function packFolder(argv: string[]): number {
-  const p = parseArgs('pack', argv, pack.options);
+function packFolder(p: Parsed): number {
   const [dir, out] = p.positional;
   if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
   const f = readImageFolder(dir);
@@ -81,8 +79,7 @@ export const inspect: Command = {
   run: describe,
 };
 
-function describe(argv: string[]): number {
-  const p = parseArgs('inspect', argv, inspect.options);
+function describe(p: Parsed): number {
   const [rec] = p.positional;
   if (rec === undefined) throw new Error(`inspect: usage: ${inspect.usage}`);
   const ds = RecordDataset.open(rec);
@@ -129,8 +126,7 @@ export const augment: Command = {
   run: preview,
 };
 
-function preview(argv: string[]): number {
-  const p = parseArgs('augment', argv, augment.options);
+function preview(p: Parsed): number {
   const [out] = p.positional;
   const n = Number(p.options.get('preview'));
   if (out === undefined || !Number.isInteger(n) || n < 1) throw new Error(`augment: usage: ${augment.usage}`);

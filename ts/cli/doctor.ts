@@ -4,7 +4,7 @@
 
 import { native } from '../native';
 import { systemInfo } from '../system';
-import { Command, parseArgs } from './args';
+import { Command } from './args';
 
 export const doctor: Command = {
   summary: 'what this machine offers: CPU, CUDA driver, GPUs and libraries (and what is missing)',
@@ -14,8 +14,7 @@ export const doctor: Command = {
   run: diagnose,
 };
 
-function diagnose(argv: string[]): number {
-  parseArgs('doctor', argv, doctor.options);
+function diagnose(): number {
   const s = systemInfo();
   console.log(`CPU: ${s.cpu}, ${s.cores} cores, ${s.computeThreads} compute threads; Node ${s.node} on ${s.platform}`);
   const c = native.cudaProbe();

@@ -7,7 +7,7 @@ import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
-import { Command, parseArgs, required } from './args';
+import { Command, Parsed, required } from './args';
 import { createRouted, MASKED, MODEL } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
@@ -30,13 +30,12 @@ export const evalCommand: Command = {
   run: evaluate,
 };
 
-function evaluate(argv: string[]): number {
-  const p = parseArgs('eval', argv, evalCommand.options);
-  const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required('eval', p, k));
-  const style = required('eval', p, 'mask');
+function evaluate(p: Parsed): number {
+  const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required(p, k));
+  const style = required(p, 'mask');
   if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
   const embedding = p.options.get('embedding');
-  const model = createRouted('eval', name, p, embedding === undefined ? {} : { embedding: Number(embedding) });
+  const model = createRouted(p, embedding === undefined ? {} : { embedding: Number(embedding) });
   loadCheckpoint(model, weights);
   const batch = Number(p.options.get('batch'));
   const dir = p.options.get('report');

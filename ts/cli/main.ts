@@ -16,8 +16,7 @@ const info: Command = {
   usage: 'maskfr info',
   options: [],
   example: 'maskfr info',
-  run(argv) {
-    parseArgs('info', argv, info.options);
+  run() {
     console.log(JSON.stringify(systemInfo(), null, 2));
     return 0;
   },
@@ -57,14 +56,14 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`maskfr: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  // For launch, what follows `--` belongs to the ranks (their own --help included).
+  // What follows `--` belongs to another command (launch's ranks, their own --help included).
   const sep = rest.indexOf('--');
-  const own = name === 'launch' && sep >= 0 ? rest.slice(0, sep) : rest;
+  const own = sep >= 0 ? rest.slice(0, sep) : rest;
   if (own.includes('--help') || own.includes('-h')) {
     console.log(helpText(name, cmd));
     return 0;
   }
-  return cmd.run(rest);
+  return cmd.run(parseArgs(name, rest, cmd.options));
 }
 
 if (require.main === module) {

@@ -9,7 +9,7 @@ import { exportIResNet } from '../export/iresnet-onnx';
 import { readSafetensors } from '../io/safetensors';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
-import { Command, Option, Parsed, parseArgs, required } from './args';
+import { Command, Option, Parsed, required } from './args';
 
 const fmt = (n: number, unit: number, digits = 1) => (n / unit).toFixed(digits);
 
@@ -18,16 +18,17 @@ export const MODEL: Option = { name: 'model', value: 'NAME', required: true, hel
 /** For `embed` and `eval`: the head an MoE model embeds the whole set with. */
 export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an MoE model (NAME-moe): embed with its masked head (true) or its unmasked one', defaultHelp: 'false' };
 
-/** `createModel(name)` with `--masked` applied: an MoE embeds every face with the head it
+/** The `--model` network with `--masked` applied: an MoE embeds every face with the head it
  *  names; a plain model refuses the option (its one head serves both). */
-export function createRouted(command: string, name: string, p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet {
+export function createRouted(p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet {
+  const name = required(p, 'model');
   const m = createModel(name, overrides);
   const flag = p.options.get('masked');
   if (flag === undefined) return m;
-  if (flag !== 'true' && flag !== 'false') throw new Error(`${command}: --masked must be true or false, got ${flag}`);
+  if (flag !== 'true' && flag !== 'false') throw new Error(`${p.command}: --masked must be true or false, got ${flag}`);
   if (!(m instanceof IResNetMoE)) {
     m.dispose();
-    throw new Error(`${command}: --masked picks a head of an MoE model (${name}-moe); ${name} has one head for all faces`);
+    throw new Error(`${p.command}: --masked picks a head of an MoE model (${name}-moe); ${name} has one head for all faces`);
   }
   m.maskedByDefault = flag === 'true';
   return m;
@@ -38,8 +39,7 @@ export const listModels: Command = {
   usage: 'maskfr models',
   options: [],
   example: 'maskfr models',
-  run(argv) {
-    parseArgs('models', argv, listModels.options);
+  run() {
     const width = Math.max(...Object.keys(MODELS).map((n) => n.length)) + 1;
     console.log(`${'name'.padEnd(width)} blocks per stage   stride on  params    GMACs@112  heads`);
     for (const [name, c] of Object.entries(MODELS)) {
@@ -99,11 +99,10 @@ export const fold: Command = {
   run: foldWeights,
 };
 
-function foldWeights(argv: string[]): number {
-  const p = parseArgs('fold', argv, fold.options);
+function foldWeights(p: Parsed): number {
   const [input, output] = p.positional;
   if (input === undefined || output === undefined) throw new Error(`fold: usage: ${fold.usage}`);
-  const name = required('fold', p, 'model');
+  const name = required(p, 'model');
   const m = unfolded('fold', loadModel('fold', name, input));
   const f = foldBatchNorm(m);
   saveCheckpoint(f, output, { model: name, folded: 'true' });
@@ -131,10 +130,9 @@ export const exportOnnx: Command = {
   run: writeOnnx,
 };
 
-function writeOnnx(argv: string[]): number {
-  const p = parseArgs('export', argv, exportOnnx.options);
-  const m = loadModel('export', required('export', p, 'model'), p.options.get('weights'));
-  const out = required('export', p, 'out');
+function writeOnnx(p: Parsed): number {
+  const m = loadModel('export', required(p, 'model'), p.options.get('weights'));
+  const out = required(p, 'out');
   const model = p.flags.has('fold') ? foldBatchNorm(unfolded('export --fold', m)) : m;
   const onnx = exportIResNet(model, { opset: Number(p.options.get('opset')) });
   fs.writeFileSync(out, onnx.bytes);
@@ -185,8 +183,7 @@ export const fruits: Command = {
   run: fruitsLatencies,
 };
 
-async function fruitsLatencies(argv: string[]): Promise<number> {
-  const p = parseArgs('fruits', argv, fruits.options);
+async function fruitsLatencies(p: Parsed): Promise<number> {
   const [file] = p.positional;
   if (file !== undefined) {
     if (!fs.existsSync(file)) throw new Error(`fruits: ${file} does not exist`);
@@ -195,7 +192,7 @@ async function fruitsLatencies(argv: string[]): Promise<number> {
     return 0;
   }
   // The seed's reason to fold: the same network, unfolded vs folded, under the budget.
-  const name = required('fruits', p, 'model');
+  const name = required(p, 'model');
   const m = unfolded('fruits', loadModel('fruits', name, p.options.get('weights')));
   const plainMs = await fruitsLatency(exportIResNet(m).bytes);
   const f = foldBatchNorm(m);

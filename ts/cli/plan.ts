@@ -1,7 +1,7 @@
 // `maskfr plan`: per-GPU memory of a training run and, with a measured rate, its wall time.
 
 import { plan, WEBFACE42M_IMAGES } from '../train/plan';
-import { Command, parseArgs, required } from './args';
+import { Command, Parsed, required } from './args';
 
 const GiB = 2 ** 30;
 
@@ -25,15 +25,14 @@ export const planCommand: Command = {
   run: planMemory,
 };
 
-function planMemory(argv: string[]): number {
-  const p = parseArgs('plan', argv, planCommand.options);
+function planMemory(p: Parsed): number {
   const num = (name: string) => {
-    const v = required('plan', p, name);
+    const v = required(p, name);
     const n = Number(v);
     if (!(n > 0) && !(name === 'chunk' && n === 0)) throw new Error(`plan: --${name} must be a positive number, got ${v}`);
     return n;
   };
-  const model = required('plan', p, 'model');
+  const model = required(p, 'model');
   const card = p.options.get('card-gib');
   const rate = p.options.get('images-per-second');
   const r = plan({

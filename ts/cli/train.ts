@@ -7,7 +7,7 @@ import { launch } from '../parallel/launch';
 import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { writeTeacherEmbeddings } from '../train/teacher';
-import { Command, parseArgs, required } from './args';
+import { Command, Parsed, required } from './args';
 import { createRouted, MASKED, MODEL } from './models';
 
 /** `--set key=value` overrides, values parsed as JSON when they are, else strings. */
@@ -41,10 +41,9 @@ export const trainCommand: Command = {
   run: trainFromConfig,
 };
 
-async function trainFromConfig(argv: string[]): Promise<number> {
-  const p = parseArgs('train', argv, trainCommand.options);
+async function trainFromConfig(p: Parsed): Promise<number> {
   const overrides = overridesOf(p.lists.get('set') ?? []);
-  const file = required('train', p, 'config');
+  const file = required(p, 'config');
   for (const k of ['device', 'precision']) if (p.options.has(k)) overrides[k] = p.options.get(k);
   const cfg = loadConfig(file, overrides);
   if (!p.flags.has('quiet')) console.log(`training on ${cfg.device}${cfg.precision === 'f32' ? '' : ` in ${cfg.precision}`}`);
@@ -79,24 +78,22 @@ export const launchCommand: Command = {
   run: startRanks,
 };
 
-async function startRanks(argv: string[]): Promise<number> {
-  const sep = argv.indexOf('--');
-  const p = parseArgs('launch', sep < 0 ? argv : argv.slice(0, sep), launchCommand.options);
-  if (sep < 0) throw new Error(`launch: usage: ${launchCommand.usage}`);
+async function startRanks(p: Parsed): Promise<number> {
+  if (p.after === null) throw new Error(`launch: usage: ${launchCommand.usage}`);
   const num = (name: string) => {
-    const v = required('launch', p, name);
+    const v = required(p, name);
     const n = Number(v);
     if (!Number.isInteger(n)) throw new Error(`launch: --${name} must be an integer, got ${v}`);
     return n;
   };
-  const target = argv.slice(sep + 1);
+  const target = p.after;
   // A maskfr command runs through this very CLI entry; a script path runs as given.
   const runArgs = target.length > 0 && !SCRIPT.test(target[0]) ? [process.argv[1], ...target] : target;
   return launch({
     nprocPerNode: num('nproc-per-node'),
     nnodes: num('nnodes'),
     nodeRank: num('node-rank'),
-    masterAddr: required('launch', p, 'master-addr'),
+    masterAddr: required(p, 'master-addr'),
     masterPort: num('master-port'),
     argv: runArgs,
   });
@@ -117,10 +114,9 @@ export const embedCommand: Command = {
   run: embedDataset,
 };
 
-function embedDataset(argv: string[]): number {
-  const p = parseArgs('embed', argv, embedCommand.options);
-  const [name, weights, data, out] = ['model', 'weights', 'data', 'out'].map((k) => required('embed', p, k));
-  const model = createRouted('embed', name, p);
+function embedDataset(p: Parsed): number {
+  const [name, weights, data, out] = ['model', 'weights', 'data', 'out'].map((k) => required(p, k));
+  const model = createRouted(p);
   loadCheckpoint(model, weights);
   const ds = openTrainingData(data);
   const t = performance.now();
