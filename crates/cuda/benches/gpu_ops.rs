@@ -4,6 +4,10 @@
 //! with PyTorch and bench/gpu/report.py joins them (bench/gpu/run.sh runs all three).
 //! Each timed call ends with a device synchronise, on both sides.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{or_skip, REQUIRE_GPU};
 use maskfr_core::{Backend, ConvParams, DType, Device, Tensor};
 use std::time::Instant;
 
@@ -46,12 +50,8 @@ fn time(be: &dyn Backend, mut once: impl FnMut() -> Tensor) -> f64 {
 
 fn main() {
     maskfr_cuda::install();
-    let be = match maskfr_core::backend::device_backend("gpu-ops", Device::Cuda(0)) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("gpu-ops skipped: {e}");
-            return;
-        }
+    let Some(be) = or_skip(maskfr_core::backend::device_backend("gpu-ops", Device::Cuda(0)), &[REQUIRE_GPU]) else {
+        return;
     };
     let cpu = maskfr_core::backend::device_backend("gpu-ops", Device::Cpu).unwrap();
     let dev = |shape: &[usize], seed: u64, dtype: DType| {
@@ -95,10 +95,7 @@ fn main() {
 /// One rank's NCCL all-reduce of a 25 MiB bucket (bytes per second; on one rank NCCL only
 /// copies, so this is its fixed cost, to which a multi-GPU run adds its links).
 fn bucket(be: &dyn Backend, dev: &dyn Fn(&[usize], u64, DType) -> Tensor) {
-    let id = match maskfr_cuda::nccl::unique_id() {
-        Ok(id) => id,
-        Err(e) => return eprintln!("nccl all-reduce skipped: {e}"),
-    };
+    let Some(id) = or_skip(maskfr_cuda::nccl::unique_id(), &[REQUIRE_GPU]) else { return };
     let mut comm = maskfr_cuda::nccl::NcclComm::new(0, 0, 1, id, std::time::Duration::from_secs(30)).unwrap();
     let n = 25 << 18; // 25 MiB of f32
     let g = dev(&[n], 5, DType::F32);

@@ -1,11 +1,14 @@
 //! Every op of the CUDA backend against the CPU backend (maskfr-core's reference) on random
 //! inputs, forward and backward, through the same `Backend` calls the bindings make.
 //! Skipped, with the reason, where there is no GPU or library (CI); bench/gpu/run.sh runs it
-//! on a lent one. Tolerances are relative to the largest CPU magnitude: 1e-5 for f32
+//! on a lent one with MASKFR_REQUIRE_GPU=1, which turns those skips into failures. Tolerances are relative to the largest CPU magnitude: 1e-5 for f32
 //! kernels (both sides sum in f64), 5e-3 for f32 convolutions and 1e-2 for f16/bf16 ones
 //! (cuDNN may use TF32/tensor cores as PyTorch does by default), exact for dropout, row
 //! gathers, copies and casts.
 
+mod common;
+
+use common::{or_skip, REQUIRE_GPU};
 use maskfr_core::backend::device_backend;
 use maskfr_core::{Backend, ConvParams, DType, Device, Margin, ScaleRule, SgdHyper, Tensor};
 use maskfr_cuda::nccl::Reduction;
@@ -24,13 +27,8 @@ fn pair() -> Option<Pair> {
     maskfr_cuda::install();
     let cpu = device_backend("test", Device::Cpu).unwrap();
     let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    match device_backend("test", Device::Cuda(0)) {
-        Ok(gpu) => Some(Pair { cpu, gpu, _turn: turn }),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
+    let gpu = or_skip(device_backend("test", Device::Cuda(0)), &[REQUIRE_GPU])?;
+    Some(Pair { cpu, gpu, _turn: turn })
 }
 
 fn rnd(shape: &[usize], seed: u64) -> Tensor {
@@ -312,8 +310,7 @@ fn memory_is_cached_and_counted() {
 #[test]
 fn nccl_on_one_rank_keeps_sums_and_rounds_f16_buckets() {
     let Some(p) = pair() else { return };
-    if let Err(e) = maskfr_cuda::require("nccl") {
-        eprintln!("skipped: {e}");
+    if or_skip(maskfr_cuda::require("nccl"), &[REQUIRE_GPU]).is_none() {
         return;
     }
     let id = maskfr_cuda::nccl::unique_id().unwrap();

@@ -1,14 +1,16 @@
 //! Every kernel module compiles through NVRTC, GPU or not (libnvrtc ships in pip's
 //! nvidia-cuda-nvrtc wheel). Without libnvrtc the test is skipped with the reason, unless
-//! MASKFR_REQUIRE_NVRTC=1 (CI sets it) makes a missing compiler a failure.
+//! MASKFR_REQUIRE_NVRTC=1 (CI sets it, GPU or not) or MASKFR_REQUIRE_GPU=1 makes a missing
+//! compiler a failure.
 
+mod common;
+
+use common::{or_skip, REQUIRE_GPU};
 use maskfr_cuda::{compile, kernel_names, require, KERNELS};
 
 #[test]
 fn every_kernel_module_compiles() {
-    if let Err(e) = require("nvrtc") {
-        assert!(std::env::var("MASKFR_REQUIRE_NVRTC").as_deref() != Ok("1"), "{e}");
-        eprintln!("skipped: {e}");
+    if or_skip(require("nvrtc"), &["MASKFR_REQUIRE_NVRTC", REQUIRE_GPU]).is_none() {
         return;
     }
     for (name, _) in KERNELS {
