@@ -4,11 +4,8 @@
 
 import test from 'ava';
 import { Communicator, memoryStats, emptyCache, nn, ops, randn, ShardedMarginSoftmax, synchronize, tensor, tidy, zeros } from '../ts';
-import { gpuProblem, relErr } from './helpers/tensors';
-
-const noGpu = gpuProblem();
-const gpuTest = noGpu === null ? test : test.skip;
-const why = noGpu === null ? '' : ` (skipped: ${noGpu.slice(0, 60)})`;
+import { gpuTest, noGpu } from './helpers/gpu';
+import { relErr } from './helpers/tensors';
 
 (noGpu === null ? test.skip : test)('without a GPU, cuda:0 is an Error naming the missing piece and CPU tensors survive', (t) => {
   t.throws(() => zeros([2], 'cuda:0'), { message: /full: cuda:0: .*not found; tried/ });
@@ -30,7 +27,7 @@ const why = noGpu === null ? '' : ` (skipped: ${noGpu.slice(0, 60)})`;
   t.deepEqual(comm.allReduceValues([1, 2]), [1, 2]);
 });
 
-gpuTest(`tensors and gradients cross between cpu and cuda:0${why}`, (t) => {
+gpuTest('tensors and gradients cross between cpu and cuda:0', (t) => {
   tidy(() => {
     const x = randn([4, 5], { seed: 3 }).requireGrad();
     const g = ops.to(x, 'cuda:0');
@@ -47,7 +44,7 @@ gpuTest(`tensors and gradients cross between cpu and cuda:0${why}`, (t) => {
   });
 });
 
-gpuTest(`device memory is counted and cached per device${why}`, (t) => {
+gpuTest('device memory is counted and cached per device', (t) => {
   synchronize('cuda:0');
   const before = memoryStats('cuda:0');
   const x = zeros([1 << 20], 'cuda:0');
@@ -59,7 +56,7 @@ gpuTest(`device memory is counted and cached per device${why}`, (t) => {
   t.is(memoryStats('cuda:0').cachedBytes, 0);
 });
 
-gpuTest(`the sharded classifier's native step on cuda:0 equals the CPU's (chunks, sampling)${why}`, (t) => {
+gpuTest("the sharded classifier's native step on cuda:0 equals the CPU's (chunks, sampling)", (t) => {
   const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
   const labels = Int32Array.from([3, 49, 0, 17, 17, 8, 40, 41]);
   const run = (device: string) => {

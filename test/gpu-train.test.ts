@@ -1,16 +1,13 @@
 // The trainer on cuda:0 (skipped, with the reason, without a GPU; bench/gpu/run.sh runs it on
-// a lent one): the same first steps as on the CPU from the same seed — losses within 1% (cuDNN
-// convolutions run in TF32, PyTorch's default) — and f16 steps with a loss scale.
+// a lent one, where MASKFR_REQUIRE_GPU=1 fails it instead of skipping): the same first steps
+// as on the CPU from the same seed — losses within 1% (cuDNN convolutions run in TF32,
+// PyTorch's default) — and f16 steps with a loss scale.
 
-import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gpuProblem, resolveConfig, train, TrainConfig, writeSyntheticDataset } from '../ts';
-
-const noGpu = gpuProblem();
-const gpuTest = noGpu === null ? test : test.skip;
-const why = noGpu === null ? '' : ` (skipped: ${noGpu.slice(0, 60)})`;
+import { resolveConfig, train, TrainConfig, writeSyntheticDataset } from '../ts';
+import { gpuTest } from './helpers/gpu';
 
 const losses = (dir: string) =>
   fs
@@ -20,7 +17,7 @@ const losses = (dir: string) =>
     .map((l) => JSON.parse(l) as { loss?: number; lossScale?: number })
     .filter((m) => m.loss !== undefined);
 
-gpuTest(`the trainer takes the CPU's steps on cuda:0, in f32 and f16${why}`, async (t) => {
+gpuTest("the trainer takes the CPU's steps on cuda:0, in f32 and f16", async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-gpu-train-'));
   const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 10, perIdentity: 8, heldOut: 6, pairs: 40, seed: 3, quality: 90 });
   const cfg = (name: string, extra: Partial<TrainConfig>): TrainConfig => ({
