@@ -22,6 +22,8 @@ export interface Command {
   /** Positional arguments and required options as typed, `[options]` where others exist. */
   usage: string;
   options: readonly Option[];
+  /** What may follow `--` (absent: nothing may). */
+  after?: string;
   example: string;
   /** Runs on the command line parsed against `options`. */
   run(p: Parsed): Promise<number> | number;
@@ -84,5 +86,6 @@ export function helpText(name: string, c: Command): string {
     const d = o.required ? 'required' : o.default !== undefined ? `default: ${o.default}` : `default: ${o.defaultHelp ?? (o.value === undefined ? 'off' : 'none')}`;
     return `  ${left[i].padEnd(width)}  ${o.help} (${d}${o.repeated ? '; repeatable' : ''})`;
   });
-  return [`maskfr ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:', ...(rows.length > 0 ? rows : ['  none']), '', 'Example:', `  ${c.example}`].join('\n');
+  const after = c.after === undefined ? [] : [`  ${'-- ...'.padEnd(width)}  ${c.after}`];
+  return [`maskfr ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:', ...(rows.length > 0 ? rows : ['  none']), ...after, '', 'Example:', `  ${c.example}`].join('\n');
 }

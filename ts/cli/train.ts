@@ -74,6 +74,7 @@ export const launchCommand: Command = {
     { name: 'master-addr', value: 'A', default: '127.0.0.1', help: "rank 0's node address" },
     { name: 'master-port', value: 'P', default: '29500', help: "rank 0's port" },
   ],
+  after: 'the maskfr command (or .js/.ts script) each rank runs, with its arguments',
   example: 'maskfr launch --nproc-per-node 4 -- train --config configs/synthetic_small.ts',
   run: startRanks,
 };
