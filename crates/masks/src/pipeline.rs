@@ -5,6 +5,7 @@ use crate::geometry::{Point, ARCFACE_112};
 use crate::renderer::RenderSynth;
 use crate::template::TemplateSynth;
 use maskfr_core::random::Stream;
+use maskfr_core::{Error, Result};
 use maskfr_io::image_codec::Rgb;
 use maskfr_io::loader::Augment;
 
@@ -19,10 +20,10 @@ pub struct MaskPipeline {
 impl MaskPipeline {
     /// `color_weights`, when given, reweights the renderer's commodity colours (in the
     /// order of [`crate::renderer::COLORS`]: white, blue, black, green, grey, pink).
-    pub fn new(probability: f64, template_share: f64, color_weights: Option<&[f64]>) -> Result<MaskPipeline, String> {
+    pub fn new(probability: f64, template_share: f64, color_weights: Option<&[f64]>) -> Result<MaskPipeline> {
         for (name, v) in [("probability", probability), ("template share", template_share)] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("masks: {name} must be in [0, 1], got {v}"));
+                return Err(Error(format!("masks: {name} must be in [0, 1], got {v}")));
             }
         }
         let mut renderer = RenderSynth::default();
@@ -31,10 +32,10 @@ impl MaskPipeline {
                 || w.iter().any(|x| x.is_nan() || *x < 0.0)
                 || w.iter().sum::<f64>() <= 0.0
             {
-                return Err(format!(
+                return Err(Error(format!(
                     "masks: colour weights must be {} non-negative numbers (white, blue, black, green, grey, pink) with a positive sum, got {w:?}",
                     renderer.colors.len()
-                ));
+                )));
             }
             renderer.colors.iter_mut().zip(w).for_each(|(c, &x)| c.1 = x);
         }
@@ -49,7 +50,7 @@ impl MaskPipeline {
     /// Every probe masked, for evaluation: `mixed` (the training mix, half each
     /// synthesizer), `template`, `renderer`, or `held-out` (rendered in colours training
     /// never draws).
-    pub fn probes(style: &str) -> Result<MaskPipeline, String> {
+    pub fn probes(style: &str) -> Result<MaskPipeline> {
         match style {
             "mixed" => MaskPipeline::new(1.0, 0.5, None),
             "template" => MaskPipeline::new(1.0, 1.0, None),
@@ -59,7 +60,7 @@ impl MaskPipeline {
                 template_share: 0.0,
                 renderer: RenderSynth { colors: HELD_OUT_COLORS.to_vec() },
             }),
-            _ => Err(format!("masks: style '{style}', expected mixed, template, renderer or held-out")),
+            _ => Err(Error(format!("masks: style '{style}', expected mixed, template, renderer or held-out"))),
         }
     }
 }

@@ -21,7 +21,7 @@ fn init() {
 }
 
 /// The one way a Rust error crosses into JS: an `Error` with its message, which already
-/// names the op, file or rank (maskfr's `Error`; the masks crate reports a `String`).
-fn js<T, E: std::fmt::Display>(r: Result<T, E>) -> napi::Result<T> {
+/// names the op, file or rank.
+fn js<T>(r: maskfr_core::Result<T>) -> napi::Result<T> {
     r.map_err(|e| napi::Error::from_reason(e.to_string()))
 }
