@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
-  complexity, createModel, exportIResNet, foldBatchNorm, full, IResNetMoE, loadCheckpoint, MODELS, noGrad, ops, randn, randUniform, readSafetensors, resolveConfig, tidy, train, stateShapes, writeSyntheticDataset,
+  complexity, createModel, embedFlipped, exportIResNet, foldBatchNorm, full, IResNetMoE, loadCheckpoint, MODELS, noGrad, openTrainingData, ops, randn, randUniform, readSafetensors, resolveConfig, tidy, train, stateShapes, writeSyntheticDataset,
 } from '../ts';
 import { assertClose, relErr } from './helpers/tensors';
 
@@ -100,4 +100,22 @@ test("a tiny MoE trains from a config, each sample's head picked by the loader's
   const reloaded = createModel('tiny-moe');
   t.notThrows(() => loadCheckpoint(reloaded, path.join(root, 'p0.5', 'model.safetensors')));
   reloaded.dispose();
+});
+
+test('evaluation embeds masked probes with the masked head and the gallery with the default one', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-moe-eval-'));
+  const data = openTrainingData(writeSyntheticDataset(path.join(root, 'data'), { identities: 3, perIdentity: 2, heldOut: 2, pairs: 4, seed: 5, quality: 90 }).rec);
+  const images = Array.from({ length: data.length }, (_, i) => data.sample(i).image);
+  const m = createMoE('tiny-moe');
+  const mask = { style: 'mixed' as const, seed: 3 };
+  const probes = (maskedByDefault: boolean) => {
+    m.maskedByDefault = maskedByDefault;
+    return embedFlipped(m, images, { mask });
+  };
+  t.deepEqual(probes(false), probes(true), 'masked probes take the masked head whatever the default');
+  m.maskedByDefault = false;
+  const gallery = embedFlipped(m, images);
+  m.maskedByDefault = true;
+  t.notDeepEqual(embedFlipped(m, images), gallery, 'unmasked images take the default head');
+  m.dispose();
 });

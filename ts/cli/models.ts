@@ -15,8 +15,9 @@ const fmt = (n: number, unit: number, digits = 1) => (n / unit).toFixed(digits);
 
 export const MODEL: Option = { name: 'model', value: 'NAME', required: true, help: 'the network, from `maskfr models`' };
 
-/** For `embed` and `eval`: the head an MoE model embeds the whole set with. */
-export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an MoE model (NAME-moe): embed with its masked head (true) or its unmasked one', defaultHelp: 'false' };
+/** For `embed` and `eval`: the head an MoE model embeds unmasked images with (an MFR report's
+ *  masked probes always take the masked head). */
+export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an MoE model (NAME-moe): embed with its masked head (true) or its unmasked one (a report\'s masked probes always take the masked head)', defaultHelp: 'false' };
 
 /** The `--model` network with `--masked` applied: an MoE embeds every face with the head it
  *  names; a plain model refuses the option (its one head serves both). */

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { native } from '../native';
 import { Module } from '../nn/module';
+import { IResNet } from '../models/iresnet';
 import { Tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
@@ -94,7 +95,10 @@ export function embedFlipped(model: Module, images: readonly Buffer[], { batch =
     const e = tidy(() =>
       noGrad(() => {
         const masks = mask === null ? undefined : { ...mask, first: rank * per + i };
-        const embed = (flip: boolean) => model.forward(ops.to(new Tensor(native.decodeFaces([...chunk], size, flip, what, masks)), model.device));
+        const x = (flip: boolean) => ops.to(new Tensor(native.decodeFaces([...chunk], size, flip, what, masks)), model.device);
+        // An MoE embeds masked probes with its masked head (the others with its default one).
+        const flags = mask === null ? undefined : new Array<boolean>(chunk.length).fill(true);
+        const embed = (flip: boolean) => (model instanceof IResNet ? model.forward(x(flip), flags) : model.forward(x(flip)));
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
     );

@@ -30,7 +30,8 @@ export function openTeacher(t: Teacher, data: TrainingData, device = 'cpu'): Tea
   const model = createModel(t.network, t.embeddingSize === undefined ? {} : { embedding: t.embeddingSize });
   loadCheckpoint(model, t.weights);
   model.eval().to(device);
-  return { embed: (b) => noGrad(() => model.forward(ops.to(b.images, device))), dispose: () => model.dispose() };
+  // An MoE teacher embeds each sample with the head its mask flag picks, as the student does.
+  return { embed: (b) => noGrad(() => model.forward(ops.to(b.images, device), b.masked)), dispose: () => model.dispose() };
 }
 
 /** Embeds every image of `data` in order with `model` (eval mode) into `out`: an F32
