@@ -1,4 +1,4 @@
-//! The distributed binding: wrappers over maskfr-parallel's [`Comm`] (collectives between
+//! The distributed binding: wrappers over `maskfr_parallel::Comm` (collectives between
 //! rank processes, TCP for host tensors and NCCL for GPU tensors) and the sharded
 //! margin-softmax step.
 
