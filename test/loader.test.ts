@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Loader, memoryStats, writeSyntheticDataset, readImageFolder, syntheticFace } from '../ts';
+import { CONFIG_DEFAULTS, Loader, MASK_DEFAULTS, memoryStats, writeSyntheticDataset, readImageFolder, syntheticFace } from '../ts';
 import { native } from '../ts/native';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-loader-'));
@@ -100,4 +100,10 @@ test('the loader masks a seeded share of samples in its workers and says which',
     t.true(b.masked.every((m, i) => m && px[i * 3 * 112 * 112 + 92 * 112 + 56] < -0.6));
     b.images.dispose();
   }
+});
+
+test("the mask defaults have one home, the synthesizers' crate: the seed team's 35%, half templates", (t) => {
+  t.deepEqual({ ...MASK_DEFAULTS }, { maskProbability: 0.35, maskTemplateShare: 0.5 });
+  t.is(CONFIG_DEFAULTS.maskProbability, MASK_DEFAULTS.maskProbability);
+  t.is(CONFIG_DEFAULTS.maskTemplateShare, MASK_DEFAULTS.maskTemplateShare);
 });

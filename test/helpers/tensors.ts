@@ -52,4 +52,3 @@ export function assertClose(t: ExecutionContext, actual: Tensor | null, expected
   t.true(err <= tol, `${what}: relative error ${err.toExponential(2)} > ${tol}`);
 }
 
-export { gpuProblem } from '../../ts/system';

@@ -33,8 +33,9 @@ export interface LoaderOptions {
   maskColorWeights?: number[];
 }
 
-/** The seed team's masking: 35% of samples, split between the two synthesizers. */
-export const MASK_DEFAULTS = { maskProbability: 0.35, maskTemplateShare: 0.5 } as const;
+/** The seed team's masking: 35% of samples, split between the two synthesizers (the
+ *  numbers live with the synthesizers, in maskfr-masks). */
+export const MASK_DEFAULTS: Readonly<{ maskProbability: number; maskTemplateShare: number }> = Object.freeze(native.maskDefaults());
 
 export interface Batch {
   images: Tensor;
@@ -66,7 +67,7 @@ export class Loader {
       threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
       skipCorrupt: o.skipCorrupt ?? false,
       maskProbability: o.maskProbability ?? 0,
-      maskTemplateShare: o.maskTemplateShare ?? MASK_DEFAULTS.maskTemplateShare,
+      maskTemplateShare: o.maskTemplateShare,
       maskColorWeights: o.maskColorWeights,
     };
   }

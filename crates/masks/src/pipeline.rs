@@ -10,7 +10,7 @@ use maskfr_io::image_codec::Rgb;
 use maskfr_io::loader::Augment;
 
 pub struct MaskPipeline {
-    /// Share of samples masked (the seed's team masked 35%).
+    /// Share of samples masked.
     pub probability: f64,
     /// Share of the masked samples drawn by the template synthesizer; the rest are rendered.
     pub template_share: f64,
@@ -18,6 +18,11 @@ pub struct MaskPipeline {
 }
 
 impl MaskPipeline {
+    /// The seed team's training mix: 35% of samples masked, half of them by templates. The
+    /// one home of these defaults: the binding hands them to TypeScript (`MASK_DEFAULTS`).
+    pub const DEFAULT_PROBABILITY: f64 = 0.35;
+    pub const DEFAULT_TEMPLATE_SHARE: f64 = 0.5;
+
     /// `color_weights`, when given, reweights the renderer's commodity colours (in the
     /// order of [`crate::renderer::COLORS`]: white, blue, black, green, grey, pink).
     pub fn new(probability: f64, template_share: f64, color_weights: Option<&[f64]>) -> Result<MaskPipeline> {
@@ -47,12 +52,12 @@ impl MaskPipeline {
 pub const HELD_OUT_COLORS: [([f64; 3], f64); 2] = [([0.78, 0.12, 0.12], 1.0), ([0.93, 0.8, 0.2], 1.0)];
 
 impl MaskPipeline {
-    /// Every probe masked, for evaluation: `mixed` (the training mix, half each
-    /// synthesizer), `template`, `renderer`, or `held-out` (rendered in colours training
+    /// Every probe masked, for evaluation: `mixed` (the default training mix of the two
+    /// synthesizers), `template`, `renderer`, or `held-out` (rendered in colours training
     /// never draws).
     pub fn probes(style: &str) -> Result<MaskPipeline> {
         match style {
-            "mixed" => MaskPipeline::new(1.0, 0.5, None),
+            "mixed" => MaskPipeline::new(1.0, Self::DEFAULT_TEMPLATE_SHARE, None),
             "template" => MaskPipeline::new(1.0, 1.0, None),
             "renderer" => MaskPipeline::new(1.0, 0.0, None),
             "held-out" => Ok(MaskPipeline {

@@ -28,7 +28,7 @@ pub struct LoaderOptions {
     /// Share of samples given a synthesized mask in the workers (0 or absent: none).
     pub mask_probability: Option<f64>,
     /// Share of the masked samples drawn by the template synthesizer, the rest rendered
-    /// (default 0.5).
+    /// (default [`MaskPipeline::DEFAULT_TEMPLATE_SHARE`]).
     pub mask_template_share: Option<f64>,
     /// Weights of the renderer's commodity colours: white, blue, black, green, grey, pink.
     pub mask_color_weights: Option<Vec<f64>>,
@@ -59,7 +59,11 @@ fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
     match o.mask_probability.filter(|&p| p > 0.0) {
         None => Ok(None),
         Some(p) => {
-            let pipeline = MaskPipeline::new(p, o.mask_template_share.unwrap_or(0.5), o.mask_color_weights.as_deref());
+            let pipeline = MaskPipeline::new(
+                p,
+                o.mask_template_share.unwrap_or(MaskPipeline::DEFAULT_TEMPLATE_SHARE),
+                o.mask_color_weights.as_deref(),
+            );
             Ok(Some(Arc::new(js(pipeline)?)))
         }
     }

@@ -1,7 +1,7 @@
 //! Mask synthesis bindings (maskfr-masks).
 
 use maskfr_io::image_codec::Rgb;
-use maskfr_masks::{Point, RenderSynth, TemplateSynth, ARCFACE_112};
+use maskfr_masks::{MaskPipeline, Point, RenderSynth, TemplateSynth, ARCFACE_112};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -39,4 +39,19 @@ pub fn render_mask(data: Buffer, width: u32, height: u32, seed: i64, landmarks: 
     let mut img = image(&data, width, height)?;
     RenderSynth::default().apply(&mut img, &five(landmarks)?, seed as u64);
     Ok(img.data.into())
+}
+
+#[napi(object)]
+pub struct MaskDefaults {
+    pub mask_probability: f64,
+    pub mask_template_share: f64,
+}
+
+/// The seed team's training mix of the two synthesizers (maskfr-masks holds the numbers).
+#[napi]
+pub fn mask_defaults() -> MaskDefaults {
+    MaskDefaults {
+        mask_probability: MaskPipeline::DEFAULT_PROBABILITY,
+        mask_template_share: MaskPipeline::DEFAULT_TEMPLATE_SHARE,
+    }
 }
