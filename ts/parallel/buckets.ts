@@ -1,8 +1,11 @@
 // Data-parallel gradient averaging that overlaps the backward, as torch DDP's buckets:
 // parameters are grouped, last layer first (the order the backward reaches them), into
-// buckets of about `bucketBytes`; the moment every parameter of a bucket has its gradient,
-// its all-reduce starts in the background while the backward goes on; `finish()` waits for
-// the last. Each element is summed in rank order either way: the result equals one big
+// buckets of about `bucketBytes`; once every parameter of a bucket and of the buckets before
+// it has its gradient, its all-reduce starts in the background while the backward goes on;
+// `finish()` waits for the last. Buckets start strictly in order, as DDP's do: a parameter
+// one rank's batch leaves without a gradient (an MoE head no sample of it took) must not
+// make that rank send its buckets in another order than the others (collectives pair by
+// order). Each element is summed in rank order either way: the result equals one big
 // synchronous all-reduce exactly. `compress: 'f16'` sends each bucket as f16 (half the
 // bytes; gradients and their sum rounded to f16).
 
@@ -15,6 +18,8 @@ export class GradientBuckets {
   readonly buckets: Tensor[][];
   private readonly bucketOf = new Map<Tensor, number>();
   private pending: number[] = [];
+  /** The next bucket to start: every one before it has started. */
+  private next = 0;
   private tickets: number[] = [];
 
   readonly compress: Compression;
@@ -42,20 +47,22 @@ export class GradientBuckets {
   /** Arms the hook for one backward: call before it. */
   begin(): void {
     this.pending = this.buckets.map((b) => b.length);
+    this.next = 0;
     this.tickets = [];
     const seen = new Set<Tensor>();
     onLeafGradient((t) => {
       const i = this.bucketOf.get(t);
       if (i === undefined || seen.has(t)) return;
       seen.add(t);
-      if (--this.pending[i] === 0) this.launch(i);
+      --this.pending[i];
+      while (this.next < this.buckets.length && this.pending[this.next] === 0) this.launchNext();
     });
   }
 
-  private launch(i: number): void {
-    this.pending[i] = -1;
-    for (const p of this.buckets[i]) if (p.grad === null) p.grad = keep(zeros(p.shape, p.device));
-    this.tickets.push(this.comm.allReduceStart(this.buckets[i].map((p) => p.grad!), 'mean', this.compress));
+  private launchNext(): void {
+    const bucket = this.buckets[this.next++];
+    for (const p of bucket) if (p.grad === null) p.grad = keep(zeros(p.shape, p.device));
+    this.tickets.push(this.comm.allReduceStart(bucket.map((p) => p.grad!), 'mean', this.compress));
   }
 
   /** After the backward: starts what is left (parameters that got no gradient contribute
@@ -63,7 +70,7 @@ export class GradientBuckets {
    *  the optimiser that reads them: nothing to wait for on the host). */
   finish(): void {
     onLeafGradient(null);
-    this.pending.forEach((n, i) => n > 0 && this.launch(i));
+    while (this.next < this.buckets.length) this.launchNext();
     for (const t of this.tickets) this.comm.wait(t);
     this.tickets = [];
   }
