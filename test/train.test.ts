@@ -31,7 +31,8 @@ test('the config is checked field by field, naming each problem', (t) => {
   const e = t.throws(() => resolveConfig({ network: 'r9', data: 'x.rec', batchSize: -1, lr: 'fast', bogus: 1, kd: {} }, 'config c.json'));
   t.regex(e.message, /^config c\.json:/);
   t.regex(e.message, /unknown field 'bogus'/);
-  t.regex(e.message, /network must be one of r18, /);
+  t.regex(e.message, /network must be a model name \(.*known models are r18, /);
+  t.regex(t.throws(() => resolveConfig({ ...base('x'), network: 'R240' })).message, /network must be a model name \(did you mean resnet240\? /);
   t.regex(e.message, /batchSize must be an integer ≥ 1, got -1/);
   t.regex(e.message, /lr must be a number in \(0, 10\], got "fast"/);
   t.regex(e.message, /output is required/);

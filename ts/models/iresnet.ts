@@ -80,16 +80,18 @@ export function closestModels(name: string): string[] {
   return best <= 2 ? Object.keys(MODELS).filter((k) => dist(k) === best) : [];
 }
 
+/** What to say of an unknown model name: the closest known ones and the list. */
+export function knownModels(name: string): string {
+  const near = closestModels(name);
+  const hint = near.length > 0 ? `did you mean ${near.join(' or ')}? ` : '';
+  return `${hint}known models are ${Object.keys(PLAIN).join(', ')}, each also as NAME-moe`;
+}
+
 /** The named configuration with overrides; an unknown name gets the closest known ones and
  *  the list. */
 export function modelConfig(name: string, overrides: Partial<IResNetConfig> = {}): IResNetConfig {
-  const c = MODELS[name];
-  if (c === undefined) {
-    const near = closestModels(name);
-    const hint = near.length > 0 ? `did you mean ${near.join(' or ')}? ` : '';
-    throw new Error(`unknown model '${name}': ${hint}known models are ${Object.keys(PLAIN).join(', ')}, each also as NAME-moe`);
-  }
-  return { ...c, ...overrides };
+  if (!Object.hasOwn(MODELS, name)) throw new Error(`unknown model '${name}': ${knownModels(name)}`);
+  return { ...MODELS[name], ...overrides };
 }
 
 /** arcface_torch's init: conv weights N(0, 0.1). */

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { MODELS } from '../models/iresnet';
+import { knownModels, MODELS } from '../models/iresnet';
 import { gpuProblem } from '../system';
 import type { Margin } from '../tensor/ops';
 import { ARCFACE, COSFACE } from '../losses/margin';
@@ -125,7 +125,7 @@ const real = (lo: number, hi: number, openLo = false): Check => (v) =>
   isNum(v) && (openLo ? v > lo : v >= lo) && v <= hi ? null : `a number in ${openLo ? '(' : '['}${lo}, ${hi}]`;
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
-const network: Check = (v) => (typeof v === 'string' && v in MODELS ? null : `one of ${Object.keys(MODELS).join(', ')}`);
+const network: Check = (v) => (typeof v === 'string' && Object.hasOwn(MODELS, v) ? null : `a model name (${knownModels(String(v))})`);
 const margin: Check = (v) =>
   v === 'cosface' || v === 'arcface' || (typeof v === 'object' && v !== null && ['s', 'mArc', 'mCos'].every((k) => isNum((v as Record<string, unknown>)[k])))
     ? null
