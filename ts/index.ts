@@ -65,7 +65,7 @@ export type { LaunchOptions } from './parallel/launch';
 export { defineConfig, resolveConfig, loadConfig, CONFIG_DEFAULTS } from './train/config';
 export type { TrainConfig, ResolvedConfig, Teacher } from './train/config';
 export { train, NonFiniteLoss } from './train/trainer';
-export { plan, activationBytes, WEBFACE42M_IMAGES } from './train/plan';
+export { plan, activationBytes, PLAN_DEFAULTS, WEBFACE42M_IMAGES } from './train/plan';
 export type { Plan, PlanInput } from './train/plan';
 export type { TrainOptions, TrainResult } from './train/trainer';
 export { openTeacher, writeTeacherEmbeddings } from './train/teacher';

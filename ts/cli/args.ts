@@ -41,8 +41,9 @@ export interface Parsed {
   after: string[] | null;
 }
 
-/** Parses `argv` against the command's declared options. */
-export function parseArgs(command: string, argv: string[], options: readonly Option[]): Parsed {
+/** Parses `argv` against the command's declared options (`usage` goes into the error for a
+ *  missing required one). */
+export function parseArgs(command: string, argv: string[], options: readonly Option[], usage = ''): Parsed {
   const out: Parsed = { command, positional: [], options: new Map(), flags: new Set(), lists: new Map(), after: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -68,10 +69,14 @@ export function parseArgs(command: string, argv: string[], options: readonly Opt
     if (o.repeated) out.lists.set(o.name, [...(out.lists.get(o.name) ?? []), v]);
     else out.options.set(o.name, v);
   }
-  for (const o of options) if (o.default !== undefined && !out.options.has(o.name)) out.options.set(o.name, o.default);
+  for (const o of options) {
+    if (o.default !== undefined && !out.options.has(o.name)) out.options.set(o.name, o.default);
+    if (o.required && !out.options.has(o.name) && !out.lists.has(o.name)) throw new Error(`${command}: --${o.name} is required${usage && ` (usage: ${usage})`}`);
+  }
   return out;
 }
 
+/** The value of an option the parser guarantees (required or defaulted). */
 export function required(p: Parsed, name: string): string {
   const v = p.options.get(name);
   if (v === undefined) throw new Error(`${p.command}: --${name} is required`);

@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(helpText(name, cmd));
     return 0;
   }
-  const p = parseArgs(name, rest, cmd.options);
+  const p = parseArgs(name, rest, cmd.options, cmd.usage);
   if (p.after !== null && cmd.after === undefined) throw new Error(`${name}: nothing may follow --`);
   return cmd.run(p);
 }

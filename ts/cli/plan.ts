@@ -1,7 +1,8 @@
 // `maskfr plan`: per-GPU memory of a training run and, with a measured rate, its wall time.
 
-import { plan, WEBFACE42M_IMAGES } from '../train/plan';
+import { plan, PLAN_DEFAULTS, WEBFACE42M_IMAGES } from '../train/plan';
 import { Command, Parsed, required } from './args';
+import { MODEL } from './models';
 
 const GiB = 2 ** 30;
 
@@ -9,15 +10,15 @@ export const planCommand: Command = {
   summary: 'per-GPU memory of a training run and, with a measured rate, its wall time',
   usage: 'maskfr plan --model NAME --classes N --gpus N --batch N [options]',
   options: [
-    { name: 'model', value: 'NAME', required: true, help: 'the network, from `maskfr models`' },
+    MODEL,
     { name: 'classes', value: 'N', required: true, help: 'identities in the training set' },
     { name: 'gpus', value: 'N', required: true, help: 'GPUs (ranks) sharing the classifier' },
     { name: 'batch', value: 'N', required: true, help: 'images per GPU per step' },
-    { name: 'sample-rate', value: 'R', default: '1', help: "partial FC's share of the classes sampled per step" },
-    { name: 'chunk', value: 'N', default: '8192', help: 'classes per logits chunk (0: unchunked)' },
+    { name: 'sample-rate', value: 'R', default: String(PLAN_DEFAULTS.sampleRate), help: "partial FC's share of the classes sampled per step" },
+    { name: 'chunk', value: 'N', default: String(PLAN_DEFAULTS.chunk), help: 'classes per logits chunk (0: unchunked)' },
     { name: 'card-gib', value: 'G', help: 'the card memory to check the total against', defaultHelp: 'none: no verdict' },
     { name: 'images-per-second', value: 'X', help: 'a measured training rate, for the wall time', defaultHelp: 'none: no wall time' },
-    { name: 'epochs', value: 'N', default: '20', help: 'epochs of WebFace42M for the wall time' },
+    { name: 'epochs', value: 'N', default: String(PLAN_DEFAULTS.epochs), help: 'epochs of WebFace42M for the wall time' },
     { name: 'fp16', help: 'fp16 mixed precision (fp32 master weights plus an fp16 copy)' },
     { name: 'checkpointing', help: 'activation checkpointing (recompute in the backward)' },
   ],

@@ -79,8 +79,13 @@ export function activationBytes(model: string, { fp16 = false, checkpointing = f
   return (kept + 2 * largest) * bytes;
 }
 
+/** What a plan assumes unless told: every class scored, the classifier's chunk, the
+ *  report's 20 epochs. */
+export const PLAN_DEFAULTS = { sampleRate: 1, chunk: DEFAULT_CHUNK, epochs: 20 } as const;
+
 export function plan(p: PlanInput): Plan {
-  const { sampleRate = 1, fp16 = false, checkpointing = false, chunk = DEFAULT_CHUNK, epochs = 20, images = WEBFACE42M_IMAGES } = p;
+  const { sampleRate = PLAN_DEFAULTS.sampleRate, chunk = PLAN_DEFAULTS.chunk, epochs = PLAN_DEFAULTS.epochs } = p;
+  const { fp16 = false, checkpointing = false, images = WEBFACE42M_IMAGES } = p;
   const embedding = p.embedding ?? modelConfig(p.model).embedding;
   const params = complexity(modelConfig(p.model, { embedding })).params;
   // fp32 master weights (and an fp16 copy for the forward under fp16), fp32 gradients and momentum.
