@@ -7,8 +7,9 @@ import { randn } from '../tensor/random';
 import * as ops from '../tensor/ops';
 import { Module } from '../nn/module';
 
-export const COSFACE: ops.Margin = { s: 64, mArc: 0, mCos: 0.4 };
-export const ARCFACE: ops.Margin = { s: 64, mArc: 0.5, mCos: 0 };
+// Frozen: configs hand these very objects out, and one run must not change another's margin.
+export const COSFACE: Readonly<ops.Margin> = Object.freeze({ s: 64, mArc: 0, mCos: 0.4 });
+export const ARCFACE: Readonly<ops.Margin> = Object.freeze({ s: 64, mArc: 0.5, mCos: 0 });
 /** Standard deviation of the class centres' N(0, σ²) initialisation (arcface_torch's partial FC). */
 export const CENTRE_STD = 0.01;
 

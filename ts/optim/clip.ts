@@ -59,7 +59,7 @@ export function stepGates(backbone: Tensor[], head: Tensor[], comm: Communicator
 }
 
 /** Clips the gradients of `params` in place; returns their total norm before clipping (read
- *  back: a synchronisation on a GPU; the trainer uses `gradientGate` instead). */
+ *  back: a synchronisation on a GPU; the trainer uses `stepGates` instead). */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
   const withGrad = params.filter((p) => p.grad !== null);
   if (withGrad.length === 0) return 0;
