@@ -52,7 +52,7 @@ pub fn gpu(ordinal: usize) -> crate::Result<&'static Gpu> {
 }
 
 fn f(op: &str, t: &Tensor) -> Result<u64> {
-    addr(op, t, DType::F32).at(op)
+    addr(op, t, DType::F32)
 }
 
 fn len(t: &Tensor) -> Arg {
@@ -117,7 +117,7 @@ impl CudaBackend {
     /// A copy of `t` in `dtype` (f16 and bf16 go through f32).
     fn convert(&self, t: &Tensor, dtype: DType) -> Result<Tensor> {
         let op = "cast";
-        let src = addr(op, t, t.dtype()).at(op)?;
+        let src = addr(op, t, t.dtype())?;
         let (y, yp) = self.gpu.empty(t.shape(), dtype).at(op)?;
         let kernel = match (t.dtype(), dtype) {
             (a, b) if a == b => {
@@ -208,7 +208,7 @@ impl Backend for CudaBackend {
         if dst.shares_storage(src) {
             return Ok(());
         }
-        let (d, s) = (addr(op, dst, src.dtype()).at(op)?, addr(op, src, src.dtype()).at(op)?);
+        let (d, s) = (addr(op, dst, src.dtype())?, addr(op, src, src.dtype())?);
         self.gpu.copy_device(d, s, src.numel() * src.dtype().size()).at(op)
     }
 
@@ -218,7 +218,7 @@ impl Backend for CudaBackend {
         let dtype = product_dtype(op, &[x, w], bias)?;
         let (y, yp) = self.gpu.empty(&g.out_shape(), dtype).at(op)?;
         let key = PlanKey { x: shape4(x.shape()), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
-        let ops = Operands { x: addr(op, x, dtype).at(op)?, w: addr(op, w, dtype).at(op)?, y: yp };
+        let ops = Operands { x: addr(op, x, dtype)?, w: addr(op, w, dtype)?, y: yp };
         self.conv(key, g.out_shape(), Direction::Forward, ops)?;
         if let Some(b) = bias {
             vector(op, "bias", b, g.o)?;
@@ -236,7 +236,7 @@ impl Backend for CudaBackend {
         let dtype = product_dtype(op, &[gy, w], None)?;
         let (gx, gxp) = self.gpu.empty(x_shape, dtype).at(op)?;
         let key = PlanKey { x: shape4(x_shape), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
-        let ops = Operands { x: gxp, w: addr(op, w, dtype).at(op)?, y: addr(op, gy, dtype).at(op)? };
+        let ops = Operands { x: gxp, w: addr(op, w, dtype)?, y: addr(op, gy, dtype)? };
         self.conv(key, g.out_shape(), Direction::BackwardData, ops)?;
         Ok(gx)
     }
@@ -247,7 +247,7 @@ impl Backend for CudaBackend {
         let dtype = product_dtype(op, &[gy, x], None)?;
         let (gw, gwp) = self.gpu.empty(w_shape, dtype).at(op)?;
         let key = PlanKey { x: shape4(x.shape()), w: shape4(w_shape), stride: p.stride, pad: p.pad, dtype };
-        let ops = Operands { x: addr(op, x, dtype).at(op)?, w: gwp, y: addr(op, gy, dtype).at(op)? };
+        let ops = Operands { x: addr(op, x, dtype)?, w: gwp, y: addr(op, gy, dtype)? };
         self.conv(key, g.out_shape(), Direction::BackwardFilter, ops)?;
         Ok(gw)
     }
@@ -348,7 +348,7 @@ impl Backend for CudaBackend {
         let (m, _, n) = matmul_dims(a, b, trans_a, trans_b)?;
         let dtype = product_dtype(op, &[a, b], None)?;
         let operand = |t: &Tensor, trans| -> Result<Operand> {
-            Ok(Operand { ptr: addr(op, t, dtype).at(op)?, rows: t.shape()[0], cols: t.shape()[1], trans })
+            Ok(Operand { ptr: addr(op, t, dtype)?, rows: t.shape()[0], cols: t.shape()[1], trans })
         };
         let (c, cp) = self.gpu.empty(&[m, n], dtype).at(op)?;
         gemm(&self.gpu, dtype, operand(a, trans_a)?, operand(b, trans_b)?, cp, 0.0).at(op)?;

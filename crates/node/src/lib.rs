@@ -21,7 +21,8 @@ fn init() {
 }
 
 /// The one way a Rust error crosses into JS: an `Error` with its message, which already
-/// names the op, file or rank.
+/// names the op, file or rank, and code `GenericFailure` (a Rust error may be a bad argument,
+/// a corrupt file or a dead rank alike; the binding's own argument checks say `InvalidArg`).
 fn js<T>(r: maskfr_core::Result<T>) -> napi::Result<T> {
     r.map_err(|e| napi::Error::from_reason(e.to_string()))
 }

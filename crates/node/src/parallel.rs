@@ -20,7 +20,7 @@ fn owned(tensors: &[&NativeTensor]) -> Result<Vec<Tensor>> {
 }
 
 /// The op and how its values travel, from their JS names.
-fn reduction(op: &str, compress: Option<&str>) -> Result<(ReduceOp, Wire)> {
+fn op_and_wire(op: &str, compress: Option<&str>) -> Result<(ReduceOp, Wire)> {
     let op: ReduceOp = js(op.parse())?;
     Ok((op, js(Wire::parse(compress, op))?))
 }
@@ -57,7 +57,7 @@ impl Comm {
     /// bucket; `compress` 'f16' sends a sum's values as f16 (half the bytes, rounded).
     #[napi(catch_unwind)]
     pub fn all_reduce(&mut self, tensors: Vec<&NativeTensor>, op: String, compress: Option<String>) -> Result<()> {
-        let (op, wire) = reduction(&op, compress.as_deref())?;
+        let (op, wire) = op_and_wire(&op, compress.as_deref())?;
         js(self.inner.all_reduce(owned(&tensors)?, op, wire))
     }
 
@@ -70,7 +70,7 @@ impl Comm {
         op: String,
         compress: Option<String>,
     ) -> Result<i64> {
-        let (op, wire) = reduction(&op, compress.as_deref())?;
+        let (op, wire) = op_and_wire(&op, compress.as_deref())?;
         Ok(js(self.inner.all_reduce_start(owned(&tensors)?, op, wire))? as i64)
     }
 

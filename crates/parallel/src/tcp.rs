@@ -170,8 +170,8 @@ impl TcpComm {
         }
         let got = recv(&mut self.peers[0], 0)?;
         if got.len() != expect {
-            let (sent, want) = (got.len() / width, expect / width);
-            return Err(Error(format!("rank {}: rank 0 sent {sent} values, expected {want}", self.rank)));
+            let (sent, want) = (count(got.len(), width), count(expect, width));
+            return Err(Error(format!("rank {}: rank 0 sent {sent}, expected {want}", self.rank)));
         }
         Ok(got)
     }
@@ -209,12 +209,20 @@ fn width(wire: Wire) -> usize {
     }
 }
 
+/// `bytes` as the values a message counts: f32/f16 values, or plain bytes (width 1).
+fn count(bytes: usize, width: usize) -> String {
+    match width {
+        1 => format!("{bytes} bytes"),
+        _ => format!("{} values", bytes / width),
+    }
+}
+
 /// Every rank's frame in `parts` must be `bytes` long (`width` bytes a value).
 fn same_lengths(what: &str, parts: &[Vec<u8>], bytes: usize, width: usize) -> Result<()> {
     match parts.iter().enumerate().find(|(_, p)| p.len() != bytes) {
         Some((r, p)) => {
-            let (sent, has) = (p.len() / width, bytes / width);
-            Err(Error(format!("{what}: rank {r} sent {sent} values, rank 0 has {has}")))
+            let (sent, has) = (count(p.len(), width), count(bytes, width));
+            Err(Error(format!("{what}: rank {r} sent {sent}, rank 0 has {has}")))
         }
         None => Ok(()),
     }
