@@ -226,6 +226,7 @@ export function resolveConfig(raw: unknown, source = 'config'): ResolvedConfig {
 export function loadConfig(file: string, overrides: Record<string, unknown> = {}): ResolvedConfig {
   const abs = path.resolve(file);
   if (!fs.existsSync(abs)) throw new Error(`config ${file}: no such file`);
+  if (!fs.statSync(abs).isFile()) throw new Error(`config ${file}: a folder, expected a .ts, .js or .json recipe file`);
   let raw: unknown;
   if (abs.endsWith('.json')) {
     try {
@@ -235,7 +236,13 @@ export function loadConfig(file: string, overrides: Record<string, unknown> = {}
     }
   } else {
     if (/\.[mc]?ts$/.test(abs)) registerTypeScript(file);
-    const mod = require(abs) as { default?: unknown };
+    let mod: { default?: unknown };
+    try {
+      mod = require(abs) as { default?: unknown };
+    } catch (e) {
+      // A recipe is code: its own error, without the file it came from, would leave the user guessing.
+      throw new Error(`config ${file}: loading it failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
     raw = mod.default ?? mod;
   }
   const changed = Object.keys(overrides).length > 0;
