@@ -37,20 +37,26 @@ function parseHeader(json: Buffer, bodyLength: number, fail: (why: string) => ne
   } catch (e) {
     return fail(`header is not JSON (${(e as Error).message})`);
   }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) return fail('header is not a JSON object');
   const located = new Map<string, Located>();
+  const sizes = (v: unknown) => Array.isArray(v) && v.every((n) => Number.isSafeInteger(n) && n >= 0);
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const e = v as { dtype: StDType; shape: number[]; data_offsets: [number, number] };
-    const size = BYTES[e.dtype];
-    if (size === undefined) fail(`tensor '${name}' has unsupported dtype ${String(e.dtype)}`);
-    const [begin, end] = e.data_offsets;
-    const expect = e.shape.reduce((a, b) => a * b, 1) * size;
+    // Shapes and offsets are checked before they size or place anything.
+    const e = v as { dtype: StDType; shape: number[]; data_offsets: [number, number] } | null;
+    if (!sizes(e?.shape) || !sizes(e?.data_offsets) || e!.data_offsets.length !== 2) fail(`tensor '${name}' needs a shape and two data_offsets of integers ≥ 0`);
+    const size = Object.hasOwn(BYTES, e!.dtype) ? BYTES[e!.dtype] : undefined;
+    if (size === undefined) fail(`tensor '${name}' has unsupported dtype ${String(e!.dtype)}`);
+    const [begin, end] = e!.data_offsets;
+    const expect = e!.shape.reduce((a, b) => a * b, 1) * size;
     if (end - begin !== expect || end > bodyLength) {
-      fail(`tensor '${name}' (${e.dtype} [${e.shape.join(', ')}]) spans bytes ${begin}..${end}, expected ${expect} bytes within ${bodyLength}`);
+      fail(`tensor '${name}' (${e!.dtype} [${e!.shape.join(', ')}]) spans bytes ${begin}..${end}, expected ${expect} bytes within ${bodyLength}`);
     }
-    located.set(name, { dtype: e.dtype, shape: e.shape, begin, end });
+    located.set(name, { dtype: e!.dtype, shape: e!.shape, begin, end });
   }
-  return { located, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  const metadata = header.__metadata__ ?? {};
+  if (typeof metadata !== 'object' || metadata === null || Object.values(metadata).some((x) => typeof x !== 'string')) fail('__metadata__ must map names to strings');
+  return { located, metadata: metadata as Record<string, string> };
 }
 
 const failer = (file: string) => (why: string): never => {

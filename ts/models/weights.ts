@@ -24,19 +24,42 @@ export function stateShapes(model: Module): Map<string, number[]> {
   return m;
 }
 
-export function saveCheckpoint(model: Module, file: string, metadata: Record<string, string> = {}): void {
+/** A NaN or infinite value where only finite ones may be: no checkpoint is written from it. */
+export class NonFiniteTensor extends Error {}
+
+/** Where `values` first holds NaN or ±Infinity, in words; null when every value is finite. */
+export function nonFiniteAt(values: ArrayLike<number>): string | null {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return `${values[i]} (value ${i} of ${values.length})`;
+  return null;
+}
+
+/** The model's state dict as safetensors entries, each tensor read back once (on a GPU, the
+ *  only sync) and checked there; a NaN or infinite value is refused naming the tensor. */
+export function stateEntries(model: Module, what: string): Map<string, StEntry> {
   const entries = new Map<string, StEntry>();
   for (const [k, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
-    entries.set(k, { dtype: 'F32', shape: [...t.shape], data: new Uint8Array(t.toFloat32Array().buffer) });
+    const v = t.toFloat32Array();
+    const at = nonFiniteAt(v);
+    if (at !== null) throw new NonFiniteTensor(`${what}: '${k}' holds ${at}`);
+    entries.set(k, { dtype: 'F32', shape: [...t.shape], data: new Uint8Array(v.buffer) });
   }
   for (const [name, bn] of batchNorms(model)) {
     entries.set(key(name, NBT), { dtype: 'I64', shape: [], data: new Uint8Array(BigInt64Array.of(BigInt(bn.numBatchesTracked)).buffer) });
   }
-  writeSafetensors(file, entries, { format: 'pt', ...metadata });
+  return entries;
 }
 
-/** Loads `file` into `model`; refuses, listing every difference, when names, shapes or
- *  dtypes do not match the model's state dict. Returns the file's metadata. */
+/** Writes the model's weights; refuses (NonFiniteTensor) when one is NaN or infinite. */
+export function saveCheckpoint(model: Module, file: string, metadata: Record<string, string> = {}): void {
+  writeSafetensors(file, stateEntries(model, `${file} not written`), { format: 'pt', ...metadata });
+}
+
+/** Differences listed of each kind (missing, unexpected, shape or dtype); the rest are counted. */
+const LISTED = 6;
+
+/** Loads `file` into `model`; refuses, listing the differences (leading with the network the
+ *  file's metadata names), when names, shapes or dtypes do not match the model's state dict,
+ *  and when a value is NaN or infinite. Returns the file's metadata. */
 export function loadCheckpoint(model: Module, file: string): Record<string, string> {
   const st = readSafetensors(file);
   const want = stateShapes(model);
@@ -45,11 +68,22 @@ export function loadCheckpoint(model: Module, file: string): Record<string, stri
     const dtype = k.endsWith(NBT) ? 'I64' : 'F32';
     if (want.has(k) && e.dtype !== dtype) problems.push(`${k}: dtype ${e.dtype} in the file, ${dtype} expected`);
   }
-  if (problems.length > 0) throw new Error(`${file} does not fit the model:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0) {
+    const network = st.metadata.network;
+    const lead = typeof network === 'string' ? `${file} holds a ${network} (its metadata says so) and does not fit the model` : `${file} does not fit the model`;
+    const kind = (p: string) => /^(missing|unexpected) /.exec(p)?.[1] ?? 'other';
+    const seen = new Map<string, number>();
+    const listed = problems.filter((p) => seen.set(kind(p), (seen.get(kind(p)) ?? 0) + 1).get(kind(p))! <= LISTED);
+    const more = listed.length < problems.length ? [`… and ${problems.length - listed.length} more`] : [];
+    throw new Error(`${lead}: ${problems.length} differences:\n  ${[...listed, ...more].join('\n  ')}`);
+  }
   tidy(() => {
     for (const [k, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
       const e = st.tensors.get(k)!;
-      const src: Tensor = tensor(new Float32Array(entryValues(e)), e.shape);
+      const v = new Float32Array(entryValues(e));
+      const at = nonFiniteAt(v);
+      if (at !== null) throw new Error(`${file}: '${k}' holds ${at}; these weights are not usable (a diverged run's?)`);
+      const src: Tensor = tensor(v, e.shape);
       native.copyInto(t.handle('loadCheckpoint'), src.handle('loadCheckpoint'));
     }
   });
