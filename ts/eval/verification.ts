@@ -102,6 +102,9 @@ export function embedFlipped(model: Module, images: readonly Buffer[], { batch =
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
     );
+    // NaN embeddings all compare false and score a plausible-looking 50%.
+    const bad = e.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new Error(`${what}: the model's embedding of image ${rank * per + i + Math.floor((bad * chunk.length) / e.length)} holds ${e[bad]}: the weights (or their BatchNorm statistics) are not usable`);
     if (i === 0) [d, local] = [e.length / chunk.length, new Float32Array(per * (e.length / chunk.length))];
     local.set(e, i * d);
   }
