@@ -2,9 +2,13 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import {
-  createModel, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, Tensor, train, TrainConfig, writeSafetensors, writeSyntheticDataset, writeTeacherEmbeddings,
+  COSFACE, Communicator, createModel, full, MarginSoftmax, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, SGD, Tensor, tidy, train, TrainConfig, verify, worldFromEnv, writeSafetensors,
+  writeSyntheticDataset, writeTeacherEmbeddings,
 } from '../ts';
+import { native } from '../ts/native';
+import { RunCheckpoints } from '../ts/train/training-state';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-train-'));
 const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 10, perIdentity: 8, heldOut: 6, pairs: 40, seed: 3, quality: 90 });
@@ -61,6 +65,8 @@ test('an interrupted run resumes exactly: the next steps lose what an uninterrup
   t.is(first.status, 'interrupted');
   t.is(first.step, 3);
   first.model.dispose();
+  // Rows a crash lost with its steps (and a torn last line) are not kept to be written twice.
+  fs.appendFileSync(path.join(cut.output, 'metrics.jsonl'), '{"step":4,"loss":9}\n{"step":5,"loss":9}\n{"step":');
   const rest = await train(cut, { quiet: true, resume: true });
   t.is(rest.status, 'done');
   const got = metrics(cut.output).filter((m) => m.loss !== undefined);
@@ -157,4 +163,49 @@ test('distillation from precomputed teacher embeddings logs λ and both terms; a
   await t.throwsAsync(train(resolveConfig(base('wrong', { teacher: { embeddings: path.join(root, 'teacher.safetensors') } })), { quiet: true }), {
     message: /teacher\.safetensors: not a valid safetensors file: expected an F32 \[rows, dim\] tensor 'embeddings', found none/,
   });
+});
+
+test('a new run into a folder that holds a run is refused, naming it and the ways out; --overwrite removes only the run\'s own files', async (t) => {
+  const cfg = resolveConfig(base('taken', { steps: 2, checkpointEvery: 1 }));
+  (await train(cfg, { quiet: true })).model.dispose();
+  fs.writeFileSync(path.join(cfg.output, 'notes.txt'), 'mine');
+  const before = fs.readdirSync(path.join(cfg.output, 'checkpoint')).sort();
+  const rows = fs.readFileSync(path.join(cfg.output, 'metrics.jsonl'), 'utf8');
+  await t.throwsAsync(train(cfg, { quiet: true }), {
+    message: `${cfg.output} holds a run (config.json, metrics.jsonl, model.safetensors, checkpoint/backbone-00000002.safetensors, …): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json and model.safetensors), or give another output folder`,
+  });
+  t.deepEqual(fs.readdirSync(path.join(cfg.output, 'checkpoint')).sort(), before, 'the checkpoints are untouched');
+  t.is(fs.readFileSync(path.join(cfg.output, 'metrics.jsonl'), 'utf8'), rows, 'nothing appended');
+  await t.throwsAsync(train(cfg, { quiet: true, resume: true, overwrite: true }), { message: /--resume continues the run in .* and --overwrite starts it over: give one of them/ });
+  // The command line: the flag reaches the trainer (the CLI runs from dist: npm run build:ts).
+  const config = path.join(root, 'taken.json');
+  fs.writeFileSync(config, JSON.stringify(base('taken', { steps: 1, warmupSteps: 0 })));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(__dirname, '..', 'dist', 'cli', 'main.js'), 'train', '--config', config, '--quiet', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const refused = cli();
+  t.is(refused.status, 1);
+  t.regex(refused.stderr, /holds a run .*: continue it with --resume, start it over there with --overwrite/);
+  const over = cli('--overwrite');
+  t.is(over.status, 0, over.stderr);
+  t.deepEqual(metrics(cfg.output).map((m) => m.step), [1], 'only the new run\'s rows');
+  t.deepEqual(fs.readdirSync(path.join(cfg.output, 'checkpoint')).sort(), ['backbone-00000001.safetensors', 'head-00000001.safetensors', 'optimizer-00000001.safetensors', 'state.json']);
+  t.is(fs.readFileSync(path.join(cfg.output, 'notes.txt'), 'utf8'), 'mine', 'a file the trainer did not write stays');
+});
+
+test('a checkpoint with a NaN or infinite tensor is not written; the run stops naming it and the last checkpoint verified finite', (t) => {
+  const output = path.join(root, 'diverged');
+  const comm = Communicator.connect(worldFromEnv({}));
+  const model = createModel('tiny');
+  const head = new MarginSoftmax(64, 5, COSFACE);
+  const [b, h] = [new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }), new SGD(head.parameters(), { lr: 0.1, momentum: 0.9 })];
+  const checkpoints = new RunCheckpoints(output, comm, { backbone: model, head, backboneOptimizer: b, headOptimizer: h }, null);
+  checkpoints.save(8, 0, 8);
+  // Running statistics diverge while the loss and gradients stay finite.
+  tidy(() => native.copyInto(model.bn1.runningVar.handle('test'), full([8], Infinity).handle('test')));
+  const e = t.throws(() => checkpoints.save(9, 0, 9), { instanceOf: NonFiniteLoss });
+  t.is(e!.message, `step 9: no checkpoint written: module 'backbone': 'bn1.running_var' holds Infinity (value 0 of 8); the last good checkpoint is ${path.join(output, 'checkpoint')} (step 8)`);
+  t.deepEqual(fs.readdirSync(path.join(output, 'checkpoint')).sort(), ['backbone-00000008.safetensors', 'head-00000008.safetensors', 'optimizer-00000008.safetensors', 'state.json']);
+  // Such weights do not score a plausible 50% either.
+  tidy(() => native.copyInto(model.bn1.runningMean.handle('test'), full([8], NaN).handle('test')));
+  t.throws(() => verify(model, data.bin), { message: /^verify: the model's embedding of image 0 holds NaN: the weights \(or their BatchNorm statistics\) are not usable$/ });
+  [model, head, b, h].forEach((x) => x.dispose());
 });

@@ -35,6 +35,7 @@ export const trainCommand: Command = {
     { name: 'precision', value: 'f32|f16|bf16', help: 'the forward and backward precision (master weights stay f32)', defaultHelp: "the config's" },
     { name: 'set', value: 'key=value', repeated: true, help: 'override one config field (the value read as JSON when it is)', defaultHelp: 'none' },
     { name: 'resume', help: "continue from the output folder's training state" },
+    { name: 'overwrite', help: "start over in an output folder that holds a run, removing that run's checkpoints, metrics and weights" },
     { name: 'quiet', help: 'no progress lines' },
   ],
   example: 'maskfr train --config configs/synthetic_small.ts --device auto --set steps=50 --set lr=0.05',
@@ -48,7 +49,7 @@ async function trainFromConfig(p: Parsed): Promise<number> {
   const cfg = loadConfig(file, overrides);
   if (!p.flags.has('quiet')) console.log(`training on ${cfg.device}${cfg.precision === 'f32' ? '' : ` in ${cfg.precision}`}`);
   try {
-    const r = await train(cfg, { resume: p.flags.has('resume'), quiet: p.flags.has('quiet') });
+    const r = await train(cfg, { resume: p.flags.has('resume'), overwrite: p.flags.has('overwrite'), quiet: p.flags.has('quiet') });
     r.model.dispose();
     if (r.status === 'interrupted') return 130;
     if (r.weights !== null) console.log(`trained ${r.step} steps; weights in ${r.weights}`);

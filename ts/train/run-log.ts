@@ -17,7 +17,8 @@ import { MetricsLog, Progress } from './progress';
 import { StepLog } from './step-log';
 import type { TrainOptions } from './trainer';
 
-/** A loss or gradient that is NaN or infinite: the run stops before applying it. */
+/** A loss or gradient that is NaN or infinite (the run stops before applying it), or a
+ *  tensor of a checkpoint (the run stops without writing it). */
 export class NonFiniteLoss extends Error {}
 
 export interface RunLogOptions extends Pick<TrainOptions, 'quiet' | 'onStep' | 'onVerify'> {
@@ -25,6 +26,24 @@ export interface RunLogOptions extends Pick<TrainOptions, 'quiet' | 'onStep' | '
   from: number;
   perEpoch: number;
   scaler: LossScaler | null;
+}
+
+/** A resumed run continues its log from the checkpoint's step: the rows of later steps (written
+ *  before a crash, and about to be written again) and a torn last line are dropped, atomically. */
+function keepRowsUpTo(file: string, step: number): void {
+  if (!fs.existsSync(file)) return;
+  const rows = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+  const keep = rows.filter((l) => {
+    try {
+      return (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  if (keep.length === rows.length) return;
+  const tmp = path.join(path.dirname(file), `.metrics.jsonl.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, keep.map((l) => `${l}\n`).join(''));
+  fs.renameSync(tmp, file);
 }
 
 export class RunLog {
@@ -47,7 +66,9 @@ export class RunLog {
     this.lead = comm.rank === 0;
     fs.mkdirSync(cfg.output, { recursive: true });
     if (this.lead) fs.writeFileSync(path.join(cfg.output, 'config.json'), JSON.stringify(cfg, null, 2));
-    this.metrics = this.lead ? new MetricsLog(path.join(cfg.output, 'metrics.jsonl')) : null;
+    const metrics = path.join(cfg.output, 'metrics.jsonl');
+    if (this.lead) keepRowsUpTo(metrics, o.from);
+    this.metrics = this.lead ? new MetricsLog(metrics) : null;
     this.progress = this.lead && o.quiet !== true ? new Progress(cadence.total, o.from, cfg.batchSize * comm.world * cfg.gradAccumulation) : null;
   }
 

@@ -41,6 +41,8 @@ export { NonFiniteLoss } from './run-log';
 export interface TrainOptions {
   /** Continue from `output/checkpoint`. */
   resume?: boolean;
+  /** Start over in an `output` that holds a run, removing its files (else refused). */
+  overwrite?: boolean;
   /** The communicator (default: joined from the launcher's environment). */
   comm?: Communicator;
   /** No progress line (metrics.jsonl is still written). */
@@ -105,7 +107,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const [optB, optH] = [new SGD(model.parameters(), sgd), new SGD(head.parameters(), sgd)];
   const maxNorm = cfg.clipGradNorm > 0 ? cfg.clipGradNorm : Infinity;
 
-  const checkpoints = new RunCheckpoints(path.join(cfg.output, 'checkpoint'), comm, { backbone: model, head, backboneOptimizer: optB, headOptimizer: optH }, scaler);
+  const parts = { backbone: model, head, backboneOptimizer: optB, headOptimizer: optH };
+  const checkpoints = new RunCheckpoints(cfg.output, comm, parts, scaler, { resume: o.resume, overwrite: o.overwrite });
   let [step, batches] = [0, 0];
   if (o.resume === true) {
     ({ step, batches } = checkpoints.resume());
