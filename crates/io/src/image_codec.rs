@@ -1,8 +1,14 @@
 //! JPEG/PNG decoding to RGB and JPEG encoding, through the `image` crate (zune-jpeg inside).
+//! The dimensions are read from the header and checked before any pixel is decoded: a small
+//! file declaring 13000² pixels (a decompression bomb) is refused without allocating them.
 
 use crate::{err, Result};
-use image::{codecs::jpeg::JpegEncoder, ImageReader};
+use image::{codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageReader};
 use std::io::Cursor;
+
+/// The largest side decoded where no exact size is expected (inspect's contact sheets,
+/// `decodeImage`): 4096² RGB is 48 MiB.
+pub const MAX_SIDE: usize = 4096;
 
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,16 +18,39 @@ pub struct Rgb {
     pub data: Vec<u8>,
 }
 
-/// Decodes JPEG or PNG bytes (format sniffed from the content); `what` names the source in errors.
-pub fn decode(bytes: &[u8], what: &str) -> Result<Rgb> {
+/// The dimensions a caller accepts, checked against the image's header before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dims {
+    /// Exactly `side × side` (aligned faces).
+    Square(usize),
+    /// Neither side above this.
+    AtMost(usize),
+}
+
+/// Decodes JPEG or PNG bytes (format sniffed from the content) whose header's dimensions
+/// `dims` accepts; `what` names the source in errors.
+pub fn decode(bytes: &[u8], what: &str, dims: Dims) -> Result<Rgb> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| crate::Error(format!("{what}: cannot read the image ({e})")))?;
     if reader.format().is_none() {
         return err(format!("{what}: {} bytes that are neither JPEG nor PNG", bytes.len()));
     }
-    let img = reader.decode().map_err(|e| crate::Error(format!("{what}: corrupt image ({e})")))?.into_rgb8();
-    Ok(Rgb { width: img.width() as usize, height: img.height() as usize, data: img.into_raw() })
+    let corrupt = |e: image::ImageError| crate::Error(format!("{what}: corrupt image ({e})"));
+    let decoder = reader.into_decoder().map_err(corrupt)?;
+    let (w, h) = decoder.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    match dims {
+        Dims::Square(s) if (w, h) != (s, s) => {
+            return err(format!("{what}: {w}x{h} image, expected {s}x{s} aligned faces"));
+        }
+        Dims::AtMost(m) if w > m || h > m => {
+            return err(format!("{what}: the header declares {w}x{h} pixels, more than the {m}x{m} decoded at most"));
+        }
+        _ => {}
+    }
+    let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?.into_rgb8();
+    Ok(Rgb { width: w, height: h, data: img.into_raw() })
 }
 
 /// Encodes RGB pixels as a baseline JPEG of `quality` (1–100).

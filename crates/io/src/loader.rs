@@ -3,7 +3,7 @@
 //! ahead by worker threads. Batch `b` of an epoch depends only on (seed, epoch, b): the same
 //! seed gives the same batches whatever the thread count or timing.
 
-use crate::image_codec::{decode, Rgb};
+use crate::image_codec::{decode, Dims, Rgb};
 use crate::recordio::{unpack, RecordFile};
 use crate::{err, Result};
 use maskfr_core::random::mix;
@@ -21,6 +21,8 @@ pub trait Source: Send + Sync {
     fn read(&self, i: usize) -> Result<(i32, Vec<u8>)>;
     /// Where sample `i` lives, for error messages.
     fn describe(&self, i: usize) -> String;
+    /// The data set (its file or folder), for error messages.
+    fn name(&self) -> String;
 }
 
 /// Image records of a `.rec` (keys given), labels from their IRHeaders.
@@ -43,10 +45,15 @@ impl Source for RecordSource {
     fn describe(&self, i: usize) -> String {
         format!("{}: record {}", self.file.path().display(), self.keys[i])
     }
+    fn name(&self) -> String {
+        self.file.path().display().to_string()
+    }
 }
 
 /// Image files with their labels (an image folder: one sub-folder per identity).
 pub struct FileSource {
+    /// The folder, for error messages.
+    pub root: PathBuf,
     pub files: Vec<(PathBuf, i32)>,
 }
 
@@ -61,6 +68,9 @@ impl Source for FileSource {
     }
     fn describe(&self, i: usize) -> String {
         self.files[i].0.display().to_string()
+    }
+    fn name(&self) -> String {
+        self.root.display().to_string()
     }
 }
 
@@ -83,12 +93,17 @@ pub struct LoaderConfig {
     /// Batches built ahead of the consumer.
     pub prefetch: usize,
     pub threads: usize,
-    /// Skip (and count) unreadable records instead of failing.
+    /// Skip (and count) unreadable records instead of failing; a skipped sample's slot is
+    /// filled by the next readable one in this rank's order, so batches stay full.
     pub skip_corrupt: bool,
+    /// With `skip_corrupt`: the share of this rank's samples in an epoch that may be skipped;
+    /// one more stops the epoch with an error naming the data, the count and the share.
+    pub max_corrupt_share: f64,
 }
 
-/// A batch: `[n, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, which samples
-/// the augmentation masked, and the samples skipped as corrupt while building it.
+/// A batch: `[batch, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, which samples
+/// the augmentation masked, and the samples skipped as corrupt while building it (each
+/// described: where it lives and what is wrong).
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
@@ -123,13 +138,7 @@ fn prepare(
     seed: u64,
     out: &mut [f32],
 ) -> Result<bool> {
-    let mut img = decode(bytes, what)?;
-    if img.width != cfg.size || img.height != cfg.size {
-        return err(format!(
-            "{what}: {}x{} image, expected {}x{} aligned faces",
-            img.width, img.height, cfg.size, cfg.size
-        ));
-    }
+    let mut img = decode(bytes, what, Dims::Square(cfg.size))?;
     let masked = aug.is_some_and(|a| a.apply(&mut img, seed));
     normalize(&img, cfg.flip && mix(seed, 1) & 1 == 1, out);
     Ok(masked)
@@ -149,17 +158,50 @@ pub fn normalize(img: &Rgb, flip: bool, out: &mut [f32]) {
     }
 }
 
+/// Skipped samples described in an epoch's error, the rest counted.
+const EXAMPLES: usize = 5;
+
 /// One epoch's batches, built by worker threads in order.
 pub struct Epoch {
     receivers: Vec<Receiver<Result<Batch>>>,
     first: usize,
     next: usize,
     batches: usize,
+    epoch: u64,
+    /// This rank's samples in the epoch, and how many of them may be skipped as corrupt.
+    samples: usize,
+    allowed: usize,
+    skipped: usize,
+    examples: Vec<String>,
+    name: String,
+    share: f64,
 }
 
 impl Epoch {
     pub fn batches(&self) -> usize {
         self.batches
+    }
+
+    /// Counts a batch's skipped samples, in batch order (so the same data stops at the
+    /// same batch whatever the thread timing); past the allowed share, an error.
+    fn tally(&mut self, batch: Batch) -> Result<Batch> {
+        self.skipped += batch.skipped.len();
+        let room = EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(batch.skipped.iter().take(room).cloned());
+        if self.skipped <= self.allowed {
+            return Ok(batch);
+        }
+        err(format!(
+            "{}: {} of the {} samples of epoch {} on this rank are corrupt ({:.2}%), more than maxCorruptShare {} allows ({:.2}%); the first: {}",
+            self.name,
+            self.skipped,
+            self.samples,
+            self.epoch,
+            100.0 * self.skipped as f64 / self.samples as f64,
+            self.share,
+            100.0 * self.share,
+            self.examples.join("; ")
+        ))
     }
 }
 
@@ -171,7 +213,8 @@ impl Iterator for Epoch {
         }
         let r = &self.receivers[(self.next - self.first) % self.receivers.len()];
         self.next += 1;
-        Some(r.recv().unwrap_or_else(|_| err("loader: a worker thread stopped")))
+        let batch = r.recv().unwrap_or_else(|_| err("loader: a worker thread stopped"));
+        Some(batch.and_then(|b| self.tally(b)))
     }
 }
 
@@ -191,14 +234,18 @@ pub fn epoch(
             cfg.batch, cfg.rank, cfg.world
         ));
     }
+    if !(0.0..1.0).contains(&cfg.max_corrupt_share) {
+        return err(format!("loader: maxCorruptShare must be in [0, 1), got {}", cfg.max_corrupt_share));
+    }
     if source.is_empty() {
-        return err("loader: the dataset has no images");
+        return err(format!("{}: the dataset has no images", source.name()));
     }
     let order = Arc::new(shard(source.len(), cfg, epoch));
     let batches = order.len() / cfg.batch;
     if first > batches {
         return err(format!("loader: epoch {epoch} has {batches} batches, cannot start at batch {first}"));
     }
+    let allowed = if cfg.skip_corrupt { (cfg.max_corrupt_share * order.len() as f64) as usize } else { 0 };
     let threads = cfg.threads.clamp(1, (batches - first).max(1));
     let depth = cfg.prefetch.div_ceil(threads).max(1);
     let mut receivers = Vec::new();
@@ -208,45 +255,77 @@ pub fn epoch(
         let (source, aug, order, cfg) = (source.clone(), aug.clone(), order.clone(), cfg.clone());
         thread::spawn(move || {
             for b in (first + t..batches).step_by(threads) {
-                let batch = build(&*source, aug.as_deref(), &order[b * cfg.batch..(b + 1) * cfg.batch], &cfg, epoch, b);
+                let batch = build(&*source, aug.as_deref(), &order, &cfg, epoch, b, allowed);
                 if tx.send(batch).is_err() {
                     return; // the consumer went away
                 }
             }
         });
     }
-    Ok(Epoch { receivers, first, next: first, batches })
+    Ok(Epoch {
+        receivers,
+        first,
+        next: first,
+        batches,
+        epoch,
+        samples: order.len(),
+        allowed,
+        skipped: 0,
+        examples: Vec::new(),
+        name: source.name(),
+        share: cfg.max_corrupt_share,
+    })
 }
 
+/// Batch `b` of this rank's epoch `order`: slot k holds sample `b·batch + k`. With
+/// `skip_corrupt` a corrupt sample's slot goes to the next readable sample after the
+/// batch's own (wrapping), so the batch is full and depends only on (seed, epoch, b).
 fn build(
     source: &dyn Source,
     aug: Option<&dyn Augment>,
-    idx: &[usize],
+    order: &[usize],
     cfg: &LoaderConfig,
     epoch: u64,
     b: usize,
+    allowed: usize,
 ) -> Result<Batch> {
     let per = 3 * cfg.size * cfg.size;
     let mut batch =
-        Batch { images: vec![0.0; idx.len() * per], labels: vec![], indices: vec![], masked: vec![], skipped: vec![] };
-    let mut filled = 0;
-    for (k, &i) in idx.iter().enumerate() {
-        let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
-        let res = source.read(i).and_then(|(label, bytes)| {
-            prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[filled * per..(filled + 1) * per])
-                .map(|masked| (label, masked))
-        });
-        match res {
-            Ok((label, masked)) => {
-                batch.labels.push(label);
-                batch.indices.push(i as u32);
-                batch.masked.push(masked);
-                filled += 1;
+        Batch { images: vec![0.0; cfg.batch * per], labels: vec![], indices: vec![], masked: vec![], skipped: vec![] };
+    let n = order.len();
+    let mut spares = ((b + 1) * cfg.batch..(b + 1) * cfg.batch + n - cfg.batch).map(|p| order[p % n]);
+    for k in 0..cfg.batch {
+        let mut i = order[b * cfg.batch + k];
+        loop {
+            let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
+            let res = source.read(i).and_then(|(label, bytes)| {
+                prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[k * per..(k + 1) * per])
+                    .map(|masked| (label, masked))
+            });
+            match res {
+                Ok((label, masked)) => {
+                    batch.labels.push(label);
+                    batch.indices.push(i as u32);
+                    batch.masked.push(masked);
+                    break;
+                }
+                Err(e) if cfg.skip_corrupt => batch.skipped.push(e.0),
+                Err(e) => return Err(e),
             }
-            Err(e) if cfg.skip_corrupt => batch.skipped.push(e.0),
-            Err(e) => return Err(e),
+            if batch.skipped.len() > allowed {
+                return Ok(batch); // over the allowed share: Epoch::tally refuses it
+            }
+            i = match spares.next() {
+                Some(i) => i,
+                None => {
+                    return err(format!(
+                        "{}: fewer than {} readable samples among the {n} of epoch {epoch} on this rank",
+                        source.name(),
+                        cfg.batch
+                    ))
+                }
+            };
         }
     }
-    batch.images.truncate(filled * per);
     Ok(batch)
 }

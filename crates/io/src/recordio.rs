@@ -132,7 +132,8 @@ impl RecordFile {
             let bad = || Error(format!("{}: line {}: expected 'key<TAB>offset', got {line:?}", idx.display(), n + 1));
             let (k, o) = line.split_once('\t').ok_or_else(bad)?;
             let (key, off) = (k.trim().parse::<u64>().map_err(|_| bad())?, o.trim().parse::<u64>().map_err(|_| bad())?);
-            if off + 8 > self.len {
+            // checked: an offset near 2^64 would wrap past the comparison
+            if off.checked_add(8).is_none_or(|end| end > self.len) {
                 return err(format!(
                     "{}: line {}: offset {off} is past the end of {} ({} bytes)",
                     idx.display(),
@@ -159,7 +160,7 @@ impl RecordFile {
     }
 
     fn read_exact(&self, at: u64, n: usize) -> Result<Vec<u8>> {
-        if at + n as u64 > self.len {
+        if at.checked_add(n as u64).is_none_or(|end| end > self.len) {
             return err(format!(
                 "{}: record at offset {at}: truncated: needs {n} bytes, the file ends at {}",
                 self.path.display(),

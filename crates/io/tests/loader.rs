@@ -12,8 +12,8 @@ use std::sync::Arc;
 const N: usize = 23;
 
 /// A .rec of N 8×8 images; image i is filled with value i·10 (except pixel 0 of each row,
-/// 255, so flips show); record `corrupt` holds garbage instead of an image.
-fn dataset(corrupt: Option<usize>) -> Arc<dyn Source> {
+/// 255, so flips show); the records in `corrupt` hold garbage instead of an image.
+fn dataset(corrupt: &[usize]) -> Arc<dyn Source> {
     // A folder per call: tests run in parallel, and two writing one .rec raced (one test
     // opened the file while another was replacing it).
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -25,7 +25,7 @@ fn dataset(corrupt: Option<usize>) -> Arc<dyn Source> {
     for i in 0..N {
         let mut data = vec![(i * 10) as u8; 8 * 8 * 3];
         (0..8).for_each(|y| data[y * 24..y * 24 + 3].fill(255));
-        let body = if Some(i) == corrupt {
+        let body = if corrupt.contains(&i) {
             b"not an image".to_vec()
         } else {
             encode_png(&Rgb { width: 8, height: 8, data }).unwrap()
@@ -49,6 +49,7 @@ fn cfg(threads: usize) -> LoaderConfig {
         prefetch: 3,
         threads,
         skip_corrupt: false,
+        max_corrupt_share: 0.01,
     }
 }
 
@@ -58,7 +59,7 @@ fn collect(src: &Arc<dyn Source>, c: &LoaderConfig, ep: u64) -> Vec<(Vec<f32>, V
 
 #[test]
 fn same_seed_same_batches_whatever_the_threads() {
-    let src = dataset(None);
+    let src = dataset(&[]);
     let one = collect(&src, &cfg(1), 0);
     assert_eq!(one.len(), N / 4, "the last partial batch is dropped");
     assert_eq!(one, collect(&src, &cfg(3), 0));
@@ -84,7 +85,7 @@ fn ranks_partition_the_epoch_and_flips_happen() {
         seen.extend(s);
     }
     assert_eq!(seen.len(), N, "every sample is on some rank");
-    let batches = collect(&dataset(None), &cfg(2), 0);
+    let batches = collect(&dataset(&[]), &cfg(2), 0);
     let (mut left, mut right) = (0, 0);
     for (img, _) in &batches {
         for s in img.chunks(3 * 64) {
@@ -99,8 +100,8 @@ fn ranks_partition_the_epoch_and_flips_happen() {
 }
 
 #[test]
-fn corrupt_records_are_reported_or_skipped() {
-    let src = dataset(Some(6));
+fn corrupt_records_are_reported_or_replaced_by_the_next_readable_one() {
+    let src = dataset(&[6]);
     let e = epoch(src.clone(), None, &LoaderConfig { shuffle: false, ..cfg(1) }, 0, 0)
         .unwrap()
         .nth(1)
@@ -108,8 +109,41 @@ fn corrupt_records_are_reported_or_skipped() {
         .err()
         .unwrap();
     assert!(e.0.contains("d.rec: record 6: corrupt image") || e.0.contains("d.rec: record 6: 12 bytes"), "{}", e.0);
+    // 1 of 23 is 4.3%: allowed at a 5% share, the batch still full, record 8 (the next
+    // readable one after this batch's own 4..8) in record 6's slot.
+    let c = LoaderConfig { shuffle: false, skip_corrupt: true, max_corrupt_share: 0.05, ..cfg(1) };
+    let b = epoch(src.clone(), None, &c, 0, 0).unwrap().nth(1).unwrap().unwrap();
+    assert_eq!((b.labels.len(), b.images.len()), (4, 4 * 3 * 64), "the batch stays full");
+    assert_eq!(b.indices, [4, 5, 8, 7]);
+    assert_eq!(b.skipped.len(), 1);
+    assert!(b.skipped[0].contains("d.rec: record 6: "), "{}", b.skipped[0]);
+    let shuffled = |threads| {
+        let c = LoaderConfig { skip_corrupt: true, max_corrupt_share: 0.05, ..cfg(threads) };
+        epoch(src.clone(), None, &c, 0, 0)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .map(|b| (b.indices, b.images))
+            .collect::<Vec<_>>()
+    };
+    let one = shuffled(1);
+    assert!(one.iter().all(|(i, _)| i.len() == 4));
+    assert_eq!(one, shuffled(3), "replacements do not depend on the threads");
+    // The default 1% allows none of 23: the epoch stops, naming the file, count and share.
     let c = LoaderConfig { shuffle: false, skip_corrupt: true, ..cfg(1) };
-    let b = epoch(src, None, &c, 0, 0).unwrap().nth(1).unwrap().unwrap();
-    assert_eq!((b.labels.len(), b.skipped.len()), (3, 1));
-    assert_eq!(b.images.len(), 3 * 3 * 64);
+    let e = epoch(src, None, &c, 0, 0).unwrap().find_map(|b| b.err()).unwrap().0;
+    assert!(
+        e.contains("d.rec: 1 of the 23 samples of epoch 0 on this rank are corrupt (4.35%), more than maxCorruptShare 0.01 allows (1.00%); the first: ")
+            && e.contains("d.rec: record 6: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_all_corrupt_dataset_stops_with_the_count_never_an_empty_batch() {
+    let all: Vec<usize> = (0..N).collect();
+    let c = LoaderConfig { skip_corrupt: true, max_corrupt_share: 0.5, ..cfg(2) };
+    let e = epoch(dataset(&all), None, &c, 0, 0).unwrap().next().unwrap().err().unwrap().0;
+    assert!(e.contains("d.rec: 12 of the 23 samples of epoch 0 on this rank are corrupt (52.17%), more than maxCorruptShare 0.5 allows (50.00%)"), "{e}");
+    let e = epoch(dataset(&all), None, &LoaderConfig { max_corrupt_share: 1.0, ..c }, 0, 0).err().unwrap().0;
+    assert_eq!(e, "loader: maxCorruptShare must be in [0, 1), got 1");
 }

@@ -1,7 +1,7 @@
 //! RecordIO: the independent Python writer's file read back exactly; our writer's output
 //! read with and without its index; the magic-word split; and every bad input named.
 
-use maskfr_io::image_codec::{decode, encode_jpeg, Rgb};
+use maskfr_io::image_codec::{decode, encode_jpeg, Dims, Rgb, MAX_SIDE};
 use maskfr_io::recordio::{frame, pack, unpack, Header, RecordFile, RecordWriter, MAGIC};
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ fn reads_a_rec_written_by_an_independent_writer() {
             if key == 3 {
                 assert_eq!(h.id2, MAGIC as u64, "the split record is rejoined with its magic word");
             }
-            let img = decode(body, "image").unwrap();
+            let img = decode(body, "image", Dims::AtMost(MAX_SIDE)).unwrap();
             let hex: String = img.data.iter().map(|b| format!("{b:02x}")).collect();
             assert_eq!(
                 (img.width.to_string(), img.height.to_string(), hex),
@@ -80,7 +80,7 @@ fn pack_and_jpeg_round_trip() {
     let (back, body) = unpack(&payload, "r").unwrap();
     assert_eq!(back, h);
     assert_eq!(body, &jpeg[..]);
-    let dec = decode(body, "r").unwrap();
+    let dec = decode(body, "r", Dims::AtMost(16)).unwrap();
     assert_eq!((dec.width, dec.height), (16, 8));
     let err = dec.data.iter().zip(&img.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
     assert!(err < 40, "JPEG at quality 95 stays close to the source (max |Δ| {err})");
@@ -107,9 +107,14 @@ fn bad_inputs_name_the_file_and_the_place() {
     let e = RecordFile::open(&fixture("recordio_small.rec"), Some(&idx)).err().unwrap().0;
     assert!(e.contains("far.idx: line 2: offset 999999 is past the end of") && e.contains("(1676 bytes)"), "{e}");
 
-    let e = decode(&[0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3], "rec record 5").err().unwrap().0;
+    // 2^64 − 1 + 8 wraps to 7 in u64: the check must not.
+    std::fs::write(&idx, "0\t0\n1\t18446744073709551615\n").unwrap();
+    let e = RecordFile::open(&fixture("recordio_small.rec"), Some(&idx)).err().unwrap().0;
+    assert!(e.contains("far.idx: line 2: offset 18446744073709551615 is past the end of"), "{e}");
+
+    let e = decode(&[0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3], "rec record 5", Dims::AtMost(MAX_SIDE)).err().unwrap().0;
     assert!(e.starts_with("rec record 5: corrupt image"), "{e}");
-    let e = decode(b"hello world", "x.jpg").err().unwrap().0;
+    let e = decode(b"hello world", "x.jpg", Dims::AtMost(MAX_SIDE)).err().unwrap().0;
     assert_eq!(e, "x.jpg: 11 bytes that are neither JPEG nor PNG");
     let e = unpack(&[1, 2, 3], "record 9").err().unwrap().0;
     assert_eq!(e, "record 9: 3 bytes, shorter than the 24-byte IRHeader");

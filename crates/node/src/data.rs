@@ -1,7 +1,7 @@
 //! Data I/O bindings: RecordIO files and image codecs (maskfr-io).
 
 use crate::js;
-use maskfr_io::image_codec::{self, Rgb};
+use maskfr_io::image_codec::{self, Dims, Rgb};
 use maskfr_io::recordio::{pack, unpack, Header, RecordFile, RecordWriter};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -101,10 +101,11 @@ pub struct Image {
     pub data: Buffer,
 }
 
-/// Decodes JPEG or PNG bytes; `what` names the source in errors.
+/// Decodes JPEG or PNG bytes of at most [`image_codec::MAX_SIDE`] pixels a side (checked in
+/// the header, before decoding); `what` names the source in errors.
 #[napi(catch_unwind)]
 pub fn decode_image(bytes: Buffer, what: String) -> Result<Image> {
-    let img = js(image_codec::decode(&bytes, &what))?;
+    let img = js(image_codec::decode(&bytes, &what, Dims::AtMost(image_codec::MAX_SIDE)))?;
     Ok(Image { width: img.width as u32, height: img.height as u32, data: img.data.into() })
 }
 
@@ -150,20 +151,16 @@ pub fn decode_faces(
     };
     let (size, per) = (size as usize, 3 * (size as usize).pow(2));
     let mut out = vec![0f32; images.len() * per];
-    out.par_chunks_mut(per.max(1)).zip(images.par_iter()).enumerate().try_for_each(|(i, (dst, bytes))| {
-        let mut img = js(image_codec::decode(bytes, &format!("{what}: image {i}")))?;
-        if img.width != size || img.height != size {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("{what}: image {i} is {}x{}, expected {size}x{size} aligned faces", img.width, img.height),
-            ));
-        }
-        if let (Some(p), Some(m)) = (&masker, &mask) {
-            p.apply(&mut img, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
-        }
-        maskfr_io::loader::normalize(&img, flip, dst);
-        Ok(())
-    })?;
+    out.par_chunks_mut(per.max(1)).zip(images.par_iter()).enumerate().try_for_each(
+        |(i, (dst, bytes))| -> Result<()> {
+            let mut img = js(image_codec::decode(bytes, &format!("{what}: image {i}"), Dims::Square(size)))?;
+            if let (Some(p), Some(m)) = (&masker, &mask) {
+                p.apply(&mut img, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
+            }
+            maskfr_io::loader::normalize(&img, flip, dst);
+            Ok(())
+        },
+    )?;
     let t = js(maskfr_core::Tensor::from_vec(out, &[images.len(), 3, size, size]))?;
     Ok(crate::tensor::NativeTensor::wrap(t))
 }

@@ -25,6 +25,8 @@ pub struct LoaderOptions {
     pub prefetch: u32,
     pub threads: u32,
     pub skip_corrupt: bool,
+    /// With `skip_corrupt`: the share of this rank's samples in an epoch that may be skipped.
+    pub max_corrupt_share: f64,
     /// Share of samples given a synthesized mask in the workers (0 or absent: none).
     pub mask_probability: Option<f64>,
     /// Share of the masked samples drawn by the template synthesizer, the rest rendered
@@ -81,6 +83,7 @@ fn config(o: &LoaderOptions) -> LoaderConfig {
         prefetch: o.prefetch as usize,
         threads: o.threads as usize,
         skip_corrupt: o.skip_corrupt,
+        max_corrupt_share: o.max_corrupt_share,
     }
 }
 
@@ -94,9 +97,14 @@ impl DataLoader {
         Ok(DataLoader { source, cfg: config(&options), aug: augment(&options)?, epoch: Arc::new(Mutex::new(None)) })
     }
 
-    /// Image files with their labels.
+    /// Image files with their labels, from the folder `root`.
     #[napi(factory, catch_unwind)]
-    pub fn from_files(paths: Vec<String>, labels: Vec<i32>, options: LoaderOptions) -> Result<DataLoader> {
+    pub fn from_files(
+        root: String,
+        paths: Vec<String>,
+        labels: Vec<i32>,
+        options: LoaderOptions,
+    ) -> Result<DataLoader> {
         if paths.len() != labels.len() {
             return Err(Error::new(
                 Status::InvalidArg,
@@ -105,7 +113,7 @@ impl DataLoader {
         }
         let files = paths.into_iter().map(PathBuf::from).zip(labels).collect();
         Ok(DataLoader {
-            source: Arc::new(FileSource { files }),
+            source: Arc::new(FileSource { root: root.into(), files }),
             cfg: config(&options),
             aug: augment(&options)?,
             epoch: Arc::new(Mutex::new(None)),
