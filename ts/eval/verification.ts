@@ -7,6 +7,7 @@ import path from 'node:path';
 import { native } from '../native';
 import { Module } from '../nn/module';
 import { IResNet } from '../models/iresnet';
+import { NonFiniteTensor } from '../models/weights';
 import { Tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
@@ -102,19 +103,21 @@ export function embedFlipped(model: Module, images: readonly Buffer[], { batch =
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
     );
-    // NaN embeddings all compare false and score a plausible-looking 50%.
-    const bad = e.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new Error(`${what}: the model's embedding of image ${rank * per + i + Math.floor((bad * chunk.length) / e.length)} holds ${e[bad]}: the weights (or their BatchNorm statistics) are not usable`);
     if (i === 0) [d, local] = [e.length / chunk.length, new Float32Array(per * (e.length / chunk.length))];
     local.set(e, i * d);
   }
   model.train(wasTraining);
-  if (comm === null || world === 1) return local.subarray(0, images.length * d);
-  // Ranks past the end embedded nothing; every rank knows D from rank 0's slice.
-  const dims = comm.allGather(new Float32Array([d]));
-  const dim = Math.max(...dims);
-  const padded = d === dim ? local : new Float32Array(per * dim);
-  return comm.allGather(padded).subarray(0, images.length * dim);
+  let [all, dim]: [Float32Array, number] = [local.subarray(0, images.length * d), d];
+  if (comm !== null && world > 1) {
+    // Ranks past the end embedded nothing; every rank knows D from rank 0's slice.
+    dim = Math.max(...comm.allGather(new Float32Array([d])));
+    all = comm.allGather(d === dim ? local : new Float32Array(per * dim)).subarray(0, images.length * dim);
+  }
+  // NaN distances all compare false and score a plausible-looking 50%. Checked after the
+  // gather, so every rank refuses together.
+  const bad = all.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new NonFiniteTensor(`${what}: the model's embedding of image ${Math.floor(bad / dim)} holds ${all[bad]}: the weights (or their BatchNorm statistics) are not usable`);
+  return all;
 }
 
 /** Verification accuracy of `model` on a `.bin` set (or an already read one). */

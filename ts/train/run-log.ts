@@ -10,6 +10,7 @@ import { Communicator } from '../parallel/comm';
 import { broadcastBuffers } from '../parallel/data-parallel';
 import { VerificationSet } from '../data/verification-bin';
 import { verify, VerificationResult } from '../eval/verification';
+import { NonFiniteTensor } from '../models/weights';
 import type { LossScaler } from '../optim/loss-scaler';
 import type { Cadence } from './cadence';
 import type { ResolvedConfig } from './config';
@@ -106,10 +107,18 @@ export class RunLog {
   }
 
   /** Scores `model` on every set at `step` (BatchNorm statistics from rank 0, every rank its
-   *  share of the pairs); rank 0 reports. */
-  verify(step: number, model: Module, sets: { name: string; set: VerificationSet }[]): VerificationResult[] {
+   *  share of the pairs); rank 0 reports. `resumeFrom` as for `flush`. */
+  verify(step: number, model: Module, sets: { name: string; set: VerificationSet }[], resumeFrom: string): VerificationResult[] {
     broadcastBuffers(this.comm, model);
-    const results = this.offClock(() => sets.map((s) => verify(model, s.set, { name: s.name, comm: this.comm })));
+    const results = this.offClock(() => {
+      try {
+        return sets.map((s) => verify(model, s.set, { name: s.name, comm: this.comm }));
+      } catch (e) {
+        // Non-finite embeddings (BatchNorm statistics the loss check does not see) stop the run.
+        if (e instanceof NonFiniteTensor) throw new NonFiniteLoss(`step ${step}: ${e.message}; ${resumeFrom}`);
+        throw e;
+      }
+    });
     if (this.lead) {
       this.say(`step ${step}: ${results.map((v) => `${v.name} ${(100 * v.accuracy).toFixed(2)}% ± ${(100 * v.std).toFixed(2)}`).join(', ')}`);
       this.metrics?.write({ step, verification: results });

@@ -158,7 +158,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         log.steps.endStep({ step, lr, lambda, gate: gates.backbone, sumsq: gates.sumsq, scale });
         const due = cadence.at(step, stop);
         if (due.readBack) log.flush(batches, checkpoints.resumeFrom());
-        if (due.verify) verification = log.verify(step, model, sets);
+        if (due.verify) verification = log.verify(step, model, sets, checkpoints.resumeFrom());
         if (stop) {
           save();
           status = 'interrupted';
@@ -176,7 +176,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   }
   let weights: string | null = null;
   if (status === 'done') {
-    if (sets.length > 0) verification = log.verify(step, model, sets);
+    if (sets.length > 0) verification = log.verify(step, model, sets, checkpoints.resumeFrom());
     save();
     if (comm.rank === 0) {
       weights = path.join(cfg.output, 'model.safetensors');
