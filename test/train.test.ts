@@ -68,6 +68,8 @@ test('an interrupted run resumes exactly: the next steps lose what an uninterrup
   first.model.dispose();
   // Rows a crash lost with its steps (and a torn last line) are not kept to be written twice.
   fs.appendFileSync(path.join(cut.output, 'metrics.jsonl'), '{"step":4,"loss":9}\n{"step":5,"loss":9}\n{"step":');
+  const stale = path.join(cut.output, '.model.safetensors.4242.tmp'); // an interrupted final write's
+  fs.writeFileSync(stale, 'x');
   const rest = await train(cut, { quiet: true, resume: true });
   t.is(rest.status, 'done');
   const got = metrics(cut.output).filter((m) => m.loss !== undefined);
@@ -75,6 +77,7 @@ test('an interrupted run resumes exactly: the next steps lose what an uninterrup
   got.forEach((m, i) => t.is(m.loss, want[i].loss, `step ${m.step}: identical loss`));
   t.deepEqual([...rest.model.parameters()[0].toFloat32Array()], [...whole.model.parameters()[0].toFloat32Array()], 'identical weights');
   t.true(fs.existsSync(path.join(cut.output, 'model.safetensors')));
+  t.false(fs.existsSync(stale));
   whole.model.dispose();
   rest.model.dispose();
   await t.throwsAsync(train(resolveConfig(base('never')), { resume: true }), { message: /--resume: no checkpoint in .*never.checkpoint/ });

@@ -214,7 +214,7 @@ export class RunCheckpoints {
 
   /** A new run refuses an `output` that holds a run unless `overwrite`; `resume` continues it. */
   constructor(
-    output: string,
+    private readonly output: string,
     private readonly comm: Communicator,
     run: RunParts,
     private readonly scaler: LossScaler | null,
@@ -238,6 +238,8 @@ export class RunCheckpoints {
     const batches = Number(c.batches);
     if (!isCount(batches)) throw new Error(`${path.join(this.dir, 'state.json')}: counters.batches must be an integer ≥ 0, got ${JSON.stringify(c.batches)}`);
     if (this.scaler !== null && c.lossScale !== undefined) this.scaler.restore(Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps));
+    // What an interrupted write of the run's own files left (the final weights, metrics.jsonl).
+    if (this.comm.rank === 0) trainerFiles(this.output, RUN_NAMES).filter((f) => TEMP.test(path.basename(f))).forEach((f) => fs.rmSync(f, { force: true }));
     this.lastGood = c.step;
     return { step: c.step, batches };
   }
