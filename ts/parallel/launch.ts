@@ -2,11 +2,21 @@
 // their environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), splits the
 // cores between them, and watches them: when one fails, the others are stopped (SIGTERM,
 // then SIGKILL after a grace period) and the launcher exits with its code and a message
-// naming it. Ctrl-C is passed on so every rank can checkpoint and exit.
+// naming it.
+//
+// Stopping. One Ctrl-C or SIGTERM is one stop: every rank finishes its step, saves a
+// checkpoint and exits 130; a second one kills the ranks at once. A stop can reach a rank
+// twice: from a terminal, Ctrl-C goes to the whole process group, ranks included, and the
+// launcher forwards it too; a scheduler may signal every process of the job. So under the
+// launcher a rank counts any number of signals as one stop (train/interrupts.ts), and the
+// second stop is the launcher's to count and enforce. (Ranks in a process group of their own
+// would not mend the scheduler case, and would lose the terminal's Ctrl-Z and hang-up.)
+// A rank whose launcher dies (kill -9) stops too, by the same path: it sees its parent change.
 
 import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
+import { LAUNCHER_PID } from './world';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -17,7 +27,7 @@ export interface LaunchOptions {
   masterPort?: number;
   /** What each rank runs: node arguments (a script and its arguments). */
   argv: string[];
-  /** How long stopped ranks get before SIGKILL. */
+  /** How long the other ranks get, after one failed, before SIGKILL. */
   graceMs?: number;
   log?: (line: string) => void;
 }
@@ -55,14 +65,22 @@ export async function launch(o: LaunchOptions): Promise<number> {
   let failure: { rank: number; code: number; why: string } | null = null;
   let interrupted = false;
 
-  const stopAll = (signal: NodeJS.Signals) => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
-    const timer = setTimeout(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL')), graceMs);
-    timer.unref();
+  const live = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
+  const stopAll = () => {
+    for (const c of live()) c.kill('SIGTERM');
+    setTimeout(() => live().forEach((c) => c.kill('SIGKILL')), graceMs).unref();
   };
+  let stops = 0;
   const onInterrupt = () => {
     interrupted = true;
-    stopAll('SIGINT');
+    // No deadline on the first: a step and a checkpoint take what they take.
+    if (++stops === 1) {
+      log('launch: stopping: each rank finishes its step and saves a checkpoint (Ctrl-C again to stop now)');
+      live().forEach((c) => c.kill('SIGINT'));
+    } else {
+      log('launch: stopping the ranks now, without a checkpoint');
+      live().forEach((c) => c.kill('SIGKILL'));
+    }
   };
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
@@ -78,20 +96,21 @@ export async function launch(o: LaunchOptions): Promise<number> {
       MASTER_ADDR: masterAddr,
       MASTER_PORT: String(port),
       RAYON_NUM_THREADS: threads,
+      [LAUNCHER_PID]: String(process.pid),
     };
     const child = spawn(process.execPath, [...process.execArgv, ...o.argv], { env, stdio: 'inherit' });
     children.push(child);
     return new Promise<void>((resolve) => {
       child.on('error', (e) => {
         failure ??= { rank, code: 1, why: `could not start: ${e.message}` };
-        stopAll('SIGTERM');
+        stopAll();
         resolve();
       });
       child.on('exit', (code, signal) => {
         if ((code !== 0 || signal !== null) && failure === null && !interrupted) {
           failure = { rank, code: code ?? 1, why: signal !== null ? `was killed by ${signal}` : `exited with code ${code}` };
           log(`launch: rank ${rank} ${failure.why}; stopping the other ranks`);
-          stopAll('SIGTERM');
+          stopAll();
         }
         resolve();
       });

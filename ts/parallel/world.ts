@@ -29,3 +29,12 @@ export function worldFromEnv(env: NodeJS.ProcessEnv = process.env): World {
   if (w.world < 1 || w.rank >= w.world) throw new Error(`environment: RANK=${w.rank} with WORLD_SIZE=${w.world}: need RANK < WORLD_SIZE`);
   return w;
 }
+
+/** Set by `maskfr launch` in each rank's environment: its own pid. */
+export const LAUNCHER_PID = 'MASKFR_LAUNCHER_PID';
+
+/** The pid of the `maskfr launch` that started this process, or null when no launcher did. */
+export function launcherPid(env: NodeJS.ProcessEnv = process.env): number | null {
+  const v = env[LAUNCHER_PID];
+  return v === undefined || v === '' ? null : intVar(env, LAUNCHER_PID, 0);
+}
