@@ -1,9 +1,10 @@
-import test from 'ava';
+import test, { ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSyntheticDataset } from '../ts';
+import { Job, startJob, waitUntil } from './helpers/jobs';
 import { relErr } from './helpers/tensors';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
@@ -127,21 +128,77 @@ test('maskfr train on 2 ranks: per-rank classifier shards in the checkpoint, res
   t.regex(one.stderr, /the checkpoint was written by 2 ranks, this run has 1/);
 });
 
-test('Ctrl-C to maskfr launch: every rank finishes its step, saves one checkpoint and exits 130', async (t) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-sigint-'));
-  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 5, quality: 90 });
-  const output = path.join(root, 'out');
-  const config = path.join(root, 'c.json');
-  fs.writeFileSync(config, JSON.stringify({ network: 'tiny', data: data.rec, output, steps: 10000, batchSize: 4, logEvery: 1, checkpointEvery: 0 }));
-  const p = spawn(process.execPath, ['--import', 'tsx', cli, 'launch', '--nproc-per-node', '2', '--master-port', '0', '--', 'train', '--config', config, '--quiet'], { stdio: 'ignore' });
+/** A run of 2 ranks under `maskfr launch`, started as a shell starts a job, once it is past step 2. */
+async function trainingJob(t: ExecutionContext, data: string, name: string, commTimeoutSeconds = 300): Promise<{ job: Job; output: string }> {
+  const output = path.join(path.dirname(data), name);
+  const config = path.join(path.dirname(data), `${name}.json`);
+  fs.writeFileSync(config, JSON.stringify({ network: 'tiny', data, output, steps: 10000, batchSize: 4, logEvery: 1, checkpointEvery: 0, commTimeoutSeconds }));
+  const job = startJob(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', 'train', '--config', config, '--quiet']);
+  t.teardown(job.kill);
   const metrics = path.join(output, 'metrics.jsonl');
-  const started = Date.now();
-  while (!(fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"step":2')) && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 100));
-  p.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
-  t.is(code, 130);
-  const state = JSON.parse(fs.readFileSync(path.join(output, 'checkpoint', 'state.json'), 'utf8')) as { counters: { step: number }; world: number };
+  const stepped = () => fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"step":2');
+  await waitUntil(() => stepped() || job.ended(), 60_000);
+  if (!stepped()) throw new Error(`${name}: no step 2 (in 60 s):\n${job.output()}`);
+  return { job, output };
+}
+
+/** The run stopped once: one checkpoint, of every rank at the same step. */
+function checkpointedOnce(t: ExecutionContext, output: string, why: string): void {
+  const dir = path.join(output, 'checkpoint');
+  if (!fs.existsSync(path.join(dir, 'state.json'))) return void t.fail(`${why}: no checkpoint`);
+  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as { counters: { step: number }; world: number };
   t.is(state.world, 2);
-  t.true(state.counters.step >= 2 && state.counters.step < 10000, `saved at step ${state.counters.step}`);
-  t.true(fs.existsSync(path.join(output, 'checkpoint', `head.rank1-${String(state.counters.step).padStart(8, '0')}.safetensors`)));
+  const s = String(state.counters.step).padStart(8, '0');
+  t.deepEqual(fs.readdirSync(dir).sort(), [
+    `backbone-${s}.safetensors`,
+    `head.rank0-${s}.safetensors`,
+    `head.rank1-${s}.safetensors`,
+    `optimizer.rank0-${s}.safetensors`,
+    `optimizer.rank1-${s}.safetensors`,
+    'state.json',
+  ], why);
+}
+
+test('one Ctrl-C or SIGTERM, to the process group or the launcher alone: every rank checkpoints at the same step, exit 130', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-stop-'));
+  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 5, quality: 90 }).rec;
+  // A terminal's Ctrl-C reaches every process of the job; `kill PID` and a scheduler's SIGTERM
+  // the launcher alone; some schedulers signal every process of the job.
+  const deliveries: [NodeJS.Signals, 'group' | 'launcher'][] = [['SIGINT', 'group'], ['SIGINT', 'launcher'], ['SIGTERM', 'launcher'], ['SIGTERM', 'group']];
+  for (const [signal, to] of deliveries) {
+    const { job, output } = await trainingJob(t, data, `${signal}-${to}`);
+    job.signal(signal, to);
+    const { code } = await job.exit;
+    t.is(code, 130, `${signal} to the ${to}:\n${job.output()}`);
+    checkpointedOnce(t, output, `${signal} to the ${to}`);
+  }
+});
+
+// Serial, so it runs before the others: their spawnSync would stop this process's clock.
+test.serial('a second Ctrl-C stops the ranks at once, mid-step, without a checkpoint', async (t) => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-twice-'));
+  const job = startJob(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', helper('slow-steps.ts')], { OUT: out, STEP_MS: '60000' });
+  t.teardown(job.kill);
+  const inStep = () => ['step-0', 'step-1'].every((f) => fs.existsSync(path.join(out, f)));
+  t.true(await waitUntil(() => inStep() || job.ended(), 30_000) && inStep(), job.output());
+  job.signal('SIGINT', 'group');
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(job.live().length, 3, `after one Ctrl-C the launcher and both ranks run on, to the step's end:\n${job.output()}`);
+  const start = Date.now();
+  job.signal('SIGINT', 'group');
+  const { code } = await job.exit;
+  t.is(code, 130);
+  t.true(Date.now() - start < 5000, `${Date.now() - start} ms`);
+  t.true(await waitUntil(() => job.live().length === 0, 5000), `left running: ${job.live().join(', ')}`);
+  t.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('stopped')), []);
+});
+
+test('kill -9 of the launcher: its ranks save a checkpoint and exit, within the communicator timeout', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-orphans-'));
+  const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 6, quality: 90 }).rec;
+  const { job, output } = await trainingJob(t, data, 'out', 5);
+  job.signal('SIGKILL', 'launcher');
+  t.is((await job.exit).signal, 'SIGKILL');
+  t.true(await waitUntil(() => job.live().length === 0, 10_000), `ranks still running 10 s after their launcher died: ${job.live().join(', ')}\n${job.output()}`);
+  checkpointedOnce(t, output, 'orphaned ranks');
 });
