@@ -7,6 +7,7 @@ use crate::image_codec::{decode, Dims, Rgb};
 use crate::recordio::{unpack, RecordFile};
 use crate::{err, Result};
 use maskfr_core::random::mix;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -101,16 +102,23 @@ pub struct LoaderConfig {
     pub max_corrupt_share: f64,
 }
 
+/// A sample skipped as corrupt: its index in the source, where it lives and what is wrong.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    pub index: usize,
+    pub why: String,
+}
+
 /// A batch: `[batch, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, which samples
-/// the augmentation masked, and the samples skipped as corrupt while building it (each
-/// described: where it lives and what is wrong).
+/// the augmentation masked, and the samples skipped as corrupt while building it (once per
+/// epoch each: one met again as a replacement is not listed again).
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
     /// Each sample's index in the source (to look up precomputed teacher embeddings).
     pub indices: Vec<u32>,
     pub masked: Vec<bool>,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Skip>,
 }
 
 /// This rank's sample order for `epoch`: a seeded permutation (Fisher–Yates), padded by
@@ -171,7 +179,7 @@ pub struct Epoch {
     /// This rank's samples in the epoch, and how many of them may be skipped as corrupt.
     samples: usize,
     allowed: usize,
-    skipped: usize,
+    skipped: HashSet<usize>,
     examples: Vec<String>,
     name: String,
     share: f64,
@@ -182,22 +190,23 @@ impl Epoch {
         self.batches
     }
 
-    /// Counts a batch's skipped samples, in batch order (so the same data stops at the
-    /// same batch whatever the thread timing); past the allowed share, an error.
-    fn tally(&mut self, batch: Batch) -> Result<Batch> {
-        self.skipped += batch.skipped.len();
+    /// Counts a batch's skipped samples not seen before this epoch, in batch order (so the
+    /// same data stops at the same batch whatever the thread timing); past the allowed
+    /// share, an error.
+    fn tally(&mut self, mut batch: Batch) -> Result<Batch> {
+        batch.skipped.retain(|s| self.skipped.insert(s.index));
         let room = EXAMPLES.saturating_sub(self.examples.len());
-        self.examples.extend(batch.skipped.iter().take(room).cloned());
-        if self.skipped <= self.allowed {
+        self.examples.extend(batch.skipped.iter().take(room).map(|s| s.why.clone()));
+        if self.skipped.len() <= self.allowed {
             return Ok(batch);
         }
         err(format!(
             "{}: {} of the {} samples of epoch {} on this rank are corrupt ({:.2}%), more than maxCorruptShare {} allows ({:.2}%); the first: {}",
             self.name,
-            self.skipped,
+            self.skipped.len(),
             self.samples,
             self.epoch,
-            100.0 * self.skipped as f64 / self.samples as f64,
+            100.0 * self.skipped.len() as f64 / self.samples as f64,
             self.share,
             100.0 * self.share,
             self.examples.join("; ")
@@ -234,8 +243,8 @@ pub fn epoch(
             cfg.batch, cfg.rank, cfg.world
         ));
     }
-    if !(0.0..1.0).contains(&cfg.max_corrupt_share) {
-        return err(format!("loader: maxCorruptShare must be in [0, 1), got {}", cfg.max_corrupt_share));
+    if !(0.0..=1.0).contains(&cfg.max_corrupt_share) {
+        return err(format!("loader: maxCorruptShare must be in [0, 1], got {}", cfg.max_corrupt_share));
     }
     if source.is_empty() {
         return err(format!("{}: the dataset has no images", source.name()));
@@ -270,7 +279,7 @@ pub fn epoch(
         epoch,
         samples: order.len(),
         allowed,
-        skipped: 0,
+        skipped: HashSet::new(),
         examples: Vec::new(),
         name: source.name(),
         share: cfg.max_corrupt_share,
@@ -309,7 +318,7 @@ fn build(
                     batch.masked.push(masked);
                     break;
                 }
-                Err(e) if cfg.skip_corrupt => batch.skipped.push(e.0),
+                Err(e) if cfg.skip_corrupt => batch.skipped.push(Skip { index: i, why: e.0 }),
                 Err(e) => return Err(e),
             }
             if batch.skipped.len() > allowed {

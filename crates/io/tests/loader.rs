@@ -116,7 +116,8 @@ fn corrupt_records_are_reported_or_replaced_by_the_next_readable_one() {
     assert_eq!((b.labels.len(), b.images.len()), (4, 4 * 3 * 64), "the batch stays full");
     assert_eq!(b.indices, [4, 5, 8, 7]);
     assert_eq!(b.skipped.len(), 1);
-    assert!(b.skipped[0].contains("d.rec: record 6: "), "{}", b.skipped[0]);
+    assert_eq!(b.skipped[0].index, 6);
+    assert!(b.skipped[0].why.contains("d.rec: record 6: "), "{}", b.skipped[0].why);
     let shuffled = |threads| {
         let c = LoaderConfig { skip_corrupt: true, max_corrupt_share: 0.05, ..cfg(threads) };
         epoch(src.clone(), None, &c, 0, 0)
@@ -139,11 +140,28 @@ fn corrupt_records_are_reported_or_replaced_by_the_next_readable_one() {
 }
 
 #[test]
+fn a_corrupt_sample_met_again_as_a_replacement_counts_once() {
+    // Unshuffled batches of 4 over 23: the last (16..20) finds 16 and 17 corrupt, then takes
+    // its replacements from the dropped tail (20, 21, 22: corrupt) and wraps to 0, 1 (corrupt,
+    // already counted in batch 0), 2. Six distinct corrupt samples: 30% of 23 allows six.
+    let src = dataset(&[1, 16, 17, 20, 21, 22]);
+    let c = LoaderConfig { shuffle: false, skip_corrupt: true, max_corrupt_share: 0.3, ..cfg(2) };
+    let batches: Vec<_> = epoch(src, None, &c, 0, 0).unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(batches[4].indices, [0, 2, 18, 19]);
+    let skipped: Vec<usize> = batches.iter().flat_map(|b| b.skipped.iter().map(|s| s.index)).collect();
+    assert_eq!(skipped, [1, 16, 20, 21, 22, 17]);
+}
+
+#[test]
 fn an_all_corrupt_dataset_stops_with_the_count_never_an_empty_batch() {
     let all: Vec<usize> = (0..N).collect();
     let c = LoaderConfig { skip_corrupt: true, max_corrupt_share: 0.5, ..cfg(2) };
     let e = epoch(dataset(&all), None, &c, 0, 0).unwrap().next().unwrap().err().unwrap().0;
     assert!(e.contains("d.rec: 12 of the 23 samples of epoch 0 on this rank are corrupt (52.17%), more than maxCorruptShare 0.5 allows (50.00%)"), "{e}");
-    let e = epoch(dataset(&all), None, &LoaderConfig { max_corrupt_share: 1.0, ..c }, 0, 0).err().unwrap().0;
-    assert_eq!(e, "loader: maxCorruptShare must be in [0, 1), got 1");
+    // A share of 1 allows every sample to be skipped: the batch still cannot be filled.
+    let c = LoaderConfig { max_corrupt_share: 1.0, ..c };
+    let e = epoch(dataset(&all), None, &c, 0, 0).unwrap().next().unwrap().err().unwrap().0;
+    assert!(e.ends_with("d.rec: fewer than 4 readable samples among the 23 of epoch 0 on this rank"), "{e}");
+    let e = epoch(dataset(&all), None, &LoaderConfig { max_corrupt_share: 1.5, ..c }, 0, 0).err().unwrap().0;
+    assert_eq!(e, "loader: maxCorruptShare must be in [0, 1], got 1.5");
 }

@@ -101,6 +101,10 @@ pub struct Image {
     pub data: Buffer,
 }
 
+/// The largest side `decode_image` decodes.
+#[napi]
+pub const MAX_IMAGE_SIDE: u32 = image_codec::MAX_SIDE as u32;
+
 /// Decodes JPEG or PNG bytes of at most [`image_codec::MAX_SIDE`] pixels a side (checked in
 /// the header, before decoding); `what` names the source in errors.
 #[napi(catch_unwind)]

@@ -45,7 +45,8 @@ pub struct LoadedBatch {
     pub indices: Uint32Array,
     /// Which samples were masked by the augmentation.
     pub masked: Vec<bool>,
-    /// What was skipped as corrupt while building this batch (with `skipCorrupt`).
+    /// What was skipped as corrupt while building this batch (with `skipCorrupt`), each
+    /// sample once per epoch.
     pub skipped: Vec<String>,
 }
 
@@ -175,7 +176,7 @@ impl Task for NextBatch {
             labels: Int32Array::new(b.labels),
             indices: Uint32Array::new(b.indices),
             masked: b.masked,
-            skipped: b.skipped,
+            skipped: b.skipped.into_iter().map(|s| s.why).collect(),
         }))
     }
 }
