@@ -60,10 +60,23 @@ test('an image folder loads; an empty identity folder or a corrupt file is named
   fs.writeFileSync(path.join(root, 'bob', '9.jpg'), Buffer.from('not a jpeg at all'));
   const bad = Loader.fromFolder(root, { batch: 6, shuffle: false });
   await t.throwsAsync(collect(bad, 0), { message: /bob\/9\.jpg: (corrupt image|\d+ bytes that are neither JPEG nor PNG)/ });
-  const skipping = Loader.fromFolder(root, { batch: 6, shuffle: false, skipCorrupt: true });
+  // Batches of 3: [alice 0, alice 1, bob 0], [bob 1, bob 2, bob 9]; bob/9's place goes to the
+  // next readable sample after that batch (wrapping: alice 0), so the batch stays full.
+  const skipping = Loader.fromFolder(root, { batch: 3, shuffle: false, flip: false, skipCorrupt: true, maxCorruptShare: 0.2 });
   const got = await collect(skipping, 0);
-  t.is(got[0][1].length, 5);
-  t.is(skipping.skipped.length, 1);
+  t.deepEqual(got.map(([, l]) => l), [[0, 0, 1], [1, 1, 0]]);
+  t.is(skipping.skipped.epoch, 0);
+  t.is(skipping.skipped.count, 1);
+  t.regex(skipping.skipped.first[0], /bob\/9\.jpg: (corrupt image|\d+ bytes that are neither JPEG nor PNG)/);
+  // 1 of 6 is more than the default 1%: the epoch stops, naming the folder, the count and the share.
+  await t.throwsAsync(collect(Loader.fromFolder(root, { batch: 3, shuffle: false, skipCorrupt: true }), 0), {
+    message: /maskfr-folder-\w+: 1 of the 6 samples of epoch 0 on this rank are corrupt \(16\.67%\), more than maxCorruptShare 0\.01 allows \(1\.00%\); the first: .*bob\/9\.jpg/,
+  });
+  // Every image corrupt: an error with the count, never an empty batch.
+  for (const f of readImageFolder(root).files) fs.writeFileSync(f, 'not an image');
+  await t.throwsAsync(collect(Loader.fromFolder(root, { batch: 3, skipCorrupt: true, maxCorruptShare: 0.5 }), 0), {
+    message: /4 of the 6 samples of epoch 0 on this rank are corrupt \(66\.67%\), more than maxCorruptShare 0\.5 allows/,
+  });
   fs.mkdirSync(path.join(root, 'carol'));
   t.throws(() => readImageFolder(root), { message: /carol: identity folder without images/ });
 });

@@ -20,8 +20,13 @@ export interface LoaderOptions {
   /** Batches built ahead. */
   prefetch?: number;
   threads?: number;
-  /** Skip and count corrupt records instead of failing. */
+  /** Skip and count corrupt records instead of failing: a skipped sample's place in its
+   *  batch goes to the next readable one, so batches stay full. */
   skipCorrupt?: boolean;
+  /** With `skipCorrupt`: the share of this rank's samples in an epoch that may be corrupt
+   *  (default MAX_CORRUPT_SHARE); one more stops the epoch with an error naming the data, the count and
+   *  the share. */
+  maxCorruptShare?: number;
   /** Share of samples given a synthesized mask by the workers (default 0: none; the seed
    *  team's share is MASK_DEFAULTS'). */
   maskProbability?: number;
@@ -37,6 +42,10 @@ export interface LoaderOptions {
  *  numbers live with the synthesizers, in maskfr-masks). */
 export const MASK_DEFAULTS: Readonly<{ maskProbability: number; maskTemplateShare: number }> = Object.freeze(native.maskDefaults());
 
+/** With `skipCorrupt`, 1% of an epoch's samples may be corrupt: a few bad files in a
+ *  scraped set pass, a broken dataset (or the wrong folder) stops the run early. */
+export const MAX_CORRUPT_SHARE = 0.01;
+
 export interface Batch {
   images: Tensor;
   labels: Int32Array;
@@ -48,11 +57,25 @@ export interface Batch {
 
 type NativeLoader = ReturnType<typeof native.DataLoader.fromFiles>;
 
+/** Corrupt samples skipped in an epoch so far (with `skipCorrupt`). */
+export interface Skipped {
+  epoch: number;
+  count: number;
+  /** The first few, each where it lives and what is wrong (`X.rec: record 6: corrupt image …`). */
+  first: string[];
+}
+
+const SKIPPED_SHOWN = 5;
+
 export class Loader {
-  /** Corrupt samples skipped so far (with `skipCorrupt`), with what was wrong. */
-  readonly skipped: string[] = [];
+  private tally: Skipped = { epoch: 0, count: 0, first: [] };
 
   private constructor(private readonly inner: NativeLoader) {}
+
+  /** Corrupt samples skipped in the current epoch, up to the last batch handed out. */
+  get skipped(): Readonly<Skipped> {
+    return this.tally;
+  }
 
   private static options(o: LoaderOptions) {
     return {
@@ -66,6 +89,7 @@ export class Loader {
       prefetch: o.prefetch ?? 4,
       threads: o.threads ?? Math.max(1, os.availableParallelism() - 1),
       skipCorrupt: o.skipCorrupt ?? false,
+      maxCorruptShare: o.maxCorruptShare ?? MAX_CORRUPT_SHARE,
       maskProbability: o.maskProbability ?? 0,
       maskTemplateShare: o.maskTemplateShare,
       maskColorWeights: o.maskColorWeights,
@@ -81,17 +105,19 @@ export class Loader {
   /** Over an image folder (one sub-folder per identity). */
   static fromFolder(root: string, o: LoaderOptions): Loader {
     const f = readImageFolder(root);
-    return new Loader(native.DataLoader.fromFiles(f.files, f.labels, Loader.options(o)));
+    return new Loader(native.DataLoader.fromFiles(root, f.files, f.labels, Loader.options(o)));
   }
 
   /** The batches of `epoch` from batch `first` on, built in the background; the last
    *  partial batch is dropped. */
   async *epoch(epoch: number, first = 0): AsyncGenerator<Batch> {
     const n = this.inner.startEpoch(epoch, first);
+    this.tally = { epoch, count: 0, first: [] };
     for (let b = first; b < n; b++) {
       const next = await this.inner.next();
       if (next === null) return;
-      this.skipped.push(...next.skipped);
+      this.tally.count += next.skipped.length;
+      this.tally.first.push(...next.skipped.slice(0, SKIPPED_SHOWN - this.tally.first.length));
       yield { images: new Tensor(next.images), labels: next.labels, indices: next.indices, masked: next.masked };
     }
   }

@@ -10,7 +10,7 @@ import type { Margin } from '../tensor/ops';
 import { ARCFACE, COSFACE } from '../losses/margin';
 import { DEFAULT_CHUNK } from '../losses/sharded';
 import { DEFAULT_LOSS_SCALE } from '../optim/loss-scaler';
-import { MASK_DEFAULTS } from '../data/loader';
+import { MASK_DEFAULTS, MAX_CORRUPT_SHARE } from '../data/loader';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
 export type Teacher = { network: string; weights: string; embeddingSize?: number } | { embeddings: string };
@@ -61,7 +61,12 @@ export interface TrainConfig {
   logEvery?: number;
   seed?: number;
   loaderThreads?: number;
+  /** Skip corrupt images (each batch stays full: the next readable sample takes the place),
+   *  counted per epoch in the progress line and metrics.jsonl. */
   skipCorrupt?: boolean;
+  /** With skipCorrupt: the share of an epoch's samples (on each rank) that may be corrupt;
+   *  one more stops the run with an error naming the data, the count and the share. */
+  maxCorruptShare?: number;
   /** Distillation: a teacher network with weights, or its embeddings precomputed by `maskfr embed`. */
   teacher?: Teacher;
   kd?: { form?: KdForm; lambda?: LambdaSchedule };
@@ -84,7 +89,7 @@ export interface TrainConfig {
   lossScale?: number;
 }
 
-type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'commTimeoutSeconds' | 'bucketMiB' | 'bucketCompression' | 'device' | 'precision' | 'lossScale';
+type Defaulted = 'margin' | 'sampleRate' | 'chunk' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'gradAccumulation' | 'clipGradNorm' | 'maskProbability' | 'maskTemplateShare' | 'verification' | 'verifyEvery' | 'checkpointEvery' | 'logEvery' | 'seed' | 'skipCorrupt' | 'maxCorruptShare' | 'commTimeoutSeconds' | 'bucketMiB' | 'bucketCompression' | 'device' | 'precision' | 'lossScale';
 export type ResolvedConfig = Omit<TrainConfig, Defaulted | 'margin' | 'kd'> &
   Required<Pick<TrainConfig, Exclude<Defaulted, 'margin'>>> & { margin: Margin; kd: { form: KdForm; lambda: LambdaSchedule } };
 
@@ -105,6 +110,7 @@ export const CONFIG_DEFAULTS = {
   logEvery: 50,
   seed: 2021,
   skipCorrupt: false,
+  maxCorruptShare: MAX_CORRUPT_SHARE,
   commTimeoutSeconds: 300,
   bucketMiB: 25,
   bucketCompression: 'none',
@@ -182,6 +188,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   seed: int(0),
   loaderThreads: int(1),
   skipCorrupt: bool,
+  maxCorruptShare: real(0, 1),
   teacher,
   kd,
   commTimeoutSeconds: real(0, 1e6, true),

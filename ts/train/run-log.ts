@@ -9,12 +9,13 @@ import { Module } from '../nn/module';
 import { Communicator } from '../parallel/comm';
 import { broadcastBuffers } from '../parallel/data-parallel';
 import { VerificationSet } from '../data/verification-bin';
+import type { Skipped } from '../data/loader';
 import { verify, VerificationResult } from '../eval/verification';
 import { NonFiniteTensor } from '../models/weights';
 import type { LossScaler } from '../optim/loss-scaler';
 import type { Cadence } from './cadence';
 import type { ResolvedConfig } from './config';
-import { MetricsLog, Progress } from './progress';
+import { Metrics, MetricsLog, Progress } from './progress';
 import { StepLog } from './step-log';
 import type { TrainOptions } from './trainer';
 
@@ -27,6 +28,8 @@ export interface RunLogOptions extends Pick<TrainOptions, 'quiet' | 'onStep' | '
   from: number;
   perEpoch: number;
   scaler: LossScaler | null;
+  /** With skipCorrupt: the corrupt samples skipped in the current epoch so far. */
+  skipped?: () => Readonly<Skipped>;
 }
 
 /** A resumed run continues its log from the checkpoint's step: the rows of later steps (written
@@ -101,8 +104,11 @@ export class RunLog {
       const fields: { loss: number; lr: number; [k: string]: number } =
         this.cfg.teacher === undefined ? { loss: this.last.loss, lr: v.lr } : { loss: this.last.loss, lr: v.lr, cosface: v.cosface, kd: v.kd, lambda: v.lambda };
       if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
+      const skipped = this.o.skipped?.();
+      if (skipped !== undefined) fields.skipped = skipped.count;
       this.progress?.update(v.step, fields);
-      this.metrics?.write({ step: v.step, epoch: Math.floor((batches - 1) / this.o.perEpoch), ...fields, gradNorm: v.gradNorm, imagesPerSecond: rate.imagesPerSecond });
+      const first: Metrics = skipped !== undefined && skipped.count > 0 ? { skippedFirst: skipped.first } : {};
+      this.metrics?.write({ step: v.step, epoch: Math.floor((batches - 1) / this.o.perEpoch), ...fields, ...first, gradNorm: v.gradNorm, imagesPerSecond: rate.imagesPerSecond });
     }
   }
 

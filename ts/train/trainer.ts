@@ -79,6 +79,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
     maskProbability: cfg.maskProbability,
     maskTemplateShare: cfg.maskTemplateShare,
     skipCorrupt: cfg.skipCorrupt,
+    maxCorruptShare: cfg.maxCorruptShare,
     threads: cfg.loaderThreads,
   });
   const accum = cfg.gradAccumulation;
@@ -116,7 +117,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
     comm.broadcast(optB.buffers, 0);
   }
   const cadence = new Cadence(cfg, total, o.onStep !== undefined);
-  const log = new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify });
+  const log = new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify, skipped: cfg.skipCorrupt ? () => loader.skipped : undefined });
   const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
   const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data, device);
   const interrupts = new Interrupts((line) => log.say(line));
