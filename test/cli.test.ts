@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { COMMANDS } from '../ts/cli/main';
-import { readSafetensors, writeSyntheticDataset } from '../ts';
+import { readSafetensors, RecordDataset, writeRecordDataset, writeSyntheticDataset } from '../ts';
 
 const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
@@ -133,14 +133,28 @@ test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from
   }
   const noImages = run('pack', folder, path.join(dir, 'x.rec'));
   t.regex(noImages.stderr, /faces\/a: identity folder without images/);
-  const sheet = fs.readFileSync(path.join(dir, 'verify.bin')); // any bytes: pack stores files as they are
-  for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), sheet);
+  // Files that are not images (a pickle named .jpg) are decoded at pack time and refused,
+  // each named, with nothing written.
+  const notImage = fs.readFileSync(path.join(dir, 'verify.bin'));
+  for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), notImage);
+  const jpeg = RecordDataset.open(path.join(dir, 'train.rec')).sample(0).body;
+  for (const i of [0, 1]) fs.writeFileSync(path.join(folder, 'a', `${i}.jpg`), jpeg);
+  const refused = run('pack', folder, path.join(dir, 'x.rec'));
+  t.is(refused.status, 1);
+  t.regex(refused.stderr, /pack: 4 of the 6 images in .*faces cannot be decoded; nothing written \(remove or replace them and pack again\):\n {2}.*faces\/a\/2\.jpg: \d+ bytes that are neither JPEG nor PNG\n {2}.*faces\/b\/0\.jpg: /);
+  t.false(fs.existsSync(path.join(dir, 'x.rec')));
+  for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), jpeg);
   const packed = run('pack', folder, path.join(dir, 'x.rec'));
   t.is(packed.status, 0, packed.stderr);
   t.regex(packed.stdout, /x\.rec and .*x\.idx: 6 images of 2 identities/);
   const png = Buffer.from(run('inspect', path.join(dir, 'train.rec'), '--sheet', path.join(dir, 'sheet.png')).stdout);
   t.regex(png.toString(), /train\.rec: 6 images, 3 identities\nimages per identity: min 2, median 2, max 2\nwrote .*sheet\.png \(6 random samples\)/);
   t.is(fs.readFileSync(path.join(dir, 'sheet.png')).subarray(1, 4).toString(), 'PNG');
+  fs.writeFileSync(path.join(dir, 'empty.rec'), '');
+  const empty = run('inspect', path.join(dir, 'empty.rec'));
+  t.is(empty.status, 1);
+  t.regex(empty.stderr, /inspect: .*empty\.rec holds no images: no contact sheet written/);
+  t.regex(run('inspect', path.join(dir, 'train.rec'), '--seed', 'x').stderr, /inspect: --seed must be a non-negative integer, got x/);
 });
 
 test('maskfr augment --preview writes a contact sheet of plain and masked faces', (t) => {
@@ -173,9 +187,36 @@ test('an MoE model trains with maskfr train, then embeds and evaluates with the 
     t.is(e.status, 0, e.stderr);
     t.regex(e.stdout, /verify: [\d.]+% ± [\d.]+ over 20 pairs/);
   }
+  for (const [flag, value, want] of [['batch', '0', 'positive'], ['batch', '2.5', 'positive'], ['seed', '-1', 'non-negative'], ['embedding', 'x', 'positive']]) {
+    t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, `--${flag}`, value).stderr, new RegExp(`eval: --${flag} must be a ${want} integer, got ${value.replace('.', '\\.')}`));
+  }
   t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--masked', 'yes').stderr, /--masked must be true or false, got yes/);
   t.regex(run('eval', '--model', 'tiny', '--weights', weights, '--data', data.bin, '--masked', 'true').stderr, /--masked picks a head of an MoE model \(tiny-moe\); tiny has one head/);
   const exported = run('export', '--model', 'tiny-moe', '--weights', weights, '--out', path.join(dir, 'moe.onnx'));
   t.is(exported.status, 0, exported.stderr);
   t.regex(run('export', '--model', 'tiny-moe', '--weights', weights, '--out', path.join(dir, 'x.onnx'), '--fold').stderr, /an MoE model's two heads are not folded; export it unfolded/);
+});
+
+test('skipCorrupt: the skipped records are counted in the progress line and metrics.jsonl, batches stay full; past maxCorruptShare the run stops naming the data, the count and the share', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-skip-cli-'));
+  const data = writeSyntheticDataset(path.join(dir, 'data'), { identities: 4, perIdentity: 4, heldOut: 2, pairs: 4, seed: 5, quality: 90 });
+  const ds = RecordDataset.open(data.rec);
+  const rec = path.join(dir, 'bad.rec'); // images 3 and 9 (records 4 and 10) corrupt: 2 of 16
+  writeRecordDataset(rec, Array.from({ length: ds.length }, (_, i) => ({ label: ds.sample(i).label, body: i === 3 || i === 9 ? Buffer.from('not an image') : ds.sample(i).body })));
+  const train = (name: string, extra: object) => {
+    const config = path.join(dir, `${name}.json`);
+    const recipe = { network: 'tiny', data: rec, output: path.join(dir, name), steps: 2, batchSize: 8, warmupSteps: 1, checkpointEvery: 0, loaderThreads: 1, logEvery: 1, skipCorrupt: true, ...extra };
+    fs.writeFileSync(config, JSON.stringify(recipe));
+    return run('train', '--config', config);
+  };
+  const ok = train('allowed', { maxCorruptShare: 0.2 });
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /\] 2\/2 .*loss .*skipped 2 /);
+  const rows = fs.readFileSync(path.join(dir, 'allowed', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { skipped?: number; skippedFirst?: string[] });
+  const last = rows.filter((r) => r.skipped !== undefined).at(-1)!;
+  t.is(last.skipped, 2);
+  t.deepEqual(last.skippedFirst!.map((s) => /bad\.rec: record (\d+): /.exec(s)?.[1]).sort(), ['10', '4']);
+  const stopped = train('stopped', {});
+  t.is(stopped.status, 1);
+  t.regex(stopped.stderr, /bad\.rec: [12] of the 16 samples of epoch 0 on this rank are corrupt \((6\.25|12\.50)%\), more than maxCorruptShare 0\.01 allows \(1\.00%\); the first: .*bad\.rec: record (4|10): /);
 });

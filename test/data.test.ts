@@ -1,5 +1,6 @@
 import test from 'ava';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { RecordDataset, writeRecordDataset, readVerificationBin, parseVerificationBin } from '../ts';
@@ -60,4 +61,15 @@ test('a pickle with code-running opcodes is refused, never executed', (t) => {
   t.throws(() => readVerificationBin(fx('bin_codecs.bin')), { message: /opcode GLOBAL at byte \d+ is not allowed/ });
   const cut = fs.readFileSync(fx('bin_py3.bin')).subarray(0, 40);
   t.throws(() => parseVerificationBin(cut, 'cut.bin'), { message: /cut\.bin: .*truncated at byte/ });
+});
+
+test('an image whose header declares 13000² pixels is refused from the header, in a moment', (t) => {
+  const png = native.encodePng(Buffer.alloc(8 * 8 * 3, 90), 8, 8);
+  png.writeUInt32BE(13000, 16); // IHDR width, height
+  png.writeUInt32BE(13000, 20);
+  png.writeUInt32BE(zlib.crc32(png.subarray(12, 29)), 29);
+  const t0 = performance.now();
+  t.throws(() => native.decodeImage(png, 'bomb.png'), { message: 'bomb.png: the header declares 13000x13000 pixels, more than the 4096x4096 decoded at most' });
+  t.true(performance.now() - t0 < 500, 'no pixel decoded');
+  t.is(native.MAX_IMAGE_SIDE, 4096);
 });

@@ -13,6 +13,15 @@ import { synthesizeMask, Synthesizer } from '../data/masks';
 import { Command, Parsed, required } from './args';
 
 const d = SYNTHETIC_FACES_DEFAULTS;
+const MAX_SIDE = native.MAX_IMAGE_SIDE;
+
+/** Option `name` of `command` as an integer ≥ `min` (0 or 1), refused at the argument, not
+ *  deep in an op (`--batch 0` failed inside reshape). */
+export function integerOption(p: Parsed, command: string, name: string, min: 0 | 1): number {
+  const v = Number(required(p, name));
+  if (!Number.isInteger(v) || v < min) throw new Error(`${command}: --${name} must be a ${min === 1 ? 'positive' : 'non-negative'} integer, got ${p.options.get(name)}`);
+  return v;
+}
 
 export const syntheticFaces: Command = {
   summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities',
@@ -32,11 +41,7 @@ export const syntheticFaces: Command = {
 function writeFaces(p: Parsed): number {
   const [dir] = p.positional;
   if (dir === undefined) throw new Error(`synthetic-faces: usage: ${syntheticFaces.usage}`);
-  const num = (name: string) => {
-    const v = Number(required(p, name));
-    if (!Number.isInteger(v) || v < 0) throw new Error(`synthetic-faces: --${name} must be a non-negative integer, got ${p.options.get(name)}`);
-    return v;
-  };
+  const num = (name: string) => integerOption(p, 'synthetic-faces', name, 0);
   const o = {
     identities: num('identities'),
     perIdentity: num('per-identity'),
@@ -51,8 +56,11 @@ function writeFaces(p: Parsed): number {
   return 0;
 }
 
+/** Bad files listed by name when pack refuses a folder; the rest are counted. */
+const LISTED = 20;
+
 export const pack: Command = {
-  summary: 'pack an image folder (one sub-folder per identity) into RecordIO',
+  summary: `pack an image folder (one sub-folder per identity) into RecordIO; every image is decoded first (JPEG/PNG, at most ${MAX_SIDE}x${MAX_SIDE}) and a folder with any bad one is refused, listing them`,
   usage: 'maskfr pack DIR OUT.rec',
   options: [],
   example: 'maskfr pack faces/ data/train.rec',
@@ -63,7 +71,23 @@ function packFolder(p: Parsed): number {
   const [dir, out] = p.positional;
   if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
   const f = readImageFolder(dir);
-  writeRecordDataset(out, f.files.map((file, i) => ({ label: f.labels[i], body: fs.readFileSync(file) })));
+  // Decoded here, not at training time: a text file named .jpg or a decompression bomb is
+  // refused before anything is written.
+  const bad: string[] = [];
+  const samples = f.files.map((file, i) => {
+    const body = fs.readFileSync(file);
+    try {
+      native.decodeImage(body, file);
+    } catch (e) {
+      bad.push((e as Error).message);
+    }
+    return { label: f.labels[i], body };
+  });
+  if (bad.length > 0) {
+    const more = bad.length > LISTED ? `\n  … and ${bad.length - LISTED} more` : '';
+    throw new Error(`pack: ${bad.length} of the ${f.files.length} images in ${dir} cannot be decoded; nothing written (remove or replace them and pack again):\n  ${bad.slice(0, LISTED).join('\n  ')}${more}`);
+  }
+  writeRecordDataset(out, samples);
   console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${f.files.length} images of ${f.identities.length} identities`);
   return 0;
 }
@@ -87,8 +111,9 @@ function describe(p: Parsed): number {
   const sorted = [...counts].sort((a, b) => a - b);
   console.log(`${rec}: ${ds.length} images, ${ds.identities?.length ?? 'unknown (no InsightFace header)'} identities`);
   if (sorted.length > 0) console.log(`images per identity: min ${sorted[0]}, median ${sorted[sorted.length >> 1]}, max ${sorted[sorted.length - 1]}`);
+  if (ds.length === 0) throw new Error(`inspect: ${rec} holds no images: no contact sheet written`);
   const sheet = p.options.get('sheet') ?? rec.replace(/\.rec$/, '.sheet.png');
-  const r = rng(Number(p.options.get('seed')));
+  const r = rng(integerOption(p, 'inspect', 'seed', 0));
   const picks = Array.from({ length: Math.min(32, ds.length) }, () => Math.floor(r() * ds.length));
   const imgs = picks.map((i) => native.decodeImage(ds.sample(i).body, `${rec} image ${i}`));
   fs.writeFileSync(sheet, native.encodePng(contactSheet(imgs, 8), 8 * 112, Math.ceil(imgs.length / 8) * 112));
@@ -128,9 +153,9 @@ export const augment: Command = {
 
 function preview(p: Parsed): number {
   const [out] = p.positional;
-  const n = Number(p.options.get('preview'));
-  if (out === undefined || !Number.isInteger(n) || n < 1) throw new Error(`augment: usage: ${augment.usage}`);
-  const seed = Number(p.options.get('seed'));
+  if (out === undefined) throw new Error(`augment: usage: ${augment.usage}`);
+  const n = integerOption(p, 'augment', 'preview', 1);
+  const seed = integerOption(p, 'augment', 'seed', 0);
   const S = 112;
   const tiles: { width: number; height: number; data: Buffer }[] = [];
   for (let i = 0; i < n; i++) {

@@ -8,6 +8,7 @@ import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
 import { Command, Parsed, required } from './args';
+import { integerOption } from './data';
 import { createRouted, MASKED, MODEL } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
@@ -34,10 +35,10 @@ function evaluate(p: Parsed): number {
   const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required(p, k));
   const style = required(p, 'mask');
   if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
-  const embedding = p.options.get('embedding');
-  const model = createRouted(p, embedding === undefined ? {} : { embedding: Number(embedding) });
+  const batch = integerOption(p, 'eval', 'batch', 1);
+  const seed = integerOption(p, 'eval', 'seed', 0);
+  const model = createRouted(p, p.options.has('embedding') ? { embedding: integerOption(p, 'eval', 'embedding', 1) } : {});
   loadCheckpoint(model, weights);
-  const batch = Number(p.options.get('batch'));
   const dir = p.options.get('report');
   if (data.endsWith('.bin')) {
     const v = verify(model, data, { batch });
@@ -47,7 +48,7 @@ function evaluate(p: Parsed): number {
       fs.writeFileSync(path.join(dir, `${v.name}.json`), JSON.stringify({ model: name, weights, ...v }, null, 2));
     }
   } else {
-    const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed: Number(p.options.get('seed')) };
+    const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed };
     const r = evaluateMaskedFaces(model, openTrainingData(data), { model: name, mask, batch });
     const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
     console.log(`${data}: ${r.images} images, ${r.identities} identities, probes masked '${style}'`);
