@@ -154,7 +154,7 @@ test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from
   const empty = run('inspect', path.join(dir, 'empty.rec'));
   t.is(empty.status, 1);
   t.regex(empty.stderr, /inspect: .*empty\.rec holds no images: no contact sheet written/);
-  t.regex(run('inspect', path.join(dir, 'train.rec'), '--seed', 'x').stderr, /inspect: --seed must be a non-negative integer, got x/);
+  t.regex(run('inspect', path.join(dir, 'train.rec'), '--seed', 'x').stderr, /inspect: --seed must be an integer ≥ 0, got x/);
 });
 
 test('maskfr augment --preview writes a contact sheet of plain and masked faces', (t) => {
@@ -187,9 +187,11 @@ test('an MoE model trains with maskfr train, then embeds and evaluates with the 
     t.is(e.status, 0, e.stderr);
     t.regex(e.stdout, /verify: [\d.]+% ± [\d.]+ over 20 pairs/);
   }
-  for (const [flag, value, want] of [['batch', '0', 'positive'], ['batch', '2.5', 'positive'], ['seed', '-1', 'non-negative'], ['embedding', 'x', 'positive']]) {
-    t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, `--${flag}`, value).stderr, new RegExp(`eval: --${flag} must be a ${want} integer, got ${value.replace('.', '\\.')}`));
+  for (const [flag, value, min] of [['batch', '0', '1'], ['batch', '2.5', '1'], ['seed', '-1', '0'], ['embedding', 'x', '1']]) {
+    t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, `--${flag}`, value).stderr, new RegExp(`eval: --${flag} must be an integer ≥ ${min}, got ${value.replace('.', '\\.')}`));
   }
+  t.regex(run('embed', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--out', 'x', '--batch', '0').stderr, /embed: --batch must be an integer ≥ 1, got 0/);
+  t.regex(run('export', '--model', 'tiny', '--out', 'x.onnx', '--opset', 'new').stderr, /export: --opset must be an integer ≥ 1, got new/);
   t.regex(run('eval', '--model', 'tiny-moe', '--weights', weights, '--data', data.bin, '--masked', 'yes').stderr, /--masked must be true or false, got yes/);
   t.regex(run('eval', '--model', 'tiny', '--weights', weights, '--data', data.bin, '--masked', 'true').stderr, /--masked picks a head of an MoE model \(tiny-moe\); tiny has one head/);
   const exported = run('export', '--model', 'tiny-moe', '--weights', weights, '--out', path.join(dir, 'moe.onnx'));

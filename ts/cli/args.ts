@@ -76,6 +76,14 @@ export function parseArgs(command: string, argv: string[], options: readonly Opt
   return out;
 }
 
+/** Option `name` as an integer ≥ `min`, refused at the argument, not deep in an op
+ *  (`--batch 0` failed inside reshape). */
+export function integerOption(p: Parsed, name: string, min: number): number {
+  const v = Number(required(p, name));
+  if (!Number.isInteger(v) || v < min) throw new Error(`${p.command}: --${name} must be an integer ≥ ${min}, got ${p.options.get(name)}`);
+  return v;
+}
+
 /** The value of an option the parser guarantees (required or defaulted). */
 export function required(p: Parsed, name: string): string {
   const v = p.options.get(name);

@@ -10,18 +10,10 @@ import { readImageFolder } from '../data/image-folder';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
-import { Command, Parsed, required } from './args';
+import { Command, integerOption, Parsed } from './args';
 
 const d = SYNTHETIC_FACES_DEFAULTS;
 const MAX_SIDE = native.MAX_IMAGE_SIDE;
-
-/** Option `name` of `command` as an integer ≥ `min` (0 or 1), refused at the argument, not
- *  deep in an op (`--batch 0` failed inside reshape). */
-export function integerOption(p: Parsed, command: string, name: string, min: 0 | 1): number {
-  const v = Number(required(p, name));
-  if (!Number.isInteger(v) || v < min) throw new Error(`${command}: --${name} must be a ${min === 1 ? 'positive' : 'non-negative'} integer, got ${p.options.get(name)}`);
-  return v;
-}
 
 export const syntheticFaces: Command = {
   summary: 'write the synthetic-faces dataset: train.rec/.idx and a verify.bin of held-out identities',
@@ -41,7 +33,7 @@ export const syntheticFaces: Command = {
 function writeFaces(p: Parsed): number {
   const [dir] = p.positional;
   if (dir === undefined) throw new Error(`synthetic-faces: usage: ${syntheticFaces.usage}`);
-  const num = (name: string) => integerOption(p, 'synthetic-faces', name, 0);
+  const num = (name: string) => integerOption(p, name, 0);
   const o = {
     identities: num('identities'),
     perIdentity: num('per-identity'),
@@ -113,7 +105,7 @@ function describe(p: Parsed): number {
   if (sorted.length > 0) console.log(`images per identity: min ${sorted[0]}, median ${sorted[sorted.length >> 1]}, max ${sorted[sorted.length - 1]}`);
   if (ds.length === 0) throw new Error(`inspect: ${rec} holds no images: no contact sheet written`);
   const sheet = p.options.get('sheet') ?? rec.replace(/\.rec$/, '.sheet.png');
-  const r = rng(integerOption(p, 'inspect', 'seed', 0));
+  const r = rng(integerOption(p, 'seed', 0));
   const picks = Array.from({ length: Math.min(32, ds.length) }, () => Math.floor(r() * ds.length));
   const imgs = picks.map((i) => native.decodeImage(ds.sample(i).body, `${rec} image ${i}`));
   fs.writeFileSync(sheet, native.encodePng(contactSheet(imgs, 8), 8 * 112, Math.ceil(imgs.length / 8) * 112));
@@ -154,8 +146,8 @@ export const augment: Command = {
 function preview(p: Parsed): number {
   const [out] = p.positional;
   if (out === undefined) throw new Error(`augment: usage: ${augment.usage}`);
-  const n = integerOption(p, 'augment', 'preview', 1);
-  const seed = integerOption(p, 'augment', 'seed', 0);
+  const n = integerOption(p, 'preview', 1);
+  const seed = integerOption(p, 'seed', 0);
   const S = 112;
   const tiles: { width: number; height: number; data: Buffer }[] = [];
   for (let i = 0; i < n; i++) {

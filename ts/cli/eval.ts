@@ -7,8 +7,7 @@ import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
-import { Command, Parsed, required } from './args';
-import { integerOption } from './data';
+import { Command, integerOption, Parsed, required } from './args';
 import { createRouted, MASKED, MODEL } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
@@ -35,9 +34,9 @@ function evaluate(p: Parsed): number {
   const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required(p, k));
   const style = required(p, 'mask');
   if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
-  const batch = integerOption(p, 'eval', 'batch', 1);
-  const seed = integerOption(p, 'eval', 'seed', 0);
-  const model = createRouted(p, p.options.has('embedding') ? { embedding: integerOption(p, 'eval', 'embedding', 1) } : {});
+  const batch = integerOption(p, 'batch', 1);
+  const seed = integerOption(p, 'seed', 0);
+  const model = createRouted(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   loadCheckpoint(model, weights);
   const dir = p.options.get('report');
   if (data.endsWith('.bin')) {

@@ -9,7 +9,7 @@ import { exportIResNet } from '../export/iresnet-onnx';
 import { readSafetensors } from '../io/safetensors';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
-import { Command, Option, Parsed, required } from './args';
+import { Command, integerOption, Option, Parsed, required } from './args';
 
 const fmt = (n: number, unit: number, digits = 1) => (n / unit).toFixed(digits);
 
@@ -135,7 +135,7 @@ function writeOnnx(p: Parsed): number {
   const m = loadModel('export', required(p, 'model'), p.options.get('weights'));
   const out = required(p, 'out');
   const model = p.flags.has('fold') ? foldBatchNorm(unfolded('export --fold', m)) : m;
-  const onnx = exportIResNet(model, { opset: Number(p.options.get('opset')) });
+  const onnx = exportIResNet(model, { opset: integerOption(p, 'opset', 1) });
   fs.writeFileSync(out, onnx.bytes);
   console.log(`wrote ${out}: ${onnx.opTypes.length} nodes, ${(onnx.bytes.length / 1e6).toFixed(1)} MB${p.flags.has('fold') ? ', BatchNorm folded' : ''}`);
   if (model !== m) model.dispose();

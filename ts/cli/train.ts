@@ -7,7 +7,7 @@ import { launch } from '../parallel/launch';
 import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { writeTeacherEmbeddings } from '../train/teacher';
-import { Command, Parsed, required } from './args';
+import { Command, integerOption, Parsed, required } from './args';
 import { createRouted, MASKED, MODEL } from './models';
 
 /** `--set key=value` overrides, values parsed as JSON when they are, else strings. */
@@ -82,21 +82,15 @@ export const launchCommand: Command = {
 
 async function startRanks(p: Parsed): Promise<number> {
   if (p.after === null) throw new Error(`launch: usage: ${launchCommand.usage}`);
-  const num = (name: string) => {
-    const v = required(p, name);
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new Error(`launch: --${name} must be an integer, got ${v}`);
-    return n;
-  };
   const target = p.after;
   // A maskfr command runs through this very CLI entry; a script path runs as given.
   const runArgs = target.length > 0 && !SCRIPT.test(target[0]) ? [process.argv[1], ...target] : target;
   return launch({
-    nprocPerNode: num('nproc-per-node'),
-    nnodes: num('nnodes'),
-    nodeRank: num('node-rank'),
+    nprocPerNode: integerOption(p, 'nproc-per-node', 1),
+    nnodes: integerOption(p, 'nnodes', 1),
+    nodeRank: integerOption(p, 'node-rank', 0),
     masterAddr: required(p, 'master-addr'),
-    masterPort: num('master-port'),
+    masterPort: integerOption(p, 'master-port', 0),
     argv: runArgs,
   });
 }
@@ -122,7 +116,7 @@ function embedDataset(p: Parsed): number {
   loadCheckpoint(model, weights);
   const ds = openTrainingData(data);
   const t = performance.now();
-  writeTeacherEmbeddings(model, ds, out, { batch: Number(p.options.get('batch')), metadata: { network: name, weights } });
+  writeTeacherEmbeddings(model, ds, out, { batch: integerOption(p, 'batch', 1), metadata: { network: name, weights } });
   console.log(`wrote ${ds.length} embeddings of ${data} by ${name} to ${out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   model.dispose();
   return 0;
