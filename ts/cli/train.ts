@@ -112,11 +112,12 @@ export const embedCommand: Command = {
 
 function embedDataset(p: Parsed): number {
   const [name, weights, data, out] = ['model', 'weights', 'data', 'out'].map((k) => required(p, k));
+  const batch = integerOption(p, 'batch', 1); // before any loading: a bad argument costs nothing
   const model = createRouted(p);
   loadCheckpoint(model, weights);
   const ds = openTrainingData(data);
   const t = performance.now();
-  writeTeacherEmbeddings(model, ds, out, { batch: integerOption(p, 'batch', 1), metadata: { network: name, weights } });
+  writeTeacherEmbeddings(model, ds, out, { batch, metadata: { network: name, weights } });
   console.log(`wrote ${ds.length} embeddings of ${data} by ${name} to ${out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   model.dispose();
   return 0;
