@@ -183,7 +183,8 @@ test.serial('a second Ctrl-C stops the ranks at once, mid-step, without a checkp
   t.true(await waitUntil(() => inStep() || job.ended(), 30_000) && inStep(), job.output());
   job.signal('SIGINT', 'group');
   await new Promise((r) => setTimeout(r, 500));
-  t.is(job.live().length, 3, `after one Ctrl-C the launcher and both ranks run on, to the step's end:\n${job.output()}`);
+  // The launcher and its two ranks (not helpers a rank may start, such as esbuild's service).
+  t.true(job.live().includes(job.pid) && job.live(job.pid).length === 2, `after one Ctrl-C the launcher and both ranks run on, to the step's end:\n${job.output()}`);
   const start = Date.now();
   job.signal('SIGINT', 'group');
   const { code } = await job.exit;

@@ -20,7 +20,7 @@ export interface Job {
   /** Signals every process of the job (the terminal's way), or the launcher alone. */
   signal(signal: NodeJS.Signals, to: 'group' | 'launcher'): void;
   /** The job's processes still running (not zombies), the launcher's included. */
-  live(): number[];
+  live(parent?: number): number[];
   /** SIGKILL to everything the job started: for teardown, so no rank outlives a failed test. */
   kill(): void;
 }
@@ -39,13 +39,14 @@ export function startJob(args: string[], env: NodeJS.ProcessEnv = {}): Job {
       resolve({ code, signal });
     }),
   );
-  const live = () =>
+  // The job's live processes; `parent` keeps only the children of that pid.
+  const live = (parent?: number) =>
     fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
       try {
         // pid (comm) state ppid pgrp …: the command name may hold spaces and parentheses.
         const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-        const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        return state !== 'Z' && Number(pgrp) === pid ? [Number(d)] : [];
+        const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return state !== 'Z' && Number(pgrp) === pid && (parent === undefined || Number(ppid) === parent) ? [Number(d)] : [];
       } catch {
         return []; // gone while we looked
       }

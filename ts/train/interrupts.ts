@@ -12,10 +12,13 @@ import { launcherPid } from '../parallel/world';
 export class Interrupts {
   private signals = 0;
   private orphaned = false;
-  private readonly launcher = launcherPid();
+  // The launcher's pid counts only while it is our parent: a script under the launcher may
+  // start trainers of its own, which inherit the variable.
+  private readonly launcher = ((p) => (p !== null && process.ppid === p ? p : null))(launcherPid());
   private readonly onSignal = () => {
     if (++this.signals === 1) this.say('interrupted: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)');
-    else if (this.launcher === null) process.exit(130);
+    // Without a live launcher to count the signals, the second is ours to act on.
+    else if (this.launcher === null || process.ppid !== this.launcher) process.exit(130);
   };
 
   constructor(private readonly say: (line: string) => void) {
