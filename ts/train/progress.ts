@@ -53,7 +53,7 @@ export class Progress {
     const filled = Math.round((width * step) / this.total);
     const extra = Object.entries(fields)
       .filter(([k]) => k !== 'loss' && k !== 'lr')
-      .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(3)}`) // counts (skipped, overflowSteps) as counts
+      .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(3)}`) // any whole value (counts, a loss scale, λ of 0 or 1) without decimals
       .join('  ');
     const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(step).padStart(String(this.total).length)}/${this.total}  loss ${fields.loss.toFixed(4)}  lr ${fields.lr.toFixed(5)}${extra ? `  ${extra}` : ''}  ${imagesPerSecond.toFixed(0)} img/s  ETA ${duration(eta)}`;
     this.out.write(this.tty ? `\r${line}\x1b[K` : `${line}\n`);
