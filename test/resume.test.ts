@@ -96,7 +96,11 @@ test('no checkpoint holds a NaN or infinite tensor: the save is refused naming i
   const st = readSafetensors(file);
   st.tensors.set('bn1.running_mean', { dtype: 'F32', shape: [8], data: new Uint8Array(new Float32Array(8).fill(NaN).buffer) });
   writeSafetensors(file, st.tensors, st.metadata);
-  t.throws(() => loadTrainingState(dir, parts(setup())), { message: `${file}: 'bn1.running_mean' holds NaN (value 0 of 8); these weights are not usable (a diverged run's?)` });
+  const fresh = setup();
+  const untouched = fresh.model.namedParameters().map(([k, p]) => [k, p.toFloat32Array()] as const);
+  t.throws(() => loadTrainingState(dir, parts(fresh)), { message: `${file}: 'bn1.running_mean' holds NaN (value 0 of 8); these weights are not usable (a diverged run's?)` });
+  // Every value is checked before the first copy: the refused load left no weight half-loaded.
+  for (const [k, v] of untouched) t.deepEqual(fresh.model.namedParameters().find(([n]) => n === k)![1].toFloat32Array(), v, k);
 });
 
 test('a save removes what interrupted saves left (temp files, other steps), known names only', (t) => {

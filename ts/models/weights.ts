@@ -77,13 +77,16 @@ export function loadCheckpoint(model: Module, file: string): Record<string, stri
     const more = listed.length < problems.length ? [`… and ${problems.length - listed.length} more`] : [];
     throw new Error(`${lead}: ${problems.length} differences:\n  ${[...listed, ...more].join('\n  ')}`);
   }
+  // Every value is checked before the first copy, so a refused file leaves the model as it was.
+  const values = [...model.namedParameters(), ...model.namedBuffers()].map(([k, t]) => {
+    const v = new Float32Array(entryValues(st.tensors.get(k)!));
+    const at = nonFiniteAt(v);
+    if (at !== null) throw new Error(`${file}: '${k}' holds ${at}; these weights are not usable (a diverged run's?)`);
+    return [t, v] as const;
+  });
   tidy(() => {
-    for (const [k, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
-      const e = st.tensors.get(k)!;
-      const v = new Float32Array(entryValues(e));
-      const at = nonFiniteAt(v);
-      if (at !== null) throw new Error(`${file}: '${k}' holds ${at}; these weights are not usable (a diverged run's?)`);
-      const src: Tensor = tensor(v, e.shape);
+    for (const [t, v] of values) {
+      const src: Tensor = tensor(v, [...t.shape]);
       native.copyInto(t.handle('loadCheckpoint'), src.handle('loadCheckpoint'));
     }
   });
