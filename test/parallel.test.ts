@@ -194,6 +194,18 @@ test.serial('a second Ctrl-C stops the ranks at once, mid-step, without a checkp
   t.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('stopped')), []);
 });
 
+test.serial('a rank that fails while stopping: the launcher exits with its code and names it, not 130', async (t) => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-stopfail-'));
+  const job = startJob(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', helper('slow-steps.ts')], { OUT: out, STEP_MS: '200', FAIL_RANK: '1' });
+  t.teardown(job.kill);
+  const inStep = () => ['step-0', 'step-1'].every((f) => fs.existsSync(path.join(out, f)));
+  t.true(await waitUntil(() => inStep() || job.ended(), 30_000) && inStep(), job.output());
+  job.signal('SIGINT', 'group');
+  const { code } = await job.exit;
+  t.is(code, 7, job.output());
+  t.regex(job.output(), /launch: failed: rank 1 exited with code 7/);
+});
+
 test('kill -9 of the launcher: its ranks save a checkpoint and exit, within the communicator timeout', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-orphans-'));
   const data = writeSyntheticDataset(path.join(root, 'data'), { identities: 6, perIdentity: 8, heldOut: 4, pairs: 20, seed: 6, quality: 90 }).rec;

@@ -1,6 +1,7 @@
 // Run under `maskfr launch` by test/parallel.test.ts: a rank whose steps take STEP_MS each and
 // which, as the trainer does, asks at each step's end whether any rank was interrupted. It
-// writes $OUT/step-R when a step starts and $OUT/stopped-R when it stops at a step's end.
+// writes $OUT/step-R when a step starts and $OUT/stopped-R when it stops at a step's end
+// (exiting 130, or 7 on rank $FAIL_RANK).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,9 +15,10 @@ async function main(): Promise<void> {
   for (let step = 1; ; step++) {
     mark('step', step);
     await new Promise((r) => setTimeout(r, Number(process.env.STEP_MS)));
-    if (interrupts.anyRank(comm)) {
+    if (await interrupts.anyRank(comm)) {
       mark('stopped', step);
-      process.exit(130);
+      // FAIL_RANK fails while stopping, as a rank whose checkpoint cannot be written does.
+      process.exit(String(comm.rank) === process.env.FAIL_RANK ? 7 : 130);
     }
   }
 }

@@ -5,7 +5,9 @@
 // naming it.
 //
 // Stopping. One Ctrl-C or SIGTERM is one stop: every rank finishes its step, saves a
-// checkpoint and exits 130; a second one kills the ranks at once. A stop can reach a rank
+// checkpoint and exits 130 (0 when the ranks had completed the run: they write its final
+// checkpoint and weights first); a second one kills the ranks at once. A rank that fails while
+// stopping is still a failure: its code, named. A stop can reach a rank
 // twice: from a terminal, Ctrl-C goes to the whole process group, ranks included, and the
 // launcher forwards it too; a scheduler may signal every process of the job. So under the
 // launcher a rank counts any number of signals as one stop (train/interrupts.ts), and the
@@ -47,7 +49,8 @@ function checkCount(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new Error(`launch: --${name} must be an integer ≥ ${min}, got ${v}`);
 }
 
-/** Runs the ranks of this node to the end; resolves to the exit code (0 when all succeed). */
+/** Runs the ranks of this node to the end; resolves to the exit code (0 when all succeed, 130
+ *  when a stop ended them early, a failing rank's code). */
 export async function launch(o: LaunchOptions): Promise<number> {
   const { nprocPerNode: n, nnodes = 1, nodeRank = 0, masterAddr = '127.0.0.1', graceMs = 10_000, log = console.error } = o;
   checkCount('nproc-per-node', n, 1);
@@ -64,6 +67,9 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const children: ChildProcess[] = [];
   let failure: { rank: number; code: number; why: string } | null = null;
   let interrupted = false;
+  // Whether a rank stopped before completing (a stop that came after every rank's last step
+  // ends the run as completed: 0).
+  let stoppedEarly = false;
 
   const live = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
   const stopAll = () => {
@@ -107,9 +113,13 @@ export async function launch(o: LaunchOptions): Promise<number> {
         resolve();
       });
       child.on('exit', (code, signal) => {
-        if ((code !== 0 || signal !== null) && failure === null && !interrupted) {
+        // After a stop, a rank ends as stopped: 130, or by the signal the stop sent (before its
+        // handler was set, or the second stop's SIGKILL); anything else is still a failure.
+        const stopped = interrupted && (code === 130 || signal === 'SIGINT' || signal === 'SIGTERM' || (signal === 'SIGKILL' && stops > 1));
+        if (stopped) stoppedEarly = true;
+        else if ((code !== 0 || signal !== null) && failure === null) {
           failure = { rank, code: code ?? 1, why: signal !== null ? `was killed by ${signal}` : `exited with code ${code}` };
-          log(`launch: rank ${rank} ${failure.why}; stopping the other ranks`);
+          log(`launch: rank ${rank} ${failure.why}${interrupted ? ' while stopping' : ''}; stopping the other ranks`);
           stopAll();
         }
         resolve();
@@ -124,6 +134,5 @@ export async function launch(o: LaunchOptions): Promise<number> {
     log(`launch: failed: rank ${f.rank} ${f.why}`);
     return f.code === 0 ? 1 : f.code;
   }
-  if (interrupted) return 130;
-  return 0;
+  return stoppedEarly ? 130 : 0;
 }
