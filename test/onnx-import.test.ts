@@ -1,0 +1,73 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, randn, readSafetensors, tensor, tidy, Module } from '../ts';
+import { importOnnx } from '../ts/export/onnx-import';
+import { relErr } from './helpers/tensors';
+
+const FIX = path.join(__dirname, 'fixtures');
+
+function embed(model: Module, x: Float32Array, n: number): Float32Array {
+  return tidy(() => noGrad(() => model.forward(tensor(x, [n, 3, 112, 112])).toFloat32Array()));
+}
+
+function tmpFile(name: string, bytes: Uint8Array): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-onnx-'));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, bytes);
+  return file;
+}
+
+const io = readSafetensors(path.join(FIX, 'onnx_tiny_io.safetensors'));
+const x = new Float32Array(entryValues(io.tensors.get('x')!));
+const torchEmbedding = new Float32Array(entryValues(io.tensors.get('embedding')!));
+
+for (const [file, kind, Class] of [
+  ['onnx_tiny_torch2onnx.onnx', "torch2onnx's (BN fused into the convs, input 'data')", FoldedIResNet],
+  ['onnx_tiny_keep_bn.onnx', 'an older export keeping every BN (float_data, initializers as inputs)', IResNet],
+] as const) {
+  test(`${kind}: the layout is read from the graph and the embeddings equal PyTorch's`, (t) => {
+    const imp = importOnnx(path.join(FIX, file));
+    t.true(imp.model instanceof Class);
+    t.deepEqual(imp.config.layers, [1, 2, 1, 1]);
+    t.deepEqual(imp.config.widths, [8, 16, 16, 16]);
+    t.is(imp.config.embedding, 32);
+    t.is(imp.config.stride, 'second');
+    t.false(imp.normalisesInput);
+    const err = relErr(embed(imp.model, x, 2), torchEmbedding);
+    t.true(err <= 1e-5, `relative error ${err.toExponential(2)}`);
+    imp.model.dispose();
+  });
+}
+
+test('a graph keeping every BN gives the state dict in arcface_torch names (an initialisation)', (t) => {
+  const imp = importOnnx(path.join(FIX, 'onnx_tiny_keep_bn.onnx'));
+  const names = imp.model.namedParameters().map(([k]) => k);
+  t.true(names.includes('layer2.1.bn1.weight') && names.includes('layer1.0.downsample.1.bias') && names.includes('features.bias'));
+  t.true(imp.model.namedBuffers().some(([k]) => k === 'bn2.running_var'));
+  imp.model.dispose();
+});
+
+test('our exports re-import identically: plain and folded, both stride placements', (t) => {
+  for (const placement of ['second', 'first'] as const) {
+    const m = createModel(placement === 'second' ? 'tiny' : 'tiny-first');
+    loadCheckpoint(m, path.join(FIX, `iresnet_tiny_${placement}.safetensors`));
+    m.eval();
+    const f = foldBatchNorm(m);
+    const xs = tidy(() => randn([2, 3, 112, 112]).toFloat32Array());
+    for (const [what, model] of [['plain', m], ['folded', f]] as const) {
+      const imp = importOnnx(tmpFile(`${what}.onnx`, exportIResNet(model).bytes));
+      t.true(imp.normalisesInput, 'our graph normalises inside');
+      t.is(imp.inputName, 'input');
+      t.deepEqual(imp.config, { ...model.config, dropout: 0 });
+      t.is(imp.model.constructor, model.constructor, `${placement} ${what}`);
+      const ours = new Map([...model.namedParameters(), ...model.namedBuffers()].map(([k, v]) => [k, v.toFloat32Array()]));
+      for (const [k, v] of [...imp.model.namedParameters(), ...imp.model.namedBuffers()]) t.deepEqual(v.toFloat32Array(), ours.get(k), `${placement} ${what}: ${k}`);
+      t.deepEqual(embed(imp.model, xs, 2), embed(model, xs, 2), `${placement} ${what}: equal embeddings`);
+      imp.model.dispose();
+    }
+    f.dispose();
+    m.dispose();
+  }
+});
