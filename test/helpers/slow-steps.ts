@@ -11,6 +11,7 @@ import { Interrupts } from '../../ts/train/interrupts';
 async function main(): Promise<void> {
   const comm = Communicator.connect(worldFromEnv(), { timeoutMs: 30_000 });
   const interrupts = new Interrupts((line) => console.error(`rank ${comm.rank}: ${line}`));
+  interrupts.stage = 'training';
   const mark = (name: string, step: number) => fs.writeFileSync(path.join(process.env.OUT!, `${name}-${comm.rank}`), String(step));
   for (let step = 1; ; step++) {
     mark('step', step);

@@ -12,6 +12,9 @@ export type Compression = 'none' | 'f16';
 
 type NativeComm = ReturnType<typeof native.Comm.tcp>;
 
+/** How much of a failing rank's message `everyRank` passes to the others (UTF-8 bytes). */
+const MESSAGE_BYTES = 240;
+
 export class Communicator {
   private constructor(readonly inner: NativeComm) {}
 
@@ -86,5 +89,42 @@ export class Communicator {
 
   barrier(): void {
     this.inner.barrier();
+  }
+
+  /** Runs `f`, this rank's part of a step every rank takes, then tells every rank whether
+   *  all succeeded (a barrier too): where one rank throws, each stops at once, the failing
+   *  rank with its own error and the others with one naming it and its message, instead of
+   *  waiting in their next collective until the timeout. */
+  everyRank<T>(what: string, f: () => T): T {
+    let out: { value: T } | { error: unknown };
+    try {
+      out = { value: f() };
+    } catch (error) {
+      out = { error };
+    }
+    if (this.world === 1) {
+      if ('error' in out) throw out.error;
+      return out.value;
+    }
+    const mine = new Float32Array(1 + MESSAGE_BYTES);
+    if ('error' in out) {
+      mine[0] = 1;
+      const e = out.error;
+      mine.set(new TextEncoder().encode(e instanceof Error ? e.message : String(e)).subarray(0, MESSAGE_BYTES), 1);
+      try {
+        this.allGather(mine);
+      } catch {
+        // A dead peer fails the gather too: this rank's own error says more.
+      }
+      throw e;
+    }
+    const all = this.allGather(mine);
+    const failed = Array.from({ length: this.world }, (_, r) => r).filter((r) => all[r * mine.length] > 0);
+    if (failed.length === 0) return out.value;
+    const [r] = failed;
+    const bytes = Uint8Array.from(all.subarray(r * mine.length + 1, (r + 1) * mine.length));
+    const message = new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0) < 0 ? bytes.length : bytes.indexOf(0)));
+    const more = failed.length > 1 ? ` (rank ${failed.slice(1).join(', ')} failed too)` : '';
+    throw new Error(`${what}: rank ${r} failed: ${message}${more}`);
   }
 }

@@ -66,33 +66,53 @@ export interface TrainResult {
 }
 
 export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<TrainResult> {
-  const comm = o.comm ?? Communicator.connect(worldFromEnv(), { timeoutMs: cfg.commTimeoutSeconds * 1000 });
-  manualSeed(cfg.seed);
-  const data = openTrainingData(cfg.data);
-  const classes = cfg.numClasses ?? data.classes;
-  if (classes < data.classes) throw new Error(`config: numClasses ${classes} is fewer than the ${data.classes} identities of ${cfg.data}`);
-  const loader = data.loader({
-    batch: cfg.batchSize,
-    seed: cfg.seed,
-    rank: comm.rank,
-    world: comm.world,
-    maskProbability: cfg.maskProbability,
-    maskTemplateShare: cfg.maskTemplateShare,
-    skipCorrupt: cfg.skipCorrupt,
-    maxCorruptShare: cfg.maxCorruptShare,
-    threads: cfg.loaderThreads,
-  });
-  const accum = cfg.gradAccumulation;
-  const perEpoch = loader.batchesPerEpoch();
-  if (perEpoch < 1) throw new Error(`config: ${data.length} images over ${comm.world} ranks make no full batch of ${cfg.batchSize}`);
-  const total = cfg.steps ?? Math.max(1, Math.round(((cfg.epochs ?? 1) * perEpoch) / accum));
-  const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / accum), totalSteps: total };
-  polyLr(schedule, 0); // refuses a warmup as long as the run before any work
+  // From the first line: a signal during start-up is a stop too. Rank 0 speaks on its own
+  // until the progress line exists.
+  const lead = o.quiet !== true && (o.comm?.rank ?? worldFromEnv().rank) === 0;
+  const interrupts = new Interrupts((line) => void (lead && console.log(line)));
+  try {
+    return await runTraining(cfg, o, interrupts);
+  } finally {
+    interrupts.close();
+  }
+}
 
-  // 'cuda': this rank's own GPU, as torchrun's LOCAL_RANK numbers them.
-  const device = cfg.device === 'cuda' ? `cuda:${worldFromEnv().localRank}` : cfg.device;
+async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Interrupts): Promise<TrainResult> {
+  const comm = o.comm ?? Communicator.connect(worldFromEnv(), { timeoutMs: cfg.commTimeoutSeconds * 1000 });
+  // Start-up in steps every rank takes together: one that fails on one rank (a corrupt file,
+  // a refused checkpoint) stops every rank at once, naming it, instead of leaving the others
+  // in their next collective until the timeout.
+  const local = comm.everyRank('start-up', () => {
+    manualSeed(cfg.seed);
+    const data = openTrainingData(cfg.data);
+    const classes = cfg.numClasses ?? data.classes;
+    if (classes < data.classes) throw new Error(`config: numClasses ${classes} is fewer than the ${data.classes} identities of ${cfg.data}`);
+    const loader = data.loader({
+      batch: cfg.batchSize,
+      seed: cfg.seed,
+      rank: comm.rank,
+      world: comm.world,
+      maskProbability: cfg.maskProbability,
+      maskTemplateShare: cfg.maskTemplateShare,
+      skipCorrupt: cfg.skipCorrupt,
+      maxCorruptShare: cfg.maxCorruptShare,
+      threads: cfg.loaderThreads,
+    });
+    const perEpoch = loader.batchesPerEpoch();
+    if (perEpoch < 1) throw new Error(`config: ${data.length} images over ${comm.world} ranks make no full batch of ${cfg.batchSize}`);
+    const total = cfg.steps ?? Math.max(1, Math.round(((cfg.epochs ?? 1) * perEpoch) / cfg.gradAccumulation));
+    const schedule = { base: cfg.lr, warmupSteps: cfg.warmupSteps ?? Math.round(((cfg.warmupEpochs ?? 0) * perEpoch) / cfg.gradAccumulation), totalSteps: total };
+    polyLr(schedule, 0); // refuses a warmup as long as the run before any work
+    // 'cuda': this rank's own GPU, as torchrun's LOCAL_RANK numbers them.
+    const device = cfg.device === 'cuda' ? `cuda:${worldFromEnv().localRank}` : cfg.device;
+    const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(device);
+    const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
+    const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data, device);
+    return { data, classes, loader, perEpoch, total, schedule, device, model, sets, teacher };
+  });
+  const { classes, loader, perEpoch, total, schedule, device, model, sets, teacher } = local;
+  const accum = cfg.gradAccumulation;
   if (device !== 'cpu' && comm.world > 1) comm.attachGpu(device);
-  const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(device);
   const precision = cfg.precision === 'f32' ? null : cfg.precision;
   // f16 gradients underflow without it; bf16 has f32's range.
   const scaler = cfg.precision === 'f16' ? new LossScaler({ initScale: cfg.lossScale }, device) : null;
@@ -112,20 +132,24 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
   const checkpoints = new RunCheckpoints(cfg.output, comm, parts, scaler, { resume: o.resume, overwrite: o.overwrite });
   let [step, batches] = [0, 0];
   if (o.resume === true) {
-    ({ step, batches } = checkpoints.resume());
+    ({ step, batches } = comm.everyRank('--resume', () => checkpoints.resume()));
     broadcastModule(comm, model); // rank 0 read the backbone and its momentum
     comm.broadcast(optB.buffers, 0);
   }
   const cadence = new Cadence(cfg, total, o.onStep !== undefined);
-  const log = new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify, skipped: cfg.skipCorrupt ? () => loader.skipped : undefined });
-  const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
-  const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data, device);
-  const interrupts = new Interrupts((line) => log.say(line));
+  const log = comm.everyRank('start-up', () => new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify, skipped: cfg.skipCorrupt ? () => loader.skipped : undefined }));
+  interrupts.say = (line) => log.say(line);
   const save = () => log.offClock(() => checkpoints.save(step, Math.floor(batches / perEpoch), batches));
   let verification: VerificationResult[] = [];
   let status: TrainResult['status'] = 'done';
   try {
-    run: while (step < total) {
+    // A stop during start-up: nothing trained, nothing to save (a resumed checkpoint is left as it was).
+    if (await interrupts.anyRank(comm)) {
+      status = 'interrupted';
+      log.say(step === 0 ? 'stopped before the first step; nothing was trained' : `stopped before step ${step + 1}; the checkpoint of step ${step} in ${checkpoints.dir} is as it was: continue with --resume`);
+    }
+    interrupts.stage = 'training';
+    run: while (status === 'done' && step < total) {
       for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         tidy(() => {
@@ -144,7 +168,7 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
 
         buckets?.finish();
         const gates = stepGates(model.parameters(), head.parameters(), comm, scaler, maxNorm, device);
-        const stop = interrupts.anyRank(comm);
+        const stop = await interrupts.anyRank(comm);
         const lr = polyLr(schedule, step);
         [optB, optH].forEach((opt) => (opt.lr = lr));
         // A gate that is not finite leaves the step unapplied on the device; f16's scale
@@ -160,7 +184,8 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
         const due = cadence.at(step, stop);
         if (due.readBack) log.flush(batches, checkpoints.resumeFrom());
         if (due.verify) verification = log.verify(step, model, sets, checkpoints.resumeFrom());
-        if (stop) {
+        // A stop in the last step lets the run finish as below.
+        if (stop && step < total) {
           save();
           status = 'interrupted';
           log.say(`saved a checkpoint at step ${step} in ${checkpoints.dir}; continue with --resume`);
@@ -171,12 +196,14 @@ export async function train(cfg: ResolvedConfig, o: TrainOptions = {}): Promise<
       }
     }
   } finally {
-    interrupts.close();
     teacher?.dispose();
     log.close();
   }
   let weights: string | null = null;
   if (status === 'done') {
+    // A signal from here on is taken once the final checkpoint and weights are written: the
+    // run completed, so it ends as done (exit 0) with nothing left to resume.
+    interrupts.stage = 'finishing';
     if (sets.length > 0) verification = log.verify(step, model, sets, checkpoints.resumeFrom());
     save();
     if (comm.rank === 0) {

@@ -191,8 +191,8 @@ function claimOutput(output: string, checkpoints: string, comm: Communicator, ov
       `${output} holds a run (${what}): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json and model.safetensors), or give another output folder`,
     );
   }
-  for (const f of found) fs.rmSync(f, { force: true });
-  comm.barrier(); // no rank writes before every rank has removed
+  // No rank writes before every rank has removed; one that cannot stops them all.
+  comm.everyRank('start-up', () => found.forEach((f) => fs.rmSync(f, { force: true })));
 }
 
 /** A run's backbone, its classifier (this rank's shard) and their optimisers. */
