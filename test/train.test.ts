@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
-  COSFACE, Communicator, createModel, full, MarginSoftmax, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, SGD, Tensor, tidy, train, TrainConfig, verify, worldFromEnv, writeSafetensors,
+  COSFACE, Communicator, createModel, full, LossScaler, MarginSoftmax, NonFiniteLoss, openTrainingData, resolveConfig, saveCheckpoint, SGD, Tensor, tidy, train, TrainConfig, verify, worldFromEnv, writeSafetensors,
   writeSyntheticDataset, writeTeacherEmbeddings,
 } from '../ts';
 import { native } from '../ts/native';
@@ -212,4 +212,33 @@ test('a checkpoint with a NaN or infinite tensor is not written; the run stops n
   tidy(() => native.copyInto(model.bn1.runningMean.handle('test'), full([8], NaN).handle('test')));
   t.throws(() => verify(model, data.bin), { instanceOf: NonFiniteTensor, message: /^verify: the model's embedding of image 0 holds NaN: the weights \(or their BatchNorm statistics\) are not usable$/ });
   [model, head, b, h].forEach((x) => x.dispose());
+});
+
+test("a resumed loss scale and its counters are checked: one f16 cannot use is refused, naming state.json and the field", (t) => {
+  const output = path.join(root, 'scaler');
+  const comm = Communicator.connect(worldFromEnv({}));
+  const model = createModel('tiny');
+  const head = new MarginSoftmax(64, 5, COSFACE);
+  const run = { backbone: model, head, backboneOptimizer: new SGD(model.parameters(), { lr: 0.1 }), headOptimizer: new SGD(head.parameters(), { lr: 0.1 }) };
+  const scaler = new LossScaler({ initScale: 1024 });
+  new RunCheckpoints(output, comm, run, scaler).save(3, 0, 3);
+  const state = path.join(output, 'checkpoint', 'state.json');
+  const saved = JSON.parse(fs.readFileSync(state, 'utf8')) as { counters: Record<string, unknown> };
+  const bad: [string, unknown, string, string][] = [
+    ['lossScale', -1, 'a number > 0, finite in f32', '-1'],
+    ['lossScale', 1e39, 'a number > 0, finite in f32', '1e+39'],
+    ['lossScale', '1024', 'a number > 0, finite in f32', '"1024"'],
+    ['scalerGoodSteps', 2.5, 'an integer ≥ 0', '2.5'],
+    ['overflowSteps', -1, 'an integer ≥ 0', '-1'],
+    ['overflowSteps', null, 'an integer ≥ 0', 'null'],
+  ];
+  for (const [field, value, want, shown] of bad) {
+    fs.writeFileSync(state, JSON.stringify({ ...saved, counters: { ...saved.counters, [field]: value } }));
+    t.throws(() => new RunCheckpoints(output, comm, run, new LossScaler(), { resume: true }).resume(), { message: `${state}: counters.${field} must be ${want}, got ${shown}` }, field);
+  }
+  fs.writeFileSync(state, JSON.stringify(saved));
+  const resumed = new LossScaler();
+  t.deepEqual(new RunCheckpoints(output, comm, run, resumed, { resume: true }).resume(), { step: 3, batches: 3 });
+  t.is(resumed.scale, 1024);
+  [model, head, run.backboneOptimizer, run.headOptimizer, scaler, resumed].forEach((x) => x.dispose());
 });

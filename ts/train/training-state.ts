@@ -235,9 +235,18 @@ export class RunCheckpoints {
   resume(): { step: number; batches: number } {
     if (checkpointCounters(this.dir) === null) throw new Error(`--resume: no checkpoint in ${this.dir}`);
     const c = loadTrainingState(this.dir, this.parts, this.comm);
-    const batches = Number(c.batches);
-    if (!isCount(batches)) throw new Error(`${path.join(this.dir, 'state.json')}: counters.batches must be an integer ≥ 0, got ${JSON.stringify(c.batches)}`);
-    if (this.scaler !== null && c.lossScale !== undefined) this.scaler.restore(Number(c.lossScale), Number(c.scalerGoodSteps), Number(c.overflowSteps));
+    const refuse = (k: string, want: string): never => {
+      const v = c[k];
+      throw new Error(`${path.join(this.dir, 'state.json')}: counters.${k} must be ${want}, got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+    };
+    const count = (k: string): number => (isCount(c[k]) ? c[k] : refuse(k, 'an integer ≥ 0'));
+    const batches = count('batches');
+    if (this.scaler !== null && c.lossScale !== undefined) {
+      // The scale lives in an f32: 1e39 would be infinite there, 1e-46 zero.
+      const scale = c.lossScale;
+      if (typeof scale !== 'number' || !(Math.fround(scale) > 0 && Number.isFinite(Math.fround(scale)))) refuse('lossScale', 'a number > 0, finite in f32');
+      this.scaler.restore(scale as number, count('scalerGoodSteps'), count('overflowSteps'));
+    }
     // What an interrupted write of the run's own files left (the final weights, metrics.jsonl).
     if (this.comm.rank === 0) trainerFiles(this.output, RUN_NAMES).filter((f) => TEMP.test(path.basename(f))).forEach((f) => fs.rmSync(f, { force: true }));
     this.lastGood = c.step;
