@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, randn, readSafetensors, tensor, tidy, Module } from '../ts';
 import { importOnnx } from '../ts/export/onnx-import';
+import { OnnxGraph } from '../ts/export/onnx';
 import { relErr } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -70,4 +71,21 @@ test('our exports re-import identically: plain and folded, both stride placement
     f.dispose();
     m.dispose();
   }
+});
+
+test('declared sizes are checked against the stored bytes before anything is allocated', (t) => {
+  const g = new OnnxGraph();
+  const x = g.input('input', ['batch', 3, 112, 112]);
+  // 100000 × 100000 floats declared (40 GB), 4 bytes stored.
+  g.output(g.node('Conv', [x, g.initializer('w', [100000, 100000, 3, 3], Float32Array.of(1))]), ['batch', 8]);
+  const file = tmpFile('huge.onnx', g.encode());
+  t.throws(() => importOnnx(file), { message: /'w': raw_data holds 4 bytes, \[100000, 100000, 3, 3\] FLOAT needs 360000000000/ });
+});
+
+test('what is not an IResNet is refused naming the node', (t) => {
+  const g = new OnnxGraph();
+  const x = g.input('input', ['batch', 3, 112, 112]);
+  const c = g.node('Conv', [x, g.initializer('w', [8, 3, 3, 3], new Float32Array(8 * 27))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] });
+  g.output(g.node('Relu', [c]), ['batch', 8, 112, 112]);
+  t.throws(() => importOnnx(tmpFile('relu.onnx', g.encode())), { message: /node 'Relu_1' \(Relu\): PRelu expected after the stem conv/ });
 });

@@ -2,8 +2,11 @@
 // dynamic batch, the normalisation `(x/255 − 0.5)/0.5` inside the graph, one output (the
 // embedding), fp32 initializers named as the state dict. An MoE model is one graph with two
 // outputs over the shared trunk, `embedding` (the unmasked head) and `masked_embedding`: the
-// caller takes each face's row from the output its mask flag names.
+// caller takes each face's row from the output its mask flag names. Models past protobuf's
+// 2 GiB (R1.2K is 2.6 GB in f32) are saved with their weights in `<name>.onnx.data` beside.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { OnnxGraph } from './onnx';
 import { BatchNorm, Conv2d, Linear, PReLU } from '../nn/layers';
 import { EmbeddingHead, IBasicBlock, IResNet, IResNetMoE } from '../models/iresnet';
@@ -72,7 +75,54 @@ export interface OnnxModel {
   opTypes: string[];
 }
 
+/** Initializer bytes above which `saveOnnx` writes external data: protobuf's 2 GiB limit,
+ *  less room for the graph itself. */
+export const EXTERNAL_DATA_ABOVE = 2 ** 31 - 2 ** 26;
+
 export function exportIResNet(model: IResNet | FoldedIResNet, { opset = 13 } = {}): OnnxModel {
+  const g = graphOf(model, opset);
+  if (g.initializerBytes > EXTERNAL_DATA_ABOVE) throw new Error(`export: ${g.initializerBytes} bytes of weights do not fit one protobuf (2 GiB); save with external data (saveOnnx)`);
+  return { bytes: g.encode({ opset }), opTypes: g.opTypes };
+}
+
+export interface SavedOnnx {
+  /** The .onnx file and, when written, its external data file. */
+  files: string[];
+  /** Bytes of both together. */
+  bytes: number;
+  external: boolean;
+  opTypes: string[];
+}
+
+/** Writes the model to `file`, its weights in `<file>.data` beside it when they exceed
+ *  `above` bytes or `externalData` is 'always'. Each file is written under a temporary
+ *  name and renamed, the data first. */
+export function saveOnnx(model: IResNet | FoldedIResNet, file: string, { opset = 13, externalData = 'auto' as 'auto' | 'always', above = EXTERNAL_DATA_ABOVE } = {}): SavedOnnx {
+  const g = graphOf(model, opset);
+  const external = externalData === 'always' || g.initializerBytes > above;
+  const location = `${path.basename(file)}.data`;
+  const enc = external ? g.encodeExternal(location, { opset }) : { model: g.encode({ opset }), data: [], dataBytes: 0 };
+  const write = (target: string, parts: Uint8Array[]) => {
+    const tmp = `${target}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      for (const p of parts) fs.writeSync(fd, p);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  };
+  const files = [file];
+  if (external) {
+    const dataFile = path.join(path.dirname(file), location);
+    write(dataFile, enc.data);
+    files.push(dataFile);
+  }
+  write(file, [enc.model]);
+  return { files, bytes: enc.model.length + enc.dataBytes, external, opTypes: g.opTypes };
+}
+
+function graphOf(model: IResNet | FoldedIResNet, opset: number): OnnxGraph {
   if (opset < 13) throw new Error(`export: opset ${opset} is too old; 13 or newer is supported`);
   const g = new OnnxGraph();
   const e = new Emitter(g);
@@ -103,5 +153,5 @@ export function exportIResNet(model: IResNet | FoldedIResNet, { opset = 13 } = {
     h = e.linear(model.fc, g.node('Flatten', [h], { axis: 1 }), 'fc');
     g.output(g.node('Identity', [h], {}, 'embedding'), ['batch', model.config.embedding]);
   }
-  return { bytes: g.encode({ opset }), opTypes: g.opTypes };
+  return g;
 }

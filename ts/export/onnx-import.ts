@@ -84,6 +84,7 @@ class Graph {
       } else if (PASS.has(n.op)) this.alias.set(n.outputs[0], this.resolve(n.inputs[0]));
       else for (const i of n.inputs) if (i !== '' && !this.consts.has(i)) this.usersOf(this.resolve(i)).push(n);
     }
+    this.consts.forEach((t) => t.check());
   }
 
   resolve(v: string): string {

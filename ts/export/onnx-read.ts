@@ -59,6 +59,7 @@ export class OnnxTensor {
       if (v.length !== this.numel) throw new Error(`${this.where}: ${v.length} values in float_data for [${this.dims.join(', ')}]`);
       return v;
     }
+    this.checkBytes();
     const out = new Float32Array(this.numel);
     this.copyBytes(new Uint8Array(out.buffer));
     return out;
@@ -73,19 +74,33 @@ export class OnnxTensor {
       if (v.length !== this.numel) throw new Error(`${this.where}: ${v.length} values in int64_data for [${this.dims.join(', ')}]`);
       return v;
     }
+    this.checkBytes();
     const out = new BigInt64Array(this.numel);
     this.copyBytes(new Uint8Array(out.buffer));
     return Array.from(out, Number);
   }
 
-  /** Fills `out` (exactly the tensor's size, checked) from raw_data or the external file. */
+  /** Refuses stored values that do not fill exactly the declared dimensions: a model is
+   *  sized from them, so this comes before anything is allocated. */
+  check(): void {
+    const s = this.source;
+    if (!('fields' in s)) return this.checkBytes();
+    if (this.dataType !== FLOAT) return;
+    const have = (s.fields.get(4) ?? []).reduce((n, w) => n + (w.wire === 5 ? 4 : w.wire === 2 ? w.b.length : 0), 0);
+    if (have !== this.byteLength) throw new Error(`${this.where}: float_data holds ${have / 4} values, [${this.dims.join(', ')}] needs ${this.numel}`);
+  }
+
+  private checkBytes(): void {
+    const s = this.source;
+    const have = 'raw' in s ? s.raw.length : 'file' in s ? s.length : 0;
+    if (have !== this.byteLength) throw new Error(`${this.where}: ${'raw' in s ? 'raw_data' : 'external data'} holds ${have} bytes, [${this.dims.join(', ')}] ${typeName(this.dataType)} needs ${this.byteLength}`);
+  }
+
+  /** Fills `out` (checked to be the tensor's size) from raw_data or the external file. */
   private copyBytes(out: Uint8Array): void {
     const s = this.source;
-    if ('raw' in s) {
-      if (s.raw.length !== out.length) throw new Error(`${this.where}: raw_data holds ${s.raw.length} bytes, [${this.dims.join(', ')}] ${typeName(this.dataType)} needs ${out.length}`);
-      out.set(s.raw);
-    } else if ('file' in s) {
-      if (s.length !== out.length) throw new Error(`${this.where}: external data of ${s.length} bytes, [${this.dims.join(', ')}] ${typeName(this.dataType)} needs ${out.length}`);
+    if ('raw' in s) out.set(s.raw);
+    else if ('file' in s) {
       const fd = fs.openSync(s.file, 'r');
       try {
         for (let done = 0; done < out.length; ) {

@@ -1,5 +1,7 @@
 // An ONNX graph builder: nodes, fp32 initializers, typed inputs/outputs, serialised as a
-// ModelProto (field numbers from onnx.proto). Only what our exporters use.
+// ModelProto (field numbers from onnx.proto). Only what our exporters use. Protobuf cannot
+// hold a message over 2 GiB, so big models keep their initializers in an external data file
+// beside the model (ONNX's standard external-data fields: location, offset, length).
 
 import { Message } from './protobuf';
 
@@ -8,9 +10,29 @@ const INT64 = 7;
 
 export type Attr = number | number[] | { float: number };
 
+interface Initializer {
+  name: string;
+  dims: readonly number[];
+  type: number;
+  data: Uint8Array;
+}
+
+/** Tensors smaller than this stay inside the model when the rest goes to external data
+ *  (onnx's own size_threshold). */
+const INLINE_BELOW = 1024;
+/** External tensors start at page boundaries, so onnxruntime can map them. */
+const ALIGN = 4096;
+
+export interface EncodedModel {
+  model: Uint8Array;
+  /** The external data file's contents in order (empty when everything is inline). */
+  data: Uint8Array[];
+  dataBytes: number;
+}
+
 export class OnnxGraph {
   private readonly nodes: Message[] = [];
-  private readonly inits: Message[] = [];
+  private readonly inits: Initializer[] = [];
   private readonly inputs: Message[] = [];
   private readonly outputs: Message[] = [];
   private count = 0;
@@ -23,19 +45,19 @@ export class OnnxGraph {
   }
 
   initializer(name: string, dims: readonly number[], values: Float32Array): string {
-    const t = new Message();
-    dims.forEach((d) => t.int(1, d));
-    t.int(2, FLOAT).string(8, name).bytes(9, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
-    this.inits.push(t);
+    this.inits.push({ name, dims, type: FLOAT, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
     return name;
   }
 
   int64Initializer(name: string, values: readonly number[]): string {
-    const t = new Message().int(1, values.length).int(2, INT64).string(8, name);
     const raw = new BigInt64Array(values.map((v) => BigInt(v)));
-    t.bytes(9, new Uint8Array(raw.buffer));
-    this.inits.push(t);
+    this.inits.push({ name, dims: [values.length], type: INT64, data: new Uint8Array(raw.buffer) });
     return name;
+  }
+
+  /** Bytes of every initializer's values. */
+  get initializerBytes(): number {
+    return this.inits.reduce((s, t) => s + t.data.length, 0);
   }
 
   node(op: string, inputs: string[], attrs: Record<string, Attr> = {}, output = this.name(op.toLowerCase())): string {
@@ -78,17 +100,46 @@ export class OnnxGraph {
 
   /** The serialised ModelProto (IR version 7, default-domain opset `opset`). */
   encode({ opset = 13, producer = 'maskfr', graphName = 'maskfr' } = {}): Uint8Array {
+    return this.encodeWith(null, { opset, producer, graphName }).model;
+  }
+
+  /** The ModelProto with every initializer of 1 KiB or more in external data: `location`
+   *  is the data file's name, relative to the model's folder. */
+  encodeExternal(location: string, { opset = 13, producer = 'maskfr', graphName = 'maskfr' } = {}): EncodedModel {
+    return this.encodeWith(location, { opset, producer, graphName });
+  }
+
+  private encodeWith(location: string | null, { opset, producer, graphName }: { opset: number; producer: string; graphName: string }): EncodedModel {
     const g = new Message();
     this.nodes.forEach((n) => g.message(1, n));
     g.string(2, graphName);
-    this.inits.forEach((t) => g.message(5, t));
+    const data: Uint8Array[] = [];
+    let offset = 0;
+    for (const init of this.inits) {
+      const t = new Message();
+      init.dims.forEach((d) => t.int(1, d));
+      t.int(2, init.type).string(8, init.name);
+      if (location === null || init.data.length < INLINE_BELOW) t.bytes(9, init.data);
+      else {
+        const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
+        if (pad > 0) data.push(new Uint8Array(pad));
+        offset += pad;
+        const entry = (k: string, v: string | number) => new Message().string(1, k).string(2, String(v));
+        t.message(13, entry('location', location)).message(13, entry('offset', offset)).message(13, entry('length', init.data.length));
+        t.int(14, 1); // data_location: EXTERNAL
+        data.push(init.data);
+        offset += init.data.length;
+      }
+      g.message(5, t);
+    }
     this.inputs.forEach((v) => g.message(11, v));
     this.outputs.forEach((v) => g.message(12, v));
-    return new Message()
+    const model = new Message()
       .int(1, 7)
       .string(2, producer)
       .message(7, g)
       .message(8, new Message().string(1, '').int(2, opset))
       .encode();
+    return { model, data, dataBytes: offset };
   }
 }
