@@ -3,7 +3,7 @@
 // move both ways, ops and their gradients cross devices, memory is counted per device.
 
 import test from 'ava';
-import { Communicator, memoryStats, emptyCache, nn, ops, randn, ShardedMarginSoftmax, synchronize, tensor, tidy, zeros } from '../ts';
+import { Communicator, memoryStats, emptyCache, nn, ops, randn, setTf32, ShardedMarginSoftmax, synchronize, tensor, tf32, tidy, zeros } from '../ts';
 import { gpuTest, noGpu } from './helpers/gpu';
 import { relErr } from './helpers/tensors';
 
@@ -75,4 +75,13 @@ gpuTest("the sharded classifier's native step on cuda:0 equals the CPU's (chunks
   t.true(relErr([gpu.loss], [cpu.loss]) <= 1e-5, `loss ${gpu.loss} vs ${cpu.loss}`);
   t.true(relErr(gpu.ge, cpu.ge) <= 1e-4, 'embedding gradient');
   t.true(relErr(gpu.gw, cpu.gw) <= 1e-4, 'centre gradient');
+});
+
+test("the TF32 policy starts at PyTorch's defaults and a change hands back the one it replaced", (t) => {
+  t.deepEqual(tf32(), { convolutions: true, matmul: false });
+  const before = setTf32({ convolutions: false });
+  t.deepEqual(before, { convolutions: true, matmul: false });
+  t.deepEqual(tf32(), { convolutions: false, matmul: false }, 'a field left out keeps its value');
+  t.deepEqual(setTf32(before), { convolutions: false, matmul: false });
+  t.deepEqual(tf32(), before);
 });

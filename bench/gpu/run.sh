@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (run `bash bench/gpu/prepare.sh` here first and carry
-# .device): finds the CUDA libraries pip put under site-packages/nvidia, then runs
+# .device): finds the CUDA libraries pip put under site-packages/nvidia, checks that the
+# driver, NVRTC and the GPU fit (printed to device.txt), then runs
 #   1. the CUDA tests: every kernel compiles through NVRTC; every op against its CPU reference,
 #   2. the GPU-touching ava tests (cuda.test.ts, the golden step on cuda:0) with plain Node,
 #   3. the gpu-ops suite: ours (crates/cuda/benches/gpu_ops.rs), then PyTorch on the same cases,
@@ -27,6 +28,9 @@ export LD_LIBRARY_PATH="/tmp/maskfr-libs:$LIBS:${LD_LIBRARY_PATH:-}"
   echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } > "$OUT/device.txt"
 status=0
+# First: the driver's CUDA version, NVRTC's and the compile target (cubin for the GPU's own
+# architecture, or PTX), so a version mismatch says so instead of failing as a kernel would.
+timeout 60 .device/bin/cuda-gpu --nocapture --exact compile_target_fits_the_driver >> "$OUT/device.txt" 2>&1 || status=1
 for t in nvrtc gpu; do
   MASKFR_REQUIRE_NVRTC=1 timeout 60 ".device/bin/cuda-$t" --nocapture --test-threads=1 > "$OUT/cuda-$t.txt" 2>&1 || status=1
 done

@@ -95,6 +95,10 @@ def main():
         print(f"reference: none (torch is not importable: {e})")
     if ok:
         torch.backends.cudnn.benchmark = True
+        # The same TF32 policy as ours (recorded in each of our lines).
+        policy = ours[0].get("tf32", {}) if ours else {}
+        torch.backends.cudnn.allow_tf32 = policy.get("convolutions", True)
+        torch.backends.cuda.matmul.allow_tf32 = policy.get("matmul", False)
     results = []
     for c in ours:
         name = f"{c['network']} b{c['batch']} f16{' ckpt' if c['checkpointing'] else ''}"

@@ -8,7 +8,7 @@
 // with and without activation checkpointing.
 
 import {
-  autocast, Communicator, createModel, emptyCache, keep, LossScaler, memoryStats, modelConfig, randn, resetPeakMemory, SGD, ShardedMarginSoftmax, gradSquaredNorm, synchronize, tidy,
+  autocast, Communicator, createModel, emptyCache, keep, LossScaler, memoryStats, modelConfig, randn, resetPeakMemory, SGD, tf32, ShardedMarginSoftmax, gradSquaredNorm, synchronize, tidy,
 } from '../../ts';
 
 const comm = Communicator.connect({ rank: 0, world: 1, localRank: 0, masterAddr: '127.0.0.1', masterPort: 0 });
@@ -71,7 +71,7 @@ function report(network: string, batch: number, checkpointing: boolean): 'ran' |
   const c = modelConfig(network);
   try {
     const r = run(network, batch, checkpointing);
-    console.log(JSON.stringify({ network, layers: c.layers, placement: c.stride, batch, checkpointing, classes: CLASSES, precision: 'f16', ...r }));
+    console.log(JSON.stringify({ network, layers: c.layers, placement: c.stride, batch, checkpointing, classes: CLASSES, precision: 'f16', tf32: tf32(), ...r }));
     return 'ran';
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];

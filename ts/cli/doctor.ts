@@ -20,7 +20,10 @@ function diagnose(): number {
   const c = native.cudaProbe();
   const v = c.driverVersion;
   console.log(`CUDA driver: ${v === undefined || v === null ? 'none' : `${Math.floor(v / 1000)}.${(v % 1000) / 10} (driver API)`}`);
-  for (const g of c.gpus) console.log(`GPU ${g.index}: ${g.name}, ${(g.memoryBytes / 2 ** 30).toFixed(1)} GiB`);
+  for (const g of c.gpus) {
+    const kernels = g.target ? `kernels compile to ${g.target}` : `kernels cannot run: ${g.targetProblem}`;
+    console.log(`GPU ${g.index}: ${g.name}, sm_${g.arch}, ${(g.memoryBytes / 2 ** 30).toFixed(1)} GiB; ${kernels}`);
+  }
   for (const l of c.libraries) {
     const found = l.loaded ?? null;
     console.log(`lib${l.name} (${l.purpose}): ${found !== null ? `loaded as ${found}` : `not found (tried ${l.searched.join(', ')})`}`);

@@ -59,10 +59,6 @@ fn len(t: &Tensor) -> Arg {
     I64(t.numel() as i64)
 }
 
-fn shape4(s: &[usize]) -> [usize; 4] {
-    [s[0], s[1], s[2], s[3]]
-}
-
 impl CudaBackend {
     fn out(&self, op: &str, shape: &[usize]) -> Result<(Tensor, u64)> {
         self.gpu.empty(shape, DType::F32).at(op)
@@ -110,7 +106,24 @@ impl CudaBackend {
         Ok(y)
     }
 
-    fn conv(&self, key: PlanKey, y: [usize; 4], d: Direction, ops: Operands) -> Result<()> {
+    /// Direction `d` into `out` (at `out_ptr`) from `inputs`. cuDNN refuses zero sizes: an
+    /// empty output is left as it is and an empty input gives zeros (an empty sum), as on the CPU.
+    fn conv(
+        &self,
+        key: PlanKey,
+        y: [usize; 4],
+        d: Direction,
+        ops: Operands,
+        out: (&Tensor, u64),
+        inputs: [&Tensor; 2],
+    ) -> Result<()> {
+        let (t, ptr) = out;
+        if t.numel() == 0 {
+            return Ok(());
+        }
+        if inputs.iter().any(|i| i.numel() == 0) {
+            return self.gpu.memset_zero(ptr, t.numel() * t.dtype().size()).at("conv2d");
+        }
         conv::run(&self.gpu, key, y, d, &ops).at("conv2d")
     }
 
@@ -217,9 +230,9 @@ impl Backend for CudaBackend {
         let g = ConvGeom::new(x.shape(), w.shape(), p.stride, p.pad)?;
         let dtype = product_dtype(op, &[x, w], bias)?;
         let (y, yp) = self.gpu.empty(&g.out_shape(), dtype).at(op)?;
-        let key = PlanKey { x: shape4(x.shape()), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
+        let key = PlanKey::new(x.shape(), w.shape(), p, dtype);
         let ops = Operands { x: addr(op, x, dtype)?, w: addr(op, w, dtype)?, y: yp };
-        self.conv(key, g.out_shape(), Direction::Forward, ops)?;
+        self.conv(key, g.out_shape(), Direction::Forward, ops, (&y, yp), [x, w])?;
         if let Some(b) = bias {
             vector(op, "bias", b, g.o)?;
             let (yf, bp) = (f(op, &y)?, f(op, b)?);
@@ -235,9 +248,9 @@ impl Backend for CudaBackend {
         let g = backward_geom(gy, x_shape, w.shape(), p)?;
         let dtype = product_dtype(op, &[gy, w], None)?;
         let (gx, gxp) = self.gpu.empty(x_shape, dtype).at(op)?;
-        let key = PlanKey { x: shape4(x_shape), w: shape4(w.shape()), stride: p.stride, pad: p.pad, dtype };
+        let key = PlanKey::new(x_shape, w.shape(), p, dtype);
         let ops = Operands { x: gxp, w: addr(op, w, dtype)?, y: addr(op, gy, dtype)? };
-        self.conv(key, g.out_shape(), Direction::BackwardData, ops)?;
+        self.conv(key, g.out_shape(), Direction::BackwardData, ops, (&gx, gxp), [gy, w])?;
         Ok(gx)
     }
 
@@ -246,9 +259,9 @@ impl Backend for CudaBackend {
         let g = backward_geom(gy, x.shape(), w_shape, p)?;
         let dtype = product_dtype(op, &[gy, x], None)?;
         let (gw, gwp) = self.gpu.empty(w_shape, dtype).at(op)?;
-        let key = PlanKey { x: shape4(x.shape()), w: shape4(w_shape), stride: p.stride, pad: p.pad, dtype };
+        let key = PlanKey::new(x.shape(), w_shape, p, dtype);
         let ops = Operands { x: addr(op, x, dtype)?, w: gwp, y: addr(op, gy, dtype)? };
-        self.conv(key, g.out_shape(), Direction::BackwardFilter, ops)?;
+        self.conv(key, g.out_shape(), Direction::BackwardFilter, ops, (&gw, gwp), [gy, x])?;
         Ok(gw)
     }
 

@@ -1,7 +1,9 @@
 //! Convolutions through cuDNN. The first call for a shape (and dtype) measures cuDNN's
 //! algorithms for that direction with `cudnnFind*AlgorithmEx` (PyTorch's
 //! `cudnn.benchmark = True`), keeps the fastest whose workspace fits, and every later call
-//! reuses it; workspaces come from the caching allocator.
+//! reuses it; workspaces come from the caching allocator. Math types as PyTorch sets them
+//! before Find: tensor-op math for f16/bf16; for f32, default math (TF32 allowed) or FMA
+//! math (no TF32) by the TF32 policy, which is part of the plan's key.
 
 use crate::gpu::{Gpu, Libs};
 use crate::{Error, Result};
@@ -16,6 +18,27 @@ pub struct PlanKey {
     pub stride: [usize; 2],
     pub pad: [usize; 2],
     pub dtype: DType,
+    /// f32 only: TF32 tensor cores allowed ([`crate::Tf32::conv`]).
+    pub tf32: bool,
+}
+
+impl PlanKey {
+    /// The key of a convolution of `x` by `w` in `dtype` under the current TF32 policy.
+    pub fn new(x: &[usize], w: &[usize], p: maskfr_core::ConvParams, dtype: DType) -> PlanKey {
+        let four = |s: &[usize]| [s[0], s[1], s[2], s[3]];
+        let tf32 = dtype == DType::F32 && crate::tf32().conv;
+        PlanKey { x: four(x), w: four(w), stride: p.stride, pad: p.pad, dtype, tf32 }
+    }
+
+    /// The math type Find searches with and every call runs with.
+    fn math(&self) -> sys::cudnnMathType_t {
+        use sys::cudnnMathType_t as M;
+        match (self.dtype, self.tf32) {
+            (DType::F16 | DType::BF16, _) => M::CUDNN_TENSOR_OP_MATH,
+            (DType::F32, true) => M::CUDNN_DEFAULT_MATH,
+            (DType::F32, false) => M::CUDNN_FMA_MATH,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +163,7 @@ macro_rules! measured {
 }
 
 /// Measures the algorithms of direction `d` on these operands and keeps the fastest that fits.
-fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Result<Choice> {
+fn choose(gpu: &Gpu, libs: &Libs, key: &PlanKey, p: &Plan, d: Direction, ops: &Operands) -> Result<Choice> {
     const N: usize = 16;
     // Measured once per shape: cached blocks go back first (so the measurement is not
     // limited by memory the cache merely holds), and the workspace stays outside the cache.
@@ -150,17 +173,24 @@ fn choose(gpu: &Gpu, libs: &Libs, p: &Plan, d: Direction, ops: &Operands) -> Res
     let (mut count, h) = (0i32, libs.dnn);
     let wsp = ws.ptr as *mut c_void;
     let (x, w, y) = (ops.x as *mut c_void, ops.w as *mut c_void, ops.y as *mut c_void);
+    let math = key.math();
+    let fma = math == sys::cudnnMathType_t::CUDNN_FMA_MATH;
+    // Without TF32, an f32 algorithm never runs on tensor cores, whatever Find reports.
+    let usable = |m| {
+        use sys::cudnnMathType_t as M;
+        !fma || !matches!(m, M::CUDNN_TENSOR_OP_MATH | M::CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+    };
     let pick = |rows: Vec<(Algo, sys::cudnnStatus_t, usize, sys::cudnnMathType_t)>| {
         rows.into_iter()
-            .find(|&(_, s, mem, _)| s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && mem <= limit)
-            .map(|(algo, _, workspace, math)| Choice { algo, workspace, math })
+            .find(|&(_, s, mem, m)| s == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && mem <= limit && usable(m))
+            .map(|(algo, _, workspace, m)| Choice { algo, workspace, math: if fma { math } else { m } })
             .ok_or_else(|| Error(format!("cudnn: no {d:?} algorithm runs within a {} MiB workspace", limit >> 20)))
     };
     // SAFETY: descriptors describe the operand buffers, which are live blocks of the right
     // sizes; the result arrays hold N entries and cuDNN writes `count` ≤ N of them.
     unsafe {
-        // Another direction's run left its math type on the shared descriptor: search all.
-        dnn("math type", sys::cudnnSetConvolutionMathType(p.conv, sys::cudnnMathType_t::CUDNN_DEFAULT_MATH))?;
+        // Another direction's run left its math type on the shared descriptor: reset it.
+        dnn("math type", sys::cudnnSetConvolutionMathType(p.conv, math))?;
         match d {
             Direction::Forward => {
                 let mut r: [sys::cudnnConvolutionFwdAlgoPerf_t; N] = std::mem::zeroed();
@@ -244,7 +274,7 @@ pub fn run(gpu: &Gpu, key: PlanKey, y: [usize; 4], d: Direction, ops: &Operands)
     let c = match chosen {
         Some(c) => c,
         None => {
-            let c = choose(gpu, &libs, &libs.plans[&key], d, ops)?;
+            let c = choose(gpu, &libs, &key, &libs.plans[&key], d, ops)?;
             libs.plans.get_mut(&key).expect("inserted above").chosen[slot] = Some(c);
             c
         }

@@ -1,7 +1,8 @@
 //! Matrix products through cuBLAS. Our tensors are row-major and cuBLAS is column-major, so
 //! `C = op(A)·op(B)` is computed as `Cᵀ = op(B)ᵀ·op(A)ᵀ`, reading each row-major matrix as
-//! its column-major transpose. Every dtype runs GemmEx accumulating in f32: f32 without
-//! TF32 (PyTorch's matmul default), f16/bf16 on the tensor cores.
+//! its column-major transpose. Every dtype runs GemmEx accumulating in f32: f32 in plain FP32
+//! unless the TF32 policy allows it for GEMMs (off by default, as PyTorch's matmul),
+//! f16/bf16 on the tensor cores.
 
 use crate::gpu::Gpu;
 use crate::{Error, Result};
@@ -49,7 +50,12 @@ pub fn gemm(gpu: &Gpu, dtype: DType, a: Operand, b: Operand, c: u64, beta: f32) 
     let libs = gpu.libs()?;
     let alpha = 1f32;
     // One call for every dtype: COMPUTE_32F accumulates in f32 and, for f32 operands, is
-    // plain FP32 (TF32 needs COMPUTE_32F_FAST_TF32), as PyTorch's matmul default.
+    // plain FP32; COMPUTE_32F_FAST_TF32 lets f32 operands through TF32 tensor cores.
+    let compute = if dtype == DType::F32 && crate::tf32().matmul {
+        sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
+    } else {
+        sys::cublasComputeType_t::CUBLAS_COMPUTE_32F
+    };
     let t = match dtype {
         DType::F32 => sys::cudaDataType_t::CUDA_R_32F,
         DType::F16 => sys::cudaDataType_t::CUDA_R_16F,
@@ -77,7 +83,7 @@ pub fn gemm(gpu: &Gpu, dtype: DType, a: Operand, b: Operand, c: u64, beta: f32) 
             c as *mut c_void,
             t,
             ldc,
-            sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            compute,
             sys::cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
         )
     }

@@ -4,6 +4,7 @@
 //! cuBLAS and cuDNN handles.
 
 use crate::alloc::{Block, Caching, RawMemory};
+use crate::nvrtc::{choose_target, nvrtc_version, supported_archs, Target};
 use crate::transfers::Transfers;
 use crate::{probe::require, Error, Result};
 use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
@@ -91,6 +92,8 @@ pub struct Gpu {
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     pub(crate) transfers: Transfers,
     pub(crate) libs: Mutex<Libs>,
+    /// What the kernels are compiled to for this GPU and driver.
+    pub target: Target,
 }
 
 impl Gpu {
@@ -100,6 +103,10 @@ impl Gpu {
             require(lib)?;
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| Error(format!("cuda: cannot open GPU {ordinal}: {e:?}")))?;
+        let (major, minor) = driver("compute capability", ctx.compute_capability())?;
+        let driver_version =
+            crate::probe::driver_version().ok_or_else(|| Error("cuda: the driver's version query failed".into()))?;
+        let target = choose_target(driver_version, nvrtc_version()?, major * 10 + minor, &supported_archs()?)?;
         // One compute stream: queue order is the only synchronisation the backend needs.
         // SAFETY: nothing else uses this context's event tracking.
         unsafe { ctx.disable_event_tracking() };
@@ -121,6 +128,7 @@ impl Gpu {
             functions: Mutex::new(HashMap::new()),
             transfers: Transfers::open(&ctx)?,
             libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
+            target,
         })
     }
 
@@ -197,7 +205,10 @@ impl Gpu {
             match mods.get(module) {
                 Some(m) => m.clone(),
                 None => {
-                    let m = driver("load module", self.stream.context().load_module(crate::compile(module)?))?;
+                    let m = driver(
+                        "load module",
+                        self.stream.context().load_module(crate::compile(module, self.target)?.module()),
+                    )?;
                     mods.insert(module, m.clone());
                     m
                 }
@@ -209,7 +220,13 @@ impl Gpu {
     }
 
     /// Queues kernel `name` of `module` on the stream.
+    /// A grid with no block (zero rows or elements) is nothing to do: it returns before the
+    /// launch, which CUDA would refuse, so ops on empty tensors give empty results.
     pub fn launch(&self, module: &'static str, name: &'static str, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
+        let (x, y, z) = cfg.grid_dim;
+        if x == 0 || y == 0 || z == 0 {
+            return Ok(());
+        }
         self.bind()?; // cuModuleGetFunction below needs the context current on this thread
         let f = self.function(module, name)?;
         let mut b = self.stream.launch_builder(&f);
@@ -229,15 +246,16 @@ impl Gpu {
     }
 }
 
-/// Grid-stride launch over `n` elements.
+/// Grid-stride launch over `n` elements (no block for none).
 pub fn elementwise(n: usize) -> LaunchConfig {
-    let blocks = n.div_ceil(256).clamp(1, 65_535) as u32;
+    let blocks = n.div_ceil(256).min(65_535) as u32;
     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 }
 }
 
-/// One block of 256 threads per row (or channel), with 256 doubles of scratch.
+/// One block of 256 threads per row (or channel), with 256 doubles of scratch; none for
+/// no rows (a block would read row 0 of an empty tensor).
 pub fn per_row(rows: usize) -> LaunchConfig {
-    LaunchConfig { grid_dim: (rows.max(1) as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 256 * 8 }
+    LaunchConfig { grid_dim: (rows as u32, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 256 * 8 }
 }
 
 /// The device address of `t`'s first element, checked to be `dtype` on `gpu`.

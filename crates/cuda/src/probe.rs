@@ -2,6 +2,7 @@
 //! name, or every name tried), the driver version and the GPUs. `maskfr doctor` prints it;
 //! [`require`] turns a missing library into an error that says what to do.
 
+use crate::nvrtc::{choose_target, nvrtc_version, supported_archs};
 use crate::{Error, Result};
 use cudarc::driver::result as drv;
 
@@ -29,6 +30,10 @@ pub struct Gpu {
     pub index: usize,
     pub name: String,
     pub memory_bytes: usize,
+    /// Compute capability as one number (90 for 9.0).
+    pub arch: i32,
+    /// What its kernels compile to ([`crate::nvrtc::Target`]), or why nothing fits.
+    pub target: std::result::Result<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +55,16 @@ fn probe_library(name: &'static str, purpose: &'static str) -> LibraryProbe {
     LibraryProbe { name, purpose, loaded, searched }
 }
 
+/// The CUDA version the driver supports (13000 for 13.0), when the driver library loads.
+pub fn driver_version() -> Option<i32> {
+    require("cuda").ok()?;
+    let mut version = 0;
+    // SAFETY: the driver library is loaded; the pointer is to a live local.
+    let ok =
+        unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) } == cudarc::driver::sys::CUresult::CUDA_SUCCESS;
+    ok.then_some(version)
+}
+
 /// The libraries, the driver and the GPUs.
 pub fn probe() -> Report {
     let libraries: Vec<LibraryProbe> = LIBRARIES.iter().map(|&(n, p)| probe_library(n, p)).collect();
@@ -58,11 +73,7 @@ pub fn probe() -> Report {
         report.problem = Some("no CUDA driver library (libcuda): no NVIDIA driver on this machine".into());
         return report;
     }
-    let mut version = 0;
-    // SAFETY: the driver library is loaded; the pointer is to a live local.
-    if unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) } == cudarc::driver::sys::CUresult::CUDA_SUCCESS {
-        report.driver_version = Some(version);
-    }
+    report.driver_version = driver_version();
     if let Err(e) = drv::init() {
         report.problem = Some(format!("the CUDA driver did not initialise ({e:?}): no usable GPU"));
         return report;
@@ -73,7 +84,19 @@ pub fn probe() -> Report {
         let name = drv::device::get_name(dev).unwrap_or_else(|_| "unknown".into());
         // SAFETY: `dev` is a device handle the driver just returned.
         let memory_bytes = unsafe { drv::device::total_mem(dev) }.unwrap_or(0);
-        report.gpus.push(Gpu { index, name, memory_bytes });
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        // SAFETY: as above.
+        let cc = |a| unsafe { drv::device::get_attribute(dev, a) }.unwrap_or(0);
+        let arch = cc(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) * 10
+            + cc(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        let target = (|| {
+            let driver =
+                report.driver_version.ok_or_else(|| Error("cuda: the driver's version query failed".into()))?;
+            choose_target(driver, nvrtc_version()?, arch, &supported_archs()?)
+        })()
+        .map(|t| t.to_string())
+        .map_err(|e| e.0);
+        report.gpus.push(Gpu { index, name, memory_bytes, arch, target });
     }
     if report.gpus.is_empty() {
         report.problem = Some("the CUDA driver reports no GPU".into());

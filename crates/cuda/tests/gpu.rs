@@ -7,12 +7,15 @@
 //! gathers, copies and casts.
 
 mod common;
+#[path = "../../core/tests/cases/zero_size.rs"]
+mod zero_size;
 
 use common::{or_skip, REQUIRE_GPU};
 use maskfr_core::backend::device_backend;
 use maskfr_core::{Backend, ConvParams, DType, Device, Margin, ScaleRule, SgdHyper, Tensor};
 use maskfr_cuda::nccl::Reduction;
 use std::sync::{Mutex, MutexGuard};
+use zero_size::zero_size_results;
 
 struct Pair {
     cpu: &'static dyn Backend,
@@ -62,6 +65,19 @@ impl Pair {
 
 const K: f32 = 1e-5;
 
+/// bench/gpu/run.sh runs this first: the driver's CUDA version, NVRTC's and what kernels
+/// compile to, so a mismatch reads as one (opening the GPU refuses it, naming the versions).
+#[test]
+fn compile_target_fits_the_driver() {
+    let Some(_p) = pair() else { return };
+    let r = maskfr_cuda::probe();
+    println!("driver CUDA {:?}, NVRTC {:?}", r.driver_version, maskfr_cuda::nvrtc_version());
+    for g in &r.gpus {
+        println!("GPU {}: {}, sm_{}: kernels compile to {:?}", g.index, g.name, g.arch, g.target);
+        assert!(g.target.is_ok(), "GPU {}: {:?}", g.index, g.target);
+    }
+}
+
 #[test]
 fn transfers_casts_and_random_tensors() {
     let Some(p) = pair() else { return };
@@ -107,25 +123,63 @@ fn transfers_casts_and_random_tensors() {
     });
 }
 
+/// `t` with every value replaced by its magnitude (for error bounds: the op on |inputs|).
+fn abs(t: &Tensor) -> Tensor {
+    Tensor::from_vec(t.to_vec().iter().map(|v| v.abs()).collect(), t.shape()).unwrap()
+}
+
+/// Elementwise |gpu − cpu| ≤ rel·bound, `bound` being the op on the inputs' magnitudes
+/// (Σ|x||w| per output): an error bound that holds for every output, small ones included.
+fn within(what: &str, cpu: &Tensor, gpu: &Tensor, bound: &Tensor, rel: f32) {
+    let (c, g, b) = (cpu.to_vec(), gpu.values().unwrap(), bound.to_vec());
+    assert_eq!(cpu.shape(), gpu.shape(), "{what}: shapes");
+    for (i, ((c, g), b)) in c.iter().zip(&g).zip(&b).enumerate() {
+        assert!(
+            g.is_finite() && (c - g).abs() <= rel * b + 1e-30,
+            "{what}: value {i}: gpu {g} cpu {c}, bound {rel:e}·{b}"
+        );
+    }
+}
+
 #[test]
-fn convolutions_forward_and_backward() {
+fn convolutions_forward_and_backward_with_and_without_tf32() {
     let Some(p) = pair() else { return };
+    let before = maskfr_cuda::tf32();
     // 3×3 stride 1 and 2, 1×1 stride 2 (IResNet's shapes, small).
     for (i, (c, o, hw, k, s, pad)) in
         [(8, 16, 14, 3, 1, 1), (16, 32, 14, 3, 2, 1), (16, 32, 14, 1, 2, 0)].into_iter().enumerate()
     {
         let prm = ConvParams { stride: [s, s], pad: [pad, pad] };
-        let (x, w, b) = (rnd(&[4, c, hw, hw], 10 + i as u64), rnd(&[o, c, k, k], 20 + i as u64), rnd(&[o], 30));
+        let (x, w) = (rnd(&[4, c, hw, hw], 10 + i as u64), rnd(&[o, c, k, k], 20 + i as u64));
         let y = p.cpu.conv2d(&x, &w, None, prm).unwrap();
         let gy = rnd(y.shape(), 40);
-        let xs = x.shape().to_vec();
-        let ws = w.shape().to_vec();
-        p.same("conv2d", 5e-3, &[x.clone(), w.clone(), b, gy], |be, t| {
-            vec![
-                be.conv2d(&t[0], &t[1], Some(&t[2]), prm).unwrap(),
-                be.conv2d_backward_input(&t[3], &t[1], &xs, prm).unwrap(),
-                be.conv2d_backward_weight(&t[3], &t[0], &ws, prm).unwrap(),
+        let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+        let run = |be: &dyn Backend, x: &Tensor, w: &Tensor, gy: &Tensor| {
+            [
+                be.conv2d(x, w, None, prm).unwrap(),
+                be.conv2d_backward_input(gy, w, &xs, prm).unwrap(),
+                be.conv2d_backward_weight(gy, x, &ws, prm).unwrap(),
             ]
+        };
+        let want = run(p.cpu, &x, &w, &gy);
+        let bound = run(p.cpu, &abs(&x), &abs(&w), &abs(&gy));
+        // The longest sum: backward-weight's N·OH·OW terms; f32 accumulation on both sides.
+        let terms = (4 * y.shape()[2] * y.shape()[3]).max(c * k * k) as f32;
+        let fma = 2.0 * terms * f32::EPSILON / 2.0;
+        // TF32 keeps 10 mantissa bits: each operand off by ≤ 2⁻¹⁰ relative (truncated or
+        // rounded), a product by ≤ 2⁻⁹, plus the same f32 accumulation.
+        for (tf32, rel) in [(false, fma), (true, 2f32.powi(-9) + fma)] {
+            maskfr_cuda::set_tf32(maskfr_cuda::Tf32 { conv: tf32, matmul: false });
+            let (gx, gw, ggy) = (p.gpu.upload(&x).unwrap(), p.gpu.upload(&w).unwrap(), p.gpu.upload(&gy).unwrap());
+            let got = run(p.gpu, &gx, &gw, &ggy);
+            for (d, ((c, g), b)) in want.iter().zip(&got).zip(&bound).enumerate() {
+                within(&format!("conv {i} direction {d} tf32={tf32}"), c, g, b, rel);
+            }
+        }
+        maskfr_cuda::set_tf32(before);
+        let b = rnd(&[o], 30);
+        p.same("conv2d with bias", 5e-3, &[x.clone(), w.clone(), b], |be, t| {
+            vec![be.conv2d(&t[0], &t[1], Some(&t[2]), prm).unwrap()]
         });
         for dtype in [DType::F16, DType::BF16] {
             let (xh, wh) = (x.cast(dtype), w.cast(dtype));
@@ -134,6 +188,36 @@ fn convolutions_forward_and_backward() {
             assert_eq!(got.dtype(), dtype);
             p.close(&format!("conv2d {dtype:?}"), &want, &got, 1e-2);
         }
+    }
+}
+
+#[test]
+fn matmul_with_tf32_allowed() {
+    let Some(p) = pair() else { return };
+    let before = maskfr_cuda::tf32();
+    let (a, b) = (rnd(&[64, 300], 1), rnd(&[300, 48], 2));
+    let bound = p.cpu.matmul(&abs(&a), &abs(&b), false, false).unwrap();
+    maskfr_cuda::set_tf32(maskfr_cuda::Tf32 { conv: true, matmul: true });
+    let got = p.gpu.matmul(&p.gpu.upload(&a).unwrap(), &p.gpu.upload(&b).unwrap(), false, false).unwrap();
+    maskfr_cuda::set_tf32(before);
+    within(
+        "matmul tf32",
+        &p.cpu.matmul(&a, &b, false, false).unwrap(),
+        &got,
+        &bound,
+        2f32.powi(-9) + 300.0 * f32::EPSILON,
+    );
+}
+
+/// Every op on zero-size inputs gives the CPU's (empty, or zero) result: nothing is launched
+/// over an empty grid, and cuDNN never sees a zero dimension.
+#[test]
+fn zero_size_inputs_give_the_cpus_results() {
+    let Some(p) = pair() else { return };
+    let cpu = zero_size_results(p.cpu, &|t| t.clone());
+    let gpu = zero_size_results(p.gpu, &|t| p.gpu.upload(t).unwrap());
+    for ((what, c), (_, g)) in cpu.iter().zip(&gpu) {
+        p.close(what, c, g, 0.0);
     }
 }
 

@@ -6,18 +6,33 @@
 mod common;
 
 use common::{or_skip, REQUIRE_GPU};
-use maskfr_cuda::{compile, kernel_names, require, KERNELS};
+use maskfr_cuda::{compile, kernel_names, require, supported_archs, Image, Target, KERNELS};
 
 #[test]
-fn every_kernel_module_compiles() {
+fn every_kernel_module_compiles_to_ptx_and_to_cubins() {
     if or_skip(require("nvrtc"), &["MASKFR_REQUIRE_NVRTC", REQUIRE_GPU]).is_none() {
         return;
     }
+    let archs = supported_archs().unwrap();
+    for arch in [80, 90] {
+        assert!(archs.contains(&arch), "NVRTC cannot compile for sm_{arch} (it knows {archs:?})");
+    }
     for (name, _) in KERNELS {
-        let ptx = compile(name).unwrap_or_else(|e| panic!("{e}"));
-        let text = ptx.to_src();
+        let Image::Ptx(text) = compile(name, Target::Ptx).unwrap_or_else(|e| panic!("{e}")) else {
+            panic!("{name}.cu: not PTX")
+        };
         for k in kernel_names(name) {
             assert!(text.contains(&format!(".entry {k}(")), "{name}.cu: no entry point {k} in the PTX");
+        }
+        // What a GPU opens with (the GPU's own architecture): ELF images, no JIT needed.
+        for arch in [80, 90] {
+            let Image::Cubin(bytes) = compile(name, Target::Cubin(arch)).unwrap_or_else(|e| panic!("{e}")) else {
+                panic!("{name}.cu for sm_{arch}: not a cubin")
+            };
+            assert_eq!(&bytes[..4], b"\x7fELF", "{name}.cu for sm_{arch}: not an ELF cubin");
+            for k in kernel_names(name) {
+                assert!(bytes.windows(k.len()).any(|w| w == k.as_bytes()), "{name}.cu for sm_{arch}: no symbol {k}");
+            }
         }
     }
 }

@@ -42,6 +42,12 @@ pub struct CudaGpu {
     pub index: u32,
     pub name: String,
     pub memory_bytes: f64,
+    /// Compute capability as one number (90 for 9.0).
+    pub arch: i32,
+    /// What its kernels compile to, e.g. "cubin for sm_90".
+    pub target: Option<String>,
+    /// Why no compile target fits this GPU, driver and NVRTC (then `target` is absent).
+    pub target_problem: Option<String>,
 }
 
 #[napi(object)]
@@ -74,9 +80,36 @@ pub fn cuda_probe() -> CudaReport {
         gpus: r
             .gpus
             .into_iter()
-            .map(|g| CudaGpu { index: g.index as u32, name: g.name, memory_bytes: g.memory_bytes as f64 })
+            .map(|g| CudaGpu {
+                index: g.index as u32,
+                name: g.name,
+                memory_bytes: g.memory_bytes as f64,
+                arch: g.arch,
+                target: g.target.clone().ok(),
+                target_problem: g.target.err(),
+            })
             .collect(),
         problem: r.problem,
         nvrtc: maskfr_cuda::nvrtc_version().ok().map(|(a, b)| format!("{a}.{b}")),
     }
+}
+
+/// When f32 convolutions and matrix products may use TF32 tensor cores on a GPU.
+#[napi(object)]
+pub struct Tf32Policy {
+    pub convolutions: bool,
+    pub matmul: bool,
+}
+
+/// Sets the TF32 policy for every later GPU op (PyTorch's defaults: convolutions on, matmul off).
+#[napi]
+pub fn set_tf32(p: Tf32Policy) {
+    maskfr_cuda::set_tf32(maskfr_cuda::Tf32 { conv: p.convolutions, matmul: p.matmul });
+}
+
+/// The TF32 policy in force.
+#[napi]
+pub fn tf32() -> Tf32Policy {
+    let t = maskfr_cuda::tf32();
+    Tf32Policy { convolutions: t.conv, matmul: t.matmul }
 }

@@ -55,7 +55,7 @@ pub fn invstd<T: Float>(var: &[T], eps: f64) -> Vec<T> {
 
 /// `y = (x − mean)·invstd·weight + bias` per channel.
 pub fn apply<T: Float>(g: &BnGeom, x: &[T], mean: &[T], invstd: &[T], weight: &[T], bias: &[T], y: &mut [T]) {
-    let per = g.c * g.s;
+    let per = super::piece(g.c * g.s);
     y.par_chunks_mut(per).zip(x.par_chunks(per)).for_each(|(yn, xn)| {
         for c in 0..g.c {
             let (a, m, b) = (invstd[c] * weight[c], mean[c], bias[c]);
@@ -112,7 +112,7 @@ pub fn backward<T: Float>(
         gbias[c] = T::c(sums[c].0);
         gweight[c] = T::c(sums[c].1);
     }
-    let per = g.c * g.s;
+    let per = super::piece(g.c * g.s);
     let inv_m = 1.0 / g.count() as f64;
     gx.par_chunks_mut(per).zip(gy.par_chunks(per).zip(x.par_chunks(per))).for_each(|(gxn, (gyn, xn))| {
         for c in 0..g.c {

@@ -1,5 +1,6 @@
 //! Same-shape elementwise arithmetic, parallel over large arrays.
 
+use super::piece;
 use super::PAR_MIN;
 use crate::Float;
 use rayon::prelude::*;
@@ -36,8 +37,8 @@ pub fn add_scaled_into<T: Float>(acc: &mut [T], a: &[T], s: T) {
 
 /// `out[n, c, s] = x[n, c, s] + v[c]` over `[N, C, S]` (a per-channel shift).
 pub fn add_channel<T: Float>(c: usize, s: usize, x: &[T], v: &[T], out: &mut [T]) {
-    out.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(on, xn)| {
-        for ((oc, xc), &b) in on.chunks_mut(s).zip(xn.chunks(s)).zip(v) {
+    out.par_chunks_mut(piece(c * s)).zip(x.par_chunks(piece(c * s))).for_each(|(on, xn)| {
+        for ((oc, xc), &b) in on.chunks_mut(piece(s)).zip(xn.chunks(piece(s))).zip(v) {
             oc.iter_mut().zip(xc).for_each(|(o, &x)| *o = x + b);
         }
     });

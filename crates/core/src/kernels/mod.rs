@@ -17,5 +17,11 @@ pub mod reduce;
 pub mod rows;
 pub mod sgd;
 
+/// The length of the pieces a buffer of `len`-element rows (planes, samples) is cut into:
+/// a zero-size tensor (len 0) has an empty buffer, which gives no piece instead of a panic.
+pub(crate) fn piece(len: usize) -> usize {
+    len.max(1)
+}
+
 /// Below this many elements a loop runs on one thread: spawning costs more than it saves.
 pub(crate) const PAR_MIN: usize = 1 << 15;

@@ -621,7 +621,7 @@ pub fn conv2d_backward_input<T: Float>(g: &ConvGeom, gy: &[T], w: &[T], gx: &mut
 /// summing overlapping taps. Parallel over (image, channel) planes.
 fn fold<T: Float>(g: &ConvGeom, col: &[T], len: usize, gx: &mut [T]) {
     let (ohw, ld, hw) = (g.ohw(), len * g.ohw(), g.h * g.w);
-    gx[..len * g.c * hw].par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
+    gx[..len * g.c * hw].par_chunks_mut(super::piece(hw)).enumerate().for_each(|(p, plane)| {
         let (j, ci) = (p / g.c, p % g.c);
         plane.fill(T::zero());
         for ki in 0..g.kh {
