@@ -5,6 +5,9 @@ import path from 'node:path';
 import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, randn, readSafetensors, tensor, tidy, Module } from '../ts';
 import { importOnnx } from '../ts/export/onnx-import';
 import { OnnxGraph } from '../ts/export/onnx';
+import { openTeacher } from '../ts/train/teacher';
+import type { Batch } from '../ts/data/loader';
+import type { TrainingData } from '../ts/data/training-data';
 import { relErr } from './helpers/tensors';
 
 const FIX = path.join(__dirname, 'fixtures');
@@ -88,4 +91,12 @@ test('what is not an IResNet is refused naming the node', (t) => {
   const c = g.node('Conv', [x, g.initializer('w', [8, 3, 3, 3], new Float32Array(8 * 27))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1] });
   g.output(g.node('Relu', [c]), ['batch', 8, 112, 112]);
   t.throws(() => importOnnx(tmpFile('relu.onnx', g.encode())), { message: /node 'Relu_1' \(Relu\): PRelu expected after the stem conv/ });
+});
+
+test("teacher: 'model.onnx' embeds with the imported network", (t) => {
+  const teacher = openTeacher(path.join(FIX, 'onnx_tiny_torch2onnx.onnx'), undefined as unknown as TrainingData);
+  const e = tidy(() => teacher.embed({ images: tensor(x, [2, 3, 112, 112]) } as Batch).toFloat32Array());
+  const err = relErr(e, torchEmbedding);
+  t.true(err <= 1e-5, `relative error ${err.toExponential(2)}`);
+  teacher.dispose();
 });

@@ -5,7 +5,9 @@ import { createModel, MODELS, IResNet, IResNetConfig, IResNetMoE } from '../mode
 import { complexity } from '../models/complexity';
 import { loadCheckpoint, saveCheckpoint } from '../models/weights';
 import { FoldedIResNet, foldBatchNorm } from '../models/fold';
-import { exportIResNet } from '../export/iresnet-onnx';
+import { exportIResNet, saveOnnx } from '../export/iresnet-onnx';
+import { importOnnx } from '../export/onnx-import';
+import { checkMfrKit } from '../export/mfr-kit';
 import { readSafetensors } from '../io/safetensors';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
@@ -52,9 +54,23 @@ export const listModels: Command = {
   },
 };
 
+/** A `--model` that names an ONNX file rather than a table entry. */
+export const isOnnxFile = (name: string): boolean => name.toLowerCase().endsWith('.onnx');
+
+/** For the model commands: a table name, or an IResNet ONNX file to import (insightface's
+ *  zoo, arcface_torch's torch2onnx, ours). */
+const MODEL_OR_ONNX: Option = { ...MODEL, value: 'NAME|M.onnx', help: 'the network, from `maskfr models`, or an IResNet ONNX file to import (insightface / arcface_torch exports; its weights come with it)' };
+
 /** The named model with `weights` loaded; a checkpoint written by `maskfr fold` (metadata
- *  folded=true) loads into the folded form of the architecture. */
+ *  folded=true) loads into the folded form of the architecture. An ONNX file is imported:
+ *  an IResNet when it keeps every BN, else folded. */
 function loadModel(command: string, name: string, weights?: string): IResNet | FoldedIResNet {
+  if (isOnnxFile(name)) {
+    if (weights !== undefined) throw new Error(`${command}: --weights with --model ${name}: an ONNX file holds its own weights`);
+    const imp = importOnnx(name);
+    console.log(`${name}: IResNet [${imp.config.layers.join(', ')}] × [${imp.config.widths.join(', ')}], stride on the ${imp.config.stride} conv, ${imp.config.embedding}-d${imp.tableName ? ` (${imp.tableName})` : ''}, ${imp.model instanceof FoldedIResNet ? 'BatchNorm fused' : 'every BatchNorm kept'}`);
+    return imp.model;
+  }
   const m = createModel(name).eval();
   if (weights === undefined) return m;
   if (!fs.existsSync(weights)) throw new Error(`${command}: weights file ${weights} does not exist`);
@@ -119,13 +135,14 @@ function foldWeights(p: Parsed): number {
 
 export const exportOnnx: Command = {
   summary: 'ONNX export: input [N,3,112,112] RGB 0–255, output embedding; an MoE adds masked_embedding (its masked head: take each face from the output its flag names)',
-  usage: 'maskfr export --model NAME --out M.onnx [options]',
+  usage: 'maskfr export --model NAME|M.onnx --out M.onnx [options]',
   options: [
-    MODEL,
+    MODEL_OR_ONNX,
     { name: 'weights', value: 'W.safetensors', help: 'weights to load (plain or written by `maskfr fold`)', defaultHelp: 'none: the initial weights' },
     { name: 'out', value: 'M.onnx', required: true, help: 'the ONNX file to write' },
     { name: 'opset', value: 'N', default: '13', help: 'ONNX opset (13 or newer)' },
     { name: 'fold', help: 'fold every BatchNorm first (plain models)' },
+    { name: 'external-data', help: 'write the weights to M.onnx.data beside the model (done anyway past protobuf\'s 2 GiB)' },
   ],
   example: 'maskfr export --model resnet240 --weights runs/wf42m_resnet240_kd/model.safetensors --out resnet240.onnx --fold',
   run: writeOnnx,
@@ -135,9 +152,10 @@ function writeOnnx(p: Parsed): number {
   const m = loadModel('export', required(p, 'model'), p.options.get('weights'));
   const out = required(p, 'out');
   const model = p.flags.has('fold') ? foldBatchNorm(unfolded('export --fold', m)) : m;
-  const onnx = exportIResNet(model, { opset: integerOption(p, 'opset', 1) });
-  fs.writeFileSync(out, onnx.bytes);
-  console.log(`wrote ${out}: ${onnx.opTypes.length} nodes, ${(onnx.bytes.length / 1e6).toFixed(1)} MB${p.flags.has('fold') ? ', BatchNorm folded' : ''}`);
+  const saved = saveOnnx(model, out, { opset: integerOption(p, 'opset', 1), externalData: p.flags.has('external-data') ? 'always' : 'auto' });
+  const data = saved.external ? ` (weights in ${saved.files[1]})` : '';
+  console.log(`wrote ${out}: ${saved.opTypes.length} nodes, ${(saved.bytes / 1e6).toFixed(1)} MB${data}${p.flags.has('fold') ? ', BatchNorm folded' : ''}`);
+  for (const problem of checkMfrKit(out, saved.files.slice(1))) console.warn(`warning: the MFR challenge kit would refuse or misread this model: ${problem}`);
   if (model !== m) model.dispose();
   m.dispose();
   return 0;

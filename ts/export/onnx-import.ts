@@ -13,7 +13,7 @@
 
 import { Tensor, tensor } from '../tensor/tensor';
 import * as ops from '../tensor/ops';
-import { IResNet, IResNetConfig, StridePlacement } from '../models/iresnet';
+import { IResNet, IResNetConfig, MODELS, StridePlacement } from '../models/iresnet';
 import { FoldedIResNet, foldBatchNorm } from '../models/fold';
 import { nonFiniteAt } from '../models/weights';
 import { FLOAT, OnnxFile, OnnxNode, OnnxTensor, readOnnx, typeName } from './onnx-read';
@@ -404,6 +404,13 @@ export interface OnnxImport {
   normalisesInput: boolean;
   /** The graph's input name (torch2onnx says 'data', others 'input.1', ours 'input'). */
   inputName: string;
+  /** The table's name for this layout (`maskfr models`: r100, resnet240, …), if it has one. */
+  tableName: string | null;
+}
+
+function tableName(c: IResNetConfig): string | null {
+  const same = (a: IResNetConfig) => a.layers.join() === c.layers.join() && a.widths.join() === c.widths.join() && a.stride === c.stride && a.embedding === c.embedding && a.inputSize === c.inputSize && !a.moe;
+  return Object.keys(MODELS).find((k) => same(MODELS[k])) ?? null;
 }
 
 /** Reads an IResNet ONNX file into our model; refuses, naming the node, what does not fit. */
@@ -419,7 +426,7 @@ export function importOnnx(file: string): OnnxImport {
     m.dispose();
     assignAll(model.namedParameters(), state.direct, false);
   }
-  return { model: model.eval(), config: layout.config, normalisesInput: layout.normalisesInput, inputName: layout.inputName };
+  return { model: model.eval(), config: layout.config, normalisesInput: layout.normalisesInput, inputName: layout.inputName, tableName: tableName(layout.config) };
 }
 
 /** The model of an IResNet ONNX file, in evaluation mode (see importOnnx). */

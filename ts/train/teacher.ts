@@ -8,6 +8,7 @@ import { Tensor, tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 import { createModel, IResNet } from '../models/iresnet';
+import { loadOnnxModel } from '../export/onnx-import';
 import { loadCheckpoint } from '../models/weights';
 import { SafetensorsRows, writeSafetensors } from '../io/safetensors';
 import { Batch } from '../data/loader';
@@ -20,8 +21,13 @@ export interface TeacherEmbeddings {
   dispose(): void;
 }
 
-/** The teacher of a run whose student trains on `device` (a teacher network runs there too). */
-export function openTeacher(t: Teacher, data: TrainingData, device = 'cpu'): TeacherEmbeddings {
+/** The teacher of a run whose student trains on `device` (a teacher network runs there too);
+ *  a path to an IResNet ONNX file (`teacher: 'model.onnx'`, e.g. insightface's) is imported. */
+export function openTeacher(t: Teacher | string, data: TrainingData, device = 'cpu'): TeacherEmbeddings {
+  if (typeof t === 'string') {
+    const onnx = loadOnnxModel(t).to(device);
+    return { embed: (b) => noGrad(() => onnx.forward(ops.to(b.images, device))), dispose: () => onnx.dispose() };
+  }
   if ('embeddings' in t) {
     const rows = new SafetensorsRows(t.embeddings, 'embeddings');
     if (rows.rows !== data.length) throw new Error(`${t.embeddings}: ${rows.rows} teacher embeddings, but ${data.path} has ${data.length} images (made for another dataset?)`);
