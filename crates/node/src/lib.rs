@@ -13,6 +13,7 @@ mod ops;
 mod parallel;
 mod system;
 mod tensor;
+mod torch;
 
 /// `cuda:N` tensors dispatch to maskfr-cuda (which loads nothing until one is made).
 #[napi_derive::module_init]
