@@ -9,6 +9,7 @@ import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
 import { doctor } from './doctor';
 import { planCommand } from './plan';
+import { convert } from './convert';
 import { Command, helpText, parseArgs } from './args';
 
 const info: Command = {
@@ -38,6 +39,7 @@ export const COMMANDS: Record<string, Command> = {
   embed: embedCommand,
   eval: evalCommand,
   fruits,
+  convert,
 };
 
 function usage(): string {

@@ -1,13 +1,15 @@
 // Model checkpoints as safetensors, with arcface_torch's state-dict names: weights, BN
 // running statistics and num_batches_tracked (I64), so a file maps one to one to the
-// PyTorch model. Written atomically (temp file + rename).
+// PyTorch model. Written atomically (temp file + rename). Loaded also from a `.pt` / `.pth`
+// (torch.save) by extension.
 
 import { Tensor, tensor } from '../tensor/tensor';
 import { tidy } from '../tensor/scope';
 import { native } from '../native';
 import { Module, stateDifferences } from '../nn/module';
 import { BatchNorm } from '../nn/layers';
-import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
+import { writeSafetensors, entryValues, StEntry } from '../io/safetensors';
+import { readWeightsFile } from '../io/weights-file';
 
 const NBT = 'num_batches_tracked';
 
@@ -61,7 +63,7 @@ const LISTED = 6;
  *  file's metadata names), when names, shapes or dtypes do not match the model's state dict,
  *  and when a value is NaN or infinite. Returns the file's metadata. */
 export function loadCheckpoint(model: Module, file: string): Record<string, string> {
-  const st = readSafetensors(file);
+  const st = readWeightsFile(file);
   const want = stateShapes(model);
   const problems = stateDifferences(want, new Map([...st.tensors].map(([k, e]) => [k, e.shape])), 'file');
   for (const [k, e] of st.tensors) {
