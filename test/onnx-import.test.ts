@@ -2,7 +2,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, randn, readSafetensors, tensor, tidy, Module } from '../ts';
+import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, ops, randn, readSafetensors, tensor, tidy, Module } from '../ts';
 import { importOnnx } from '../ts/export/onnx-import';
 import { OnnxGraph } from '../ts/export/onnx';
 import { openTeacher } from '../ts/train/teacher';
@@ -99,4 +99,13 @@ test("teacher: 'model.onnx' embeds with the imported network", (t) => {
   const err = relErr(e, torchEmbedding);
   t.true(err <= 1e-5, `relative error ${err.toExponential(2)}`);
   teacher.dispose();
+});
+
+test('a NaN weight is refused naming the initializer', (t) => {
+  const m = createModel('tiny').eval();
+  const w = m.stages[1].layers[0].parameters()[0];
+  ops.assign(w, tensor(new Float32Array(w.numel).fill(NaN), w.shape), 'test');
+  const file = tmpFile('nan.onnx', exportIResNet(m).bytes);
+  m.dispose();
+  t.throws(() => importOnnx(file), { message: /initializer 'layer2\.0\.bn1\.weight' holds NaN \(value 0 of 8\): these weights are not usable/ });
 });

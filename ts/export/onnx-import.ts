@@ -330,23 +330,27 @@ function bnValues(b: BnInfo | undefined, channels: number, convBias?: OnnxTensor
   return { weight: read(b.scale), bias: read(b.bias), running_mean: mean.map((m, i) => m - cb[i]), running_var: variance.map((v) => v + b.eps - EPS) };
 }
 
+/** Values read when they are copied into the model, so no more than one big tensor is held
+ *  outside it at a time. */
+type Lazy = () => Float32Array;
+
 /** Per IResNet state-dict name, its values; `direct` the FoldedIResNet tensors the graph
  *  holds as they are. */
-function stateOf(l: Layout): { state: Map<string, Float32Array>; direct: Map<string, Float32Array>; folded: boolean } {
-  const state = new Map<string, Float32Array>();
-  const direct = new Map<string, Float32Array>();
+function stateOf(l: Layout): { state: Map<string, Lazy>; direct: Map<string, Lazy>; folded: boolean } {
+  const state = new Map<string, Lazy>();
+  const direct = new Map<string, Lazy>();
   let folded = false;
-  const putBn = (name: string, v: Record<string, Float32Array>) => Object.entries(v).forEach(([k, x]) => state.set(`${name}.${k}`, x));
+  const putBn = (name: string, v: Record<string, Float32Array>) => Object.entries(v).forEach(([k, x]) => state.set(`${name}.${k}`, () => x));
   const convBn = (conv: string, bnName: string, c: ConvInfo, b: BnInfo | undefined, directName?: string) => {
-    state.set(`${conv}.weight`, read(c.weight));
+    state.set(`${conv}.weight`, () => read(c.weight));
     putBn(bnName, bnValues(b, c.out, c.bias));
     if (b === undefined || c.bias) folded = true;
     if (b === undefined && directName) {
-      direct.set(`${directName}.weight`, state.get(`${conv}.weight`)!);
-      direct.set(`${directName}.bias`, c.bias ? read(c.bias) : fill(c.out, 0));
+      direct.set(`${directName}.weight`, () => read(c.weight));
+      direct.set(`${directName}.bias`, () => (c.bias ? read(c.bias) : fill(c.out, 0)));
     }
   };
-  const slopes = (t: OnnxTensor, channels: number) => (t.numel === 1 ? fill(channels, read(t)[0]) : read(t));
+  const slopes = (t: OnnxTensor, channels: number) => () => (t.numel === 1 ? fill(channels, read(t)[0]) : read(t));
   convBn('conv1', 'bn1', l.stem.conv, l.stem.bn, 'conv1');
   state.set('prelu.weight', slopes(l.stem.prelu, l.stem.conv.out));
   l.blocks.forEach((stage, i) =>
@@ -357,7 +361,7 @@ function stateOf(l: Layout): { state: Map<string, Float32Array>; direct: Map<str
         // x + t as a BN: an identity scale around a mean of −t.
         const t = read(b.pre.shift);
         putBn(`${p}.bn1`, { ...bnValues(undefined, b.conv1.in), running_mean: t.map((v) => -v) });
-        direct.set(`${p}.shift`, t);
+        direct.set(`${p}.shift`, () => t);
         folded = true;
       }
       convBn(`${p}.conv1`, `${p}.bn2`, b.conv1, b.bn2, 'shift' in b.pre ? `${p}.conv1` : undefined);
@@ -368,28 +372,29 @@ function stateOf(l: Layout): { state: Map<string, Float32Array>; direct: Map<str
   );
   const { bn2, fc, features } = l.head;
   const [rows, cols] = fc.weight.dims;
-  const w = fc.transposed ? transpose(read(fc.weight), rows, cols) : read(fc.weight);
   const embedding = l.config.embedding;
-  const bias = fc.bias ? read(fc.bias) : fill(embedding, 0);
-  state.set('fc.weight', w);
+  const weight = () => (fc.transposed ? transpose(read(fc.weight), rows, cols) : read(fc.weight));
+  const bias = () => (fc.bias ? read(fc.bias) : fill(embedding, 0));
+  state.set('fc.weight', weight);
   state.set('fc.bias', bias);
   putBn('bn2', bnValues(bn2, l.config.widths[3]));
   putBn('features', bnValues(features, embedding));
   if (!bn2 || !features) folded = true;
   if (!bn2 && !features) {
-    direct.set('fc.weight', w);
+    direct.set('fc.weight', weight);
     direct.set('fc.bias', bias);
   }
   return { state, direct, folded };
 }
 
-function assignAll(named: [string, Tensor][], values: Map<string, Float32Array>, strict: boolean): void {
+function assignAll(named: [string, Tensor][], values: Map<string, Lazy>, strict: boolean): void {
   for (const [k, t] of named) {
-    const v = values.get(k);
-    if (v === undefined) {
+    const lazy = values.get(k);
+    if (lazy === undefined) {
       if (strict) throw new Error(`onnx import: no value for '${k}'`);
       continue;
     }
+    const v = lazy();
     if (v.length !== t.numel) throw new Error(`onnx import: '${k}' has ${v.length} values for [${t.shape.join(', ')}]`);
     ops.assign(t, tensor(v, t.shape), 'onnx import');
   }
@@ -418,13 +423,24 @@ export function importOnnx(file: string): OnnxImport {
   const layout = recognise(readOnnx(file));
   const state = stateOf(layout);
   const m = new IResNet(layout.config);
-  assignAll([...m.namedParameters(), ...m.namedBuffers()], state.state, true);
-  state.state.clear();
-  let model: IResNet | FoldedIResNet = m;
+  // A refused value (NaN, a size) frees what was built so far.
+  const load = <M extends IResNet | FoldedIResNet>(model: M, named: [string, Tensor][], values: Map<string, Lazy>, strict: boolean): M => {
+    try {
+      assignAll(named, values, strict);
+      return model;
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  };
+  let model: IResNet | FoldedIResNet = load(m, [...m.namedParameters(), ...m.namedBuffers()], state.state, true);
   if (state.folded) {
-    model = foldBatchNorm(m);
-    m.dispose();
-    assignAll(model.namedParameters(), state.direct, false);
+    try {
+      model = foldBatchNorm(m);
+    } finally {
+      m.dispose();
+    }
+    model = load(model, model.namedParameters(), state.direct, false);
   }
   return { model: model.eval(), config: layout.config, normalisesInput: layout.normalisesInput, inputName: layout.inputName, tableName: tableName(layout.config) };
 }
