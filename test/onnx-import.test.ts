@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, ops, randn, readSafetensors, tensor, tidy, Module } from '../ts';
-import { importOnnx } from '../ts/export/onnx-import';
+import { importOnnx, onnxStateDict } from '../ts/export/onnx-import';
 import { OnnxGraph } from '../ts/export/onnx';
 import { openTeacher } from '../ts/train/teacher';
 import type { Batch } from '../ts/data/loader';
@@ -45,12 +45,16 @@ for (const [file, kind, Class] of [
   });
 }
 
-test('a graph keeping every BN gives the state dict in arcface_torch names (an initialisation)', (t) => {
-  const imp = importOnnx(path.join(FIX, 'onnx_tiny_keep_bn.onnx'));
-  const names = imp.model.namedParameters().map(([k]) => k);
-  t.true(names.includes('layer2.1.bn1.weight') && names.includes('layer1.0.downsample.1.bias') && names.includes('features.bias'));
-  t.true(imp.model.namedBuffers().some(([k]) => k === 'bn2.running_var'));
-  imp.model.dispose();
+test('a graph keeping every BN gives the state dict in arcface_torch names, to initialise a model; a fused one has none', (t) => {
+  const { config, state } = onnxStateDict(path.join(FIX, 'onnx_tiny_keep_bn.onnx'));
+  t.true(['layer2.1.bn1.weight', 'layer1.0.downsample.1.bias', 'features.bias', 'bn2.running_var'].every((k) => state.has(k)));
+  const m = new IResNet(config).eval();
+  m.loadStateDict(state);
+  state.forEach((v) => v.dispose());
+  const err = relErr(embed(m, x, 2), torchEmbedding);
+  t.true(err <= 1e-5, `relative error ${err.toExponential(2)}`);
+  m.dispose();
+  t.throws(() => onnxStateDict(path.join(FIX, 'onnx_tiny_torch2onnx.onnx')), { message: /BatchNorms are fused into the convs/ });
 });
 
 test('our exports re-import identically: plain and folded, both stride placements', (t) => {

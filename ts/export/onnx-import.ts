@@ -449,3 +449,15 @@ export function importOnnx(file: string): OnnxImport {
 export function loadOnnxModel(file: string): IResNet | FoldedIResNet {
   return importOnnx(file).model;
 }
+
+/** The arcface_torch state dict (`layer1.0.bn1.weight`, …) of an ONNX file that keeps every
+ *  BN, to initialise a model (`loadStateDict`); the caller owns the tensors and disposes them.
+ *  A graph whose BNs were fused into its convs has none: their statistics are gone. */
+export function onnxStateDict(file: string): { config: IResNetConfig; state: Map<string, Tensor> } {
+  const { model, config } = importOnnx(file);
+  if (!(model instanceof IResNet)) {
+    model.dispose();
+    throw new Error(`${file}: its BatchNorms are fused into the convs (as torch2onnx exports): no arcface_torch state dict to initialise from, only the folded network (loadOnnxModel)`);
+  }
+  return { config, state: new Map([...model.namedParameters(), ...model.namedBuffers()]) };
+}
