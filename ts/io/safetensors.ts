@@ -1,9 +1,9 @@
 // safetensors: an 8-byte little-endian header length, a JSON header
 // `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`,
-// then the raw little-endian data. Written to a temp file and renamed: never half-written.
+// then the raw little-endian data. Written atomically and durably (io/atomic.ts): never half-written.
 
 import fs from 'node:fs';
-import path from 'node:path';
+import { writeFileAtomic } from './atomic';
 
 export type StDType = 'F32' | 'F64' | 'I32' | 'I64' | 'F16' | 'BF16' | 'U8';
 
@@ -153,7 +153,5 @@ export function writeSafetensors(file: string, tensors: Map<string, StEntry>, me
   json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, Buffer.concat([len, json, ...[...tensors.values()].map((e) => e.data)]));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, [len, json, ...[...tensors.values()].map((e) => e.data)]);
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Module } from '../nn/module';
+import { writeFileAtomic } from '../io/atomic';
 import { Communicator } from '../parallel/comm';
 import { broadcastBuffers } from '../parallel/data-parallel';
 import { VerificationSet } from '../data/verification-bin';
@@ -45,9 +46,7 @@ function keepRowsUpTo(file: string, step: number): void {
     }
   });
   if (keep.length === rows.length) return;
-  const tmp = path.join(path.dirname(file), `.metrics.jsonl.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, keep.map((l) => `${l}\n`).join(''));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, keep.map((l) => `${l}\n`));
 }
 
 export class RunLog {

@@ -14,6 +14,7 @@ import { tidy } from '../tensor/scope';
 import { native } from '../native';
 import { loadCheckpoint, nonFiniteAt, NonFiniteTensor, stateEntries } from '../models/weights';
 import { readSafetensors, writeSafetensors, entryValues, StEntry } from '../io/safetensors';
+import { writeFileAtomic } from '../io/atomic';
 import { Communicator } from '../parallel/comm';
 import type { LossScaler } from '../optim/loss-scaler';
 import { NonFiniteLoss } from './run-log';
@@ -43,7 +44,7 @@ const stampOf = (step: number) => String(step).padStart(8, '0');
 const optimizerName = (rank: number, world: number) => `optimizer${world > 1 ? `.rank${rank}` : ''}`;
 const ownNames = (parts: TrainingParts, rank: number, world: number) => [...Object.keys(parts.modules), optimizerName(rank, world)];
 const fileOf = (name: string, stamp: string) => `${name}-${stamp}.safetensors`;
-/** A temp file of `name` as writeSafetensors and the state commit name them. */
+/** A temp file of `name` as writeFileAtomic names them. */
 const TEMP = /^\.(.+)\.\d+\.tmp$/;
 
 function readState(dir: string): StateFile | null {
@@ -113,9 +114,7 @@ export function saveTrainingState(dir: string, parts: TrainingParts, counters: T
   for (const [f, { entries, metadata }] of files) writeSafetensors(path.join(dir, f), entries, metadata);
   comm?.barrier();
   if (rank === 0) {
-    const tmp = path.join(dir, `.state.json.${process.pid}.tmp`);
-    fs.writeFileSync(tmp, JSON.stringify({ counters, stamp, world } satisfies StateFile, null, 2));
-    fs.renameSync(tmp, path.join(dir, 'state.json'));
+    writeFileAtomic(path.join(dir, 'state.json'), [JSON.stringify({ counters, stamp, world } satisfies StateFile, null, 2)]);
   }
   comm?.barrier();
   // Only now is the old set unreferenced.

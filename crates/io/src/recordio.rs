@@ -262,12 +262,20 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Flushes both files to the disk before renaming them, then their folders: a power loss
+    /// leaves the dataset whole or absent, never a name over a partial file.
     pub fn finish(mut self) -> Result<()> {
         let fail = |p: &Path, e: std::io::Error| Error(format!("{}: {e}", p.display()));
-        self.out.flush().map_err(|e| fail(&self.rec, e))?;
-        std::fs::write(tmp(&self.idx), &self.lines).map_err(|e| fail(&self.idx, e))?;
-        std::fs::rename(tmp(&self.rec), &self.rec).map_err(|e| fail(&self.rec, e))?;
-        std::fs::rename(tmp(&self.idx), &self.idx).map_err(|e| fail(&self.idx, e))?;
+        self.out.flush().and_then(|_| self.out.get_ref().sync_all()).map_err(|e| fail(&self.rec, e))?;
+        let idx = File::create(tmp(&self.idx))
+            .and_then(|mut f| f.write_all(self.lines.as_bytes()).and_then(|_| f.sync_all()));
+        idx.map_err(|e| fail(&self.idx, e))?;
+        for p in [&self.rec, &self.idx] {
+            std::fs::rename(tmp(p), p).map_err(|e| fail(p, e))?;
+            // The rename is the folder's change: flushed with the folder.
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(dir, e))?;
+        }
         Ok(())
     }
 }
