@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { native } from '../native';
 import { SYNTHETIC_FACES_DEFAULTS, writeSyntheticDataset } from '../data/synthetic-faces-dataset';
 import { RecordDataset, writeRecordDataset } from '../data/recordio';
-import { readImageFolder } from '../data/image-folder';
+import { readImageFile, readImageFolder } from '../data/image-folder';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
@@ -67,8 +67,9 @@ function packFolder(p: Parsed): number {
   // refused before anything is written.
   const bad: string[] = [];
   const samples = f.files.map((file, i) => {
-    const body = fs.readFileSync(file);
+    let body: Buffer = Buffer.alloc(0);
     try {
+      body = readImageFile(file);
       native.decodeImage(body, file);
     } catch (e) {
       bad.push((e as Error).message);

@@ -10,6 +10,11 @@ use std::io::Cursor;
 /// `decodeImage`): 4096² RGB is 48 MiB.
 pub const MAX_SIDE: usize = 4096;
 
+/// The largest image file read whole (the image-folder loader, `maskfr pack`): a MAX_SIDE²
+/// RGB image stored uncompressed is 48 MiB; what is larger is not a face (or a picture) to
+/// train on, and is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rgb {

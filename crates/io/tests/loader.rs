@@ -1,8 +1,9 @@
 //! The loader: deterministic batches whatever the thread count, a true partition across
 //! ranks, flips and normalisation, corrupt records skipped and counted or reported.
 
+use maskfr_io::image_codec::MAX_FILE_BYTES;
 use maskfr_io::image_codec::{encode_png, Rgb};
-use maskfr_io::loader::{epoch, shard, LoaderConfig, RecordSource, Source};
+use maskfr_io::loader::{epoch, shard, FileSource, LoaderConfig, RecordSource, Source};
 use maskfr_io::recordio::{pack, Header, RecordFile, RecordWriter};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -164,4 +165,22 @@ fn an_all_corrupt_dataset_stops_with_the_count_never_an_empty_batch() {
     assert!(e.ends_with("d.rec: fewer than 4 readable samples among the 23 of epoch 0 on this rank"), "{e}");
     let e = epoch(dataset(&all), None, &LoaderConfig { max_corrupt_share: 1.5, ..c }, 0, 0).err().unwrap().0;
     assert_eq!(e, "loader: maxCorruptShare must be in [0, 1], got 1.5");
+}
+
+#[test]
+fn an_image_file_above_the_size_limit_is_refused_before_it_is_read() {
+    let dir = std::env::temp_dir().join(format!("maskfr-bigfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (big, small) = (dir.join("big.jpg"), dir.join("small.png"));
+    // Sparse: no disk used, and a read of it would allocate the whole size.
+    std::fs::File::create(&big).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
+    std::fs::write(&small, encode_png(&Rgb { width: 2, height: 2, data: vec![7; 12] }).unwrap()).unwrap();
+    let src = FileSource { root: dir.clone(), files: vec![(big.clone(), 0), (small, 1)] };
+    let e = src.read(0).unwrap_err();
+    assert_eq!(
+        e.0,
+        format!("{}: {} bytes, more than an image file may have (64 MiB)", big.display(), MAX_FILE_BYTES + 1)
+    );
+    assert_eq!(src.read(1).unwrap().0, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
