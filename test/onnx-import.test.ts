@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createModel, entryValues, exportIResNet, foldBatchNorm, FoldedIResNet, IResNet, loadCheckpoint, noGrad, ops, randn, readSafetensors, tensor, tidy, Module } from '../ts';
 import { importOnnx, onnxStateDict } from '../ts/export/onnx-import';
 import { OnnxGraph } from '../ts/export/onnx';
+import { saveOnnx } from '../ts/export/iresnet-onnx';
 import { openTeacher } from '../ts/train/teacher';
 import type { Batch } from '../ts/data/loader';
 import type { TrainingData } from '../ts/data/training-data';
@@ -112,4 +113,24 @@ test('a NaN weight is refused naming the initializer', (t) => {
   const file = tmpFile('nan.onnx', exportIResNet(m).bytes);
   m.dispose();
   t.throws(() => importOnnx(file), { message: /initializer 'layer2\.0\.bn1\.weight' holds NaN \(value 0 of 8\): these weights are not usable/ });
+});
+
+test('a cut file is refused with an error naming it, never a crash or a huge allocation', (t) => {
+  const bytes = fs.readFileSync(path.join(FIX, 'onnx_tiny_torch2onnx.onnx'));
+  for (const at of [3, 100, 5000, bytes.length >> 1, bytes.length - 7]) {
+    const file = tmpFile('cut.onnx', bytes.subarray(0, at));
+    t.throws(() => importOnnx(file), { message: new RegExp(`^${file}`) }, `cut at ${at}`);
+  }
+});
+
+test('external data reached through a link out of the model folder is refused', (t) => {
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-outside-'));
+  const m = createModel('tiny').eval();
+  const file = path.join(outside, 'm.onnx');
+  saveOnnx(m, file, { externalData: 'always' });
+  m.dispose();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-onnx-'));
+  fs.copyFileSync(file, path.join(dir, 'm.onnx'));
+  fs.symlinkSync(`${file}.data`, path.join(dir, 'm.onnx.data'));
+  t.throws(() => importOnnx(path.join(dir, 'm.onnx')), { message: /links to .*, outside the model's folder/ });
 });
