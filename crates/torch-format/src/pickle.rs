@@ -6,6 +6,7 @@
 use crate::DType;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// The callables and types a state dict's pickle may name.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,7 +17,8 @@ pub enum Global {
     Storage(DType),
 }
 
-/// `persistent_load(('storage', type, key, location, numel))`, resolved by the caller.
+/// `persistent_load(('storage', type, key, location, numel))`, resolved by the caller; shared
+/// (`Arc`) so storages can be read on several threads.
 #[derive(Debug)]
 pub struct Storage {
     pub key: String,
@@ -27,7 +29,7 @@ pub struct Storage {
 /// `_rebuild_tensor_v2(storage, offset, size, stride, …)`; checked in bounds of its storage.
 #[derive(Debug)]
 pub struct TensorRef {
-    pub storage: Rc<Storage>,
+    pub storage: Arc<Storage>,
     pub offset: u64,
     pub shape: Vec<u64>,
     pub stride: Vec<u64>,
@@ -52,7 +54,7 @@ pub enum Value {
     List(List),
     Dict(Dict),
     Global(Global),
-    Storage(Rc<Storage>),
+    Storage(Arc<Storage>),
     Tensor(Rc<TensorRef>),
 }
 
@@ -436,7 +438,7 @@ fn reduce(f: Value, args: Value) -> Result<Value, String> {
 /// A tensor view checked against its storage with overflow-checked arithmetic: its last
 /// element lies inside the storage, and it holds no more elements than the storage does
 /// (views repeating elements through zero strides would make a small file expand).
-fn tensor(storage: Rc<Storage>, offset: u64, shape: Vec<u64>, stride: Vec<u64>) -> Result<TensorRef, String> {
+fn tensor(storage: Arc<Storage>, offset: u64, shape: Vec<u64>, stride: Vec<u64>) -> Result<TensorRef, String> {
     let desc = || {
         format!(
             "a tensor of size {shape:?}, stride {stride:?}, offset {offset} over a storage of {} elements",

@@ -6,11 +6,13 @@ use crate::pickle::{self, Dict, Global, Storage, TensorRef, Value};
 use crate::zip::Archive;
 use crate::{fail, in_file, DType, Tensor};
 use maskfr_core::Result;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Keys under which training scripts nest the state dict (arcface_torch's
 /// `checkpoint_gpu_<rank>.pt` says `state_dict_backbone`), tried in this order.
@@ -67,7 +69,7 @@ fn read_file(path: &Path) -> Result<Loaded> {
         }
     }
     let pickle_bytes = ar.read(pkl, ar.entry(pkl).unwrap())?;
-    let mut storages: HashMap<String, Rc<Storage>> = HashMap::new();
+    let mut storages: HashMap<String, Arc<Storage>> = HashMap::new();
     let mut persistent = |pid: Value| storage(&ar, prefix, &mut storages, pid);
     let top = pickle::load(&pickle_bytes, &mut persistent).map_err(|e| fail(format!("{pkl}: {e}")))?;
     let (nested_in, dict) = state_dict(&top)?;
@@ -86,6 +88,7 @@ fn read_file(path: &Path) -> Result<Loaded> {
             )));
         }
     }
+    let views: Vec<&TensorRef> = views.iter().map(|v| &**v).collect();
     let tensors = materialise(&ar, prefix, names, &views)?;
     Ok(Loaded { tensors, nested_in, stripped_ddp })
 }
@@ -95,7 +98,7 @@ fn read_file(path: &Path) -> Result<Loaded> {
 fn storage(
     ar: &Archive,
     prefix: &str,
-    seen: &mut HashMap<String, Rc<Storage>>,
+    seen: &mut HashMap<String, Arc<Storage>>,
     pid: Value,
 ) -> std::result::Result<Value, String> {
     let Value::Tuple(t) = &pid else {
@@ -130,7 +133,7 @@ fn storage(
         }
         return Ok(Value::Storage(s.clone()));
     }
-    let s = Rc::new(Storage { key: key.to_string(), dtype: *dtype, numel: *numel as u64 });
+    let s = Arc::new(Storage { key: key.to_string(), dtype: *dtype, numel: *numel as u64 });
     seen.insert(key.to_string(), s.clone());
     Ok(Value::Storage(s))
 }
@@ -202,38 +205,51 @@ fn contiguous(v: &TensorRef) -> bool {
     v.shape.iter().zip(v.stride.iter().zip(row_major(&v.shape))).all(|(&d, (&s, r))| d == 1 || s == r)
 }
 
-/// Reads every storage once and cuts its views out of it; a storage that is exactly one
-/// tensor already in its output type goes straight into that tensor's buffer.
-fn materialise(ar: &Archive, prefix: &str, names: Vec<String>, views: &[Rc<TensorRef>]) -> Result<Vec<Tensor>> {
-    let mut by_storage: HashMap<&str, Vec<usize>> = HashMap::new();
+/// Reads every storage once, storages in parallel, and cuts its views out of it; a storage
+/// that is exactly one tensor already in its output type goes straight into that tensor's
+/// buffer (so reading never holds a second copy of it).
+fn materialise(ar: &Archive, prefix: &str, names: Vec<String>, views: &[&TensorRef]) -> Result<Vec<Tensor>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of: HashMap<&str, usize> = HashMap::new();
     for (i, v) in views.iter().enumerate() {
-        by_storage.entry(&v.storage.key).or_default().push(i);
+        let g = *group_of.entry(&v.storage.key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
     }
-    let mut out: Vec<Option<Tensor>> = vec![None; views.len()];
-    for i in 0..views.len() {
-        let s = &views[i].storage;
-        let Some(users) = by_storage.remove(s.key.as_str()) else { continue };
+    let read_group = |users: &Vec<usize>| -> Result<Vec<(usize, Tensor)>> {
+        let s = &views[users[0]].storage;
         let name = format!("{prefix}data/{}", s.key);
         let entry = ar.entry(&name).unwrap();
-        let v = &views[users[0]];
+        let v = views[users[0]];
         let numel: u64 = v.shape.iter().product();
         if users.len() == 1 && out_dtype(s.dtype) == s.dtype && v.offset == 0 && numel == s.numel && contiguous(v) {
             let mut data = vec![0u8; entry.size as usize];
             ar.read_into(&name, entry, &mut data)?;
-            out[users[0]] =
-                Some(Tensor { name: names[users[0]].clone(), dtype: s.dtype, shape: v.shape.clone(), data });
-            continue;
+            return Ok(vec![(
+                users[0],
+                Tensor { name: names[users[0]].clone(), dtype: s.dtype, shape: v.shape.clone(), data },
+            )]);
         }
         let bytes = ar.read(&name, entry)?;
-        for u in users {
-            let v = &views[u];
-            out[u] = Some(Tensor {
-                name: names[u].clone(),
-                dtype: out_dtype(s.dtype),
-                shape: v.shape.clone(),
-                data: cut(&bytes, v),
-            });
-        }
+        Ok(users
+            .iter()
+            .map(|&u| {
+                let t = Tensor {
+                    name: names[u].clone(),
+                    dtype: out_dtype(s.dtype),
+                    shape: views[u].shape.clone(),
+                    data: cut(&bytes, views[u]),
+                };
+                (u, t)
+            })
+            .collect())
+    };
+    let read: Vec<Vec<(usize, Tensor)>> = groups.par_iter().map(read_group).collect::<Result<_>>()?;
+    let mut out: Vec<Option<Tensor>> = vec![None; views.len()];
+    for (u, t) in read.into_iter().flatten() {
+        out[u] = Some(t);
     }
     Ok(out.into_iter().map(Option::unwrap).collect())
 }
