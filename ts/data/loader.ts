@@ -69,8 +69,20 @@ const SKIPPED_SHOWN = 5;
 
 export class Loader {
   private tally: Skipped = { epoch: 0, count: 0, first: [] };
+  /** This rank's samples in an epoch (the dataset padded to a multiple of the ranks, as the
+   *  workers shard it) and how many may be skipped as corrupt. */
+  private readonly allowed: number;
+  private readonly samples: number;
 
-  private constructor(private readonly inner: NativeLoader) {}
+  private constructor(
+    private readonly inner: NativeLoader,
+    private readonly name: string,
+    images: number,
+    private readonly o: ReturnType<typeof Loader.options>,
+  ) {
+    this.samples = Math.ceil(images / o.world);
+    this.allowed = o.skipCorrupt ? Math.floor(o.maxCorruptShare * this.samples) : 0;
+  }
 
   /** Corrupt samples skipped in the current epoch, up to the last batch handed out. */
   get skipped(): Readonly<Skipped> {
@@ -99,25 +111,37 @@ export class Loader {
   /** Over the images of a RecordIO dataset (path to `X.rec`, `X.idx` beside it if present). */
   static fromRecord(rec: string | RecordDataset, o: LoaderOptions): Loader {
     const ds = typeof rec === 'string' ? RecordDataset.open(rec) : rec;
-    return new Loader(native.DataLoader.fromRecord(ds.path, ds.indexPath, ds.imageKeys, Loader.options(o)));
+    const opts = Loader.options(o);
+    return new Loader(native.DataLoader.fromRecord(ds.path, ds.indexPath, ds.imageKeys, opts), ds.path, ds.length, opts);
   }
 
   /** Over an image folder (one sub-folder per identity). */
   static fromFolder(root: string, o: LoaderOptions): Loader {
     const f = readImageFolder(root);
-    return new Loader(native.DataLoader.fromFiles(root, f.files, f.labels, Loader.options(o)));
+    const opts = Loader.options(o);
+    return new Loader(native.DataLoader.fromFiles(root, f.files, f.labels, opts), root, f.files.length, opts);
   }
 
   /** The batches of `epoch` from batch `first` on, built in the background; the last
-   *  partial batch is dropped. */
-  async *epoch(epoch: number, first = 0): AsyncGenerator<Batch> {
+   *  partial batch is dropped. `skippedBefore`: this rank's corrupt samples in the batches
+   *  before `first` (a resumed epoch's, from its checkpoint), counted towards maxCorruptShare
+   *  as if this epoch had run whole. */
+  async *epoch(epoch: number, first = 0, skippedBefore = 0): AsyncGenerator<Batch> {
     const n = this.inner.startEpoch(epoch, first);
-    this.tally = { epoch, count: 0, first: [] };
+    this.tally = { epoch, count: skippedBefore, first: [] };
     for (let b = first; b < n; b++) {
       const next = await this.inner.next();
       if (next === null) return;
       this.tally.count += next.skipped.length;
       this.tally.first.push(...next.skipped.slice(0, SKIPPED_SHOWN - this.tally.first.length));
+      // The workers judge the samples they saw, from `first` on; this adds the ones before.
+      if (skippedBefore > 0 && this.tally.count > this.allowed) {
+        const { count, first: named } = this.tally;
+        const pct = (v: number) => (100 * v).toFixed(2);
+        throw new Error(
+          `${this.name}: ${count} of the ${this.samples} samples of epoch ${epoch} on this rank are corrupt (${pct(count / this.samples)}%, ${skippedBefore} of them before the resume), more than maxCorruptShare ${this.o.maxCorruptShare} allows (${pct(this.o.maxCorruptShare)}%); the first since the resume: ${named.join('; ')}`,
+        );
+      }
       yield { images: new Tensor(next.images), labels: next.labels, indices: next.indices, masked: next.masked };
     }
   }

@@ -29,7 +29,7 @@ export interface RunLogOptions extends Pick<TrainOptions, 'quiet' | 'onStep' | '
   from: number;
   perEpoch: number;
   scaler: LossScaler | null;
-  /** With skipCorrupt: the corrupt samples skipped in the current epoch so far. */
+  /** With skipCorrupt: this rank's corrupt samples skipped in the current epoch so far. */
   skipped?: () => Readonly<Skipped>;
 }
 
@@ -90,6 +90,10 @@ export class RunLog {
   flush(batches: number, resumeFrom: string): void {
     this.comm.drain(); // GPU ranks: bounded, so a dead rank is an error here, not a hung read
     const scaler = this.o.scaler;
+    // The corrupt samples skipped in this epoch so far, summed over the ranks (every rank
+    // flushes at the same steps); the first few named are rank 0's.
+    const skipped = this.o.skipped?.();
+    const skippedCount = skipped === undefined ? 0 : this.comm.allReduceValues([skipped.count], 'sum')[0];
     for (const v of this.steps.read()) {
       if (!Number.isFinite(v.loss) || (scaler === null && !v.applied)) {
         throw new NonFiniteLoss(`step ${v.step}: the loss is ${v.loss} and the gradient norm ${v.gradNorm}; the step was not applied; ${resumeFrom}`);
@@ -103,10 +107,9 @@ export class RunLog {
       const fields: { loss: number; lr: number; [k: string]: number } =
         this.cfg.teacher === undefined ? { loss: this.last.loss, lr: v.lr } : { loss: this.last.loss, lr: v.lr, cosface: v.cosface, kd: v.kd, lambda: v.lambda };
       if (scaler !== null) Object.assign(fields, { lossScale: scaler.scale, overflowSteps: scaler.overflowSteps });
-      const skipped = this.o.skipped?.();
-      if (skipped !== undefined) fields.skipped = skipped.count;
+      if (skipped !== undefined) fields.skipped = skippedCount;
       this.progress?.update(v.step, fields);
-      const first: Metrics = skipped !== undefined && skipped.count > 0 ? { skippedFirst: skipped.first } : {};
+      const first: Metrics = skipped !== undefined && skipped.first.length > 0 ? { skippedFirst: skipped.first } : {};
       this.metrics?.write({ step: v.step, epoch: Math.floor((batches - 1) / this.o.perEpoch), ...fields, ...first, gradNorm: v.gradNorm, imagesPerSecond: rate.imagesPerSecond });
     }
   }

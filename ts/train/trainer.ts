@@ -130,16 +130,21 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
 
   const parts = { backbone: model, head, backboneOptimizer: optB, headOptimizer: optH };
   const checkpoints = new RunCheckpoints(cfg.output, comm, parts, scaler, { resume: o.resume, overwrite: o.overwrite });
-  let [step, batches] = [0, 0];
+  // `skippedBefore`: this rank's corrupt samples of a resumed epoch before the resume point.
+  let [step, batches, skippedBefore] = [0, 0, 0];
   if (o.resume === true) {
-    ({ step, batches } = comm.everyRank('--resume', () => checkpoints.resume()));
+    ({ step, batches, skipped: skippedBefore } = comm.everyRank('--resume', () => checkpoints.resume()));
     broadcastModule(comm, model); // rank 0 read the backbone and its momentum
     comm.broadcast(optB.buffers, 0);
   }
   const cadence = new Cadence(cfg, total, o.onStep !== undefined);
   const log = comm.everyRank('start-up', () => new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify, skipped: cfg.skipCorrupt ? () => loader.skipped : undefined }));
   interrupts.say = (line) => log.say(line);
-  const save = () => log.offClock(() => checkpoints.save(step, Math.floor(batches / perEpoch), batches));
+  const save = () => {
+    const epoch = Math.floor(batches / perEpoch);
+    const skipped = loader.skipped.epoch === epoch ? loader.skipped.count : 0; // 0 at an epoch's start
+    log.offClock(() => checkpoints.save(step, epoch, batches, skipped));
+  };
   let verification: VerificationResult[] = [];
   let status: TrainResult['status'] = 'done';
   try {
@@ -150,7 +155,7 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
     }
     interrupts.stage = 'training';
     run: while (status === 'done' && step < total) {
-      for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
+      for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch, skippedBefore)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         tidy(() => {
           const emb = autocast(precision, () => model.forward(ops.to(b.images, device), b.masked));
@@ -194,6 +199,7 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
         if (due.save) save();
         if (step >= total) break run;
       }
+      skippedBefore = 0; // only a resumed epoch has batches before its start
     }
   } finally {
     teacher?.dispose();

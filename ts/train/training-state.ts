@@ -22,7 +22,7 @@ import { NonFiniteLoss } from './run-log';
 export interface TrainingCounters {
   step: number;
   epoch: number;
-  [name: string]: number | string;
+  [name: string]: number | string | number[];
 }
 
 /** What one rank saves: modules by name (a rank's own shard under a rank-specific name) and
@@ -63,6 +63,9 @@ function readState(dir: string): StateFile | null {
   if (!isCount(c?.step) || !isCount(c.epoch)) bad('counters.step and counters.epoch must be integers ≥ 0');
   if (!Number.isSafeInteger(s.world) || s.world < 1) bad(`world must be an integer ≥ 1, got ${JSON.stringify(s.world)}`);
   if (s.stamp !== stampOf(c.step)) bad(`stamp ${JSON.stringify(s.stamp)} is not step ${c.step}'s ${stampOf(c.step)}`);
+  if (c.skipped !== undefined && !(Array.isArray(c.skipped) && c.skipped.length === s.world && c.skipped.every(isCount))) {
+    bad(`counters.skipped must be one integer ≥ 0 per rank (${s.world}), got ${JSON.stringify(c.skipped)}`);
+  }
   return s;
 }
 
@@ -230,8 +233,9 @@ export class RunCheckpoints {
   }
 
   /** Restores this rank's parts and the scaler; returns the step and micro-batch to continue
-   *  from. Only rank 0 reads the backbone and its momentum: broadcast them after. */
-  resume(): { step: number; batches: number } {
+   *  from, and this rank's corrupt samples skipped in that epoch before it. Only rank 0 reads
+   *  the backbone and its momentum: broadcast them after. */
+  resume(): { step: number; batches: number; skipped: number } {
     if (checkpointCounters(this.dir) === null) throw new Error(`--resume: no checkpoint in ${this.dir}`);
     const c = loadTrainingState(this.dir, this.parts, this.comm);
     const refuse = (k: string, want: string): never => {
@@ -249,16 +253,18 @@ export class RunCheckpoints {
     // What an interrupted write of the run's own files left (the final weights, metrics.jsonl).
     if (this.comm.rank === 0) trainerFiles(this.output, RUN_NAMES).filter((f) => TEMP.test(path.basename(f))).forEach((f) => fs.rmSync(f, { force: true }));
     this.lastGood = c.step;
-    return { step: c.step, batches };
+    return { step: c.step, batches, skipped: (c.skipped as number[] | undefined)?.[this.comm.rank] ?? 0 };
   }
 
-  /** Every rank saves at `step`, after `batches` micro-batches in `epoch`; a NaN or infinite
-   *  tensor anywhere stops the run (NonFiniteLoss) with no checkpoint written at `step`. */
-  save(step: number, epoch: number, batches: number): void {
+  /** Every rank saves at `step`, after `batches` micro-batches in `epoch` and `skipped`
+   *  corrupt samples in it (each rank's own, kept per rank); a NaN or infinite tensor anywhere
+   *  stops the run (NonFiniteLoss) with no checkpoint written at `step`. */
+  save(step: number, epoch: number, batches: number, skipped = 0): void {
     const s = this.scaler;
     const scaling: Record<string, number> = s === null ? {} : { lossScale: s.scale, scalerGoodSteps: s.goodSteps, overflowSteps: s.overflowSteps };
+    const perRank = [...this.comm.allGather(new Float32Array([skipped]))];
     try {
-      saveTrainingState(this.dir, this.parts, { step, epoch, batches, ...scaling }, this.comm);
+      saveTrainingState(this.dir, this.parts, { step, epoch, batches, skipped: perRank, ...scaling }, this.comm);
     } catch (e) {
       if (e instanceof NonFiniteTensor) throw new NonFiniteLoss(`step ${step}: no checkpoint written: ${e.message}; ${this.resumeFrom()}`);
       throw e;
