@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { RecordDataset } from './recordio';
-import { readImageFolder } from './image-folder';
+import { readImageFile, readImageFolder } from './image-folder';
 import { Loader, LoaderOptions } from './loader';
 
 export interface TrainingData {
@@ -25,7 +25,7 @@ export function openTrainingData(p: string): TrainingData {
       path: p,
       length: f.files.length,
       classes: f.identities.length,
-      sample: (i) => ({ label: f.labels[i], image: fs.readFileSync(f.files[i]) }),
+      sample: (i) => ({ label: f.labels[i], image: readImageFile(f.files[i]) }),
       loader: (o) => Loader.fromFolder(p, o),
     };
   }
