@@ -270,3 +270,12 @@ fn pytorch_files_read_alike_in_every_layout() {
     }
     assert!(read(&fixture("torch_legacy.pt")).err().unwrap().0.contains("legacy (pre-1.6)"));
 }
+
+#[test]
+fn an_arcface_torch_training_checkpoint_yields_its_backbone() {
+    // Optimizer and scheduler state (int keys, floats, lists, None) parse; only the backbone is kept.
+    let l = read(&fixture("torch_arcface_checkpoint.pt")).unwrap();
+    assert_eq!(l.nested_in, "state_dict_backbone");
+    let got: Vec<(&str, &[u64])> = l.tensors.iter().map(|t| (t.name.as_str(), &t.shape[..])).collect();
+    assert_eq!(got, [("weight", &[2, 3][..]), ("bias", &[2][..])]);
+}
