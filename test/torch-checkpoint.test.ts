@@ -49,6 +49,20 @@ test('a DDP checkpoint nested under state_dict says what reading did', (t) => {
   t.deepEqual(readTorchCheckpoint(fixture('torch_pico_ddp_nested.pt')).notes, ["the state dict sat under 'state_dict'", "DDP's 'module.' prefix was stripped from every name"]);
 });
 
+test('saveCheckpoint to a .pt writes torch.save format, and it loads back exactly', (t) => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'model.pt');
+  const a = pico();
+  loadCheckpoint(a, fixture('torch_pico_bf16.pt'));
+  saveCheckpoint(a, file);
+  t.is(readTorchCheckpoint(file).tensors.size, 115);
+  const b = pico();
+  loadCheckpoint(b, file);
+  const values = (m: typeof a) => [...m.namedParameters(), ...m.namedBuffers()].map(([k, v]) => [k, [...v.toFloat32Array()]]);
+  t.deepEqual(values(b), values(a));
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('.pth is dispatched like .pt; other names stay safetensors', (t) => {
   const dir = tmpDir();
   const pth = path.join(dir, 'model.pth');

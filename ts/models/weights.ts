@@ -1,15 +1,15 @@
 // Model checkpoints as safetensors, with arcface_torch's state-dict names: weights, BN
 // running statistics and num_batches_tracked (I64), so a file maps one to one to the
-// PyTorch model. Written atomically (temp file + rename). Loaded also from a `.pt` / `.pth`
-// (torch.save) by extension.
+// PyTorch model. Written atomically (temp file + rename). A `.pt` / `.pth` name means
+// torch.save's format instead, for loading and saving alike.
 
 import { Tensor, tensor } from '../tensor/tensor';
 import { tidy } from '../tensor/scope';
 import { native } from '../native';
 import { Module, stateDifferences } from '../nn/module';
 import { BatchNorm } from '../nn/layers';
-import { writeSafetensors, entryValues, StEntry } from '../io/safetensors';
-import { readWeightsFile } from '../io/weights-file';
+import { entryValues, StEntry } from '../io/safetensors';
+import { readWeightsFile, writeWeightsFile } from '../io/weights-file';
 
 const NBT = 'num_batches_tracked';
 
@@ -51,9 +51,10 @@ export function stateEntries(model: Module, what: string): Map<string, StEntry> 
   return entries;
 }
 
-/** Writes the model's weights; refuses (NonFiniteTensor) when one is NaN or infinite. */
+/** Writes the model's weights (a `.pt` / `.pth` as torch.save, without the metadata, which a
+ *  state dict has no place for); refuses (NonFiniteTensor) when one is NaN or infinite. */
 export function saveCheckpoint(model: Module, file: string, metadata: Record<string, string> = {}): void {
-  writeSafetensors(file, stateEntries(model, `${file} not written`), { format: 'pt', ...metadata });
+  writeWeightsFile(file, stateEntries(model, `${file} not written`), { format: 'pt', ...metadata });
 }
 
 /** Differences listed of each kind (missing, unexpected, shape or dtype); the rest are counted. */
