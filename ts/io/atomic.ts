@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** The temp name `writeFileAtomic` uses for `file` (this process's). */
-export const tempOf = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+const tempOf = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
 
 /** Writes `parts` one after the other as `file`, atomically and durably (see above); a failed
  *  write leaves the target as it was and no temp file. */
