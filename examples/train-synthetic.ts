@@ -11,11 +11,13 @@ async function main(steps: number): Promise<void> {
       output: 'runs/small',
       steps,
       batchSize: 32,
-      warmupSteps: Math.max(1, Math.floor(steps / 10)),
+      warmupSteps: Math.floor(steps / 10),
       verification: [data.bin],
       verifyEvery: 0,
       logEvery: Math.max(1, Math.floor(steps / 5)),
     }),
+    // A second run of the script starts over instead of being refused.
+    { overwrite: true },
   );
   const v = run.verification[0];
   console.log(`held-out verification after ${run.step} steps: ${(100 * v.accuracy).toFixed(1)}% ± ${(100 * v.std).toFixed(1)}; weights in ${run.weights}`);
