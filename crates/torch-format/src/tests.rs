@@ -160,6 +160,30 @@ fn hostile_sizes_are_refused_before_allocating() {
 }
 
 #[test]
+fn views_repeating_one_storage_past_4x_the_file_are_refused() {
+    // Five names over the whole of one 16 KiB storage: 80 KiB out of a ~17 KiB file.
+    let data = floats(4096);
+    let pid =
+        tuple(&[unicode("storage"), b"ctorch\nFloatStorage\n".to_vec(), unicode("0"), unicode("cpu"), binint(4096)]);
+    let view = tuple(&[
+        [pid, vec![b'Q']].concat(),
+        binint(0),
+        tuple(&[binint(4096)]),
+        tuple(&[binint(1)]),
+        vec![0x89],
+        DICT.to_vec(),
+    ]);
+    let items: Vec<u8> = (0..5)
+        .flat_map(|i| {
+            [unicode(&format!("w{i}")), b"ctorch._utils\n_rebuild_tensor_v2\n".to_vec(), view.clone(), b"R".to_vec()]
+                .concat()
+        })
+        .collect();
+    let pickle = [&[0x80, 2][..], DICT, b"(", &items, b"u."].concat();
+    refused(&archive("repeats", &pickle, &[("0", &data)]), "over 4× the file's size");
+}
+
+#[test]
 fn globals_outside_the_allow_list_are_refused_by_name() {
     for (g, name) in [
         (&b"cposix\nsystem\n"[..], "posix.system"),
