@@ -12,9 +12,10 @@ import { dataSuite } from './suites/data';
 import { masksSuite } from './suites/masks';
 import { trainSuite } from './suites/train';
 import { evalSuite } from './suites/eval';
+import { torchLoadSuite } from './suites/torch-load';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite, eval: evalSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite, eval: evalSuite, 'torch-load': torchLoadSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];
