@@ -43,6 +43,9 @@ test('a resumed epoch counts the corrupt samples skipped before the resume: maxC
   const data = corrupted('split', [firstBatch[0], thirdBatch[0]]);
   const allowed = recipe('split', data, { steps: 2, maxCorruptShare: 0.2 });
   (await train(resolveConfig(allowed), { quiet: true })).model.dispose();
+  // Resumed with nothing left to train, its final checkpoint is written again: the count stays.
+  (await train(resolveConfig(allowed), { quiet: true, resume: true })).model.dispose();
+  t.deepEqual(checkpointCounters(path.join(allowed.output, 'checkpoint'))?.skipped, [1]);
   const more = await train(resolveConfig({ ...allowed, steps: 4 }), { quiet: true, resume: true });
   more.model.dispose();
   t.deepEqual(skippedAt(allowed.output), { 1: 1, 2: 1, 3: 2, 4: 2 }, 'the epoch\'s count goes on from the checkpoint\'s');

@@ -122,12 +122,19 @@ export class Loader {
     return new Loader(native.DataLoader.fromFiles(root, f.files, f.labels, opts), root, f.files.length, opts);
   }
 
+  /** Counts `count` corrupt samples as skipped in `epoch` already (a resumed epoch's, from its
+   *  checkpoint): `skipped` says so at once, and an `epoch(epoch, first > 0)` goes on from
+   *  them, judging maxCorruptShare as if the epoch had run whole. */
+  carrySkipped(epoch: number, count: number): void {
+    this.tally = { epoch, count, first: [] };
+  }
+
   /** The batches of `epoch` from batch `first` on, built in the background; the last
-   *  partial batch is dropped. `skippedBefore`: this rank's corrupt samples in the batches
-   *  before `first` (a resumed epoch's, from its checkpoint), counted towards maxCorruptShare
-   *  as if this epoch had run whole. */
-  async *epoch(epoch: number, first = 0, skippedBefore = 0): AsyncGenerator<Batch> {
+   *  partial batch is dropped. */
+  async *epoch(epoch: number, first = 0): AsyncGenerator<Batch> {
     const n = this.inner.startEpoch(epoch, first);
+    // This rank's corrupt samples in the batches before `first`, when counted (carrySkipped).
+    const skippedBefore = first > 0 && this.tally.epoch === epoch ? this.tally.count : 0;
     this.tally = { epoch, count: skippedBefore, first: [] };
     for (let b = first; b < n; b++) {
       const next = await this.inner.next();

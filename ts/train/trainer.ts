@@ -130,10 +130,11 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
 
   const parts = { backbone: model, head, backboneOptimizer: optB, headOptimizer: optH };
   const checkpoints = new RunCheckpoints(cfg.output, comm, parts, scaler, { resume: o.resume, overwrite: o.overwrite });
-  // `skippedBefore`: this rank's corrupt samples of a resumed epoch before the resume point.
-  let [step, batches, skippedBefore] = [0, 0, 0];
+  let [step, batches] = [0, 0];
   if (o.resume === true) {
-    ({ step, batches, skipped: skippedBefore } = comm.everyRank('--resume', () => checkpoints.resume()));
+    const resumed = comm.everyRank('--resume', () => checkpoints.resume());
+    ({ step, batches } = resumed);
+    loader.carrySkipped(Math.floor(batches / perEpoch), resumed.skipped); // the resumed epoch's, before the resume
     broadcastModule(comm, model); // rank 0 read the backbone and its momentum
     comm.broadcast(optB.buffers, 0);
   }
@@ -142,7 +143,7 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
   interrupts.say = (line) => log.say(line);
   const save = () => {
     const epoch = Math.floor(batches / perEpoch);
-    const skipped = loader.skipped.epoch === epoch ? loader.skipped.count : 0; // 0 at an epoch's start
+    const skipped = loader.skipped.epoch === epoch ? loader.skipped.count : 0; // 0: an epoch not begun
     log.offClock(() => checkpoints.save(step, epoch, batches, skipped));
   };
   let verification: VerificationResult[] = [];
@@ -155,7 +156,7 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
     }
     interrupts.stage = 'training';
     run: while (status === 'done' && step < total) {
-      for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch, skippedBefore)) {
+      for await (const b of loader.epoch(Math.floor(batches / perEpoch), batches % perEpoch)) {
         const lambda = teacher === null ? 0 : kdLambda(cfg.kd.lambda, step);
         tidy(() => {
           const emb = autocast(precision, () => model.forward(ops.to(b.images, device), b.masked));
@@ -199,7 +200,6 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
         if (due.save) save();
         if (step >= total) break run;
       }
-      skippedBefore = 0; // only a resumed epoch has batches before its start
     }
   } finally {
     teacher?.dispose();
