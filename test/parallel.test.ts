@@ -194,16 +194,21 @@ test.serial('a second Ctrl-C stops the ranks at once, mid-step, without a checkp
   t.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('stopped')), []);
 });
 
-test.serial('a rank that fails while stopping: the launcher exits with its code and names it, not 130', async (t) => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-stopfail-'));
-  const job = startJob(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', helper('slow-steps.ts')], { OUT: out, STEP_MS: '200', FAIL_RANK: '1' });
-  t.teardown(job.kill);
-  const inStep = () => ['step-0', 'step-1'].every((f) => fs.existsSync(path.join(out, f)));
-  t.true(await waitUntil(() => inStep() || job.ended(), 30_000) && inStep(), job.output());
-  job.signal('SIGINT', 'group');
-  const { code } = await job.exit;
-  t.is(code, 7, job.output());
-  t.regex(job.output(), /launch: failed: rank 1 exited with code 7/);
+test.serial('after a stop the launcher returns what the ranks did: a failing rank\'s code, naming it (not 130); 0 when they completed', async (t) => {
+  const stopped = async (env: NodeJS.ProcessEnv) => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-stopcode-'));
+    const job = startJob(['launch', '--nproc-per-node', '2', '--master-port', '0', '--', helper('slow-steps.ts')], { OUT: out, STEP_MS: '200', ...env });
+    t.teardown(job.kill);
+    const inStep = () => ['step-0', 'step-1'].every((f) => fs.existsSync(path.join(out, f)));
+    t.true(await waitUntil(() => inStep() || job.ended(), 30_000) && inStep(), job.output());
+    job.signal('SIGINT', 'group');
+    return { code: (await job.exit).code, out: job.output() };
+  };
+  const failed = await stopped({ FAIL_RANK: '1' });
+  t.is(failed.code, 7, failed.out);
+  t.regex(failed.out, /launch: failed: rank 1 exited with code 7/);
+  const completed = await stopped({ STOP_CODE: '0' });
+  t.is(completed.code, 0, completed.out);
 });
 
 test('kill -9 of the launcher: its ranks save a checkpoint and exit, within the communicator timeout', async (t) => {
