@@ -113,12 +113,61 @@ test('maskfr fold, export and fruits run on a checkpoint', (t) => {
   t.regex(again.stderr, /fold: the weights are already folded/);
 });
 
+test('maskfr convert writes a .pt and back bit for bit; fold and export take .pt weights (a folded .pt told by its names)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-convert-cli-'));
+  const src = path.join(__dirname, 'fixtures', 'iresnet_tiny_second.safetensors');
+  const [pt, back, folded] = ['tiny.pt', 'back.safetensors', 'folded.pt'].map((f) => path.join(dir, f));
+  const c = run('convert', src, pt);
+  t.is(c.status, 0, c.stderr);
+  t.regex(c.stdout, /wrote .*tiny\.pt: \d+ tensors, [\d.]+ MiB/);
+  t.is(run('convert', pt, back).status, 0);
+  const bytes = (f: string) => [...readSafetensors(f).tensors].map(([k, e]) => [k, e.dtype, e.shape, Buffer.from(e.data).toString('base64')]);
+  t.deepEqual(bytes(back), bytes(src));
+  t.is(run('fold', pt, folded, '--model', 'tiny').status, 0);
+  const e = run('export', '--model', 'tiny', '--weights', folded, '--out', path.join(dir, 'm.onnx'));
+  t.is(e.status, 0, e.stderr);
+  t.regex(e.stdout, /wrote .*m\.onnx: \d+ nodes/);
+  t.regex(run('convert', pt).stderr, /convert: usage: maskfr convert IN OUT/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('maskfr export --model M.onnx re-exports the imported network, its weights beside it with --external-data', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-onnx-cli-'));
+  const src = path.join(__dirname, 'fixtures', 'onnx_tiny_keep_bn.onnx');
+  const out = path.join(dir, 'm.onnx');
+  const e = run('export', '--model', src, '--out', out, '--external-data');
+  t.is(e.status, 0, e.stderr);
+  t.regex(e.stdout, /onnx_tiny_keep_bn\.onnx: IResNet \[1, 2, 1, 1\] × \[8, 16, 16, 16\], stride on the second conv, 32-d, every BatchNorm kept/);
+  t.regex(e.stdout, /wrote .*m\.onnx: \d+ nodes, [\d.]+ MB \(weights in .*m\.onnx\.data\)/);
+  t.true(fs.statSync(`${out}.data`).size > fs.statSync(out).size);
+  t.notRegex(e.stderr, /warning/, 'the MFR kit takes it');
+  t.regex(run('export', '--model', src, '--weights', 'w.pt', '--out', out).stderr, /export: --weights with --model .*onnx_tiny_keep_bn\.onnx: an ONNX file holds its own weights/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('maskfr eval and embed --model M.onnx run the imported network; --weights and --masked are refused with it, --weights required without', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-onnx-eval-'));
+  const data = writeSyntheticDataset(path.join(dir, 'data'), { identities: 4, perIdentity: 2, heldOut: 2, pairs: 20, seed: 5, quality: 90 });
+  const onnx = path.join(__dirname, 'fixtures', 'onnx_tiny_torch2onnx.onnx');
+  const e = run('eval', '--model', onnx, '--data', data.bin);
+  t.is(e.status, 0, e.stderr);
+  t.regex(e.stdout, /32-d, BatchNorm fused/);
+  t.regex(e.stdout, /verify: [\d.]+% ± [\d.]+ over 20 pairs/);
+  const out = path.join(dir, 'teacher.safetensors');
+  const m = run('embed', '--model', onnx, '--data', data.rec, '--out', out);
+  t.is(m.status, 0, m.stderr);
+  t.deepEqual(readSafetensors(out).tensors.get('embeddings')!.shape, [8, 32]);
+  t.regex(run('eval', '--model', onnx, '--weights', 'w.pt', '--masked', 'true', '--data', data.bin).stderr, /eval: --weights and --masked with --model .*\.onnx: an ONNX file holds its own weights, embedding size and one head/);
+  t.regex(run('embed', '--model', 'tiny', '--data', data.rec, '--out', out).stderr, /embed: --weights is required with a table model \(--model tiny\); only --model M\.onnx brings its own/);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('bad model commands say what is wrong', (t) => {
   t.regex(run('export', '--model', 'r51', '--out', '/tmp/x.onnx').stderr, /unknown model 'r51': did you mean r50\? known models are/);
   t.regex(run('plan', '--model', 'r240', '--classes', '10', '--gpus', '1', '--batch', '8').stderr, /unknown model 'r240': did you mean resnet240\? known models are r18, .*resnet1\.2k/);
   t.regex(run('export', '--model', 'tiny').stderr, /export: --out is required/);
   t.regex(run('export', '--model', 'tiny', '--out', 'x', '--bogus').stderr, /unknown option --bogus/);
-  t.regex(run('fold', 'a.safetensors').stderr, /usage: maskfr fold IN\.safetensors OUT\.safetensors --model NAME/);
+  t.regex(run('fold', 'a.safetensors').stderr, /usage: maskfr fold IN\.safetensors\|IN\.pt OUT\.safetensors\|OUT\.pt --model NAME/);
 });
 
 test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from a folder, and described', (t) => {

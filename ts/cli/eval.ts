@@ -3,27 +3,26 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
 import { Command, integerOption, Parsed, required } from './args';
-import { createRouted, MASKED, MODEL } from './models';
+import { MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
 
 export const evalCommand: Command = {
   summary: 'verification: 10-fold accuracy on a .bin pair set, or the MFR / SFR report on a labelled set (.rec or image folder)',
-  usage: 'maskfr eval --model NAME --weights W.safetensors --data X.bin|X.rec|DIR [options]',
+  usage: 'maskfr eval --model NAME --weights W.safetensors|W.pt --data X.bin|X.rec|DIR [options] | maskfr eval --model M.onnx --data …',
   options: [
-    MODEL,
-    { name: 'weights', value: 'W.safetensors', required: true, help: 'the weights to evaluate' },
+    MODEL_OR_ONNX,
+    WEIGHTS_UNLESS_ONNX('the weights to evaluate'),
     { name: 'data', value: 'X.bin|X.rec|DIR', required: true, help: 'a .bin pair set, or a labelled test set' },
     { name: 'report', value: 'DIR', help: 'write the results there (JSON; with a labelled set also HTML and the ROC as PNG)', defaultHelp: 'none: print only' },
     { name: 'mask', value: STYLES.join('|'), default: 'mixed', help: "a labelled set's probe masks: which synthesizer" },
     { name: 'seed', value: 'S', default: '7', help: "the probe masks' seed" },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
-    { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with', defaultHelp: "the model's" },
+    { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with (a table model)', defaultHelp: "the model's" },
     MASKED,
   ],
   example: 'maskfr eval --model resnet240 --weights runs/wf42m_resnet240_kd/model.safetensors --data data/test.rec --report reports/resnet240',
@@ -31,13 +30,13 @@ export const evalCommand: Command = {
 };
 
 function evaluate(p: Parsed): number {
-  const [name, weights, data] = ['model', 'weights', 'data'].map((k) => required(p, k));
+  const [name, data] = ['model', 'data'].map((k) => required(p, k));
+  const weights = p.options.get('weights');
   const style = required(p, 'mask');
   if (!STYLES.includes(style)) throw new Error(`eval: --mask must be one of ${STYLES.join(', ')}, got ${style}`);
   const batch = integerOption(p, 'batch', 1);
   const seed = integerOption(p, 'seed', 0);
-  const model = createRouted(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
-  loadCheckpoint(model, weights);
+  const model = weightedModel(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   const dir = p.options.get('report');
   if (data.endsWith('.bin')) {
     const v = verify(model, data, { batch });

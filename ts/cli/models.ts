@@ -8,7 +8,7 @@ import { FoldedIResNet, foldBatchNorm } from '../models/fold';
 import { exportIResNet, saveOnnx } from '../export/iresnet-onnx';
 import { importOnnx } from '../export/onnx-import';
 import { checkMfrKit } from '../export/mfr-kit';
-import { readSafetensors } from '../io/safetensors';
+import { readWeightsFile } from '../io/weights-file';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
 import { Command, integerOption, Option, Parsed, required } from './args';
@@ -23,7 +23,7 @@ export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an M
 
 /** The `--model` network with `--masked` applied: an MoE embeds every face with the head it
  *  names; a plain model refuses the option (its one head serves both). */
-export function createRouted(p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet {
+function createRouted(p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet {
   const name = required(p, 'model');
   const m = createModel(name, overrides);
   const flag = p.options.get('masked');
@@ -59,22 +59,54 @@ export const isOnnxFile = (name: string): boolean => name.toLowerCase().endsWith
 
 /** For the model commands: a table name, or an IResNet ONNX file to import (insightface's
  *  zoo, arcface_torch's torch2onnx, ours). */
-const MODEL_OR_ONNX: Option = { ...MODEL, value: 'NAME|M.onnx', help: 'the network, from `maskfr models`, or an IResNet ONNX file to import (insightface / arcface_torch exports; its weights come with it)' };
+export const MODEL_OR_ONNX: Option = { ...MODEL, value: 'NAME|M.onnx', help: 'the network, from `maskfr models`, or an IResNet ONNX file to import (insightface / arcface_torch exports; its weights come with it)' };
 
-/** The named model with `weights` loaded; a checkpoint written by `maskfr fold` (metadata
- *  folded=true) loads into the folded form of the architecture. An ONNX file is imported:
+/** The network of an IResNet ONNX file, its layout said in one line. */
+function importedModel(name: string): IResNet | FoldedIResNet {
+  const imp = importOnnx(name);
+  console.log(`${name}: IResNet [${imp.config.layers.join(', ')}] × [${imp.config.widths.join(', ')}], stride on the ${imp.config.stride} conv, ${imp.config.embedding}-d${imp.tableName ? ` (${imp.tableName})` : ''}, ${imp.model instanceof FoldedIResNet ? 'BatchNorm fused' : 'every BatchNorm kept'}`);
+  return imp.model;
+}
+
+/** For `embed` and `eval`: `--model` with its weights. An ONNX file brings its own weights
+ *  and one head, so `--weights`, `--masked` and `--embedding` are refused with it; a table
+ *  model needs `--weights` and takes `--masked` (createRouted). */
+export function weightedModel(p: Parsed, overrides: Partial<IResNetConfig> = {}): IResNet | FoldedIResNet {
+  const name = required(p, 'model');
+  if (isOnnxFile(name)) {
+    const given = ['weights', 'masked', 'embedding'].filter((k) => p.options.has(k));
+    if (given.length > 0) throw new Error(`${p.command}: ${given.map((k) => `--${k}`).join(' and ')} with --model ${name}: an ONNX file holds its own weights, embedding size and one head`);
+    return importedModel(name);
+  }
+  const weights = p.options.get('weights');
+  if (weights === undefined) throw new Error(`${p.command}: --weights is required with a table model (--model ${name}); only --model M.onnx brings its own`);
+  const m = createRouted(p, overrides);
+  try {
+    loadCheckpoint(m, weights);
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
+  return m;
+}
+
+/** For `embed` and `eval`: weights a table model needs and an ONNX file refuses. */
+export const WEIGHTS_UNLESS_ONNX = (help: string): Option => ({ name: 'weights', value: 'W.safetensors|W.pt', help, defaultHelp: 'none; required unless --model is M.onnx' });
+
+/** The named model with `weights` (safetensors or `.pt`/`.pth`) loaded; a checkpoint written
+ *  by `maskfr fold` loads into the folded form of the architecture. An ONNX file is imported:
  *  an IResNet when it keeps every BN, else folded. */
 function loadModel(command: string, name: string, weights?: string): IResNet | FoldedIResNet {
   if (isOnnxFile(name)) {
     if (weights !== undefined) throw new Error(`${command}: --weights with --model ${name}: an ONNX file holds its own weights`);
-    const imp = importOnnx(name);
-    console.log(`${name}: IResNet [${imp.config.layers.join(', ')}] × [${imp.config.widths.join(', ')}], stride on the ${imp.config.stride} conv, ${imp.config.embedding}-d${imp.tableName ? ` (${imp.tableName})` : ''}, ${imp.model instanceof FoldedIResNet ? 'BatchNorm fused' : 'every BatchNorm kept'}`);
-    return imp.model;
+    return importedModel(name);
   }
   const m = createModel(name).eval();
   if (weights === undefined) return m;
   if (!fs.existsSync(weights)) throw new Error(`${command}: weights file ${weights} does not exist`);
-  if (readSafetensors(weights).metadata.folded !== 'true') {
+  // A .pt keeps no metadata: there only a folded network's stem conv has a bias.
+  const file = readWeightsFile(weights);
+  if (file.metadata.folded !== 'true' && !file.tensors.has('conv1.bias')) {
     loadCheckpoint(m, weights);
     return m;
   }
@@ -110,7 +142,7 @@ const paramCount = (m: { parameters(): { numel: number }[] }) => m.parameters().
 
 export const fold: Command = {
   summary: 'fold every BatchNorm into the convs and the fc (plain models)',
-  usage: 'maskfr fold IN.safetensors OUT.safetensors --model NAME',
+  usage: 'maskfr fold IN.safetensors|IN.pt OUT.safetensors|OUT.pt --model NAME',
   options: [MODEL],
   example: 'maskfr fold runs/wf42m_resnet240_kd/model.safetensors folded.safetensors --model resnet240',
   run: foldWeights,
@@ -138,7 +170,7 @@ export const exportOnnx: Command = {
   usage: 'maskfr export --model NAME|M.onnx --out M.onnx [options]',
   options: [
     MODEL_OR_ONNX,
-    { name: 'weights', value: 'W.safetensors', help: 'weights to load (plain or written by `maskfr fold`)', defaultHelp: 'none: the initial weights' },
+    { name: 'weights', value: 'W.safetensors|W.pt', help: 'weights to load (plain or written by `maskfr fold`)', defaultHelp: 'none: the initial weights' },
     { name: 'out', value: 'M.onnx', required: true, help: 'the ONNX file to write' },
     { name: 'opset', value: 'N', default: '13', help: 'ONNX opset (13 or newer)' },
     { name: 'fold', help: 'fold every BatchNorm first (plain models)' },
@@ -196,7 +228,7 @@ export const fruits: Command = {
   usage: 'maskfr fruits M.onnx | maskfr fruits [options]',
   options: [
     { name: 'model', value: 'NAME', default: 'resnet240', help: 'without M.onnx: the network to export unfolded and folded' },
-    { name: 'weights', value: 'W.safetensors', help: 'its weights', defaultHelp: 'none: the initial weights' },
+    { name: 'weights', value: 'W.safetensors|W.pt', help: 'its weights', defaultHelp: 'none: the initial weights' },
   ],
   example: 'maskfr fruits --model resnet240',
   run: fruitsLatencies,

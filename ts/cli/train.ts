@@ -4,11 +4,10 @@
 import { loadConfig } from '../train/config';
 import { NonFiniteLoss, train } from '../train/trainer';
 import { launch } from '../parallel/launch';
-import { loadCheckpoint } from '../models/weights';
 import { openTrainingData } from '../data/training-data';
 import { writeTeacherEmbeddings } from '../train/teacher';
 import { Command, integerOption, Parsed, required } from './args';
-import { createRouted, MASKED, MODEL } from './models';
+import { MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
 
 /** `--set key=value` overrides, values parsed as JSON when they are, else strings. */
 function overridesOf(values: readonly string[]): Record<string, unknown> {
@@ -97,10 +96,10 @@ async function startRanks(p: Parsed): Promise<number> {
 
 export const embedCommand: Command = {
   summary: "a teacher's embeddings of a dataset, in dataset order, for `teacher: { embeddings: FILE }`",
-  usage: 'maskfr embed --model NAME --weights W.safetensors --data PATH --out FILE [options]',
+  usage: 'maskfr embed --model NAME --weights W.safetensors|W.pt --data PATH --out FILE [options] | maskfr embed --model M.onnx --data …',
   options: [
-    MODEL,
-    { name: 'weights', value: 'W.safetensors', required: true, help: "the teacher's weights" },
+    MODEL_OR_ONNX,
+    WEIGHTS_UNLESS_ONNX("the teacher's weights"),
     { name: 'data', value: 'PATH', required: true, help: 'the training data: X.rec or an image folder' },
     { name: 'out', value: 'FILE', required: true, help: 'the embeddings file to write (safetensors)' },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
@@ -111,13 +110,13 @@ export const embedCommand: Command = {
 };
 
 function embedDataset(p: Parsed): number {
-  const [name, weights, data, out] = ['model', 'weights', 'data', 'out'].map((k) => required(p, k));
+  const [name, data, out] = ['model', 'data', 'out'].map((k) => required(p, k));
+  const weights = p.options.get('weights');
   const batch = integerOption(p, 'batch', 1); // before any loading: a bad argument costs nothing
-  const model = createRouted(p);
-  loadCheckpoint(model, weights);
+  const model = weightedModel(p);
   const ds = openTrainingData(data);
   const t = performance.now();
-  writeTeacherEmbeddings(model, ds, out, { batch, metadata: { network: name, weights } });
+  writeTeacherEmbeddings(model, ds, out, { batch, metadata: { network: name, ...(weights === undefined ? {} : { weights }) } });
   console.log(`wrote ${ds.length} embeddings of ${data} by ${name} to ${out} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   model.dispose();
   return 0;

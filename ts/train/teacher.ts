@@ -8,6 +8,7 @@ import { Tensor, tensor } from '../tensor/tensor';
 import { noGrad, tidy } from '../tensor/scope';
 import * as ops from '../tensor/ops';
 import { createModel, IResNet } from '../models/iresnet';
+import type { FoldedIResNet } from '../models/fold';
 import { loadOnnxModel } from '../export/onnx-import';
 import { loadCheckpoint } from '../models/weights';
 import { SafetensorsRows, writeSafetensors } from '../io/safetensors';
@@ -42,7 +43,7 @@ export function openTeacher(t: Teacher | string, data: TrainingData, device = 'c
 
 /** Embeds every image of `data` in order with `model` (eval mode) into `out`: an F32
  *  `embeddings [N, D]` safetensors file. */
-export function writeTeacherEmbeddings(model: IResNet, data: TrainingData, out: string, { batch = 64, size = 112, metadata = {} as Record<string, string>, onProgress = (_done: number) => {} } = {}): void {
+export function writeTeacherEmbeddings(model: IResNet | FoldedIResNet, data: TrainingData, out: string, { batch = 64, size = 112, metadata = {} as Record<string, string>, onProgress = (_done: number) => {} } = {}): void {
   model.eval();
   const chunks: Float32Array[] = [];
   let dim = 0;
