@@ -1,7 +1,7 @@
-// What a run and `maskfr pack` write is durable: each file is flushed to the disk (fsync)
+// What a run, `maskfr pack`, `convert`, `export` and `synthetic-faces` write is durable: each file is flushed to the disk (fsync)
 // before it is renamed over its name, and its folder after, so a power loss leaves the old
 // file or the new one, never a name over a partial file. Seen from outside, in the system
-// calls (strace) of real `maskfr train` and `maskfr pack` processes.
+// calls (strace) of real maskfr processes.
 
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
@@ -47,7 +47,7 @@ function renames(args: string[]): Rename[] {
   });
 }
 
-test('checkpoints, state.json, metrics.jsonl, the final weights and a packed dataset are fsynced before their rename, and their folder after', (t) => {
+test('checkpoints, state.json, metrics.jsonl, the final weights, a packed dataset, converted weights, ONNX exports and the synthetic verify.bin are fsynced before their rename, and their folder after', (t) => {
   if (!hasStrace) {
     t.log('strace is not installed: not checked');
     return t.pass();
@@ -65,8 +65,12 @@ test('checkpoints, state.json, metrics.jsonl, the final weights and a packed dat
   fs.mkdirSync(faces, { recursive: true });
   fs.writeFileSync(path.join(faces, '0.jpg'), RecordDataset.open(data.rec).sample(0).body);
   seen.push(...renames(['pack', path.dirname(faces), path.join(root, 'x.rec')]));
+  seen.push(...renames(['convert', path.join(output, 'model.safetensors'), path.join(root, 'm.pt')]));
+  seen.push(...renames(['export', '--model', 'tiny', '--weights', path.join(root, 'm.pt'), '--out', path.join(root, 'm.onnx'), '--external-data']));
+  seen.push(...renames(['synthetic-faces', path.join(root, 'synthetic'), '--identities', '2', '--per-identity', '2', '--held-out', '2', '--pairs', '2']));
   const ck = path.join(output, 'checkpoint');
-  for (const f of [`${ck}/backbone-00000001.safetensors`, `${ck}/head-00000001.safetensors`, `${ck}/optimizer-00000001.safetensors`, `${ck}/state.json`, `${output}/model.safetensors`, `${output}/metrics.jsonl`, `${root}/x.rec`, `${root}/x.idx`]) {
+  const written = [`${root}/m.pt`, `${root}/m.onnx`, `${root}/m.onnx.data`, `${root}/synthetic/train.rec`, `${root}/synthetic/verify.bin`];
+  for (const f of [`${ck}/backbone-00000001.safetensors`, `${ck}/head-00000001.safetensors`, `${ck}/optimizer-00000001.safetensors`, `${ck}/state.json`, `${output}/model.safetensors`, `${output}/metrics.jsonl`, `${root}/x.rec`, `${root}/x.idx`, ...written]) {
     t.true(seen.some((r) => r.to === f), `${f} renamed into place`);
   }
   for (const r of seen) t.deepEqual([r.fileSynced, r.dirSynced], [true, true], `${r.to}: [fsynced before the rename, its folder after]`);

@@ -8,6 +8,7 @@ import { SIZE, syntheticFace } from './synthetic-faces';
 import { rng } from '../tensor/random';
 import { writeRecordDataset } from './recordio';
 import { encodeVerificationBin } from './verification-bin';
+import { writeFileAtomic } from '../io/atomic';
 
 export interface SyntheticFacesOptions {
   identities: number;
@@ -47,7 +48,6 @@ export function writeSyntheticDataset(dir: string, o: SyntheticFacesOptions = SY
     issame.push(same);
   }
   const bin = path.join(dir, 'verify.bin');
-  fs.writeFileSync(`${bin}.tmp`, encodeVerificationBin({ images, issame }));
-  fs.renameSync(`${bin}.tmp`, bin);
+  writeFileAtomic(bin, [encodeVerificationBin({ images, issame })]);
   return { rec, bin };
 }

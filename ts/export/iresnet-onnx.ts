@@ -5,9 +5,9 @@
 // caller takes each face's row from the output its mask flag names. Models past protobuf's
 // 2 GiB (R1.2K is 2.6 GB in f32) are saved with their weights in `<name>.onnx.data` beside.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { OnnxGraph } from './onnx';
+import { writeFileAtomic } from '../io/atomic';
 import { BatchNorm, Conv2d, Linear, PReLU } from '../nn/layers';
 import { EmbeddingHead, IBasicBlock, IResNet, IResNetMoE } from '../models/iresnet';
 import { FoldedBlock, FoldedIResNet } from '../models/fold';
@@ -95,30 +95,20 @@ export interface SavedOnnx {
 }
 
 /** Writes the model to `file`, its weights in `<file>.data` beside it when they exceed
- *  `above` bytes or `externalData` is 'always'. Each file is written under a temporary
- *  name and renamed, the data first. */
+ *  `above` bytes or `externalData` is 'always'. Each file is written atomically and
+ *  durably (ts/io/atomic.ts), the data first. */
 export function saveOnnx(model: IResNet | FoldedIResNet, file: string, { opset = 13, externalData = 'auto' as 'auto' | 'always', above = EXTERNAL_DATA_ABOVE } = {}): SavedOnnx {
   const g = graphOf(model, opset);
   const external = externalData === 'always' || g.initializerBytes > above;
   const location = `${path.basename(file)}.data`;
   const enc = external ? g.encodeExternal(location, { opset }) : { model: g.encode({ opset }), data: [], dataBytes: 0 };
-  const write = (target: string, parts: Uint8Array[]) => {
-    const tmp = `${target}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      for (const p of parts) fs.writeSync(fd, p);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, target);
-  };
   const files = [file];
   if (external) {
     const dataFile = path.join(path.dirname(file), location);
-    write(dataFile, enc.data);
+    writeFileAtomic(dataFile, enc.data);
     files.push(dataFile);
   }
-  write(file, [enc.model]);
+  writeFileAtomic(file, [enc.model]);
   return { files, bytes: enc.model.length + enc.dataBytes, external, opTypes: g.opTypes };
 }
 

@@ -5,6 +5,7 @@
 //! [`backend::backend_for`] is the single dispatch site from tensors to a device backend.
 
 pub mod backend;
+pub mod durable;
 mod error;
 pub mod float;
 pub mod kernels;

@@ -271,10 +271,7 @@ impl RecordWriter {
             .and_then(|mut f| f.write_all(self.lines.as_bytes()).and_then(|_| f.sync_all()));
         idx.map_err(|e| fail(&self.idx, e))?;
         for p in [&self.rec, &self.idx] {
-            std::fs::rename(tmp(p), p).map_err(|e| fail(p, e))?;
-            // The rename is the folder's change: flushed with the folder.
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(dir, e))?;
+            maskfr_core::durable::rename_synced(&tmp(p), p).map_err(|e| fail(p, e))?;
         }
         Ok(())
     }

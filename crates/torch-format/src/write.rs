@@ -1,6 +1,6 @@
 //! Writing a state dict as `torch.save` does (zip format, pickle protocol 2): an
 //! `OrderedDict` of `_rebuild_tensor_v2` over one typed storage per tensor, which
-//! `torch.load(f, weights_only=True)` accepts. Written to a temp file and renamed.
+//! `torch.load(f, weights_only=True)` accepts. Written to a temp file, flushed, and renamed.
 
 use crate::{fail, in_file, zip, Tensor};
 use maskfr_core::Result;
@@ -105,8 +105,9 @@ fn write_file<D: AsRef<[u8]>>(path: &Path, tensors: &[Tensor<D>]) -> Result<()> 
         std::process::id()
     ));
     let out = std::fs::File::create(&tmp).map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
-    let written = zip::write(out, &entries)
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| fail(format!("renaming {}: {e}", tmp.display()))));
+    let written = zip::write(out, &entries).and_then(|_| {
+        maskfr_core::durable::rename_synced(&tmp, path).map_err(|e| fail(format!("renaming {}: {e}", tmp.display())))
+    });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
