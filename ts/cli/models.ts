@@ -8,7 +8,7 @@ import { FoldedIResNet, foldBatchNorm } from '../models/fold';
 import { exportIResNet, saveOnnx } from '../export/iresnet-onnx';
 import { importOnnx } from '../export/onnx-import';
 import { checkMfrKit } from '../export/mfr-kit';
-import { readWeightsFile } from '../io/weights-file';
+import { isOnnxFile, readWeightsFile } from '../io/weights-file';
 import { randn } from '../tensor/random';
 import { noGrad, tidy } from '../tensor/scope';
 import { Command, integerOption, Option, Parsed, required } from './args';
@@ -53,9 +53,6 @@ export const listModels: Command = {
     return 0;
   },
 };
-
-/** A `--model` that names an ONNX file rather than a table entry. */
-export const isOnnxFile = (name: string): boolean => name.toLowerCase().endsWith('.onnx');
 
 /** For the model commands: a table name, or an IResNet ONNX file to import (insightface's
  *  zoo, arcface_torch's torch2onnx, ours). */

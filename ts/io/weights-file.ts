@@ -11,6 +11,11 @@ export function isTorchFile(file: string): boolean {
   return TORCH_EXTENSIONS.includes(path.extname(file).toLowerCase());
 }
 
+/** An ONNX model (ts/export/onnx-import.ts reads an IResNet's weights from it). */
+export function isOnnxFile(file: string): boolean {
+  return path.extname(file).toLowerCase() === '.onnx';
+}
+
 export interface WeightsFile extends StFile {
   /** What reading did beyond copying, in words (empty for safetensors). */
   notes: string[];

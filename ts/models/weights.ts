@@ -80,19 +80,32 @@ export function loadCheckpoint(model: Module, file: string): Record<string, stri
     const more = listed.length < problems.length ? [`… and ${problems.length - listed.length} more`] : [];
     throw new Error(`${lead}: ${problems.length} differences:\n  ${[...listed, ...more].join('\n  ')}`);
   }
-  // Every value is checked before the first copy, so a refused file leaves the model as it was.
-  const values = [...model.namedParameters(), ...model.namedBuffers()].map(([k, t]) => {
-    const v = new Float32Array(entryValues(st.tensors.get(k)!));
-    const at = nonFiniteAt(v);
-    if (at !== null) throw new Error(`${file}: '${k}' holds ${at}; these weights are not usable (a diverged run's?)`);
-    return [t, v] as const;
-  });
+  copyState(model, st.tensors, file);
+  return st.metadata;
+}
+
+/** Copies `tensors` (read from `file`, for messages), already checked to fit, into the
+ *  model's parameters and buffers of those names: every one, or only those in `names`;
+ *  num_batches_tracked where the file has it. Every value is checked finite before the first
+ *  copy, so a refused file leaves the model as it was. */
+export function copyState(model: Module, tensors: Map<string, StEntry>, file: string, names?: ReadonlySet<string>): void {
+  const wanted = (k: string) => names === undefined || names.has(k);
+  const values = [...model.namedParameters(), ...model.namedBuffers()]
+    .filter(([k]) => wanted(k))
+    .map(([k, t]) => {
+      const v = new Float32Array(entryValues(tensors.get(k)!));
+      const at = nonFiniteAt(v);
+      if (at !== null) throw new Error(`${file}: '${k}' holds ${at}; these weights are not usable (a diverged run's?)`);
+      return [t, v] as const;
+    });
   tidy(() => {
     for (const [t, v] of values) {
       const src: Tensor = tensor(v, [...t.shape]);
-      native.copyInto(t.handle('loadCheckpoint'), src.handle('loadCheckpoint'));
+      native.copyInto(t.handle('copyState'), src.handle('copyState'));
     }
   });
-  for (const [name, bn] of batchNorms(model)) bn.numBatchesTracked = Number(entryValues(st.tensors.get(key(name, NBT))!)[0]);
-  return st.metadata;
+  for (const [name, bn] of batchNorms(model)) {
+    const e = tensors.get(key(name, NBT));
+    if (e !== undefined && wanted(key(name, NBT))) bn.numBatchesTracked = Number(entryValues(e)[0]);
+  }
 }

@@ -7,6 +7,8 @@ import { native } from '../native';
 
 export abstract class Module {
   training = true;
+  /** Set by freeze(): train() leaves the module in evaluation mode. */
+  private frozen = false;
   private readonly params = new Map<string, Tensor>();
   private readonly buffers = new Map<string, Tensor>();
   private readonly children = new Map<string, Module>();
@@ -71,9 +73,19 @@ export abstract class Module {
   }
 
   train(flag = true): this {
-    this.training = flag;
-    this.children.forEach((c) => c.train(flag));
+    this.training = flag && !this.frozen;
+    this.children.forEach((c) => c.train(this.training));
     return this;
+  }
+
+  /** Takes the module out of training for good (a fine-tuning's frozen stages): its
+   *  parameters get no gradient, so an optimiser leaves them, weight decay included, and it
+   *  stays in evaluation mode through train(): its BatchNorms normalise with their running
+   *  statistics and keep them. */
+  freeze(): this {
+    this.frozen = true;
+    this.parameters().forEach((p) => p.requireGrad(false));
+    return this.train(false);
   }
 
   eval(): this {
