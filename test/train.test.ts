@@ -176,7 +176,7 @@ test('a new run into a folder that holds a run is refused, naming it and the way
   const before = fs.readdirSync(path.join(cfg.output, 'checkpoint')).sort();
   const rows = fs.readFileSync(path.join(cfg.output, 'metrics.jsonl'), 'utf8');
   await t.throwsAsync(train(cfg, { quiet: true }), {
-    message: `${cfg.output} holds a run (config.json, metrics.jsonl, model.safetensors, checkpoint/backbone-00000002.safetensors, …): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json and model.safetensors), or give another output folder`,
+    message: `${cfg.output} holds a run (config.json, metrics.jsonl, model.safetensors, checkpoint/backbone-00000002.safetensors, …): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json, init.json and model.safetensors), or give another output folder`,
   });
   t.deepEqual(fs.readdirSync(path.join(cfg.output, 'checkpoint')).sort(), before, 'the checkpoints are untouched');
   t.is(fs.readFileSync(path.join(cfg.output, 'metrics.jsonl'), 'utf8'), rows, 'nothing appended');

@@ -20,7 +20,7 @@ export { readSafetensors, writeSafetensors, entryValues, SafetensorsRows } from 
 export type { StEntry, StFile, StDType } from './io/safetensors';
 export { readTorchCheckpoint, writeTorchCheckpoint } from './io/torch-checkpoint';
 export type { TorchStateDict } from './io/torch-checkpoint';
-export { readWeightsFile, writeWeightsFile, isTorchFile, TORCH_EXTENSIONS } from './io/weights-file';
+export { readWeightsFile, writeWeightsFile, isTorchFile, isOnnxFile, TORCH_EXTENSIONS } from './io/weights-file';
 export type { WeightsFile } from './io/weights-file';
 export { createModel, modelConfig, closestModels, MODELS, IResNet, IResNetMoE, IBasicBlock, EmbeddingHead } from './models/iresnet';
 export type { IResNetConfig, StridePlacement } from './models/iresnet';
@@ -72,7 +72,7 @@ export { GradientBuckets } from './parallel/buckets';
 export { launch } from './parallel/launch';
 export type { LaunchOptions } from './parallel/launch';
 export { defineConfig, resolveConfig, loadConfig, CONFIG_DEFAULTS } from './train/config';
-export type { TrainConfig, ResolvedConfig, Teacher } from './train/config';
+export type { TrainConfig, ResolvedConfig, Teacher, InitFrom } from './train/config';
 export { train, NonFiniteLoss } from './train/trainer';
 export { plan, activationBytes, PLAN_DEFAULTS, WEBFACE42M_IMAGES } from './train/plan';
 export type { Plan, PlanInput } from './train/plan';

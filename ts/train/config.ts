@@ -11,9 +11,27 @@ import { ARCFACE, COSFACE } from '../losses/margin';
 import { DEFAULT_CHUNK } from '../losses/sharded';
 import { DEFAULT_LOSS_SCALE } from '../optim/loss-scaler';
 import { MASK_DEFAULTS, MAX_CORRUPT_SHARE } from '../data/loader';
+import { isOnnxFile } from '../io/weights-file';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
-export type Teacher = { network: string; weights: string; embeddingSize?: number } | { embeddings: string };
+/** A network with its weights, embeddings precomputed by `maskfr embed`, or an IResNet ONNX
+ *  file (`'model.onnx'`: insightface's model zoo, torch2onnx exports) bringing both. */
+export type Teacher = { network: string; weights: string; embeddingSize?: number } | { embeddings: string } | string;
+
+/** A pretrained start (fine-tuning): the backbone's weights loaded by name before the first
+ *  step (not on --resume, whose checkpoint has them); the classifier is always new. */
+export interface InitFrom {
+  /** An arcface_torch `.pt`/`.pth` (backbone.pth, model.pt), a safetensors, or an IResNet
+   *  ONNX file that keeps its BatchNorms. */
+  weights: string;
+  /** Freeze the stem and the first N stages (0: the stem only, up to 4): no updates, their
+   *  BatchNorms in evaluation mode. Default: nothing frozen. */
+  freeze?: number;
+  /** The backbone's learning rate, as a share of `lr` (the classifier takes `lr`). */
+  backboneLrScale?: number;
+  /** Start although names or shapes differ: those tensors keep their fresh initialisation. */
+  allowMismatch?: boolean;
+}
 
 export interface TrainConfig {
   /** A name of the IResNet table (`maskfr models`). */
@@ -67,9 +85,12 @@ export interface TrainConfig {
   /** With skipCorrupt: the share of an epoch's samples (on each rank) that may be corrupt;
    *  one more stops the run with an error naming the data, the count and the share. */
   maxCorruptShare?: number;
-  /** Distillation: a teacher network with weights, or its embeddings precomputed by `maskfr embed`. */
+  /** Distillation: a teacher network with weights, its embeddings precomputed by `maskfr
+   *  embed`, or an IResNet ONNX file. */
   teacher?: Teacher;
   kd?: { form?: KdForm; lambda?: LambdaSchedule };
+  /** Start from pretrained weights (see InitFrom). */
+  init?: InitFrom;
   /** How long a rank waits for the others before failing. */
   commTimeoutSeconds?: number;
   /** Gradient buckets (MiB) all-reduced during the backward on several ranks. */
@@ -139,11 +160,25 @@ const margin: Check = (v) =>
 const strings: Check = (v) => (Array.isArray(v) && v.every((s) => str(s) === null) ? null : 'a list of paths');
 const teacher: Check = (v) => {
   const o = v as Record<string, unknown>;
-  if (typeof v !== 'object' || v === null) return '{ network, weights } or { embeddings }';
+  if (typeof v === 'string') return isOnnxFile(v) ? null : "an ONNX file's path (M.onnx), { network, weights } or { embeddings }";
+  if (typeof v !== 'object' || v === null) return "{ network, weights }, { embeddings } or an ONNX file's path";
   if ('embeddings' in o) return str(o.embeddings) === null && Object.keys(o).length === 1 ? null : '{ embeddings: FILE } alone';
   const sizeOk = o.embeddingSize === undefined || int(1)(o.embeddingSize) === null;
   const known = Object.keys(o).every((k) => ['network', 'weights', 'embeddingSize'].includes(k));
   return network(o.network) === null && str(o.weights) === null && sizeOk && known ? null : '{ network: NAME, weights: FILE, embeddingSize? } with a network from the table';
+};
+const init: Check = (v) => {
+  const o = v as Record<string, unknown>;
+  const want = '{ weights: FILE, freeze?: 0–4, backboneLrScale?: (0, 1], allowMismatch?: boolean }';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return want;
+  const wrong = [
+    str(o.weights) !== null && 'weights a path (.pt, .pth, .safetensors or .onnx)',
+    o.freeze !== undefined && !(Number.isInteger(o.freeze) && (o.freeze as number) >= 0 && (o.freeze as number) <= 4) && 'freeze an integer in 0–4 (the stem and that many stages)',
+    o.backboneLrScale !== undefined && real(0, 1, true)(o.backboneLrScale) !== null && 'backboneLrScale a number in (0, 1]',
+    o.allowMismatch !== undefined && bool(o.allowMismatch) !== null && 'allowMismatch true or false',
+    ...Object.keys(o).filter((k) => !['weights', 'freeze', 'backboneLrScale', 'allowMismatch'].includes(k)).map((k) => `no field '${k}'`),
+  ].filter(Boolean);
+  return wrong.length === 0 ? null : `${want}, with ${wrong.join(', ')}`;
 };
 const FORMS = ['l2', 'one-minus-cos', 'squared'];
 const LAMBDAS: Record<string, string[]> = { constant: ['value'], linear: ['from', 'to', 'steps'], cosine: ['from', 'to', 'steps'], step: ['values', 'milestones'] };
@@ -191,6 +226,7 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   maxCorruptShare: real(0, 1),
   teacher,
   kd,
+  init,
   commTimeoutSeconds: real(0, 1e6, true),
   bucketMiB: real(0, 1e6, true),
   bucketCompression: (v) => (v === 'none' || v === 'f16' ? null : "'none' or 'f16'"),

@@ -6,8 +6,9 @@
 // 'cpu' or a GPU. The steps it calls: the optimiser's gates (clipping, loss scale, skipping a
 // non-finite step) in optim/clip.ts; when to log, verify and checkpoint in cadence.ts; the
 // read-back, progress line, metrics.jsonl and verification in run-log.ts; checkpoints that
-// resume exactly in training-state.ts; Ctrl-C in interrupts.ts. A GPU step is queued without
-// waiting for the host: its numbers are read back only at those points (see StepLog).
+// resume exactly in training-state.ts; Ctrl-C in interrupts.ts; a pretrained start (`init`)
+// in init.ts. A GPU step is queued without waiting for the host: its numbers are read back
+// only at those points (see StepLog).
 
 import path from 'node:path';
 import { createModel, IResNet } from '../models/iresnet';
@@ -21,6 +22,7 @@ import { LossScaler } from '../optim/loss-scaler';
 import { autocast } from '../tensor/autocast';
 import { manualSeed } from '../tensor/random';
 import { tidy } from '../tensor/scope';
+import { writeFileAtomic } from '../io/atomic';
 import * as ops from '../tensor/ops';
 import { Communicator } from '../parallel/comm';
 import { worldFromEnv } from '../parallel/world';
@@ -32,6 +34,7 @@ import { VerificationResult } from '../eval/verification';
 import { ResolvedConfig } from './config';
 import { RunCheckpoints } from './training-state';
 import { openTeacher } from './teacher';
+import { describeInit, freezeStages, loadInit } from './init';
 import { Cadence } from './cadence';
 import { Interrupts } from './interrupts';
 import { RunLog } from './run-log';
@@ -106,11 +109,15 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
     // 'cuda': this rank's own GPU, as torchrun's LOCAL_RANK numbers them.
     const device = cfg.device === 'cuda' ? `cuda:${worldFromEnv().localRank}` : cfg.device;
     const model = createModel(cfg.network, cfg.embeddingSize === undefined ? {} : { embedding: cfg.embeddingSize }).to(device);
+    // Pretrained weights on rank 0 (broadcast below), on a new run only: a resumed one's
+    // checkpoint has its weights. Frozen stages on every run of the recipe.
+    const init = cfg.init !== undefined && o.resume !== true && comm.rank === 0 ? loadInit(model, cfg.init) : null;
+    if (cfg.init?.freeze !== undefined) freezeStages(model, cfg.init.freeze);
     const sets = cfg.verification.map((f) => ({ name: path.basename(f, '.bin'), set: readVerificationBin(f) }));
     const teacher = cfg.teacher === undefined ? null : openTeacher(cfg.teacher, data, device);
-    return { data, classes, loader, perEpoch, total, schedule, device, model, sets, teacher };
+    return { data, classes, loader, perEpoch, total, schedule, device, model, init, sets, teacher };
   });
-  const { classes, loader, perEpoch, total, schedule, device, model, sets, teacher } = local;
+  const { classes, loader, perEpoch, total, schedule, device, model, init, sets, teacher } = local;
   const accum = cfg.gradAccumulation;
   if (device !== 'cpu' && comm.world > 1) comm.attachGpu(device);
   const precision = cfg.precision === 'f32' ? null : cfg.precision;
@@ -141,6 +148,10 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
   const cadence = new Cadence(cfg, total, o.onStep !== undefined);
   const log = comm.everyRank('start-up', () => new RunLog(cfg, comm, cadence, { from: step, perEpoch, scaler, quiet: o.quiet, onStep: o.onStep, onVerify: o.onVerify, skipped: cfg.skipCorrupt ? () => loader.skipped : undefined }));
   interrupts.say = (line) => log.say(line);
+  if (init !== null) {
+    describeInit(init).forEach((line) => log.say(line));
+    writeFileAtomic(path.join(cfg.output, 'init.json'), [JSON.stringify(init, null, 2)]);
+  }
   const save = () => {
     const epoch = Math.floor(batches / perEpoch);
     const skipped = loader.skipped.epoch === epoch ? loader.skipped.count : 0; // 0: an epoch not begun
@@ -176,7 +187,8 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
         const gates = stepGates(model.parameters(), head.parameters(), comm, scaler, maxNorm, device);
         const stop = await interrupts.anyRank(comm);
         const lr = polyLr(schedule, step);
-        [optB, optH].forEach((opt) => (opt.lr = lr));
+        optB.lr = lr * (cfg.init?.backboneLrScale ?? 1);
+        optH.lr = lr;
         // A gate that is not finite leaves the step unapplied on the device; f16's scale
         // then backs off (or grows after clean steps) there too: nothing is read back.
         optB.step(gates.backbone);

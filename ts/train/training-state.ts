@@ -168,7 +168,7 @@ export function loadTrainingState(dir: string, parts: TrainingParts, comm: Commu
 }
 
 /** The names the trainer writes in a run's folder and in its checkpoint folder. */
-const RUN_NAMES = /^(config\.json|metrics\.jsonl|model\.safetensors)$/;
+const RUN_NAMES = /^(config\.json|init\.json|metrics\.jsonl|model\.safetensors)$/;
 const CHECKPOINT_NAMES = /^(state\.json|(backbone|head|optimizer)(\.rank\d+)?-\d{8,}\.safetensors)$/;
 
 /** The trainer's files (and their temp files) in `dir`; nothing else. */
@@ -190,7 +190,7 @@ function claimOutput(output: string, checkpoints: string, comm: Communicator, ov
   if (!overwrite && counts.some((n) => n > 0)) {
     const what = found.length === 0 ? `files on rank ${counts.findIndex((n) => n > 0)}` : found.map((f) => path.relative(output, f)).slice(0, 4).join(', ') + (found.length > 4 ? ', …' : '');
     throw new Error(
-      `${output} holds a run (${what}): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json and model.safetensors), or give another output folder`,
+      `${output} holds a run (${what}): continue it with --resume, start it over there with --overwrite (removes its checkpoints, metrics.jsonl, config.json, init.json and model.safetensors), or give another output folder`,
     );
   }
   // No rank writes before every rank has removed; one that cannot stops them all.
