@@ -45,3 +45,26 @@ __device__ inline double uniform(unsigned long long seed, unsigned long long i) 
     unsigned long long bits = splitmix64(splitmix64(seed) ^ (i * 0xD1B54A32D192ED03ULL));
     return (double)(bits >> 11) * (1.0 / 9007199254740992.0);
 }
+
+// f16/bf16 storage conversions as PTX (NVRTC ships no cuda_fp16.h, so 16-bit values travel
+// as unsigned short), round to nearest even like the CPU's `half` crate. The emulated
+// device's stand-in header (crates/cuda-emu/src/emu.h) defines the same three in C++.
+#ifndef MASKFR_EMULATED
+__device__ inline unsigned short f32_to_f16_bits(float x) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    return h;
+}
+
+__device__ inline float f16_bits_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ inline unsigned short f32_to_bf16_bits(float x) {
+    unsigned short h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(x));
+    return h;
+}
+#endif

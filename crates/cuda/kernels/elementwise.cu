@@ -38,18 +38,17 @@ extern "C" __global__ void expand_scalar_f32(const float* g, double s, float* y,
     GRID_STRIDE(i, n) y[i] = (float)(g[0] * s);
 }
 
-// Storage casts, round to nearest even like the CPU's `half` crate; 16-bit values travel
-// as unsigned short so no fp16 header is needed.
+// Storage casts (common.cuh's conversions).
 extern "C" __global__ void f32_to_f16(const float* x, unsigned short* y, long long n) {
-    GRID_STRIDE(i, n) asm("cvt.rn.f16.f32 %0, %1;" : "=h"(y[i]) : "f"(x[i]));
+    GRID_STRIDE(i, n) y[i] = f32_to_f16_bits(x[i]);
 }
 
 extern "C" __global__ void f16_to_f32(const unsigned short* x, float* y, long long n) {
-    GRID_STRIDE(i, n) asm("cvt.f32.f16 %0, %1;" : "=f"(y[i]) : "h"(x[i]));
+    GRID_STRIDE(i, n) y[i] = f16_bits_to_f32(x[i]);
 }
 
 extern "C" __global__ void f32_to_bf16(const float* x, unsigned short* y, long long n) {
-    GRID_STRIDE(i, n) asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(y[i]) : "f"(x[i]));
+    GRID_STRIDE(i, n) y[i] = f32_to_bf16_bits(x[i]);
 }
 
 extern "C" __global__ void bf16_to_f32(const unsigned short* x, float* y, long long n) {

@@ -265,6 +265,9 @@ fn choose(gpu: &Gpu, libs: &Libs, key: &PlanKey, p: &Plan, d: Direction, ops: &O
 /// Runs direction `d` of the convolution `key` whose output has shape `y`: forward writes
 /// `ops.y`, backward-data writes `ops.x`, backward-filter writes `ops.w` (all overwritten).
 pub fn run(gpu: &Gpu, key: PlanKey, y: [usize; 4], d: Direction, ops: &Operands) -> Result<()> {
+    if gpu.is_emulated() {
+        return crate::emulated::conv(key, y, d, ops);
+    }
     let mut libs = gpu.libs()?;
     if let std::collections::hash_map::Entry::Vacant(e) = libs.plans.entry(key) {
         e.insert(Plan::new(&key, y)?);

@@ -47,6 +47,9 @@ pub fn gemm(gpu: &Gpu, dtype: DType, a: Operand, b: Operand, c: u64, beta: f32) 
         // An empty sum: cuBLAS would refuse the zero leading dimensions; the CPU gives zeros.
         return gpu.memset_zero(c, m * n * dtype.size());
     }
+    if gpu.is_emulated() {
+        return crate::emulated::gemm(dtype, a, b, c, beta);
+    }
     let libs = gpu.libs()?;
     let alpha = 1f32;
     // One call for every dtype: COMPUTE_32F accumulates in f32 and, for f32 operands, is

@@ -1,9 +1,11 @@
 //! One GPU: its context and compute stream (every op is queued there, so ordering alone
 //! keeps reuse of cached blocks safe), a copy stream for large uploads, the caching
 //! allocator, pinned staging for host copies, the NVRTC modules loaded on first use, and the
-//! cuBLAS and cuDNN handles.
+//! cuBLAS and cuDNN handles. Or the emulated device (MASKFR_CUDA_EMULATE=1, see
+//! [`crate::emulated`]): the same allocator, launches and dispatch over host memory.
 
 use crate::alloc::{Block, Caching, RawMemory};
+use crate::emulated;
 use crate::nvrtc::{choose_target, nvrtc_version, supported_archs, Target};
 use crate::transfers::Transfers;
 use crate::{probe::require, Error, Result};
@@ -17,31 +19,45 @@ pub(crate) fn driver<T>(what: &str, r: std::result::Result<T, drv::DriverError>)
     r.map_err(|e| Error(format!("cuda: {what}: {e:?}")))
 }
 
-/// cudaMalloc/cudaFree on one context.
-pub struct DriverMemory {
-    stream: Arc<CudaStream>,
+/// Where device memory comes from: cudaMalloc/cudaFree on one context, or the emulated
+/// device's guarded host mappings.
+pub enum Memory {
+    Driver(Arc<CudaStream>),
+    Emulated,
 }
 
-impl RawMemory for DriverMemory {
+impl RawMemory for Memory {
     fn alloc(&self, bytes: usize) -> Result<u64> {
-        driver("bind context", self.stream.context().bind_to_thread())?;
-        // SAFETY: the context is current; the pointer is owned by the allocator until freed.
-        driver("cuMemAlloc", unsafe { drv::malloc_sync(bytes) })
+        match self {
+            Memory::Driver(stream) => {
+                driver("bind context", stream.context().bind_to_thread())?;
+                // SAFETY: the context is current; the pointer is owned by the allocator until freed.
+                driver("cuMemAlloc", unsafe { drv::malloc_sync(bytes) })
+            }
+            Memory::Emulated => emulated::alloc(bytes),
+        }
     }
     fn free(&self, ptr: u64) {
-        let _ = self.stream.context().bind_to_thread();
-        // SAFETY: `ptr` came from `alloc` and no queued work uses it (`quiesce` ran first).
-        // A failure here cannot be handed to anyone; the block is lost, nothing else.
-        let _ = unsafe { drv::free_sync(ptr) };
+        match self {
+            Memory::Driver(stream) => {
+                let _ = stream.context().bind_to_thread();
+                // SAFETY: `ptr` came from `alloc` and no queued work uses it (`quiesce` ran
+                // first). A failure here cannot be handed to anyone; the block is lost, nothing else.
+                let _ = unsafe { drv::free_sync(ptr) };
+            }
+            Memory::Emulated => emulated::free(ptr),
+        }
     }
     fn quiesce(&self) {
-        let _ = self.stream.synchronize();
+        if let Memory::Driver(stream) = self {
+            let _ = stream.synchronize();
+        }
     }
 }
 
 /// A device tensor's memory: a block of the caching allocator.
 #[derive(Debug)]
-pub struct DeviceBlock(pub Block<DriverMemory>);
+pub struct DeviceBlock(pub Block<Memory>);
 
 impl DeviceBuffer for DeviceBlock {
     fn as_any(&self) -> &dyn Any {
@@ -84,21 +100,40 @@ pub enum Arg {
     F64(f64),
 }
 
-pub struct Gpu {
-    pub ordinal: usize,
+/// What runs the work: a CUDA context with its stream, modules and libraries, or the
+/// emulated device (launches run on the calling thread, one at a time, in call order).
+pub(crate) enum Runtime {
+    Driver(Box<DriverRuntime>),
+    Emulated(Mutex<()>),
+}
+
+pub(crate) struct DriverRuntime {
     stream: Arc<CudaStream>,
-    pub(crate) memory: Arc<Caching<DriverMemory>>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<&'static str, CudaFunction>>,
     pub(crate) transfers: Transfers,
-    pub(crate) libs: Mutex<Libs>,
+    libs: Mutex<Libs>,
     /// What the kernels are compiled to for this GPU and driver.
-    pub target: Target,
+    target: Target,
+}
+
+pub struct Gpu {
+    pub ordinal: usize,
+    pub(crate) memory: Arc<Caching<Memory>>,
+    pub(crate) runtime: Runtime,
 }
 
 impl Gpu {
-    /// Opens GPU `ordinal`, naming any missing library or driver failure.
+    /// Opens GPU `ordinal` (the emulated one under MASKFR_CUDA_EMULATE=1), naming any
+    /// missing library or driver failure.
     pub fn open(ordinal: usize) -> Result<Gpu> {
+        if emulated::enabled() {
+            return Ok(Gpu {
+                ordinal,
+                memory: Caching::new(Memory::Emulated),
+                runtime: Runtime::Emulated(Mutex::new(())),
+            });
+        }
         for lib in ["cuda", "nvrtc", "cublas", "cudnn"] {
             require(lib)?;
         }
@@ -122,43 +157,76 @@ impl Gpu {
         }
         Ok(Gpu {
             ordinal,
-            memory: Caching::new(DriverMemory { stream: stream.clone() }),
-            stream,
-            modules: Mutex::new(HashMap::new()),
-            functions: Mutex::new(HashMap::new()),
-            transfers: Transfers::open(&ctx)?,
-            libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
-            target,
+            memory: Caching::new(Memory::Driver(stream.clone())),
+            runtime: Runtime::Driver(Box::new(DriverRuntime {
+                stream,
+                modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
+                transfers: Transfers::open(&ctx)?,
+                libs: Mutex::new(Libs { blas, dnn, plans: HashMap::new() }),
+                target,
+            })),
         })
+    }
+
+    /// Whether this is the emulated device.
+    pub fn is_emulated(&self) -> bool {
+        matches!(self.runtime, Runtime::Emulated(_))
+    }
+
+    /// What the kernels are compiled to (None on the emulated device: C++ at build time).
+    pub fn target(&self) -> Option<Target> {
+        match &self.runtime {
+            Runtime::Driver(d) => Some(d.target),
+            Runtime::Emulated(_) => None,
+        }
+    }
+
+    /// The CUDA side; an error on the emulated device, which has no stream or library handles.
+    pub(crate) fn cuda(&self) -> Result<&DriverRuntime> {
+        match &self.runtime {
+            Runtime::Driver(d) => Ok(d),
+            Runtime::Emulated(_) => Err(Error("cuda: the emulated device has no CUDA stream or library".into())),
+        }
     }
 
     pub fn device(&self) -> Device {
         Device::Cuda(self.ordinal)
     }
 
-    pub(crate) fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
+    pub(crate) fn stream(&self) -> Result<&Arc<CudaStream>> {
+        Ok(&self.cuda()?.stream)
     }
 
     /// Makes this GPU's context current on the calling thread (N-API calls and tests come
     /// from several threads; cuBLAS, cuDNN and copies act on the current context).
     pub(crate) fn bind(&self) -> Result<()> {
-        driver("bind context", self.stream.context().bind_to_thread())
+        match &self.runtime {
+            Runtime::Driver(d) => driver("bind context", d.stream.context().bind_to_thread()),
+            Runtime::Emulated(_) => Ok(()),
+        }
     }
 
     /// The library handles, with the context current.
     pub(crate) fn libs(&self) -> Result<MutexGuard<'_, Libs>> {
         self.bind()?;
-        Ok(self.libs.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(self.cuda()?.libs.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn synchronize(&self) -> Result<()> {
-        driver("synchronize", self.stream.synchronize())
+        match &self.runtime {
+            Runtime::Driver(d) => driver("synchronize", d.stream.synchronize()),
+            Runtime::Emulated(_) => Ok(()),
+        }
     }
 
     /// A block of at least `bytes` (contents undefined).
-    pub fn block(&self, bytes: usize) -> Result<Block<DriverMemory>> {
-        self.memory.take(bytes)
+    pub fn block(&self, bytes: usize) -> Result<Block<Memory>> {
+        let b = self.memory.take(bytes)?;
+        if self.is_emulated() {
+            emulated::holds(b.ptr, bytes)?;
+        }
+        Ok(b)
     }
 
     /// Device memory outside the cache, freed (after the queue drains) when dropped: for
@@ -184,30 +252,38 @@ impl Gpu {
     }
 
     pub fn memset_zero(&self, ptr: u64, bytes: usize) -> Result<()> {
+        let d = match &self.runtime {
+            Runtime::Driver(d) => d,
+            Runtime::Emulated(_) => return emulated::memset_zero(ptr, bytes),
+        };
         self.bind()?;
         // SAFETY: `ptr` addresses at least `bytes` of a live block; queued on our stream.
-        driver("memset", unsafe { drv::memset_d8_async(ptr, 0, bytes, self.stream.cu_stream()) })
+        driver("memset", unsafe { drv::memset_d8_async(ptr, 0, bytes, d.stream.cu_stream()) })
     }
 
     pub fn copy_device(&self, dst: u64, src: u64, bytes: usize) -> Result<()> {
+        let d = match &self.runtime {
+            Runtime::Driver(d) => d,
+            Runtime::Emulated(_) => return emulated::copy(dst, src, bytes),
+        };
         self.bind()?;
         // SAFETY: both ranges lie in live blocks; queued on our stream.
-        driver("copy", unsafe { drv::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) })
+        driver("copy", unsafe { drv::memcpy_dtod_async(dst, src, bytes, d.stream.cu_stream()) })
     }
 
-    fn function(&self, module: &'static str, name: &'static str) -> Result<CudaFunction> {
-        let mut fns = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+    fn function(d: &DriverRuntime, module: &'static str, name: &'static str) -> Result<CudaFunction> {
+        let mut fns = d.functions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = fns.get(name) {
             return Ok(f.clone());
         }
         let m = {
-            let mut mods = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            let mut mods = d.modules.lock().unwrap_or_else(|p| p.into_inner());
             match mods.get(module) {
                 Some(m) => m.clone(),
                 None => {
                     let m = driver(
                         "load module",
-                        self.stream.context().load_module(crate::compile(module, self.target)?.module()),
+                        d.stream.context().load_module(crate::compile(module, d.target)?.module()),
                     )?;
                     mods.insert(module, m.clone());
                     m
@@ -219,7 +295,7 @@ impl Gpu {
         Ok(f)
     }
 
-    /// Queues kernel `name` of `module` on the stream.
+    /// Queues kernel `name` of `module` on the stream (on the emulated device: runs it).
     /// A grid with no block (zero rows or elements) is nothing to do: it returns before the
     /// launch, which CUDA would refuse, so ops on empty tensors give empty results.
     pub fn launch(&self, module: &'static str, name: &'static str, cfg: LaunchConfig, args: &[Arg]) -> Result<()> {
@@ -227,9 +303,16 @@ impl Gpu {
         if x == 0 || y == 0 || z == 0 {
             return Ok(());
         }
+        let d = match &self.runtime {
+            Runtime::Driver(d) => d,
+            Runtime::Emulated(turn) => {
+                let _one_at_a_time = turn.lock().unwrap_or_else(|p| p.into_inner());
+                return emulated::launch(module, name, cfg, args);
+            }
+        };
         self.bind()?; // cuModuleGetFunction below needs the context current on this thread
-        let f = self.function(module, name)?;
-        let mut b = self.stream.launch_builder(&f);
+        let f = Self::function(d, module, name)?;
+        let mut b = d.stream.launch_builder(&f);
         for a in args {
             match a {
                 Arg::Ptr(v) | Arg::U64(v) => b.arg(v),
@@ -240,7 +323,8 @@ impl Gpu {
             };
         }
         // SAFETY: the argument lists match the kernels' signatures (each call site mirrors
-        // its .cu declaration) and every pointer addresses a live block of the right size.
+        // its .cu declaration; the emulated device checks them) and every pointer addresses
+        // a live block of the right size.
         unsafe { b.launch(cfg) }.map_err(|e| Error(format!("cuda: launching {name}: {e:?}")))?;
         Ok(())
     }

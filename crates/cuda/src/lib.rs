@@ -8,6 +8,7 @@
 pub mod alloc;
 mod backend;
 mod conv;
+pub mod emulated;
 mod gemm;
 pub mod gpu;
 mod kernels;

@@ -175,7 +175,7 @@ impl NcclComm {
     /// The GPU's stream, its context bound to this thread (NCCL launches into it).
     fn stream(&self) -> Result<sys::cudaStream_t> {
         self.gpu.bind()?;
-        Ok(self.gpu.stream().cu_stream() as sys::cudaStream_t)
+        Ok(self.gpu.stream()?.cu_stream() as sys::cudaStream_t)
     }
 
     /// Copies the f32 `tensors` into one device bucket of `width`-byte values (casting to
@@ -221,7 +221,7 @@ impl NcclComm {
         self.live()?;
         self.gpu.bind()?; // the stream is the legacy default one: the current context's
         let start = Instant::now();
-        let stream = self.gpu.stream().cu_stream();
+        let stream = self.gpu.stream()?.cu_stream();
         loop {
             // SAFETY: the stream lives as long as the Gpu (the process).
             match unsafe { cudarc::driver::sys::cuStreamQuery(stream) } {
@@ -261,6 +261,7 @@ impl NcclComm {
 
 impl Drop for NcclComm {
     fn drop(&mut self) {
+        let Ok(stream) = self.gpu.stream() else { return };
         if self.comm.is_null() || self.gpu.bind().is_err() {
             return;
         }
@@ -268,8 +269,8 @@ impl Drop for NcclComm {
         // work still queued (an error between start and wait), abort instead.
         // SAFETY: the stream lives as long as the Gpu; a live communicator, released once.
         unsafe {
-            let idle = cudarc::driver::sys::cuStreamQuery(self.gpu.stream().cu_stream())
-                == cudarc::driver::sys::CUresult::CUDA_SUCCESS;
+            let idle =
+                cudarc::driver::sys::cuStreamQuery(stream.cu_stream()) == cudarc::driver::sys::CUresult::CUDA_SUCCESS;
             if idle {
                 nc::comm_destroy(self.comm).ok();
             } else {

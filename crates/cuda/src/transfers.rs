@@ -2,7 +2,7 @@
 //! overlap the kernels queued before them, and a pinned ring for the small ones.
 
 use crate::alloc::{Block, RawMemory};
-use crate::gpu::{driver, DriverMemory, Gpu};
+use crate::gpu::{driver, Gpu, Memory};
 use crate::Result;
 use cudarc::driver::{result as drv, CudaContext, CudaEvent, CudaStream};
 use std::sync::{Arc, Mutex};
@@ -116,20 +116,24 @@ impl Gpu {
     /// memory, not when the copy is done). Large copies overlap the queued kernels (see
     /// `Landings`); small ones (labels, indices) queue on the compute stream.
     pub fn write(&self, dst: u64, src: &[u8]) -> Result<()> {
+        if self.is_emulated() {
+            return crate::emulated::write(dst, src);
+        }
         self.bind()?;
+        let (transfers, stream) = (&self.cuda()?.transfers, self.stream()?);
         if src.len() < OVERLAP_BYTES {
-            let mut st = self.transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
-            let at = st.small.take(src.len(), self.stream())?;
+            let mut st = transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
+            let at = st.small.take(src.len(), stream)?;
             // SAFETY: `at..at + len` lies in the ring (a quarter holds OVERLAP_BYTES) and no
             // queued copy reads it any more (its quarter's event has completed).
             return unsafe {
                 let p = st.small.base.add(at);
                 std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len());
                 let pinned = std::slice::from_raw_parts(p, src.len());
-                driver("copy to device", drv::memcpy_htod_async(dst, pinned, self.stream().cu_stream()))
+                driver("copy to device", drv::memcpy_htod_async(dst, pinned, stream.cu_stream()))
             };
         }
-        let mut all = self.transfers.landings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = transfers.landings.lock().unwrap_or_else(|p| p.into_inner());
         let at = all.next;
         all.next = 1 - at;
         let copies = all.copies.clone();
@@ -147,15 +151,15 @@ impl Gpu {
         driver("copy stream wait", copies.wait(&l.consumed))?;
         self.stage(l.ptr, src, &copies)?;
         driver("event", l.landed.record(&copies))?;
-        driver("stream wait", self.stream().wait(&l.landed))?;
+        driver("stream wait", stream.wait(&l.landed))?;
         self.copy_device(dst, l.ptr, src.len())?;
-        driver("event", l.consumed.record(self.stream()))
+        driver("event", l.consumed.record(stream))
     }
 
     /// Copies `src` to `dst` through the pinned slots on the copy `stream`, each slot refilled
     /// once the copy that last read it is done (its event).
     fn stage(&self, dst: u64, src: &[u8], stream: &CudaStream) -> Result<()> {
-        let mut st = self.transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.cuda()?.transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
         for (i, chunk) in src.chunks(STAGING_BYTES).enumerate() {
             let at = st.next;
             st.next = (at + 1) % SLOTS;
@@ -177,15 +181,19 @@ impl Gpu {
     /// Copies `dst.len()` bytes from device address `src` to the host (after the work queued
     /// before).
     pub fn read(&self, dst: &mut [u8], src: u64) -> Result<()> {
+        if self.is_emulated() {
+            return crate::emulated::read(dst, src);
+        }
         self.bind()?;
-        let st = self.transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let stream = self.stream()?;
+        let st = self.cuda()?.transfers.staging.lock().unwrap_or_else(|p| p.into_inner());
         for (i, chunk) in dst.chunks_mut(STAGING_BYTES).enumerate() {
             // SAFETY: the readback buffer holds STAGING_BYTES and is ours under the lock; the
             // copy has finished (synchronised) before it is read.
             unsafe {
                 let pinned = std::slice::from_raw_parts_mut(st.readback, chunk.len());
                 let from = src + (i * STAGING_BYTES) as u64;
-                driver("copy to host", drv::memcpy_dtoh_async(pinned, from, self.stream().cu_stream()))?;
+                driver("copy to host", drv::memcpy_dtoh_async(pinned, from, stream.cu_stream()))?;
                 self.synchronize()?;
                 std::ptr::copy_nonoverlapping(st.readback, chunk.as_mut_ptr(), chunk.len());
             }
@@ -195,7 +203,7 @@ impl Gpu {
 
     /// A device copy of `values` (labels, row indices) in a block that lives as long as the
     /// returned guard.
-    pub fn upload_i32(&self, values: &[i32]) -> Result<Block<DriverMemory>> {
+    pub fn upload_i32(&self, values: &[i32]) -> Result<Block<Memory>> {
         let b = self.block(values.len().max(1) * 4)?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
         self.write(b.ptr, &bytes)?;
