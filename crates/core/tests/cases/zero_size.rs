@@ -29,7 +29,7 @@ pub fn zero_size_results(be: &dyn Backend, put: &dyn Fn(&Tensor) -> Tensor) -> V
     }
     for (n, c) in [(0, 5), (3, 0)] {
         let (x, v, gy) = (put(&rnd(&[n, c, 2, 2], 5)), put(&rnd(&[c], 6)), put(&rnd(&[n, c, 2, 2], 7)));
-        let rv = put(&be.rand_uniform(&[c], 0.5, 2.0, 8).unwrap());
+        let rv = be.rand_uniform(&[c], 0.5, 2.0, 8).unwrap(); // made on `be`: no move
         let bn = be.batch_norm(&x, &v, &v, &v, &rv, false, 0.1, 1e-5).unwrap();
         let (gx, gw, gb) = be.batch_norm_backward(&gy, &x, &v, &bn.mean, &bn.invstd, false).unwrap();
         let (px, pa) = be.prelu_backward(&gy, &x, &v).unwrap();
