@@ -419,3 +419,49 @@ fn nccl_on_one_rank_keeps_sums_and_rounds_f16_buckets() {
     comm.wait().unwrap();
     assert_eq!(gb.values().unwrap(), b.cast(DType::F16).to_vec(), "an f16 bucket comes back rounded");
 }
+
+/// The launch shapes an R240 batch of 128 produces, at reduced spatial size where the full
+/// one would be slow on the emulated device: per-channel blocks looping over 128 samples,
+/// elementwise grids with more elements than one grid's 65 535 × 256 threads (grid-stride
+/// loops going round), per-row blocks over 128 rows of odd widths, the classifier's chunks.
+#[test]
+fn launch_shapes_of_an_r240_batch_of_128() {
+    let Some(p) = pair() else { return };
+    // A first-stage activation, 46² instead of 56²: 17.3M elements, past one grid.
+    let (x, y) = (rnd(&[128, 64, 46, 46], 1), rnd(&[128, 64, 46, 46], 2));
+    p.same("add past one grid", K, &[x, y, rnd(&[64], 3)], |be, t| {
+        vec![be.add(&t[0], &t[1]).unwrap(), be.prelu(&t[0], &t[2]).unwrap(), be.sum(&t[1]).unwrap()]
+    });
+    // The last stage at full size (512 channels, 7²) and a first-stage one at 14².
+    for shape in [[128, 512, 7, 7], [128, 64, 14, 14]] {
+        let c = shape[1];
+        let (x, gy) = (rnd(&shape, 4), rnd(&shape, 5));
+        let (w, b, rv) = (rnd(&[c], 6), rnd(&[c], 7), p.cpu.rand_uniform(&[c], 0.5, 2.0, 8).unwrap());
+        p.same(&format!("batch norm {shape:?}"), K, &[x, w, b, rnd(&[c], 9), rv, gy], |be, t| {
+            let o = be.batch_norm(&t[0], &t[1], &t[2], &t[3], &t[4], true, 0.1, 1e-5).unwrap();
+            let (gx, gw, gb) = be.batch_norm_backward(&t[5], &t[0], &t[1], &o.mean, &o.invstd, true).unwrap();
+            let (px, pa) = be.prelu_backward(&t[5], &t[0], &t[1]).unwrap();
+            vec![o.y, o.mean, o.invstd, gx, gw, gb, px, pa, be.channel_sum(&t[5]).unwrap()]
+        });
+    }
+    // Embeddings and the classifier: 128 rows, widths off the block size.
+    p.same("rows of 128", K, &[rnd(&[128, 512], 10), rnd(&[128, 512], 11), rnd(&[128, 1001], 12)], |be, t| {
+        let labels: Vec<i32> = (0..128).map(|i| (i * 7) % 1001).collect();
+        let (loss, logp) = be.cross_entropy(&t[2], &labels).unwrap();
+        vec![be.l2_normalize(&t[0], 1e-12).unwrap(), be.l2_normalize_backward(&t[1], &t[0], 1e-12).unwrap(), loss, logp]
+    });
+    let m = Margin { s: 64.0, m_arc: 0.0, m_cos: 0.4 };
+    let target: Vec<i32> = (0..128).map(|i| if i % 5 == 0 { -1 } else { (i * 131) % 12_000 }).collect();
+    let chunks = [8191, 3809].map(|w| p.cpu.rand_uniform(&[128, w], -1.0, 1.0, w as u64).unwrap());
+    p.same("classifier chunks of 128 rows", K, &chunks, |be, t| {
+        let st =
+            [be.full(&[128], f32::NEG_INFINITY).unwrap(), be.full(&[128], 0.0).unwrap(), be.full(&[128], 0.0).unwrap()];
+        be.margin_chunk_stats(&t[0], &target, 0, m, [&st[0], &st[1], &st[2]]).unwrap();
+        be.margin_chunk_stats(&t[1], &target, 8191, m, [&st[0], &st[1], &st[2]]).unwrap();
+        let gsum = be.margin_softmax_total(&st[0], &st[1], &st[0]).unwrap();
+        let loss = be.margin_softmax_loss(&st[0], &gsum, &st[2]).unwrap();
+        let g = be.margin_chunk_grad(&t[1], &target, 8191, m, [&st[0], &gsum]).unwrap();
+        let [mx, sm, tl] = st;
+        vec![mx, sm, tl, loss, g]
+    });
+}
