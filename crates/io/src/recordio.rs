@@ -102,17 +102,26 @@ pub struct RecordFile {
     len: u64,
     /// (key, offset) of every record, in file order.
     index: Vec<(u64, u64)>,
+    /// The index sorted by key (stable: a repeated key finds its first record), or None where
+    /// the file's order already is (the usual case): a key is found in O(log n), not by a
+    /// scan of a million entries per read.
+    by_key: Option<Vec<(u64, u64)>>,
 }
 
 impl RecordFile {
     pub fn open(rec: &Path, idx: Option<&Path>) -> Result<RecordFile> {
         let file = File::open(rec).map_err(|e| Error(format!("{}: cannot open ({e})", rec.display())))?;
         let len = file.metadata().map_err(|e| Error(format!("{}: {e}", rec.display())))?.len();
-        let mut r = RecordFile { path: rec.to_path_buf(), file, len, index: Vec::new() };
+        let mut r = RecordFile { path: rec.to_path_buf(), file, len, index: Vec::new(), by_key: None };
         r.index = match idx {
             Some(p) => r.read_idx(p)?,
             None => r.scan()?,
         };
+        if !r.index.windows(2).all(|w| w[0].0 < w[1].0) {
+            let mut sorted = r.index.clone();
+            sorted.sort_by_key(|&(k, _)| k);
+            r.by_key = Some(sorted);
+        }
         Ok(r)
     }
 
@@ -213,25 +222,71 @@ impl RecordFile {
         self.read_framed(at).map(|(p, _)| p)
     }
 
+    fn offset(&self, key: u64) -> Option<u64> {
+        let sorted = self.by_key.as_deref().unwrap_or(&self.index);
+        sorted.get(sorted.partition_point(|&(k, _)| k < key)).filter(|(k, _)| *k == key).map(|(_, o)| *o)
+    }
+
+    pub fn has_key(&self, key: u64) -> bool {
+        self.offset(key).is_some()
+    }
+
     /// The payload of the record with `key`.
     pub fn read_key(&self, key: u64) -> Result<Vec<u8>> {
-        let at = self.index.iter().find(|(k, _)| *k == key).map(|(_, o)| *o);
-        match at {
+        match self.offset(key) {
             Some(o) => self.read_at(o),
             None => err(format!("{}: no record with key {key}", self.path.display())),
         }
     }
 }
 
+/// InsightFace's layout of a `.rec`: record 0 with flag 2 holds the image range `[1, a)` and
+/// the identity range `[a, b)`, each identity record its `[start, end)` image keys. Without
+/// that header every record is an image labelled by its IRHeader.
+pub struct Layout {
+    /// Image record keys, in file order.
+    pub images: Vec<u64>,
+    /// Each identity's `[start, end)` image keys (label i is identity i), or None.
+    pub identities: Option<Vec<(u64, u64)>>,
+}
+
+impl Layout {
+    pub fn of(file: &RecordFile) -> Result<Layout> {
+        let what = |k: u64| format!("{}: record {k}", file.path().display());
+        let ranges = |k: u64| -> Result<Option<(u64, u64)>> {
+            let payload = file.read_key(k)?;
+            let (h, _) = unpack(&payload, &what(k))?;
+            Ok((h.labels.len() >= 2).then(|| (h.labels[0] as u64, h.labels[1] as u64)))
+        };
+        let keys = file.index().iter().map(|&(k, _)| k);
+        let head = if file.has_key(0) { ranges(0)? } else { None };
+        let Some((a, b)) = head else {
+            return Ok(Layout { images: keys.collect(), identities: None });
+        };
+        let images = keys.clone().filter(|k| (1..a).contains(k)).collect();
+        let identities = keys
+            .filter(|k| (a..b).contains(k))
+            .map(|k| {
+                ranges(k)?.ok_or_else(|| Error(format!("{}: an identity record without its image range", what(k))))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Layout { images, identities: Some(identities) })
+    }
+}
+
 /// Writes `OUT.rec` and `OUT.idx` (keys in the order given), each to a temp file renamed on
-/// [`RecordWriter::finish`]: an interrupted pack leaves no half-written dataset.
+/// [`RecordWriter::finish`]: an interrupted pack leaves no half-written dataset, and a writer
+/// dropped unfinished removes its temp file.
 pub struct RecordWriter {
     rec: PathBuf,
     idx: PathBuf,
     out: BufWriter<File>,
+    /// The `.idx`, written as the records go (not held: 42M lines are most of a GiB).
+    lines: BufWriter<File>,
     offset: u64,
-    lines: String,
     frame: Vec<u8>,
+    /// The framed length of the first record, which [`RecordWriter::rewrite_first`] replaces.
+    first_len: usize,
 }
 
 fn tmp(p: &Path) -> PathBuf {
@@ -242,24 +297,50 @@ fn tmp(p: &Path) -> PathBuf {
 
 impl RecordWriter {
     pub fn create(rec: &Path, idx: &Path) -> Result<RecordWriter> {
-        let f = File::create(tmp(rec)).map_err(|e| Error(format!("{}: cannot create ({e})", rec.display())))?;
+        let open = |p: &Path| {
+            File::create(tmp(p)).map(BufWriter::new).map_err(|e| Error(format!("{}: cannot create ({e})", p.display())))
+        };
+        let out = open(rec)?;
         Ok(RecordWriter {
             rec: rec.into(),
             idx: idx.into(),
-            out: BufWriter::new(f),
+            out,
+            lines: open(idx)?,
             offset: 0,
-            lines: String::new(),
             frame: Vec::new(),
+            first_len: 0,
         })
     }
 
     pub fn write(&mut self, key: u64, payload: &[u8]) -> Result<()> {
         self.frame.clear();
         frame(payload, &mut self.frame)?;
+        if self.offset == 0 {
+            self.first_len = self.frame.len();
+        }
         self.out.write_all(&self.frame).map_err(|e| Error(format!("{}: write failed ({e})", self.rec.display())))?;
-        self.lines.push_str(&format!("{key}\t{}\n", self.offset));
+        writeln!(self.lines, "{key}\t{}", self.offset)
+            .map_err(|e| Error(format!("{}: write failed ({e})", self.idx.display())))?;
         self.offset += self.frame.len() as u64;
         Ok(())
+    }
+
+    /// Replaces the first record's payload by one of the same framed length: a streamed
+    /// dataset's header, whose counts are known only at the end.
+    pub fn rewrite_first(&mut self, payload: &[u8]) -> Result<()> {
+        self.frame.clear();
+        frame(payload, &mut self.frame)?;
+        if self.offset == 0 || self.frame.len() != self.first_len {
+            return err(format!(
+                "{}: the first record is {} bytes framed, its replacement {}",
+                self.rec.display(),
+                self.first_len,
+                self.frame.len()
+            ));
+        }
+        let fail = |e: std::io::Error| Error(format!("{}: write failed ({e})", self.rec.display()));
+        self.out.flush().map_err(fail)?;
+        self.out.get_ref().write_all_at(&self.frame, 0).map_err(fail)
     }
 
     /// Flushes both files to the disk before renaming them, then their folders: a power loss
@@ -267,12 +348,19 @@ impl RecordWriter {
     pub fn finish(mut self) -> Result<()> {
         let fail = |p: &Path, e: std::io::Error| Error(format!("{}: {e}", p.display()));
         self.out.flush().and_then(|_| self.out.get_ref().sync_all()).map_err(|e| fail(&self.rec, e))?;
-        let idx = File::create(tmp(&self.idx))
-            .and_then(|mut f| f.write_all(self.lines.as_bytes()).and_then(|_| f.sync_all()));
-        idx.map_err(|e| fail(&self.idx, e))?;
+        self.lines.flush().and_then(|_| self.lines.get_ref().sync_all()).map_err(|e| fail(&self.idx, e))?;
         for p in [&self.rec, &self.idx] {
             maskfr_core::durable::rename_synced(&tmp(p), p).map_err(|e| fail(p, e))?;
         }
         Ok(())
+    }
+}
+
+impl Drop for RecordWriter {
+    /// After `finish` the temp names are gone (renamed); otherwise the partial files go.
+    fn drop(&mut self) {
+        for p in [&self.rec, &self.idx] {
+            let _ = std::fs::remove_file(tmp(p));
+        }
     }
 }

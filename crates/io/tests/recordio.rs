@@ -119,3 +119,29 @@ fn bad_inputs_name_the_file_and_the_place() {
     let e = unpack(&[1, 2, 3], "record 9").err().unwrap().0;
     assert_eq!(e, "record 9: 3 bytes, shorter than the 24-byte IRHeader");
 }
+
+#[test]
+fn keys_in_any_order_are_found_and_an_unfinished_writer_leaves_nothing() {
+    let d = tmpdir().join("order");
+    std::fs::create_dir_all(&d).unwrap();
+    let (rec, idx) = (d.join("o.rec"), d.join("o.idx"));
+    let mut w = RecordWriter::create(&rec, &idx).unwrap();
+    for (i, key) in [5u64, 2, 9, 2].into_iter().enumerate() {
+        w.write(key, &pack(&Header::scalar(key as f32, key), &[i as u8; 4])).unwrap();
+    }
+    let e = w.rewrite_first(&pack(&Header::vector(vec![1.0, 2.0], 0), &[])).unwrap_err().0;
+    assert!(e.ends_with("o.rec: the first record is 36 bytes framed, its replacement 40"), "{e}");
+    w.finish().unwrap();
+    let f = RecordFile::open(&rec, Some(&idx)).unwrap();
+    for key in [2u64, 5, 9] {
+        assert_eq!(unpack(&f.read_key(key).unwrap(), "r").unwrap().0.id, key);
+    }
+    assert_eq!(f.read_key(2).unwrap()[24..], [1; 4], "a repeated key reads its first record");
+    assert!(f.read_key(3).unwrap_err().0.ends_with("o.rec: no record with key 3"));
+    let unfinished = RecordWriter::create(&d.join("u.rec"), &d.join("u.idx")).unwrap();
+    drop(unfinished);
+    let mut left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["o.idx", "o.rec"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
