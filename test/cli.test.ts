@@ -182,15 +182,15 @@ test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from
   }
   const noImages = run('pack', folder, path.join(dir, 'x.rec'));
   t.regex(noImages.stderr, /faces\/a: identity folder without images/);
-  // Files that are not images (a pickle named .jpg) are decoded at pack time and refused,
-  // each named, with nothing written.
+  // Files that are not images (a pickle named .jpg) are decoded at pack time; more of them
+  // than --max-bad allows (1%) refuse the folder, each named, with only their list written.
   const notImage = fs.readFileSync(path.join(dir, 'verify.bin'));
   for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), notImage);
   const jpeg = RecordDataset.open(path.join(dir, 'train.rec')).sample(0).body;
   for (const i of [0, 1]) fs.writeFileSync(path.join(folder, 'a', `${i}.jpg`), jpeg);
   const refused = run('pack', folder, path.join(dir, 'x.rec'));
   t.is(refused.status, 1);
-  t.regex(refused.stderr, /pack: 4 of the 6 images in .*faces cannot be decoded; nothing written \(remove or replace them and pack again\):\n {2}.*faces\/a\/2\.jpg: \d+ bytes that are neither JPEG nor PNG\n {2}.*faces\/b\/0\.jpg: /);
+  t.regex(refused.stderr, /pack: 4 of the 6 images cannot be read or decoded, more than the 1% allowed; nothing written \(all are listed in .*x\.bad\.txt\):\n {2}.*faces\/a\/2\.jpg: \d+ bytes that are neither JPEG nor PNG\n {2}.*faces\/b\/0\.jpg: /);
   t.false(fs.existsSync(path.join(dir, 'x.rec')));
   for (const who of ['a', 'b']) for (const i of [0, 1, 2]) fs.writeFileSync(path.join(folder, who, `${i}.jpg`), jpeg);
   const packed = run('pack', folder, path.join(dir, 'x.rec'));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { RecordDataset, writeRecordDataset, readVerificationBin, parseVerificationBin } from '../ts';
 import { native } from '../ts/native';
 import { Loader } from '../ts/data/loader';
-import { MAX_IMAGE_FILE_BYTES, readImageFile } from '../ts/data/image-folder';
+import { MAX_IMAGE_FILE_BYTES, readImageFolder } from '../ts/data/image-folder';
 
 const fx = (n: string) => path.join(__dirname, 'fixtures', n);
 
@@ -76,14 +76,14 @@ test('an image whose header declares 13000² pixels is refused from the header, 
   t.is(native.MAX_IMAGE_SIDE, 4096);
 });
 
-test('an image file above 64 MiB is refused before it is read, naming it, by pack\'s reader and the training loader alike', async (t) => {
+test('an image file above 64 MiB is refused before it is read, naming it, by the folder\'s reader and the training loader alike', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-bigfile-'));
   fs.mkdirSync(path.join(root, 'a'));
   const big = path.join(root, 'a', 'big.jpg');
   fs.closeSync(fs.openSync(big, 'w'));
   fs.truncateSync(big, MAX_IMAGE_FILE_BYTES + 1); // sparse: reading it would allocate the whole size
   const want = `${big}: ${MAX_IMAGE_FILE_BYTES + 1} bytes, more than an image file may have (64 MiB)`;
-  t.throws(() => readImageFile(big), { message: want });
+  t.throws(() => readImageFolder(root).sample(0), { message: want });
   const loader = Loader.fromFolder(root, { batch: 1, threads: 1, shuffle: false });
   const e = await t.throwsAsync(async () => {
     for await (const b of loader.epoch(0)) b.images.dispose();

@@ -54,7 +54,8 @@ test('an image folder loads; an empty identity folder or a corrupt file is named
       fs.writeFileSync(path.join(root, who, `${i}.jpg`), native.encodeJpeg(Buffer.from(rgb), 112, 112, 90));
     }
   }
-  t.deepEqual(readImageFolder(root).labels, [0, 0, 1, 1, 1]);
+  const folder = readImageFolder(root);
+  t.deepEqual(Array.from({ length: folder.length }, (_, i) => folder.sample(i).label), [0, 0, 1, 1, 1]);
   const batches = await collect(Loader.fromFolder(root, { batch: 5, shuffle: false, flip: false }), 0);
   t.deepEqual(batches[0][1], [0, 0, 1, 1, 1]);
   fs.writeFileSync(path.join(root, 'bob', '9.jpg'), Buffer.from('not a jpeg at all'));
@@ -73,7 +74,8 @@ test('an image folder loads; an empty identity folder or a corrupt file is named
     message: /maskfr-folder-\w+: 1 of the 6 samples of epoch 0 on this rank are corrupt \(16\.67%\), more than maxCorruptShare 0\.01 allows \(1\.00%\); the first: .*bob\/9\.jpg/,
   });
   // Every image corrupt: an error with the count, never an empty batch.
-  for (const f of readImageFolder(root).files) fs.writeFileSync(f, 'not an image');
+  const all = readImageFolder(root);
+  for (let i = 0; i < all.length; i++) fs.writeFileSync(all.path(i), 'not an image');
   await t.throwsAsync(collect(Loader.fromFolder(root, { batch: 3, skipCorrupt: true, maxCorruptShare: 0.5 }), 0), {
     message: /4 of the 6 samples of epoch 0 on this rank are corrupt \(66\.67%\), more than maxCorruptShare 0\.5 allows/,
   });

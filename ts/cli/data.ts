@@ -1,12 +1,13 @@
 // Data commands: `maskfr synthetic-faces` (the bundled synthetic faces), `maskfr pack` (an
-// image folder into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
+// image folder, a .lst or a .rec into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
 // `maskfr augment --preview` (faces masked by the two mask synthesizers).
 
 import fs from 'node:fs';
+import os from 'node:os';
 import { native } from '../native';
 import { SYNTHETIC_FACES_DEFAULTS, writeSyntheticDataset } from '../data/synthetic-faces-dataset';
-import { RecordDataset, writeRecordDataset } from '../data/recordio';
-import { readImageFile, readImageFolder } from '../data/image-folder';
+import { MAX_BAD_SHARE, packRecordDataset, PackInput, RecordDataset } from '../data/recordio';
+import { duration } from '../train/progress';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
@@ -48,40 +49,51 @@ function writeFaces(p: Parsed): number {
   return 0;
 }
 
-/** Bad files listed by name when pack refuses a folder; the rest are counted. */
-const LISTED = 20;
-
 export const pack: Command = {
-  summary: `pack an image folder (one sub-folder per identity) into RecordIO; every image is decoded first (JPEG/PNG, at most ${MAX_SIDE}x${MAX_SIDE}) and a folder with any bad one is refused, listing them`,
-  usage: 'maskfr pack DIR OUT.rec',
-  options: [],
+  summary: `pack an image folder (one sub-folder per identity), an insightface .lst or a .rec (a subset of its identities) into RecordIO, streamed on every core; every image is decoded first (JPEG/PNG, at most ${MAX_SIDE}x${MAX_SIDE}), bad ones listed in OUT.bad.txt and skipped`,
+  usage: 'maskfr pack DIR|LIST.lst|IN.rec OUT.rec [options]',
+  options: [
+    { name: 'root', value: 'DIR', help: "a .lst's paths are relative to DIR, which allows absolute paths and '..'", defaultHelp: "the list's folder, which they may not leave" },
+    { name: 'identities', value: 'FILE', help: 'with IN.rec: pack only the identities whose labels FILE lists (one a line), renumbered 0… in ascending order' },
+    { name: 'max-bad', value: 'SHARE', default: String(MAX_BAD_SHARE), help: 'the share of bad images skipped (listed in OUT.bad.txt); one more refuses the pack, writing only that list (0: any bad image refuses it)' },
+    { name: 'threads', value: 'N', default: String(os.availableParallelism()), help: 'threads reading and decoding' },
+    { name: 'progress', help: 'a progress bar on stderr also when it is not a terminal (a line every 10 s)' },
+  ],
   example: 'maskfr pack faces/ data/train.rec',
-  run: packFolder,
+  run: packCommand,
 };
 
-function packFolder(p: Parsed): number {
-  const [dir, out] = p.positional;
-  if (dir === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
-  const f = readImageFolder(dir);
-  // Decoded here, not at training time: a text file named .jpg or a decompression bomb is
-  // refused before anything is written.
-  const bad: string[] = [];
-  const samples = f.files.map((file, i) => {
-    let body: Buffer = Buffer.alloc(0);
-    try {
-      body = readImageFile(file);
-      native.decodeImage(body, file);
-    } catch (e) {
-      bad.push((e as Error).message);
-    }
-    return { label: f.labels[i], body };
-  });
-  if (bad.length > 0) {
-    const more = bad.length > LISTED ? `\n  … and ${bad.length - LISTED} more` : '';
-    throw new Error(`pack: ${bad.length} of the ${f.files.length} images in ${dir} cannot be decoded; nothing written (remove or replace them and pack again):\n  ${bad.slice(0, LISTED).join('\n  ')}${more}`);
-  }
-  writeRecordDataset(out, samples);
-  console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${f.files.length} images of ${f.identities.length} identities`);
+/** Draws pack's progress on stderr: redrawn in place on a terminal, else a line every 10 s. */
+function packProgress(forced: boolean): ((p: { total: number; done: number; bad: number }) => void) | undefined {
+  const tty = process.stderr.isTTY === true;
+  if (!tty && !forced) return undefined;
+  const t0 = performance.now();
+  let last = -Infinity;
+  return ({ total, done, bad }) => {
+    const now = performance.now();
+    if (!tty && now - last < 10_000 && done < total) return;
+    last = now;
+    const secs = (now - t0) / 1000;
+    const width = 24;
+    const filled = total > 0 ? Math.round((width * done) / total) : 0;
+    const line = total === 0 ? 'pack: scanning the input…' : `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total}  ${(done / secs).toFixed(0)} img/s  ETA ${duration(done > 0 ? ((total - done) * secs) / done : Infinity)}  bad ${bad}`;
+    process.stderr.write(tty ? `\r${line}\x1b[K${done === total && total > 0 ? '\n' : ''}` : `${line}\n`);
+  };
+}
+
+async function packCommand(p: Parsed): Promise<number> {
+  const [src, out] = p.positional;
+  if (src === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
+  const isDir = fs.existsSync(src) && fs.statSync(src).isDirectory();
+  const input: PackInput = isDir ? { folder: src } : src.endsWith('.lst') ? { lst: src, root: p.options.get('root') } : src.endsWith('.rec') ? { rec: src, identities: p.options.get('identities') } : { folder: src };
+  if (p.options.has('root') && !('lst' in input)) throw new Error('pack: --root is for a .lst input');
+  if (p.options.has('identities') && !('rec' in input)) throw new Error('pack: --identities is for a .rec input');
+  const maxBad = Number(p.options.get('max-bad'));
+  if (!(maxBad >= 0 && maxBad <= 1)) throw new Error(`pack: --max-bad must be a share in [0, 1], got ${p.options.get('max-bad')}`);
+  const r = await packRecordDataset(input, out, { threads: integerOption(p, 'threads', 1), maxBad, onProgress: packProgress(p.flags.has('progress')) });
+  const empty = r.emptyIdentities > 0 ? ` (${r.emptyIdentities} of them without any image left: empty ranges)` : '';
+  const bad = r.bad > 0 ? `; ${r.bad} bad images skipped, listed in ${r.badList}` : '';
+  console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${r.images} images of ${r.identities} identities${empty}${bad}`);
   return 0;
 }
 

@@ -1,56 +1,49 @@
 // An image folder as a dataset: one sub-folder per identity (sorted names → labels 0, 1, …),
-// JPEG/PNG files inside.
+// JPEG/PNG files inside. The scan and its (path, label) index live in Rust (maskfr_io::folder):
+// WebFace42M's 42 million paths are not strings on the JS heap; this holds a handle.
 
-import fs from 'node:fs';
-import path from 'node:path';
-
-export interface FolderDataset {
-  root: string;
-  /** Identity folder names; label i is identities[i]. */
-  identities: string[];
-  files: string[];
-  labels: number[];
-}
-
-const IMAGE = /\.(jpe?g|png)$/i;
+import { native } from '../native';
 
 /** The largest image file read whole, as the training loader's (maskfr_io::image_codec::
  *  MAX_FILE_BYTES): a 4096² RGB image stored uncompressed is 48 MiB. */
 export const MAX_IMAGE_FILE_BYTES = 64 * 2 ** 20;
 
-/** An image file's bytes, its size checked before anything is read (a 10 GB file named
- *  .jpg is refused, naming it); at most the size stat gave. */
-export function readImageFile(file: string): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size > MAX_IMAGE_FILE_BYTES) throw new Error(`${file}: ${size} bytes, more than an image file may have (${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB)`);
-    const bytes = Buffer.alloc(size);
-    for (let at = 0, n = 1; at < size && n > 0; at += n) n = fs.readSync(fd, bytes, at, size - at, at);
-    return bytes;
-  } finally {
-    fs.closeSync(fd);
+export class FolderDataset {
+  private constructor(
+    readonly root: string,
+    /** The Rust index, for the loader. */
+    readonly handle: ReturnType<typeof native.ImageFolder.scan>,
+  ) {}
+
+  static scan(root: string): FolderDataset {
+    return new FolderDataset(root, native.ImageFolder.scan(root));
+  }
+
+  get length(): number {
+    return this.handle.length;
+  }
+
+  /** Identities; labels are 0 … identities − 1. */
+  get identities(): number {
+    return this.handle.identities;
+  }
+
+  /** Identity `label`'s folder name. */
+  identity(label: number): string {
+    return this.handle.identity(label);
+  }
+
+  path(i: number): string {
+    return this.handle.path(i);
+  }
+
+  /** Image `i`'s label and bytes, the file's size checked before it is read (a 10 GB file
+   *  named .jpg is refused, naming it). */
+  sample(i: number): { label: number; body: Buffer } {
+    return this.handle.read(i);
   }
 }
 
 export function readImageFolder(root: string): FolderDataset {
-  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`${root}: not a folder of identity folders`);
-  const identities = fs
-    .readdirSync(root, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort();
-  if (identities.length === 0) throw new Error(`${root}: no identity folders (expected one sub-folder per identity)`);
-  const files: string[] = [];
-  const labels: number[] = [];
-  identities.forEach((name, label) => {
-    const dir = path.join(root, name);
-    const imgs = fs.readdirSync(dir).filter((f) => IMAGE.test(f)).sort();
-    if (imgs.length === 0) throw new Error(`${dir}: identity folder without images (.jpg, .jpeg, .png)`);
-    for (const f of imgs) {
-      files.push(path.join(dir, f));
-      labels.push(label);
-    }
-  });
-  return { root, identities, files, labels };
+  return FolderDataset.scan(root);
 }

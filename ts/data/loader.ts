@@ -6,7 +6,7 @@ import os from 'node:os';
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
 import { RecordDataset } from './recordio';
-import { readImageFolder } from './image-folder';
+import { FolderDataset } from './image-folder';
 
 export interface LoaderOptions {
   batch: number;
@@ -55,7 +55,7 @@ export interface Batch {
   masked: boolean[];
 }
 
-type NativeLoader = ReturnType<typeof native.DataLoader.fromFiles>;
+type NativeLoader = ReturnType<typeof native.DataLoader.fromFolder>;
 
 /** Corrupt samples skipped in an epoch so far (with `skipCorrupt`). */
 export interface Skipped {
@@ -112,14 +112,14 @@ export class Loader {
   static fromRecord(rec: string | RecordDataset, o: LoaderOptions): Loader {
     const ds = typeof rec === 'string' ? RecordDataset.open(rec) : rec;
     const opts = Loader.options(o);
-    return new Loader(native.DataLoader.fromRecord(ds.path, ds.indexPath, ds.imageKeys, opts), ds.path, ds.length, opts);
+    return new Loader(native.DataLoader.fromRecord(ds.handle, opts), ds.path, ds.length, opts);
   }
 
-  /** Over an image folder (one sub-folder per identity). */
-  static fromFolder(root: string, o: LoaderOptions): Loader {
-    const f = readImageFolder(root);
+  /** Over an image folder (one sub-folder per identity), scanned or given. */
+  static fromFolder(root: string | FolderDataset, o: LoaderOptions): Loader {
+    const f = typeof root === 'string' ? FolderDataset.scan(root) : root;
     const opts = Loader.options(o);
-    return new Loader(native.DataLoader.fromFiles(root, f.files, f.labels, opts), root, f.files.length, opts);
+    return new Loader(native.DataLoader.fromFolder(f.handle, opts), f.root, f.length, opts);
   }
 
   /** Counts `count` corrupt samples as skipped in `epoch` already (a resumed epoch's, from its

@@ -4,6 +4,7 @@
 // record is an image labelled by its IRHeader.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import { native } from '../native';
 
 export interface Identity {
@@ -21,33 +22,16 @@ export interface Sample {
 }
 
 export class RecordDataset {
-  /** Image record keys, in file order. */
-  readonly imageKeys: number[];
-  /** Identity ranges when the file has InsightFace's header, else null. */
-  readonly identities: Identity[] | null;
+  private ranges: Identity[] | null | undefined;
 
   private constructor(
     readonly path: string,
     /** The `.idx` used, or null when the file was scanned. */
     readonly indexPath: string | null,
-    private readonly reader: ReturnType<typeof native.RecordReader.open>,
-  ) {
-    const keys = reader.keys();
-    const head = keys.includes(0) ? reader.read(0) : null;
-    if (head !== null && head.flag === 2 && head.labels.length >= 2) {
-      const [a, b] = head.labels;
-      this.imageKeys = keys.filter((k) => k >= 1 && k < a);
-      this.identities = keys
-        .filter((k) => k >= a && k < b)
-        .map((k, i) => {
-          const r = reader.read(k);
-          return { label: i, start: r.labels[0], end: r.labels[1] };
-        });
-    } else {
-      this.imageKeys = keys;
-      this.identities = null;
-    }
-  }
+    /** The Rust reader, which holds the index and the layout (image keys, identity
+     *  ranges): a million keys stay out of the JS heap. */
+    readonly handle: ReturnType<typeof native.RecordReader.open>,
+  ) {}
 
   /** Opens `X.rec` with `X.idx` beside it when there is one (else one scan of the file). */
   static open(rec: string, idx: string | null = rec.replace(/\.rec$/, '.idx')): RecordDataset {
@@ -56,14 +40,23 @@ export class RecordDataset {
   }
 
   get length(): number {
-    return this.imageKeys.length;
+    return this.handle.images;
+  }
+
+  /** Identity ranges when the file has InsightFace's header, else null (built on first use). */
+  get identities(): Identity[] | null {
+    if (this.ranges === undefined) {
+      const flat = this.handle.identityRanges();
+      this.ranges = flat === null ? null : Array.from({ length: flat.length / 2 }, (_, i) => ({ label: i, start: flat[2 * i], end: flat[2 * i + 1] }));
+    }
+    return this.ranges;
   }
 
   /** Image `i` (0-based over the images) with its label. */
   sample(i: number): Sample {
-    const key = this.imageKeys[i];
-    if (key === undefined) throw new Error(`${this.path}: image ${i} is outside [0, ${this.length})`);
-    const r = this.reader.read(key);
+    const key = Number.isInteger(i) && i >= 0 ? this.handle.imageKey(i) : null;
+    if (key === null) throw new Error(`${this.path}: image ${i} is outside [0, ${this.length})`);
+    const r = this.handle.read(key);
     return { key, label: r.flag > 0 ? r.labels[0] : r.label, body: r.body };
   }
 }
@@ -85,4 +78,51 @@ export function writeRecordDataset(rec: string, samples: Iterable<{ label: numbe
     at += n;
   });
   w.finish();
+}
+
+export type PackInput = { folder: string } | { lst: string; root?: string } | { rec: string; identities?: string };
+
+export interface PackOptions {
+  /** Reader/validator threads (default: every core). */
+  threads?: number;
+  /** The share of the images that may be bad: listed in `X.bad.txt` and skipped; one more
+   *  refuses the pack, writing nothing but that list (default 0.01; 0: strict). */
+  maxBad?: number;
+  /** Called about five times a second while the pack runs. */
+  onProgress?: (p: { total: number; done: number; bad: number }) => void;
+}
+
+export interface PackResult {
+  images: number;
+  identities: number;
+  /** Identities all of whose images were bad (empty ranges, so labels keep their meaning). */
+  emptyIdentities: number;
+  bad: number;
+  /** Where the bad images are listed, one a line, when there are any. */
+  badList: string | null;
+}
+
+/** The share of bad images a pack accepts by default: a few unreadable files in a scraped
+ *  set are listed and skipped, a wrong folder is refused. */
+export const MAX_BAD_SHARE = 0.01;
+
+/** Packs an image folder, an insightface `.lst` or a `.rec` (a subset of its identities) into
+ *  `out` (`X.rec` + `X.idx`, InsightFace's layout, renamed into place whole), streaming: a
+ *  few chunks of images in memory whatever the size. Every image is fully decoded on
+ *  `threads` threads first; bad ones are listed in `X.bad.txt` and skipped. */
+export async function packRecordDataset(input: PackInput, out: string, o: PackOptions = {}): Promise<PackResult> {
+  if (!out.endsWith('.rec')) throw new Error(`pack: ${out}: the output must be a .rec`);
+  const job = native.PackJob.start(out, {
+    ...('folder' in input ? { kind: 'folder', input: input.folder } : 'lst' in input ? { kind: 'lst', input: input.lst, root: input.root } : { kind: 'rec', input: input.rec, identities: input.identities }),
+    threads: o.threads ?? os.availableParallelism(),
+    maxBad: o.maxBad ?? MAX_BAD_SHARE,
+  });
+  const tick = o.onProgress && setInterval(() => o.onProgress?.(job.progress()), 200);
+  try {
+    const r = await job.finish();
+    o.onProgress?.(job.progress());
+    return { images: r.images, identities: r.identities, emptyIdentities: r.emptyIdentities, bad: r.bad, badList: r.badList ?? null };
+  } finally {
+    clearInterval(tick);
+  }
 }

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import { RecordDataset } from './recordio';
-import { readImageFile, readImageFolder } from './image-folder';
+import { FolderDataset } from './image-folder';
 import { Loader, LoaderOptions } from './loader';
 
 export interface TrainingData {
@@ -20,13 +20,16 @@ export interface TrainingData {
 export function openTrainingData(p: string): TrainingData {
   if (!fs.existsSync(p)) throw new Error(`${p}: no such training data (expected a .rec file or an image folder)`);
   if (fs.statSync(p).isDirectory()) {
-    const f = readImageFolder(p);
+    const f = FolderDataset.scan(p);
     return {
       path: p,
-      length: f.files.length,
-      classes: f.identities.length,
-      sample: (i) => ({ label: f.labels[i], image: readImageFile(f.files[i]) }),
-      loader: (o) => Loader.fromFolder(p, o),
+      length: f.length,
+      classes: f.identities,
+      sample: (i) => {
+        const s = f.sample(i);
+        return { label: s.label, image: s.body };
+      },
+      loader: (o) => Loader.fromFolder(f, o),
     };
   }
   const ds = RecordDataset.open(p);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 
 export type Metrics = Record<string, number | string | boolean | object>;
 
-function duration(s: number): string {
+export function duration(s: number): string {
   if (!Number.isFinite(s)) return '?';
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);

@@ -1,8 +1,11 @@
 //! maskfr-io: the data formats. MXNet/InsightFace RecordIO (byte-exact reader and writer),
-//! JPEG/PNG decoding and JPEG encoding. Errors name the file and the record or offset.
+//! image folders, packing into RecordIO, JPEG/PNG decoding and JPEG encoding. Errors name the
+//! file and the record or offset.
 
+pub mod folder;
 pub mod image_codec;
 pub mod loader;
+pub mod pack;
 pub mod recordio;
 
 /// maskfr's one error type; here its message names the file and the record or offset.

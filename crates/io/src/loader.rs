@@ -3,13 +3,11 @@
 //! ahead by worker threads. Batch `b` of an epoch depends only on (seed, epoch, b): the same
 //! seed gives the same batches whatever the thread count or timing.
 
-use crate::image_codec::{decode, Dims, Rgb, MAX_FILE_BYTES};
+use crate::image_codec::{decode, Dims, Rgb};
 use crate::recordio::{unpack, RecordFile};
 use crate::{err, Result};
 use maskfr_core::random::mix;
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread;
@@ -49,48 +47,6 @@ impl Source for RecordSource {
     }
     fn name(&self) -> String {
         self.file.path().display().to_string()
-    }
-}
-
-/// Image files with their labels (an image folder: one sub-folder per identity).
-pub struct FileSource {
-    /// The folder, for error messages.
-    pub root: PathBuf,
-    pub files: Vec<(PathBuf, i32)>,
-}
-
-impl Source for FileSource {
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)> {
-        let (p, label) = &self.files[i];
-        let fail = |e: std::io::Error| crate::Error(format!("{}: cannot read ({e})", p.display()));
-        let f = std::fs::File::open(p).map_err(fail)?;
-        let size = f.metadata().map_err(fail)?.len();
-        // Checked before reading, and the read bounded too (the file may grow meanwhile).
-        let too_big = |size: u64| {
-            crate::Error(format!(
-                "{}: {size} bytes, more than an image file may have ({} MiB)",
-                p.display(),
-                MAX_FILE_BYTES >> 20
-            ))
-        };
-        if size > MAX_FILE_BYTES {
-            return Err(too_big(size));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(fail)?;
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(too_big(bytes.len() as u64));
-        }
-        Ok((*label, bytes))
-    }
-    fn describe(&self, i: usize) -> String {
-        self.files[i].0.display().to_string()
-    }
-    fn name(&self) -> String {
-        self.root.display().to_string()
     }
 }
 

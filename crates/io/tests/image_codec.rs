@@ -1,8 +1,9 @@
 //! Decompression bombs: a few hundred bytes whose header declares 13000² pixels are refused
 //! from the header, before any pixel buffer is allocated, by the codec and by the loader.
 
+use maskfr_io::folder::FolderIndex;
 use maskfr_io::image_codec::{decode, encode_jpeg, encode_png, Dims, Rgb, MAX_SIDE};
-use maskfr_io::loader::{epoch, FileSource, LoaderConfig, Source};
+use maskfr_io::loader::{epoch, LoaderConfig, Source};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,10 +69,9 @@ fn a_header_declaring_too_many_pixels_is_refused_before_decoding() {
 #[test]
 fn the_loader_refuses_a_bomb_from_its_header() {
     let dir = std::env::temp_dir().join(format!("maskfr-bomb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("bomb.png");
-    std::fs::write(&file, png_bomb()).unwrap();
-    let src: Arc<dyn Source> = Arc::new(FileSource { root: dir.clone(), files: vec![(file, 0)] });
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join("a").join("bomb.png"), png_bomb()).unwrap();
+    let src: Arc<dyn Source> = Arc::new(FolderIndex::scan(&dir).unwrap());
     let c = LoaderConfig {
         batch: 1,
         seed: 0,

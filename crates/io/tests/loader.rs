@@ -1,9 +1,10 @@
 //! The loader: deterministic batches whatever the thread count, a true partition across
 //! ranks, flips and normalisation, corrupt records skipped and counted or reported.
 
+use maskfr_io::folder::FolderIndex;
 use maskfr_io::image_codec::MAX_FILE_BYTES;
 use maskfr_io::image_codec::{encode_png, Rgb};
-use maskfr_io::loader::{epoch, shard, FileSource, LoaderConfig, RecordSource, Source};
+use maskfr_io::loader::{epoch, shard, LoaderConfig, RecordSource, Source};
 use maskfr_io::recordio::{pack, Header, RecordFile, RecordWriter};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -171,11 +172,14 @@ fn an_all_corrupt_dataset_stops_with_the_count_never_an_empty_batch() {
 fn an_image_file_above_the_size_limit_is_refused_before_it_is_read() {
     let dir = std::env::temp_dir().join(format!("maskfr-bigfile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (big, small) = (dir.join("big.jpg"), dir.join("small.png"));
+    let (big, small) = (dir.join("a").join("big.jpg"), dir.join("b").join("small.png"));
+    for id in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(id)).unwrap();
+    }
     // Sparse: no disk used, and a read of it would allocate the whole size.
     std::fs::File::create(&big).unwrap().set_len(MAX_FILE_BYTES + 1).unwrap();
     std::fs::write(&small, encode_png(&Rgb { width: 2, height: 2, data: vec![7; 12] }).unwrap()).unwrap();
-    let src = FileSource { root: dir.clone(), files: vec![(big.clone(), 0), (small, 1)] };
+    let src = FolderIndex::scan(&dir).unwrap();
     let e = src.read(0).unwrap_err();
     assert_eq!(
         e.0,

@@ -1,12 +1,18 @@
 //! Data I/O bindings: RecordIO files and image codecs (maskfr-io).
 
 use crate::js;
+use maskfr_io::folder::FolderIndex;
 use maskfr_io::image_codec::{self, Dims, Rgb};
-use maskfr_io::recordio::{pack, unpack, Header, RecordFile, RecordWriter};
+use maskfr_io::loader::Source;
+use maskfr_io::pack::{self as packing, Input, PackConfig, PackProgress, PackSummary};
+use maskfr_io::recordio::{pack, unpack, Header, Layout, RecordFile, RecordWriter};
 use napi::bindgen_prelude::*;
+use napi::Task;
 use napi_derive::napi;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// One record: its IRHeader fields and the encoded image bytes.
 #[napi(object)]
@@ -20,18 +26,21 @@ pub struct Record {
     pub body: Buffer,
 }
 
-/// A `.rec` opened for random access (through its `.idx` when given).
+/// A `.rec` opened for random access (through its `.idx` when given), with its InsightFace
+/// layout read in Rust: a million image keys stay out of the JS heap.
 #[napi]
 pub struct RecordReader {
-    file: Arc<RecordFile>,
+    pub(crate) file: Arc<RecordFile>,
+    pub(crate) layout: Layout,
 }
 
 #[napi]
 impl RecordReader {
     #[napi(factory, catch_unwind)]
     pub fn open(rec: String, idx: Option<String>) -> Result<RecordReader> {
-        let f = js(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?;
-        Ok(RecordReader { file: Arc::new(f) })
+        let file = js(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?;
+        let layout = js(Layout::of(&file))?;
+        Ok(RecordReader { file: Arc::new(file), layout })
     }
 
     /// Number of records.
@@ -40,10 +49,24 @@ impl RecordReader {
         self.file.index().len() as u32
     }
 
-    /// Every record key in file order.
+    /// Number of image records.
+    #[napi(getter)]
+    pub fn images(&self) -> u32 {
+        self.layout.images.len() as u32
+    }
+
+    /// Image `i`'s record key (file order), or null past the end.
     #[napi]
-    pub fn keys(&self) -> Vec<i64> {
-        self.file.index().iter().map(|(k, _)| *k as i64).collect()
+    pub fn image_key(&self, i: u32) -> Option<i64> {
+        self.layout.images.get(i as usize).map(|&k| k as i64)
+    }
+
+    /// Each identity's `[start, end)` image keys, flat (`start0, end0, start1, …`), or null
+    /// without InsightFace's header.
+    #[napi]
+    pub fn identity_ranges(&self) -> Option<Float64Array> {
+        let ids = self.layout.identities.as_ref()?;
+        Some(ids.iter().flat_map(|&(s, e)| [s as f64, e as f64]).collect::<Vec<_>>().into())
     }
 
     #[napi(catch_unwind)]
@@ -90,6 +113,168 @@ impl RecordWriterHandle {
     pub fn finish(&mut self) -> Result<()> {
         let w = self.inner.take().ok_or_else(|| Error::new(Status::InvalidArg, "RecordWriter: already finished"))?;
         js(w.finish())
+    }
+}
+
+/// A sample of an image folder: its label and encoded bytes.
+#[napi(object)]
+pub struct FolderSample {
+    pub label: u32,
+    pub body: Buffer,
+}
+
+/// An image folder (one sub-folder per identity) scanned in Rust; its index stays there.
+#[napi]
+pub struct ImageFolder {
+    pub(crate) index: Arc<FolderIndex>,
+}
+
+#[napi]
+impl ImageFolder {
+    #[napi(factory, catch_unwind)]
+    pub fn scan(root: String) -> Result<ImageFolder> {
+        Ok(ImageFolder { index: Arc::new(js(FolderIndex::scan(Path::new(&root)))?) })
+    }
+
+    /// Number of images.
+    #[napi(getter)]
+    pub fn length(&self) -> u32 {
+        self.index.len() as u32
+    }
+
+    /// Number of identities (labels are 0 … identities − 1).
+    #[napi(getter)]
+    pub fn identities(&self) -> u32 {
+        self.index.identities() as u32
+    }
+
+    fn check(&self, i: u32) -> Result<usize> {
+        let n = self.index.len();
+        if i as usize >= n {
+            let root = self.index.root().display();
+            return Err(Error::new(Status::InvalidArg, format!("{root}: image {i} is outside [0, {n})")));
+        }
+        Ok(i as usize)
+    }
+
+    /// Identity `label`'s folder name.
+    #[napi(catch_unwind)]
+    pub fn identity(&self, label: u32) -> Result<String> {
+        match label < self.identities() {
+            true => Ok(self.index.identity(label as usize).to_string_lossy().into_owned()),
+            false => {
+                Err(Error::new(Status::InvalidArg, format!("identity {label} is outside [0, {})", self.identities())))
+            }
+        }
+    }
+
+    /// Image `i`'s path.
+    #[napi(catch_unwind)]
+    pub fn path(&self, i: u32) -> Result<String> {
+        Ok(self.index.path(self.check(i)?).display().to_string())
+    }
+
+    /// Image `i`: its label and bytes (the file's size checked before it is read).
+    #[napi(catch_unwind)]
+    pub fn read(&self, i: u32) -> Result<FolderSample> {
+        let (label, body) = js(self.index.read(self.check(i)?))?;
+        Ok(FolderSample { label: label as u32, body: body.into() })
+    }
+}
+
+#[napi(object)]
+pub struct PackOptions {
+    /// `folder`, `lst` or `rec`.
+    pub kind: String,
+    pub input: String,
+    /// For a `.lst`: the folder its paths are relative to (absolute paths and `..` allowed).
+    pub root: Option<String>,
+    /// For a `.rec`: the labels to keep, one a line.
+    pub identities: Option<String>,
+    pub threads: u32,
+    pub max_bad: f64,
+}
+
+#[napi(object)]
+pub struct PackState {
+    pub total: f64,
+    pub done: f64,
+    pub bad: f64,
+}
+
+#[napi(object)]
+pub struct PackResult {
+    pub images: f64,
+    pub identities: f64,
+    pub empty_identities: f64,
+    pub bad: f64,
+    pub bad_list: Option<String>,
+}
+
+/// A pack running on its own threads; `progress()` is polled, `finish()` awaited.
+#[napi]
+pub struct PackJob {
+    progress: Arc<PackProgress>,
+    thread: Arc<Mutex<Option<JoinHandle<maskfr_core::Result<PackSummary>>>>>,
+}
+
+#[napi]
+impl PackJob {
+    #[napi(factory, catch_unwind)]
+    pub fn start(out: String, o: PackOptions) -> Result<PackJob> {
+        let path = PathBuf::from(&o.input);
+        let input = match o.kind.as_str() {
+            "folder" => Input::Folder(path),
+            "lst" => Input::List { lst: path, root: o.root.map(PathBuf::from) },
+            "rec" => {
+                let idx = path.with_extension("idx");
+                let idx = idx.exists().then_some(idx);
+                Input::Record { rec: path, idx, identities: o.identities.map(PathBuf::from) }
+            }
+            k => return Err(Error::new(Status::InvalidArg, format!("pack: unknown input kind '{k}'"))),
+        };
+        let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad };
+        let progress = Arc::new(PackProgress::default());
+        let p = progress.clone();
+        let thread = std::thread::spawn(move || packing::pack(&input, Path::new(&out), &cfg, &p));
+        Ok(PackJob { progress, thread: Arc::new(Mutex::new(Some(thread))) })
+    }
+
+    #[napi]
+    pub fn progress(&self) -> PackState {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        PackState { total: get(&self.progress.total), done: get(&self.progress.done), bad: get(&self.progress.bad) }
+    }
+
+    /// Waits for the pack off the JS thread.
+    #[napi(ts_return_type = "Promise<PackResult>")]
+    pub fn finish(&self) -> AsyncTask<PackWait> {
+        AsyncTask::new(PackWait { thread: self.thread.clone() })
+    }
+}
+
+pub struct PackWait {
+    thread: Arc<Mutex<Option<JoinHandle<maskfr_core::Result<PackSummary>>>>>,
+}
+
+impl Task for PackWait {
+    type Output = PackSummary;
+    type JsValue = PackResult;
+
+    fn compute(&mut self) -> Result<PackSummary> {
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let t = t.ok_or_else(|| Error::new(Status::InvalidArg, "pack: finish() already called"))?;
+        js(t.join().unwrap_or_else(|_| Err(maskfr_core::Error("pack: a thread panicked".into()))))
+    }
+
+    fn resolve(&mut self, _env: Env, s: PackSummary) -> Result<PackResult> {
+        Ok(PackResult {
+            images: s.images as f64,
+            identities: s.identities as f64,
+            empty_identities: s.empty_identities as f64,
+            bad: s.bad as f64,
+            bad_list: s.bad_list.map(|p| p.display().to_string()),
+        })
     }
 }
 

@@ -1,16 +1,15 @@
 //! The training loader binding: batches built by Rust worker threads, handed to JS as
 //! native tensors by an async task (the JS thread never decodes or waits on pixels).
 
+use crate::data::{ImageFolder, RecordReader};
 use crate::js;
 use crate::tensor::NativeTensor;
 use maskfr_core::Tensor;
-use maskfr_io::loader::{self, Augment, Epoch, FileSource, LoaderConfig, RecordSource, Source};
-use maskfr_io::recordio::RecordFile;
+use maskfr_io::loader::{self, Augment, Epoch, LoaderConfig, RecordSource, Source};
 use maskfr_masks::MaskPipeline;
 use napi::bindgen_prelude::*;
 use napi::Task;
 use napi_derive::napi;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[napi(object)]
@@ -90,35 +89,21 @@ fn config(o: &LoaderOptions) -> LoaderConfig {
 
 #[napi]
 impl DataLoader {
-    /// Image records `keys` of a `.rec` (its `.idx` when given).
+    /// The image records of an opened `.rec`.
     #[napi(factory, catch_unwind)]
-    pub fn from_record(rec: String, idx: Option<String>, keys: Vec<i64>, options: LoaderOptions) -> Result<DataLoader> {
-        let file = Arc::new(js(RecordFile::open(Path::new(&rec), idx.as_deref().map(Path::new)))?);
-        let source = Arc::new(RecordSource { file, keys: keys.iter().map(|&k| k as u64).collect() });
-        Ok(DataLoader { source, cfg: config(&options), aug: augment(&options)?, epoch: Arc::new(Mutex::new(None)) })
+    pub fn from_record(reader: &RecordReader, options: LoaderOptions) -> Result<DataLoader> {
+        let source = Arc::new(RecordSource { file: reader.file.clone(), keys: reader.layout.images.clone() });
+        DataLoader::new(source, &options)
     }
 
-    /// Image files with their labels, from the folder `root`.
+    /// The images of a scanned folder.
     #[napi(factory, catch_unwind)]
-    pub fn from_files(
-        root: String,
-        paths: Vec<String>,
-        labels: Vec<i32>,
-        options: LoaderOptions,
-    ) -> Result<DataLoader> {
-        if paths.len() != labels.len() {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("loader: {} files but {} labels", paths.len(), labels.len()),
-            ));
-        }
-        let files = paths.into_iter().map(PathBuf::from).zip(labels).collect();
-        Ok(DataLoader {
-            source: Arc::new(FileSource { root: root.into(), files }),
-            cfg: config(&options),
-            aug: augment(&options)?,
-            epoch: Arc::new(Mutex::new(None)),
-        })
+    pub fn from_folder(folder: &ImageFolder, options: LoaderOptions) -> Result<DataLoader> {
+        DataLoader::new(folder.index.clone(), &options)
+    }
+
+    fn new(source: Arc<dyn Source>, o: &LoaderOptions) -> Result<DataLoader> {
+        Ok(DataLoader { source, cfg: config(o), aug: augment(o)?, epoch: Arc::new(Mutex::new(None)) })
     }
 
     /// Starts building epoch `epoch` from batch `first` (0: the start) in the background;

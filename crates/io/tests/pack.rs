@@ -1,0 +1,185 @@
+//! Streamed packing: bad images listed and skipped (or the pack refused), labels and order
+//! as the folder gives them, `.lst` paths confined to their folder, re-packs of a subset.
+
+use maskfr_io::image_codec::{encode_jpeg, encode_png, Rgb};
+use maskfr_io::pack::{bad_list_path, pack, Input, PackConfig, PackProgress, PackSummary};
+use maskfr_io::recordio::{unpack, Layout, RecordFile};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn tmpdir() -> PathBuf {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "maskfr-pack-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn image(v: u8) -> Vec<u8> {
+    encode_jpeg(&Rgb { width: 8, height: 8, data: vec![v; 8 * 8 * 3] }, 90).unwrap()
+}
+
+fn write(p: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// A PNG wider than pack decodes (the header is checked before any pixel).
+fn too_wide() -> Vec<u8> {
+    encode_png(&Rgb { width: 4100, height: 1, data: vec![90; 4100 * 3] }).unwrap()
+}
+
+fn run(input: &Input, out: &Path, max_bad: f64) -> maskfr_io::Result<PackSummary> {
+    pack(input, out, &PackConfig { threads: 2, max_bad }, &PackProgress::default())
+}
+
+/// (label, body) of every image.
+type Images = Vec<(f32, Vec<u8>)>;
+
+/// The images and the identity ranges of a packed `.rec`.
+fn read(rec: &Path) -> (Images, Vec<(u64, u64)>) {
+    let f = RecordFile::open(rec, Some(&rec.with_extension("idx"))).unwrap();
+    let layout = Layout::of(&f).unwrap();
+    let images = layout
+        .images
+        .iter()
+        .map(|&k| {
+            let payload = f.read_key(k).unwrap();
+            let (h, body) = unpack(&payload, "r").unwrap();
+            assert_eq!(h.id, k);
+            (h.label, body.to_vec())
+        })
+        .collect();
+    (images, layout.identities.unwrap())
+}
+
+#[test]
+fn a_folder_with_bad_images_is_packed_without_them_and_they_are_listed() {
+    let d = tmpdir();
+    let root = d.join("faces");
+    write(&root.join("a/0.jpg"), &image(10));
+    write(&root.join("a/1.jpg"), &image(20)[..100]); // truncated: its header reads, its pixels don't
+    write(&root.join("a/2.jpg"), b"a text file named .jpg");
+    write(&root.join("b/0.png"), &too_wide());
+    write(&root.join("b/1.jpg"), &image(30));
+    write(&root.join("b/2.JPG"), &image(40));
+    write(&root.join("b/notes.txt"), b"not listed: not an image name");
+    let out = d.join("x.rec");
+    let progress = PackProgress::default();
+    let s = pack(&Input::Folder(root.clone()), &out, &PackConfig { threads: 2, max_bad: 0.5 }, &progress).unwrap();
+    assert_eq!(
+        s,
+        PackSummary { images: 3, identities: 2, empty_identities: 0, bad: 3, bad_list: Some(bad_list_path(&out)) }
+    );
+    assert_eq!((progress.total.load(Ordering::Relaxed), progress.done.load(Ordering::Relaxed)), (6, 6));
+    let (images, ids) = read(&out);
+    assert!(images == [(0.0, image(10)), (1.0, image(30)), (1.0, image(40))], "labels or order differ");
+    assert_eq!(ids, vec![(1, 2), (2, 4)]);
+    let listed = std::fs::read_to_string(d.join("x.bad.txt")).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    assert!(lines[0].starts_with(&format!("{}: corrupt image", root.join("a/1.jpg").display())), "{listed}");
+    assert!(
+        lines[1].starts_with(&format!("{}: 22 bytes that are neither JPEG nor PNG", root.join("a/2.jpg").display()))
+    );
+    assert!(lines[2].contains("b/0.png: the header declares 4100x1 pixels"), "{listed}");
+
+    // Strict: nothing packed (no temp file left either), the list written.
+    let strict = d.join("strict.rec");
+    let e = run(&Input::Folder(root.clone()), &strict, 0.0).unwrap_err().0;
+    assert!(
+        e.starts_with("pack: 3 of the 6 images cannot be read or decoded, more than the 0% allowed; nothing written"),
+        "{e}"
+    );
+    assert!(e.contains("a/2.jpg: 22 bytes that are neither JPEG nor PNG"), "{e}");
+    let mut left: Vec<String> =
+        std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["faces", "strict.bad.txt", "x.bad.txt", "x.idx", "x.rec"]);
+
+    // A clean re-pack removes the stale list; an identity without any good image keeps its
+    // label as an empty range.
+    std::fs::remove_file(root.join("a/1.jpg")).unwrap();
+    std::fs::remove_file(root.join("a/2.jpg")).unwrap();
+    std::fs::write(root.join("b/0.png"), image(50)).unwrap();
+    assert_eq!(run(&Input::Folder(root.clone()), &out, 0.0).unwrap().bad_list, None);
+    assert!(!d.join("x.bad.txt").exists());
+    std::fs::write(root.join("a/0.jpg"), b"broken").unwrap();
+    let s = run(&Input::Folder(root.clone()), &out, 0.5).unwrap();
+    assert_eq!((s.images, s.identities, s.empty_identities, s.bad), (3, 2, 1, 1));
+    let (images, ids) = read(&out);
+    assert_eq!(images.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1.0, 1.0, 1.0]);
+    assert_eq!(ids, vec![(1, 1), (1, 4)]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_list_is_confined_to_its_folder_unless_a_root_is_given() {
+    let d = tmpdir();
+    write(&d.join("data/a/0.jpg"), &image(1));
+    write(&d.join("data/b/0.jpg"), &image(2));
+    write(&d.join("outside.jpg"), &image(3));
+    let lst = d.join("data/train.lst");
+    std::fs::write(&lst, "0\ta/0.jpg\t0\n\n1\t./b/../b/0.jpg\t1.000000\n").unwrap();
+    let out = d.join("l.rec");
+    let s = run(&Input::List { lst: lst.clone(), root: None }, &out, 0.0).unwrap();
+    assert_eq!((s.images, s.identities, s.bad), (2, 2, 0));
+    assert!(read(&out).0 == [(0.0, image(1)), (1.0, image(2))]);
+    for (path, why) in [("../outside.jpg", "../outside.jpg is outside"), ("/etc/passwd", "/etc/passwd is outside")] {
+        std::fs::write(&lst, format!("0\ta/0.jpg\t0\n1\t{path}\t1\n")).unwrap();
+        let e = run(&Input::List { lst: lst.clone(), root: None }, &out, 0.0).unwrap_err().0;
+        assert!(e.starts_with(&format!("{}: line 2: {why}", lst.display())), "{e}");
+        assert!(e.ends_with("(absolute paths and '..' need an explicit root)"), "{e}");
+    }
+    std::fs::write(&lst, "0\ta/0.jpg\t0\n1\t../outside.jpg\t1\n").unwrap();
+    let e = run(&Input::List { lst: lst.clone(), root: Some(d.join("elsewhere")) }, &out, 0.0).unwrap_err().0;
+    assert!(e.contains("elsewhere/a/0.jpg: cannot read"), "{e}"); // relative to the root given
+    let s = run(&Input::List { lst: lst.clone(), root: Some(d.join("data")) }, &out, 0.0).unwrap();
+    assert!(read(&out).0 == [(0.0, image(1)), (1.0, image(3))]);
+    assert_eq!(s.images, 2);
+    std::fs::write(&lst, "0\ta/0.jpg\t1\n1\tb/0.jpg\t0\n").unwrap();
+    let e = run(&Input::List { lst: lst.clone(), root: None }, &out, 0.0).unwrap_err().0;
+    assert!(e.contains("line 2: label 0 after label 1: the list must be grouped by ascending label"), "{e}");
+    std::fs::write(&lst, "0\ta/0.jpg\t0.5\n").unwrap();
+    let e = run(&Input::List { lst: lst.clone(), root: None }, &out, 0.0).unwrap_err().0;
+    assert!(e.ends_with("line 1: label \"0.5\" is not a whole number in [0, 2^24)"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_rec_is_repacked_whole_or_a_subset_of_its_identities() {
+    let d = tmpdir();
+    for id in 0..4u8 {
+        for i in 0..=id {
+            write(&d.join(format!("faces/{id}/{i}.jpg")), &image(10 * id + i));
+        }
+    }
+    let full = d.join("full.rec");
+    run(&Input::Folder(d.join("faces")), &full, 0.0).unwrap();
+    let again = d.join("again.rec");
+    let whole = Input::Record { rec: full.clone(), idx: None, identities: None };
+    assert_eq!(run(&whole, &again, 0.0).unwrap().images, 10);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&full).unwrap());
+    assert_eq!(std::fs::read(d.join("again.idx")).unwrap(), std::fs::read(d.join("full.idx")).unwrap());
+    let list = d.join("keep.txt");
+    std::fs::write(&list, "3\n1\n\n3\n").unwrap();
+    let sub = d.join("sub.rec");
+    let subset = Input::Record { rec: full.clone(), idx: Some(d.join("full.idx")), identities: Some(list.clone()) };
+    let s = run(&subset, &sub, 0.0).unwrap();
+    assert_eq!((s.images, s.identities), (6, 2));
+    let (images, ids) = read(&sub);
+    let want: Images = [(0.0, 10), (0.0, 11), (1.0, 30), (1.0, 31), (1.0, 32), (1.0, 33)]
+        .into_iter()
+        .map(|(l, v)| (l, image(v)))
+        .collect();
+    assert!(images == want, "labels or order differ");
+    assert_eq!(ids, vec![(1, 3), (3, 7)]);
+    std::fs::write(&list, "1\n4\n").unwrap();
+    let e = run(&subset, &sub, 0.0).unwrap_err().0;
+    let want = format!("keep.txt: line 2: \"4\" is not the label of one of the 4 identities of {}", full.display());
+    assert!(e.ends_with(&want), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
