@@ -8,8 +8,8 @@
 //!   block, shared memory and parameter array (checked against the kernel's signature);
 //! - the library calls take maskfr-core's CPU kernels instead: cuDNN convolutions
 //!   ([`conv`]) and cuBLAS GEMMs ([`gemm`]), in f32 whatever the storage dtype (as the
-//!   libraries accumulate), with TF32 never used. NCCL is not emulated: a communicator
-//!   needs the real library.
+//!   libraries accumulate), with TF32 never used; NCCL on one rank only (crate::nccl: the
+//!   bucket copies and casts run, the collective on one rank is the identity or a copy).
 
 use crate::conv::{Direction, Operands, PlanKey};
 use crate::gemm::Operand;
@@ -184,6 +184,7 @@ pub(crate) fn report() -> crate::Report {
     let stand_in = |name| match name {
         "cuda" | "nvrtc" => Some("emulated: the kernels' .cu sources compiled as C++ (maskfr-cuda-emu)".into()),
         "cublas" | "cudnn" => Some("emulated: maskfr-core's CPU kernels".into()),
+        "nccl" => Some("emulated: one rank".into()),
         _ => None,
     };
     crate::Report {

@@ -22,7 +22,7 @@ pub use backend::cuda_backend;
 
 pub use kernels::{kernel_names, source, KERNELS};
 pub use nvrtc::{choose_target, compile, nvrtc_version, supported_archs, Image, Target, MIN_ARCH};
-pub use probe::{driver_version, probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
+pub use probe::{driver_version, library_version, probe, require, Gpu, LibraryProbe, Report, LIBRARIES};
 pub use tf32::{set_tf32, tf32, Tf32};
 
 pub use maskfr_core::{Error, Result};

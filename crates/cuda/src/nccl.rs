@@ -3,7 +3,9 @@
 //! communicator is made from a unique id that rank 0 draws and the CPU rendezvous hands to
 //! the others. Waits are bounded: past the timeout, or on NCCL's own asynchronous error, the
 //! communicator is aborted and the error says so, so a dead or stalled rank never hangs the
-//! others (making the communicator is bounded too).
+//! others (making the communicator is bounded too). On the emulated device a communicator
+//! has one rank: the buckets and casts around each collective run, the collective itself is
+//! the identity (or a copy) it is on one rank.
 
 use crate::backend::gpu;
 use crate::gpu::{elementwise, Arg, Gpu};
@@ -18,6 +20,9 @@ fn nccl<T>(what: &str, r: std::result::Result<T, nc::NcclError>) -> Result<T> {
 
 /// Rank 0's draw of the id every rank builds its communicator from (128 bytes).
 pub fn unique_id() -> Result<[u8; 128]> {
+    if crate::emulated::enabled() {
+        return Ok([0; 128]);
+    }
     require("nccl")?;
     let id = nccl("unique id", nc::get_uniqueid())?;
     Ok(id.internal.map(|c| c as u8))
@@ -42,6 +47,8 @@ pub struct NcclComm {
     rank: usize,
     world: usize,
     timeout: Duration,
+    /// One rank on the emulated device (`comm` is null).
+    emulated: bool,
 }
 
 // SAFETY: NCCL communicators may be used from any thread, one call at a time (`&mut self`
@@ -52,6 +59,15 @@ impl NcclComm {
     /// Joins the communicator of `world` ranks on GPU `ordinal` (every rank calls it with the
     /// same `id`, within `timeout` of each other).
     pub fn new(ordinal: usize, rank: usize, world: usize, id: [u8; 128], timeout: Duration) -> Result<NcclComm> {
+        if crate::emulated::enabled() {
+            if world != 1 {
+                return Err(Error(format!(
+                    "nccl: the emulated device runs one rank, not {world}: use GPUs or CPU ranks"
+                )));
+            }
+            let comm = std::ptr::null_mut();
+            return Ok(NcclComm { gpu: gpu(ordinal)?, comm, rank, world, timeout, emulated: true });
+        }
         require("nccl")?;
         let gpu = gpu(ordinal)?;
         let uid = sys::ncclUniqueId { internal: id.map(|b| b as std::ffi::c_char) };
@@ -77,7 +93,7 @@ impl NcclComm {
                 )))
             }
         };
-        Ok(NcclComm { gpu, comm, rank, world, timeout })
+        Ok(NcclComm { gpu, comm, rank, world, timeout, emulated: false })
     }
 
     pub fn rank(&self) -> usize {
@@ -93,7 +109,7 @@ impl NcclComm {
     }
 
     fn live(&self) -> Result<()> {
-        if self.comm.is_null() {
+        if self.comm.is_null() && !self.emulated {
             return Err(Error(format!(
                 "nccl: rank {}: the communicator was aborted after an earlier failure",
                 self.rank
@@ -138,6 +154,10 @@ impl NcclComm {
             None => return Err(Error("nccl: all-gather of a 0-d tensor: expected [rows, ...]".into())),
         }
         let (out, dst) = self.gpu.empty(&shape, DType::F32)?;
+        if self.emulated {
+            self.gpu.copy_device(dst, src, t.numel() * 4)?;
+            return Ok(out);
+        }
         let (comm, stream) = (self.comm, self.stream()?);
         // SAFETY: `src` holds numel f32s, `dst` world × numel; queued on the GPU's stream.
         nccl("all-gather", unsafe {
@@ -163,6 +183,10 @@ impl NcclComm {
             }
         }
         let (out, dst) = self.gpu.empty(&shape, DType::F32)?;
+        if self.emulated {
+            self.gpu.copy_device(dst, src, out.numel() * 4)?;
+            return Ok(out);
+        }
         let (comm, stream) = (self.comm, self.stream()?);
         // SAFETY: `src` holds world × n f32s, `dst` n; queued on the GPU's stream.
         nccl("reduce-scatter", unsafe {
@@ -211,7 +235,9 @@ impl NcclComm {
             Ok(())
         };
         copy(true)?;
-        collective(self.comm, block.ptr, total, self.stream()?)?;
+        if !self.emulated {
+            collective(self.comm, block.ptr, total, self.stream()?)?;
+        }
         copy(false)
     }
 
@@ -219,6 +245,9 @@ impl NcclComm {
     /// reports aborts the communicator (it cannot be used again) and is returned.
     pub fn wait(&mut self) -> Result<()> {
         self.live()?;
+        if self.emulated {
+            return Ok(()); // everything ran when it was called
+        }
         self.gpu.bind()?; // the stream is the legacy default one: the current context's
         let start = Instant::now();
         let stream = self.gpu.stream()?.cu_stream();
@@ -242,6 +271,9 @@ impl NcclComm {
     /// if so the communicator is aborted and the error returned.
     pub fn check(&mut self) -> Result<()> {
         self.live()?;
+        if self.emulated {
+            return Ok(());
+        }
         let mut async_err = sys::ncclResult_t::ncclSuccess;
         // SAFETY: a live communicator and a pointer to a local.
         unsafe { sys::ncclCommGetAsyncError(self.comm, &mut async_err) };

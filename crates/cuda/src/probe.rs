@@ -125,3 +125,37 @@ pub fn require(name: &str) -> Result<()> {
         ))),
     }
 }
+
+/// The version library `name` (one of [`LIBRARIES`]) reports about itself, e.g. "9.10.2"
+/// for cuDNN; an error naming the library when it does not load.
+pub fn library_version(name: &str) -> Result<String> {
+    require(name)?;
+    let dotted = |major: i32, minor: i32, patch: i32| format!("{major}.{minor}.{patch}");
+    match name {
+        "cuda" => driver_version().map(|v| format!("CUDA {}.{}", v / 1000, (v % 1000) / 10)),
+        "nvrtc" => return nvrtc_version().map(|(a, b)| format!("{a}.{b}")),
+        "cudnn" => {
+            // SAFETY: the library loads (checked above); the call takes no arguments.
+            let v = unsafe { cudarc::cudnn::sys::cudnnGetVersion() } as i32;
+            Some(dotted(v / 10000, (v % 10000) / 100, v % 100))
+        }
+        "cublas" => {
+            use cudarc::cublas::sys::{cublasGetProperty, libraryPropertyType as P};
+            let mut v = [0i32; 3];
+            // SAFETY: the library loads; each call writes one int.
+            let ok = [P::MAJOR_VERSION, P::MINOR_VERSION, P::PATCH_LEVEL]
+                .into_iter()
+                .zip(v.iter_mut())
+                .all(|(p, out)| unsafe { cublasGetProperty(p, out) }.result().is_ok());
+            ok.then(|| dotted(v[0], v[1], v[2]))
+        }
+        "nccl" => {
+            let mut v = 0i32;
+            // SAFETY: the library loads; the call writes one int.
+            let ok = unsafe { cudarc::nccl::sys::ncclGetVersion(&mut v) }.result().is_ok();
+            ok.then(|| dotted(v / 10000, (v % 10000) / 100, v % 100))
+        }
+        _ => None,
+    }
+    .ok_or_else(|| Error(format!("cuda: lib{name} loads but its version query failed")))
+}
