@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .device/bin .device/js .device/native
 exe() { python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])'; }
-for t in nvrtc gpu; do
+for t in first_contact gpu nvrtc; do
   cp "$(cargo test --release -p maskfr-cuda --test "$t" --no-run --message-format=json 2>/dev/null | exe)" ".device/bin/cuda-$t"
 done
 cp "$(cargo bench -p maskfr-cuda --bench gpu_ops --no-run --message-format=json 2>/dev/null | exe)" .device/bin/gpu-ops
