@@ -67,6 +67,11 @@ fn check_dims(w: usize, h: usize, dims: Dims, what: &str) -> Result<()> {
     }
 }
 
+/// The most scans a progressive JPEG may have (TurboJPEG's own TJFLAG_LIMITSCANS figure; encoders
+/// write about ten): each scan is a pass over the whole image, so a small file of thousands of
+/// them would take minutes to decode.
+const MAX_SCANS: u32 = 500;
+
 /// libjpeg-turbo's TurboJPEG API reports every error (and warning: a truncated or damaged
 /// stream) as a return code, so no C longjmp crosses Rust frames; a warning refuses the image
 /// rather than handing back partly grey pixels.
@@ -74,6 +79,7 @@ fn decode_jpeg(bytes: &[u8], what: &str, dims: Dims) -> Result<Rgb> {
     let corrupt = |e: turbojpeg::Error| crate::Error(format!("{what}: corrupt image ({e})"));
     let mut tj =
         Decompressor::new().map_err(|e| crate::Error(format!("{what}: cannot start the JPEG decoder ({e})")))?;
+    tj.set_scan_limit(MAX_SCANS).map_err(corrupt)?;
     let header = tj.read_header(bytes).map_err(corrupt)?;
     if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
         return err(format!("{what}: a CMYK JPEG, not decoded: convert it to RGB"));

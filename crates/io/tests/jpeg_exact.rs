@@ -1,7 +1,7 @@
 //! JPEGs decode to the pixels libjpeg-turbo gives with its defaults, as PIL and OpenCV do:
 //! fixtures written and decoded by PIL (test/fixtures/make_jpeg_fixtures.py, which also
 //! checks OpenCV against PIL) are matched to the last bit; the PNGs holding PIL's pixels are
-//! checked against its CRC too; CMYK and 12-bit JPEGs are refused by name.
+//! checked against its CRC too; CMYK, 12-bit, truncated and many-scan JPEGs are refused by name.
 
 use maskfr_io::image_codec::{decode, Dims, MAX_SIDE};
 use std::path::{Path, PathBuf};
@@ -55,4 +55,18 @@ fn a_truncated_jpeg_is_refused_not_filled_with_grey() {
     let bytes = std::fs::read(fixture("jpeg_s420.jpg")).unwrap();
     let e = decode(&bytes[..bytes.len() / 2], "cut.jpg", Dims::AtMost(MAX_SIDE)).err().unwrap().0;
     assert_eq!(e, "cut.jpg: corrupt image (TurboJPEG error: Premature end of JPEG file)");
+}
+
+#[test]
+fn a_progressive_jpeg_of_too_many_scans_is_refused() {
+    let bytes = std::fs::read(fixture("jpeg_progressive.jpg")).unwrap();
+    let sos = bytes.windows(2).rposition(|w| w == [0xff, 0xda]).expect("a last scan");
+    let last_scan = &bytes[sos..bytes.len() - 2];
+    let mut many = bytes[..bytes.len() - 2].to_vec();
+    for _ in 0..600 {
+        many.extend_from_slice(last_scan);
+    }
+    many.extend_from_slice(&[0xff, 0xd9]);
+    let e = decode(&many, "scans.jpg", Dims::AtMost(MAX_SIDE)).err().unwrap().0;
+    assert_eq!(e, "scans.jpg: corrupt image (TurboJPEG error: Progressive JPEG image has more than 500 scans)");
 }
