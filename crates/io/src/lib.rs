@@ -2,6 +2,7 @@
 //! image folders, packing into RecordIO, JPEG/PNG decoding and JPEG encoding. Errors name the
 //! file and the record or offset.
 
+pub mod align;
 pub mod folder;
 pub mod image_codec;
 pub mod loader;
