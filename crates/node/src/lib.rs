@@ -5,6 +5,7 @@
 // napi-derive registers exports only outside `cfg(test)`; there the wrappers look unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod align;
 mod data;
 mod eval;
 mod loader;
