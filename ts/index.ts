@@ -37,6 +37,8 @@ export type { OnnxFile } from './export/onnx-read';
 export { mfrKitProblems, checkMfrKit } from './export/mfr-kit';
 export { RecordDataset, writeRecordDataset, packRecordDataset, MAX_BAD_SHARE } from './data/recordio';
 export type { Identity, Sample, PackInput, PackOptions, PackResult } from './data/recordio';
+export { alignFace, alignFiles, alignTransform, readLandmarks } from './data/align';
+export type { AlignOptions, FaceLandmarks, RgbImage } from './data/align';
 export { parseVerificationBin, readVerificationBin } from './data/verification-bin';
 export type { VerificationSet } from './data/verification-bin';
 export { syntheticFace, identity as syntheticIdentity, ARCFACE_TEMPLATE } from './data/synthetic-faces';

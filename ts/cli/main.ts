@@ -5,6 +5,7 @@
 import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
 import { augment, inspect, pack, syntheticFaces } from './data';
+import { align } from './align';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
 import { doctor } from './doctor';
@@ -28,6 +29,7 @@ export const COMMANDS: Record<string, Command> = {
   doctor,
   'synthetic-faces': syntheticFaces,
   pack,
+  align,
   inspect,
   augment,
   models: listModels,
