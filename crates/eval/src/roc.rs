@@ -48,3 +48,58 @@ pub fn curve(genuine: &[f32], imp: &Impostors, lo: i32, per_decade: usize) -> Ve
         .map(|f| (f, level(genuine, imp, f).tar))
         .collect()
 }
+
+/// A ROC curve as sklearn's `roc_curve(labels, scores)` returns it (default
+/// `drop_intermediate`): thresholds at each distinct score, descending, with `+∞` first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roc {
+    pub fpr: Vec<f64>,
+    pub tpr: Vec<f64>,
+    pub thresholds: Vec<f64>,
+}
+
+/// sklearn's `roc_curve`: cumulative counts at the last position of each distinct score
+/// (scores descending), points that are no corner of the curve (both counts' second
+/// differences zero) dropped, and (0, 0) prepended at threshold +∞. Scores must be finite.
+pub fn sklearn_roc(scores: &[f64], positive: &[bool]) -> Roc {
+    use rayon::prelude::*;
+    assert_eq!(scores.len(), positive.len(), "sklearn_roc: one label per score");
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.par_sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    let (mut tps, mut fps, mut thr) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tp = 0u64;
+    for (k, &i) in order.iter().enumerate() {
+        tp += positive[i as usize] as u64;
+        let s = scores[i as usize];
+        if order.get(k + 1).is_none_or(|&j| scores[j as usize] != s) {
+            tps.push(tp);
+            fps.push(k as u64 + 1 - tp);
+            thr.push(s);
+        }
+    }
+    let n = tps.len();
+    let corner = |i: usize| {
+        let second = |v: &[u64]| v[i + 1] as i128 - 2 * v[i] as i128 + v[i - 1] as i128 != 0;
+        i == 0 || i + 1 == n || second(&tps) || second(&fps)
+    };
+    let keep: Vec<usize> = if n > 2 { (0..n).filter(|&i| corner(i)).collect() } else { (0..n).collect() };
+    let (p, f) = (tps.last().copied().unwrap_or(0) as f64, fps.last().copied().unwrap_or(0) as f64);
+    let pick = |v: &[u64], total: f64| std::iter::once(0.0).chain(keep.iter().map(|&i| v[i] as f64 / total)).collect();
+    Roc {
+        fpr: pick(&fps, f),
+        tpr: pick(&tps, p),
+        thresholds: std::iter::once(f64::INFINITY).chain(keep.iter().map(|&i| thr[i])).collect(),
+    }
+}
+
+/// The point insightface's `eval_ijbc.py` reads TPR@FPR `target` from: the kept FPR nearest
+/// to it, ties to the highest TPR (it searches the flipped curve for the first minimum).
+pub fn nearest(roc: &Roc, target: f64) -> usize {
+    let mut best = 0;
+    for (i, &f) in roc.fpr.iter().enumerate() {
+        if (f - target).abs() <= (roc.fpr[best] - target).abs() {
+            best = i;
+        }
+    }
+    best
+}

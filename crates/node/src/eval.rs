@@ -1,6 +1,7 @@
 //! 1:1 verification bindings (maskfr-eval): all-vs-all and probe-vs-gallery scoring of
 //! embeddings into operating points and a ROC curve.
 
+use crate::js;
 use maskfr_eval::{curve, level, score_all_vs_all, score_cross, Keep, Level, Scores, Set};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -116,4 +117,138 @@ pub fn verify_scores(genuine: Float32Array, impostors: Float32Array, o: OneToOne
     let mut imp = maskfr_eval::Impostors::new(k.bins, k.top);
     impostors.iter().for_each(|&s| imp.add(s));
     Ok(result(Scores { genuine: g, impostors: imp }, &o))
+}
+
+/// An IJB pair list (`meta/<set>_template_pair_label.txt`): template ids and same-subject flags.
+#[napi(object)]
+pub struct IjbPairs {
+    pub first: Int32Array,
+    pub second: Int32Array,
+    pub same: Uint8Array,
+}
+
+#[napi(catch_unwind)]
+pub fn ijb_read_pairs(file: String) -> Result<IjbPairs> {
+    let text = std::fs::read(&file).map_err(|e| Error::new(Status::InvalidArg, format!("{file}: {e}")))?;
+    let p = maskfr_eval::parse_pairs(&text, &file).map_err(|e| Error::new(Status::InvalidArg, e))?;
+    let ids = |v: Vec<i64>| -> Result<Int32Array> {
+        let v: std::result::Result<Vec<i32>, _> = v.into_iter().map(i32::try_from).collect();
+        Ok(Int32Array::new(v.map_err(|_| Error::new(Status::InvalidArg, format!("{file}: a template id beyond 2³¹")))?))
+    };
+    Ok(IjbPairs {
+        first: ids(p.first)?,
+        second: ids(p.second)?,
+        same: Uint8Array::new(p.same.into_iter().map(u8::from).collect()),
+    })
+}
+
+#[napi(object)]
+pub struct IjbRead {
+    pub far: f64,
+    pub tar: f64,
+    pub at: f64,
+    pub threshold: f64,
+}
+
+#[napi(object)]
+pub struct IjbVerification {
+    pub reads: Vec<IjbRead>,
+    /// `[far, tar]` at each of `curve_fars`, read as the table is.
+    pub curve: Vec<Vec<f64>>,
+    /// Every pair's score, in the list's order.
+    pub scores: Float64Array,
+}
+
+/// Template features `[t, dim]` (pooled, not yet normalised) L2-normalised, pairs of rows
+/// scored by cosine, TAR read at each of `fars` (and `curve_fars`, for plots) as
+/// `eval_ijbc.py` reads it.
+#[napi(catch_unwind)]
+pub fn ijb_verify(
+    templates: Float64Array,
+    dim: u32,
+    first: Uint32Array,
+    second: Uint32Array,
+    same: Uint8Array,
+    fars: Vec<f64>,
+    curve_fars: Vec<f64>,
+) -> Result<IjbVerification> {
+    let (d, t) = (dim as usize, templates.len() / (dim.max(1) as usize));
+    let fine = d > 0 && templates.len() == t * d && first.len() == same.len() && second.len() == same.len();
+    if !fine || first.iter().chain(second.iter()).any(|&r| r as usize >= t) {
+        let msg = format!(
+            "ijbVerify: {} values of dimension {dim}, {}/{}/{} pair rows and labels, rows below {t}",
+            templates.len(),
+            first.len(),
+            second.len(),
+            same.len()
+        );
+        return Err(Error::new(Status::InvalidArg, msg));
+    }
+    let mut feats = templates.to_vec();
+    maskfr_eval::normalize_rows(&mut feats, d);
+    let scores = maskfr_eval::score_pairs(&feats, d, &first, &second);
+    let labels: Vec<bool> = same.iter().map(|&l| l != 0).collect();
+    let (reads, roc) = maskfr_eval::tar_at_far(&scores, &labels, &fars);
+    let curve = curve_fars.iter().map(|&f| vec![f, roc.tpr[maskfr_eval::nearest(&roc, f)]]).collect();
+    let reads =
+        reads.into_iter().map(|r| IjbRead { far: r.far, tar: r.tar, at: r.at, threshold: r.threshold }).collect();
+    Ok(IjbVerification { reads, curve, scores: Float64Array::new(scores) })
+}
+
+/// IJB loose crops (encoded JPEG/PNG) aligned to `size`×`size` by their five landmarks
+/// (`x1, y1, …, x5, y5` per image), decoded in parallel into one `[2n, 3, size, size]`
+/// tensor normalised as the loader does: the n faces, then their n mirrors (one forward
+/// gives `eval_ijbc.py`'s image and flipped embeddings). `what` names the images in errors.
+#[napi(catch_unwind)]
+pub fn ijb_faces(
+    images: Vec<Buffer>,
+    landmarks: Float64Array,
+    size: u32,
+    what: Vec<String>,
+) -> Result<crate::tensor::NativeTensor> {
+    use maskfr_io::image_codec::{decode, Dims};
+    use rayon::prelude::*;
+    let (n, size, per) = (images.len(), size as usize, 3 * (size as usize).pow(2));
+    if landmarks.len() != 10 * n || what.len() != n {
+        let msg = format!(
+            "ijbFaces: {} landmark values and {} names for {n} images (10 values each)",
+            landmarks.len(),
+            what.len()
+        );
+        return Err(Error::new(Status::InvalidArg, msg));
+    }
+    let mut out = vec![0f32; 2 * n * per];
+    let (faces, mirrors) = out.split_at_mut(n * per);
+    faces.par_chunks_mut(per.max(1)).zip(mirrors.par_chunks_mut(per.max(1))).enumerate().try_for_each(
+        |(i, (face, mirror))| -> Result<()> {
+            let img = js(decode(&images[i], &what[i], Dims::AtMost(4096)))?;
+            let crop = js(aligned(img, &landmarks[10 * i..10 * i + 10], size, &what[i]))?;
+            maskfr_io::loader::normalize(&crop, false, face);
+            maskfr_io::loader::normalize(&crop, true, mirror);
+            Ok(())
+        },
+    )?;
+    let t = js(maskfr_core::Tensor::from_vec(out, &[2 * n, 3, size, size]))?;
+    Ok(crate::tensor::NativeTensor::wrap(t))
+}
+
+/// ArcFace's 112×112 landmark template.
+const ARCFACE_DST: [f64; 10] =
+    [38.2946, 51.6963, 73.5318, 51.5014, 56.0252, 71.7366, 41.5493, 92.3655, 70.7299, 92.2041];
+
+/// The aligned crop of a loose crop. Until the landmark warp lands in maskfr-io, only crops
+/// already aligned (the template's size, landmarks within 0.01 px of it) are accepted.
+fn aligned(
+    img: maskfr_io::image_codec::Rgb,
+    lmk: &[f64],
+    size: usize,
+    what: &str,
+) -> maskfr_core::Result<maskfr_io::image_codec::Rgb> {
+    let at_template = size == 112 && lmk.iter().zip(ARCFACE_DST).all(|(a, b)| (a - b).abs() < 0.01);
+    if img.width == size && img.height == size && at_template {
+        return Ok(img);
+    }
+    Err(maskfr_core::Error(format!(
+        "{what}: landmarks away from ArcFace's 112×112 template need the alignment warp, not yet built in"
+    )))
 }

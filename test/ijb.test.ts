@@ -1,0 +1,110 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createModel, entryValues, readSafetensors, saveCheckpoint, syntheticFace } from '../ts';
+import { native } from '../ts/native';
+import { Tensor } from '../ts/tensor/tensor';
+import { embedIjb, readIjbMeta, verifyIjb, writeIjbReport } from '../ts/eval/ijb';
+
+const fixtures = path.join(__dirname, 'fixtures', 'ijb');
+const fx = readSafetensors(path.join(fixtures, 'reference.safetensors'));
+const values = (name: string) => entryValues(fx.tensors.get(name)!);
+const ref = JSON.parse(fx.metadata.reference) as { fars: number[]; tar: Record<'detector' | 'plain', number[]>; images: number; templates: number; pairs: number; genuine: number };
+
+// The fixture's features fed straight in: this checks template pooling, scores and the ROC
+// reading against eval_ijbc.py's computation (make_ijb_fixtures.py), not the network.
+for (const detectorScore of [true, false]) {
+  test(`1:1 TAR@FAR equals eval_ijbc.py's on the fixture (detector score ${detectorScore ? 'on' : 'off'})`, (t) => {
+    const meta = readIjbMeta(path.join(fixtures, 'IJBC'), 'IJBC');
+    t.is(meta.names.length, ref.images);
+    t.deepEqual([...meta.faceness], [...values('faceness')]);
+    const r = verifyIjb(meta, { features: values('features') as Float32Array, detectorScore });
+    t.deepEqual([r.templates, r.pairs, r.genuine], [ref.templates, ref.pairs, ref.genuine]);
+    // Our pooling sums in float64 where numpy takes float32 media means: scores agree to 1e-6
+    // (the fixture keeps every genuine/impostor pair of neighbouring scores further apart),
+    // so the ROC, and every TAR, is the same exactly.
+    const expected = values(detectorScore ? 'scores_detector' : 'scores_plain');
+    const worst = r.scores.reduce((m, s, i) => Math.max(m, Math.abs(s - expected[i])), 0);
+    t.true(worst < 1e-6, `largest score difference ${worst}`);
+    t.deepEqual(r.levels.map((l) => l.far), ref.fars);
+    t.deepEqual(r.levels.map((l) => l.tar), ref.tar[detectorScore ? 'detector' : 'plain']);
+  });
+}
+
+test('malformed meta lines and pairs of unknown templates are named', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-ijb-bad-'));
+  fs.cpSync(path.join(fixtures, 'IJBC'), root, { recursive: true });
+  const pairs = path.join(root, 'meta', 'ijbc_template_pair_label.txt');
+  fs.appendFileSync(pairs, '99999 1995 0\n');
+  const meta = readIjbMeta(root, 'IJBC');
+  t.throws(() => verifyIjb(meta, { features: values('features') as Float32Array }), { message: /pairs template 99999/ });
+  fs.appendFileSync(pairs, '1995 1757 2\n');
+  t.throws(() => verifyIjb(meta, { features: values('features') as Float32Array }), { message: /ijbc_template_pair_label\.txt:7142:/ });
+  fs.appendFileSync(path.join(root, 'meta', 'ijbc_face_tid_mid.txt'), 'extra.jpg 1 2\n');
+  t.throws(() => readIjbMeta(root, 'IJBC'), { message: /lists 495 images .* 496/ });
+});
+
+/** The fixture's meta with loose crops: a synthetic identity per template, already aligned
+ *  (the fixture's landmarks are ArcFace's template). */
+function withImages(): { root: string; meta: ReturnType<typeof readIjbMeta> } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-ijb-'));
+  fs.cpSync(path.join(fixtures, 'IJBC', 'meta'), path.join(root, 'meta'), { recursive: true });
+  const meta = readIjbMeta(root, 'IJBC');
+  fs.mkdirSync(path.join(root, 'loose_crop'));
+  meta.names.forEach((nm, i) => fs.writeFileSync(path.join(root, 'loose_crop', nm), native.encodePng(Buffer.from(syntheticFace(25, meta.templates[i] % 1000, i)), 112, 112)));
+  return { root, meta };
+}
+
+test('images are embedded with their mirrors once, cached, resumed after an interruption, and reported', (t) => {
+  const { root, meta } = withImages();
+  const model = createModel('tiny');
+  const cache = path.join(root, 'cache');
+  const o = { model: 'tiny', cache, batch: 100, out: null };
+  const first = embedIjb(model, meta, o);
+  t.is(first.embedded, meta.names.length);
+  const feats = new Float32Array(fs.readFileSync(first.file).buffer.slice(0));
+  t.is(feats.length, meta.names.length * first.dim);
+  // A killed run leaves whole rows and a partial one: only the rest is embedded again.
+  fs.truncateSync(first.file, (300 * first.dim + 3) * 4);
+  const resumed = embedIjb(model, meta, o);
+  t.is(resumed.embedded, meta.names.length - 300);
+  t.deepEqual(new Float32Array(fs.readFileSync(resumed.file).buffer.slice(0)), feats);
+  t.is(embedIjb(model, meta, o).embedded, 0);
+  // Image 7's feature is the tiny model's embedding of it plus that of its mirror.
+  const x = native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), 112, ['7']);
+  model.eval();
+  const e = (model.forward(new Tensor(x)) as Tensor).toFloat32Array();
+  const d = first.dim;
+  for (let j = 0; j < d; j++) t.true(Math.abs(feats[7 * d + j] - (e[j] + e[d + j])) < 1e-4);
+  const r = verifyIjb(meta, { file: first.file, dim: d, model: 'tiny' });
+  t.is(r.levels.length, 6);
+  const out = writeIjbReport(path.join(root, 'report'), r);
+  t.true(fs.readFileSync(out.html, 'utf8').includes('<svg'));
+  t.is(fs.readFileSync(out.png).subarray(1, 4).toString(), 'PNG');
+  model.dispose();
+});
+
+test('maskfr ijb: embeds once, then scores from the cache, with or without detector scores', (t) => {
+  const { root } = withImages();
+  const model = createModel('tiny');
+  const weights = path.join(root, 'tiny.safetensors');
+  saveCheckpoint(model, weights);
+  model.dispose();
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+  const run = (...a: string[]) => spawnSync(process.execPath, [cli, 'ijb', '--root', root, '--model', 'tiny', '--weights', weights, '--cache', path.join(root, 'cache'), ...a], { encoding: 'utf8' });
+  const first = run('--report', path.join(root, 'report'));
+  t.is(first.status, 0, first.stderr);
+  t.regex(first.stdout, /495 images: 495 embedded, 0 from /);
+  t.regex(first.stdout, /120 templates, 120 genuine and 7020 impostor pairs \(features × detector score\)/);
+  t.regex(first.stdout, /1e-6 +\d+\.\d\d%/);
+  t.true(fs.existsSync(path.join(root, 'report', 'ijbc_roc.png')));
+  const second = run('--detector-score', 'false');
+  t.is(second.status, 0, second.stderr);
+  t.regex(second.stdout, /495 images: 0 embedded, 495 from /);
+  t.notRegex(second.stdout, /detector score/);
+  const bad = run('--set', 'IJBA');
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /--set must be one of IJBB, IJBC, got IJBA/);
+});
