@@ -38,7 +38,9 @@ extern "C" __global__ void margin_chunk_stats(const float* cos_, const int* targ
     for (int k = threadIdx.x; k < w; k += blockDim.x) acc += exp(logit(row[k], j0 + k == t, s, m_arc, m_cos) - m);
     acc = block_sum(acc, scratch);
     if (threadIdx.x == 0) {
-        row_sum[i] = (float)(row_sum[i] * exp(old - m) + acc);
+        // An unchanged maximum keeps the sum as it is: exp(old − m) would be NaN for −∞ − −∞
+        // (fresh statistics and a chunk of no columns).
+        row_sum[i] = (float)(row_sum[i] * (old == m ? 1.0 : exp(old - m)) + acc);
         row_max[i] = (float)m;
         if (t >= j0 && t < j0 + w) target_logit[i] = (float)logit(row[t - j0], true, s, m_arc, m_cos);
     }

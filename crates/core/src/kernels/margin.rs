@@ -90,6 +90,9 @@ pub fn margin_chunk_stats<T: Float>(
     sum: &mut [T],
     tlogit: &mut [T],
 ) {
+    if w == 0 {
+        return; // no columns: nothing to fold in (par_chunks(0) would panic)
+    }
     (max, sum, tlogit).into_par_iter().zip(cos.par_chunks(w)).enumerate().for_each(|(i, ((mx, sm, t), row))| {
         let is_t = |k: usize| (j0 + k) as i64 == target[i] as i64;
         let z = |k: usize, c: T| m.logit(c.f64(), is_t(k));

@@ -2,7 +2,7 @@
 //! test here and maskfr-cuda's GPU test: each result is empty, or an empty sum (zeros).
 
 use maskfr_core::backend::device_backend;
-use maskfr_core::{Backend, ConvParams, Device, SgdHyper, Tensor};
+use maskfr_core::{Backend, ConvParams, Device, Margin, SgdHyper, Tensor};
 
 fn rnd(shape: &[usize], seed: u64) -> Tensor {
     device_backend("test", Device::Cpu).unwrap().randn(shape, 0.3, 1.5, seed, 0).unwrap()
@@ -64,6 +64,13 @@ pub fn zero_size_results(be: &dyn Backend, put: &dyn Fn(&Tensor) -> Tensor) -> V
     let (p, g, b) = (put(&rnd(&[0, 3], 11)), put(&rnd(&[0, 3], 12)), put(&rnd(&[0, 3], 13)));
     be.sgd_step_all(&[[&p, &g, &b]], SgdHyper { lr: 0.1, momentum: 0.9, weight_decay: 5e-4 }, None).unwrap();
     be.copy_rows_(&p, &[], &be.full(&[0, 3], 1.0).unwrap()).unwrap();
+    // A classifier chunk of no columns on fresh statistics (max −∞): nothing changes, so the
+    // exp-sum and the target logit stay 0.
+    let st = [be.full(&[2], f32::NEG_INFINITY).unwrap(), be.full(&[2], 0.0).unwrap(), be.full(&[2], 0.0).unwrap()];
+    let m = Margin { s: 64.0, m_arc: 0.0, m_cos: 0.4 };
+    be.margin_chunk_stats(&put(&rnd(&[2, 0], 14)), &[0, -1], 0, m, [&st[0], &st[1], &st[2]]).unwrap();
+    let [_, sum, tlogit] = st;
+    keep("margin chunk of no columns".into(), vec![sum, tlogit]);
     keep(
         "creation and in-place".into(),
         vec![p, b, be.full(&[0], 1.0).unwrap(), be.randn(&[0, 2], 0.0, 1.0, 1, 0).unwrap()],
