@@ -107,7 +107,8 @@ export interface AlignOptions {
 export function alignFiles(input: string, landmarksFile: string, outDir: string, opts: AlignOptions = {}): { written: string[] } {
   const size = opts.size ?? 112;
   const all = readLandmarks(landmarksFile);
-  const jobs = fs.statSync(input).isDirectory() ? all.map((f) => ({ f, src: inside(input, f) })) : [{ f: single(input, all, landmarksFile), src: input }];
+  const folder = fs.statSync(input).isDirectory();
+  const jobs = folder ? all.map((f) => ({ f, src: inside(input, f) })) : [{ f: single(input, all, landmarksFile), src: input }];
   for (const { f, src } of jobs) if (!fs.existsSync(src)) throw new Error(`${f.where}: ${src} does not exist`);
   const written: string[] = [];
   for (const { f, src } of jobs) {
@@ -116,7 +117,7 @@ export function alignFiles(input: string, landmarksFile: string, outDir: string,
     const own = /\.jpe?g$/i.test(src) ? 'jpg' : 'png';
     const format = opts.format ?? own;
     const base = path.basename(f.name).replace(/\.[^.]*$/, '');
-    const dest = path.join(outDir, path.dirname(fs.statSync(input).isDirectory() ? f.name : '.'), `${base}.${format}`);
+    const dest = path.join(outDir, folder ? path.dirname(f.name) : '.', `${base}.${format}`);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     const bytes = format === 'jpg' ? native.encodeJpeg(crop.data, size, size, opts.quality ?? 95) : native.encodePng(crop.data, size, size);
     writeFileAtomic(dest, [bytes]);

@@ -32,14 +32,19 @@ pub fn template(size: usize) -> Result<[[f32; 2]; 5]> {
     Ok(ARCFACE_DST.map(|[x, y]| [x as f32 * ratio + dx, y as f32 * ratio]))
 }
 
-/// `estimate_norm`'s similarity (image → `size`×`size` crop) for five landmarks. skimage
-/// centres the float32 template in float32 (its mean and the differences): mirrored here, as
-/// the float32 rounding moves the transform by ~1e-6, enough to move a pixel's 1/32 position.
+/// `estimate_norm`'s similarity (image → `size`×`size` crop) for five landmarks.
 pub fn norm_transform(landmarks: &[Point; 5], size: usize) -> Result<[f64; 6]> {
-    let dst = template(size)?;
+    Ok(similarity_to_f32(landmarks, &template(size)?))
+}
+
+/// skimage's `SimilarityTransform.estimate(src, dst)` for a float32 `dst` (insightface's
+/// templates, and `eval_ijbc.py`'s, are float32): skimage centres it in float32 (its mean and
+/// the differences), mirrored here, as that rounding moves the transform by ~1e-6, enough to
+/// move a pixel's 1/32 position.
+pub fn similarity_to_f32(src: &[Point; 5], dst: &[[f32; 2]; 5]) -> [f64; 6] {
     let mean = [0, 1].map(|k| dst.iter().fold(0f32, |s, p| s + p[k]) / 5.0);
     let centred = dst.map(|p| [(p[0] - mean[0]) as f64, (p[1] - mean[1]) as f64]);
-    Ok(umeyama(landmarks, [mean[0] as f64, mean[1] as f64], &centred))
+    umeyama(src, [mean[0] as f64, mean[1] as f64], &centred)
 }
 
 /// The least-squares similarity `[a b c; d e f]` taking `src` to `dst` (Umeyama 1991, no
