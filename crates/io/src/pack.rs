@@ -273,8 +273,9 @@ pub fn pack(input: &Input, out: &Path, cfg: &PackConfig, progress: &PackProgress
         .build()
         .map_err(|e| Error(format!("pack: cannot start {threads} threads ({e})")))?;
     let writer = Writer::new(out, plan.identities, cfg.max_bad)?;
-    // Two chunks queued for the writer, one being validated: memory is a few chunks.
-    let (tx, rx) = sync_channel::<Chunk>(2);
+    // Two chunks queued for the writer, one being validated: memory is a few chunks. An
+    // input that fails part-way (a folder gone) is sent on, so the writer discards its work.
+    let (tx, rx) = sync_channel::<Result<Chunk>>(2);
     std::thread::scope(|s| {
         let written = s.spawn(|| writer.run(rx, progress));
         let chunk = 64 * threads;
@@ -285,11 +286,14 @@ pub fn pack(input: &Input, out: &Path, cfg: &PackConfig, progress: &PackProgress
                     return Ok(());
                 }
                 let done: Chunk = pool.install(|| entries.par_iter().map(validate).collect());
-                if tx.send(done).is_err() {
+                if tx.send(Ok(done)).is_err() {
                     return Ok(()); // the writer stopped: its error is the one to report
                 }
             }
         })();
+        if let Err(e) = &read {
+            let _ = tx.send(Err(e.clone()));
+        }
         drop(tx);
         let written = written.join().unwrap_or_else(|_| err("pack: the writer thread panicked"));
         read.and(written)
@@ -340,7 +344,7 @@ impl Writer {
         })
     }
 
-    fn run(mut self, rx: Receiver<Chunk>, progress: &PackProgress) -> Result<PackSummary> {
+    fn run(mut self, rx: Receiver<Result<Chunk>>, progress: &PackProgress) -> Result<PackSummary> {
         let tmp = self.bad_tmp.clone();
         let r = self.receive(rx, progress).and_then(|_| self.finish());
         if r.is_err() {
@@ -364,9 +368,9 @@ impl Writer {
         Ok(())
     }
 
-    fn receive(&mut self, rx: Receiver<Chunk>, progress: &PackProgress) -> Result<()> {
+    fn receive(&mut self, rx: Receiver<Result<Chunk>>, progress: &PackProgress) -> Result<()> {
         for chunk in rx {
-            for r in chunk {
+            for r in chunk? {
                 match r {
                     Ok((label, body)) => self.image(label, &body)?,
                     Err(why) => {
