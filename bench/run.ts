@@ -13,9 +13,10 @@ import { masksSuite } from './suites/masks';
 import { trainSuite } from './suites/train';
 import { evalSuite } from './suites/eval';
 import { torchLoadSuite } from './suites/torch-load';
+import { packSuite } from './suites/pack';
 import type { Result, Suite } from './suites/types';
 
-const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite, eval: evalSuite, 'torch-load': torchLoadSuite };
+const SUITES: Record<string, Suite> = { conv: convSuite, models: modelsSuite, data: dataSuite, masks: masksSuite, train: trainSuite, eval: evalSuite, 'torch-load': torchLoadSuite, pack: packSuite };
 
 function parseArgs(argv: string[]): { suites: string[]; json: string | null } {
   const suites: string[] = [];
