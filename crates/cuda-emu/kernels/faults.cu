@@ -32,3 +32,10 @@ extern "C" __global__ void early_exit(float* y) {
     __syncthreads();
     y[threadIdx.x] = (float)scratch[threadIdx.x];
 }
+
+// Each thread reads its lower neighbour's slot with no barrier after the writes.
+extern "C" __global__ void racy_neighbour(float* y) {
+    extern __shared__ double scratch[];
+    scratch[threadIdx.x] = threadIdx.x;
+    y[threadIdx.x] = threadIdx.x == 0 ? 0.0f : (float)scratch[threadIdx.x - 1];
+}

@@ -26,6 +26,7 @@ extern "C" {
     static emu_kernel_count: std::ffi::c_ulong;
     fn emu_alloc(bytes: usize) -> *mut c_void;
     fn emu_free(p: *mut c_void);
+    fn emu_set_reverse(on: i32);
     fn emu_mark(p: *mut c_void, used: usize) -> i32;
     fn emu_check_range(p: usize, bytes: usize, err: *mut c_char, n: usize) -> i32;
     fn emu_launch(
@@ -77,6 +78,15 @@ pub fn signature(module: &str, name: &str) -> Option<Vec<&'static str>> {
     // SAFETY: `params` declarations, as build.rs emitted them.
     let r = unsafe { &*k.0 };
     Some((0..r.params as usize).map(|i| text(unsafe { *r.decls.add(i) })).collect())
+}
+
+/// Runs each block's threads in reverse order from now on (or in order again): between two
+/// barriers, a thread then runs before the lower-numbered ones, so a read of their shared
+/// memory slots without a barrier sees poison. MASKFR_CUDA_EMULATE_ORDER=reverse sets it
+/// for the whole process.
+pub fn set_reverse(on: bool) {
+    // SAFETY: an atomic store.
+    unsafe { emu_set_reverse(i32::from(on)) }
 }
 
 /// Guarded device memory of `bytes` (poisoned: 0xFF bytes), or None when mapping fails.

@@ -9,9 +9,11 @@
 // naming the kernel, block, thread, the buffer and the parameter that points into it.
 //
 // Threads: a block's threads are fibers on the launching OS thread, switched only at
-// __syncthreads, in thread order. So a read of shared memory that another thread writes in
-// the same barrier interval sees the value from before (poison at the start of each block),
-// deterministically, which is how a missing barrier shows. Kernels without barriers (build.rs
+// __syncthreads, in thread order (or the reverse: emu_set_reverse, MASKFR_CUDA_EMULATE_ORDER=
+// reverse). So a read of shared memory that a later-running thread writes in the same
+// barrier interval sees the value from before (poison at the start of each block),
+// deterministically, which is how a missing barrier shows; the two orders catch reads of
+// higher and of lower threads' slots. Kernels without barriers (build.rs
 // tells) run each thread as a plain call. Blocks run in order, one at a time.
 #include "emu.h"
 
@@ -134,6 +136,10 @@ struct Launch {
 };
 
 thread_local Launch* running = nullptr;
+std::atomic<bool> reverse{[] {
+    const char* o = getenv("MASKFR_CUDA_EMULATE_ORDER");
+    return o != nullptr && std::strcmp(o, "reverse") == 0;
+}()};
 thread_local std::vector<Region> stacks;  // reused across launches
 thread_local Region shared_region{0, 0, 0, 0, 0, nullptr};
 
@@ -183,8 +189,11 @@ void* fresh_stack(unsigned i) {
 void run_block(Launch& l) {
     unsigned n = l.block.x * l.block.y * l.block.z;
     if (l.shared_bytes) std::memset(l.shared, POISON, l.shared_bytes);
+    const bool back = reverse.load();
+    auto nth = [&](unsigned k) { return back ? n - 1 - k : k; };
     if (!l.fibers) {
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned k = 0; k < n; k++) {
+            unsigned i = nth(k);
             set_thread(i);
             l.k->trampoline(l.params);
         }
@@ -195,7 +204,8 @@ void run_block(Launch& l) {
     for (unsigned i = 0; i < n; i++) l.sp[i] = fresh_stack(i);
     for (;;) {
         unsigned done = 0;
-        for (unsigned i = 0; i < n; i++) {
+        for (unsigned k = 0; k < n; k++) {
+            unsigned i = nth(k);
             if (l.state[i] == DONE) {
                 done++;
                 continue;
@@ -333,6 +343,8 @@ void* shared() {
 }  // namespace emu
 
 using namespace emu;
+
+extern "C" void emu_set_reverse(int on) { reverse.store(on != 0); }
 
 extern "C" void* emu_alloc(size_t bytes) {
     Region r = map_guarded(bytes, "device memory");
