@@ -1,6 +1,7 @@
 // GPU tests for ava: each runs where cuda:0 works and is skipped, saying why, where it does
 // not (CI, laptops); with MASKFR_REQUIRE_GPU=1 (bench/gpu/run.sh on a lent GPU) it fails
-// instead, naming what did not load, so a GPU run cannot pass by skipping everything.
+// instead, naming what did not load, so a GPU run cannot pass by skipping everything. With
+// MASKFR_CUDA_EMULATE=1, cuda:0 is the emulated device (crates/cuda-emu) and they run: CI.
 
 import test, { ExecutionContext } from 'ava';
 import { gpuProblem } from '../../ts';
