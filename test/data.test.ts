@@ -7,6 +7,7 @@ import { RecordDataset, writeRecordDataset, readVerificationBin, parseVerificati
 import { native } from '../ts/native';
 import { Loader } from '../ts/data/loader';
 import { MAX_IMAGE_FILE_BYTES, readImageFolder } from '../ts/data/image-folder';
+import { openTrainingData } from '../ts/data/training-data';
 
 const fx = (n: string) => path.join(__dirname, 'fixtures', n);
 
@@ -89,4 +90,27 @@ test('an image file above 64 MiB is refused before it is read, naming it, by the
     for await (const b of loader.epoch(0)) b.images.dispose();
   });
   t.true(e!.message.includes(want), e!.message);
+});
+
+test('an image folder as training data: its index in Rust, samples and labels by position, the loader over the same index', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-folder-data-'));
+  const png = (v: number) => native.encodePng(Buffer.alloc(8 * 8 * 3, v), 8, 8);
+  for (const [who, n] of [['b', 1], ['a', 2]] as const) {
+    fs.mkdirSync(path.join(root, who));
+    for (let i = 0; i < n; i++) fs.writeFileSync(path.join(root, who, `${i}.png`), png(10 * n + i));
+  }
+  const data = openTrainingData(root);
+  t.deepEqual([data.length, data.classes], [3, 2]);
+  t.deepEqual([0, 1, 2].map((i) => data.sample(i).label), [0, 0, 1]);
+  t.true(data.sample(2).image.equals(png(10)));
+  const f = readImageFolder(root);
+  t.deepEqual([f.identity(1), f.path(1)], ['b', path.join(root, 'a', '1.png')]);
+  t.throws(() => f.sample(3), { message: /image 3 is outside \[0, 3\)/ });
+  let labels: number[] = [];
+  for await (const b of data.loader({ batch: 3, size: 8, shuffle: false, flip: false }).epoch(0)) {
+    labels = [...b.labels];
+    b.images.dispose();
+  }
+  t.deepEqual(labels, [0, 0, 1]);
+  fs.rmSync(root, { recursive: true });
 });

@@ -160,12 +160,11 @@ impl ImageFolder {
     /// Identity `label`'s folder name.
     #[napi(catch_unwind)]
     pub fn identity(&self, label: u32) -> Result<String> {
-        match label < self.identities() {
-            true => Ok(self.index.identity(label as usize).to_string_lossy().into_owned()),
-            false => {
-                Err(Error::new(Status::InvalidArg, format!("identity {label} is outside [0, {})", self.identities())))
-            }
+        if label >= self.identities() {
+            let n = self.identities();
+            return Err(Error::new(Status::InvalidArg, format!("identity {label} is outside [0, {n})")));
         }
+        Ok(self.index.identity(label as usize).to_string_lossy().into_owned())
     }
 
     /// Image `i`'s path.
