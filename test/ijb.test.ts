@@ -6,12 +6,25 @@ import path from 'node:path';
 import { createModel, entryValues, readSafetensors, saveCheckpoint, syntheticFace } from '../ts';
 import { native } from '../ts/native';
 import { Tensor } from '../ts/tensor/tensor';
-import { embedIjb, readIjbMeta, verifyIjb, writeIjbReport } from '../ts/eval/ijb';
+import { embedIjb, identifyIjb, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../ts/eval/ijb';
 
 const fixtures = path.join(__dirname, 'fixtures', 'ijb');
 const fx = readSafetensors(path.join(fixtures, 'reference.safetensors'));
 const values = (name: string) => entryValues(fx.tensors.get(name)!);
-const ref = JSON.parse(fx.metadata.reference) as { fars: number[]; tar: Record<'detector' | 'plain', number[]>; images: number; templates: number; pairs: number; genuine: number };
+interface Ident {
+  rank: number[];
+  tpir: number[];
+  threshold: number[];
+}
+const ref = JSON.parse(fx.metadata.reference) as {
+  fars: number[];
+  tar: Record<'detector' | 'plain', number[]>;
+  images: number;
+  templates: number;
+  pairs: number;
+  genuine: number;
+  identification: { ranks: number[]; fpirs: number[]; probes: number; gallery: number; detector: Ident; plain: Ident };
+};
 
 // The fixture's features fed straight in: this checks template pooling, scores and the ROC
 // reading against eval_ijbc.py's computation (make_ijb_fixtures.py), not the network.
@@ -31,6 +44,19 @@ for (const detectorScore of [true, false]) {
     t.deepEqual(r.levels.map((l) => l.far), ref.fars);
     t.deepEqual(r.levels.map((l) => l.tar), ref.tar[detectorScore ? 'detector' : 'plain']);
   });
+
+  test(`1:N ranks and TPIR@FPIR equal ijb_1n.py's on the fixture (detector score ${detectorScore ? 'on' : 'off'})`, (t) => {
+    const meta = readIjbMeta(path.join(fixtures, 'IJBC'), 'IJBC');
+    const r = identifyIjb(meta, { features: values('features') as Float32Array, detectorScore });
+    const want = ref.identification;
+    t.deepEqual([r.probes, r.gallery], [want.probes, want.gallery]);
+    const w = want[detectorScore ? 'detector' : 'plain'];
+    t.deepEqual(r.ranks.map((k) => k.rank), want.ranks);
+    t.deepEqual(r.ranks.map((k) => k.rate), w.rank);
+    t.deepEqual(r.levels.map((l) => l.fpir), want.fpirs);
+    t.deepEqual(r.levels.map((l) => l.tpir), w.tpir);
+    r.levels.forEach((l, i) => t.true(Math.abs(l.threshold - w.threshold[i]) < 1e-6, `threshold at FPIR ${l.fpir}`));
+  });
 }
 
 test('malformed meta lines and pairs of unknown templates are named', (t) => {
@@ -42,6 +68,13 @@ test('malformed meta lines and pairs of unknown templates are named', (t) => {
   t.throws(() => verifyIjb(meta, { features: values('features') as Float32Array }), { message: /pairs template 99999/ });
   fs.appendFileSync(pairs, '1995 1757 2\n');
   t.throws(() => verifyIjb(meta, { features: values('features') as Float32Array }), { message: /ijbc_template_pair_label\.txt:7142:/ });
+  // A subject with two gallery templates cannot be identified as ijb_1n.py does it.
+  const g2 = path.join(root, 'meta', 'ijbc_1N_gallery_G2.csv');
+  const probe = fs.readFileSync(path.join(root, 'meta', 'ijbc_1N_probe_mixed.csv'), 'utf8').split('\n')[1].split(',');
+  fs.appendFileSync(g2, `${probe[0]},${probe[1]},x.jpg\n`);
+  t.throws(() => identifyIjb(meta, { features: values('features') as Float32Array }), { message: new RegExp(`subject ${probe[1]} has 2 gallery templates`) });
+  fs.appendFileSync(g2, 'oops\n');
+  t.throws(() => identifyIjb(meta, { features: values('features') as Float32Array }), { message: /ijbc_1N_gallery_G2\.csv:\d+: expected 'TEMPLATE_ID,SUBJECT_ID/ });
   fs.appendFileSync(path.join(root, 'meta', 'ijbc_face_tid_mid.txt'), 'extra.jpg 1 2\n');
   t.throws(() => readIjbMeta(root, 'IJBC'), { message: /lists 495 images .* 496/ });
 });
@@ -83,10 +116,12 @@ test('images are embedded with their mirrors once, cached, resumed after an inte
   const out = writeIjbReport(path.join(root, 'report'), r);
   t.true(fs.readFileSync(out.html, 'utf8').includes('<svg'));
   t.is(fs.readFileSync(out.png).subarray(1, 4).toString(), 'PNG');
+  const n = writeIjbIdentificationReport(path.join(root, 'report'), identifyIjb(meta, { file: first.file, dim: d, model: 'tiny' }));
+  t.true(fs.readFileSync(n.html, 'utf8').includes('rank-10'));
   model.dispose();
 });
 
-test('maskfr ijb: embeds once, then scores from the cache, with or without detector scores', (t) => {
+test('maskfr ijb: embeds once, then scores either protocol from the cache, with or without detector scores', (t) => {
   const { root } = withImages();
   const model = createModel('tiny');
   const weights = path.join(root, 'tiny.safetensors');
@@ -97,13 +132,14 @@ test('maskfr ijb: embeds once, then scores from the cache, with or without detec
   const first = run('--report', path.join(root, 'report'));
   t.is(first.status, 0, first.stderr);
   t.regex(first.stdout, /495 images: 495 embedded, 0 from /);
-  t.regex(first.stdout, /120 templates, 120 genuine and 7020 impostor pairs \(features × detector score\)/);
+  t.regex(first.stdout, /IJBC 1:1: 120 templates, 120 genuine and 7020 impostor pairs \(features × detector score\)/);
   t.regex(first.stdout, /1e-6 +\d+\.\d\d%/);
   t.true(fs.existsSync(path.join(root, 'report', 'ijbc_roc.png')));
-  const second = run('--detector-score', 'false');
+  const second = run('--protocol', '1:N', '--detector-score', 'false');
   t.is(second.status, 0, second.stderr);
   t.regex(second.stdout, /495 images: 0 embedded, 495 from /);
-  t.notRegex(second.stdout, /detector score/);
+  t.regex(second.stdout, /IJBC 1:N: 80 probe templates, a gallery of 40\n +rank-1 [\d.]+% +rank-5 [\d.]+% +rank-10 [\d.]+%\n +TPIR @ FPIR 1e-3: /);
+  t.notRegex(second.stdout, /1:1|detector score/);
   const bad = run('--set', 'IJBA');
   t.not(bad.status, 0);
   t.regex(bad.stderr, /--set must be one of IJBB, IJBC, got IJBA/);

@@ -8,6 +8,7 @@ import { augment, inspect, pack, syntheticFaces } from './data';
 import { align } from './align';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
+import { ijbCommand } from './ijb';
 import { doctor } from './doctor';
 import { planCommand } from './plan';
 import { convert } from './convert';
@@ -40,6 +41,7 @@ export const COMMANDS: Record<string, Command> = {
   plan: planCommand,
   embed: embedCommand,
   eval: evalCommand,
+  ijb: ijbCommand,
   fruits,
   convert,
 };

@@ -183,9 +183,9 @@ export interface IjbVerifyOptions {
   dim?: number;
 }
 
-/** Pools the features into templates, scores the set's pairs and reads TAR@FAR. */
-export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification & { scores: Float64Array } {
-  const t0 = performance.now();
+/** Every template's feature as eval_ijbc.py pools it (unnormalised): per template, the mean
+ *  image feature (× detector score) of each media, summed over medias. Templates ascending. */
+function poolTemplates(meta: IjbMeta, o: IjbVerifyOptions): { ids: number[]; row: Map<number, number>; pooled: Float64Array; dim: number } {
   const n = meta.names.length;
   const dim = o.dim ?? (o.features !== undefined ? o.features.length / Math.max(1, n) : 0);
   if (!Number.isInteger(dim) || dim < 1 || (o.features !== undefined && o.features.length !== n * dim)) throw new Error(`ijb: ${o.features?.length} feature values for ${n} images`);
@@ -219,6 +219,14 @@ export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification &
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
+  return { ids, row, pooled, dim };
+}
+
+/** Pools the features into templates, scores the set's pairs and reads TAR@FAR. */
+export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification & { scores: Float64Array } {
+  const t0 = performance.now();
+  const { ids, row, pooled, dim } = poolTemplates(meta, o);
+  const detector = o.detectorScore ?? true;
   const pairFile = metaFile(meta.root, meta.set, 'template_pair_label');
   if (!fs.existsSync(pairFile)) throw new Error(`ijb: ${pairFile} is missing`);
   const p = native.ijbReadPairs(pairFile);
@@ -234,7 +242,7 @@ export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification &
   return {
     set: meta.set,
     model: o.model ?? 'model',
-    images: n,
+    images: meta.names.length,
     templates: ids.length,
     pairs: p.same.length,
     genuine,
@@ -244,6 +252,86 @@ export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification &
     curve: v.curve.map(([f, t]) => [f, t] as [number, number]),
     seconds: (performance.now() - t0) / 1000,
     scores: v.scores,
+  };
+}
+
+export const RANKS = [1, 5, 10];
+export const FPIR_LEVELS = [1e-3, 1e-2, 1e-1];
+
+export interface IjbIdentification {
+  set: IjbSet;
+  model: string;
+  probes: number;
+  gallery: number;
+  detectorScore: boolean;
+  /** The share of probes whose mate ranks within the first `rank` gallery templates. */
+  ranks: { rank: number; rate: number }[];
+  /** TPIR at FPIR as ijb_1n.py reads it: the share of mates scoring above the
+   *  ⌈probes · FPIR⌉-th highest non-mate score of all probes. */
+  levels: { fpir: number; tpir: number; threshold: number }[];
+  seconds: number;
+}
+
+/** `meta/<set>_1N_*.csv`: the first two columns (template, subject) of each row after the
+ *  header; a template's subject from its first row. */
+function readTemplateSubjects(file: string): Map<number, number> {
+  if (!fs.existsSync(file)) throw new Error(`ijb: ${file} is missing (1:N needs the set's gallery and probe lists)`);
+  const out = new Map<number, number>();
+  fs.readFileSync(file, 'utf8')
+    .split('\n')
+    .slice(1)
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      const [t, s] = line.split(',', 2).map(Number);
+      if (!Number.isSafeInteger(t) || !Number.isSafeInteger(s)) throw new Error(`ijb: ${file}:${i + 2}: expected 'TEMPLATE_ID,SUBJECT_ID,…', got '${line.trim()}'`);
+      if (!out.has(t)) out.set(t, s);
+    });
+  return out;
+}
+
+/** 1:N identification as insightface's ijb_1n.py computes it: the mixed probe templates
+ *  against one gallery of both halves (G1 + G2 for IJB-C, S1 + S2 for IJB-B), templates
+ *  pooled as for 1:1. */
+export function identifyIjb(meta: IjbMeta, o: IjbVerifyOptions & { fpirs?: number[]; ranks?: number[] }): IjbIdentification {
+  const t0 = performance.now();
+  const { row, pooled, dim } = poolTemplates(meta, o);
+  const csv = (what: string) => path.join(meta.root, 'meta', `${meta.set.toLowerCase()}_1N_${what}.csv`);
+  const halves = meta.set === 'IJBC' ? ['G1', 'G2'] : ['S1', 'S2'];
+  const gallery = new Map<number, number>();
+  for (const h of halves) for (const [t, s] of readTemplateSubjects(csv(`gallery_${h}`))) if (!gallery.has(t)) gallery.set(t, s);
+  const probes = readTemplateSubjects(csv('probe_mixed'));
+  const rowsOf = (ts: Map<number, number>) => {
+    const out = new Float64Array(ts.size * dim);
+    [...ts.keys()].forEach((t, k) => {
+      const r = row.get(t);
+      if (r === undefined) throw new Error(`ijb: 1:N template ${t} has no image in ${metaFile(meta.root, meta.set, 'face_tid_mid')}`);
+      out.set(pooled.subarray(r * dim, (r + 1) * dim), k * dim);
+    });
+    return out;
+  };
+  const bySubject = new Map<number, number[]>();
+  [...gallery.values()].forEach((s, k) => bySubject.set(s, [...(bySubject.get(s) ?? []), k]));
+  const mate = Uint32Array.from(probes, ([t, s]) => {
+    const g = bySubject.get(s) ?? [];
+    if (g.length !== 1) throw new Error(`ijb: probe template ${t}'s subject ${s} has ${g.length} gallery templates; 1:N needs exactly one`);
+    return g[0];
+  });
+  const fpirs = o.fpirs ?? FPIR_LEVELS;
+  const q = probes.size;
+  const need = fpirs.map((f) => Math.ceil(q * f));
+  const r = native.ijbIdentify(rowsOf(probes), rowsOf(gallery), dim, mate, Math.max(...need));
+  return {
+    set: meta.set,
+    model: o.model ?? 'model',
+    probes: q,
+    gallery: gallery.size,
+    detectorScore: o.detectorScore ?? true,
+    ranks: (o.ranks ?? RANKS).map((k) => ({ rank: k, rate: r.ranks.filter((x) => x <= k).length / q })),
+    levels: fpirs.map((fpir, i) => {
+      const threshold = r.nonMates[need[i] - 1];
+      return { fpir, tpir: r.mates.filter((m) => m > threshold).length / q, threshold };
+    }),
+    seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -260,6 +348,28 @@ ${rocSvg(curves(r))}
 <p>Scored in ${r.seconds.toFixed(1)} s.</p>
 </body></html>
 `;
+}
+
+/** Writes `<set>_1n.json` and `<set>_1n.html` into `dir`; returns their paths. */
+export function writeIjbIdentificationReport(dir: string, r: IjbIdentification): { json: string; html: string } {
+  fs.mkdirSync(dir, { recursive: true });
+  const base = path.join(dir, `${r.set.toLowerCase()}_1n`);
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const ranks = r.ranks.map((k) => `<tr><td>rank-${k.rank}</td><td>${pct(k.rate)}</td></tr>`).join('');
+  const levels = r.levels.map((l) => `<tr><td>${l.fpir.toExponential(0)}</td><td>${pct(l.tpir)}</td><td>${l.threshold.toFixed(4)}</td></tr>`).join('');
+  const page = `<!doctype html><html><head><meta charset="utf-8"><title>maskfr ${r.set} 1:N: ${r.model}</title>
+<style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
+<h1>${r.set} 1:N identification: ${r.model}</h1>
+<p>${r.probes.toLocaleString('en')} mixed probe templates against a gallery of ${r.gallery.toLocaleString('en')} templates (both halves), as insightface's ijb_1n.py scores them${r.detectorScore ? '; features × detector score' : ''}.</p>
+<table><tr><th>rank</th><th>identification rate</th></tr>${ranks}</table>
+<table><tr><th>FPIR</th><th>TPIR</th><th>threshold</th></tr>${levels}</table>
+<p>Scored in ${r.seconds.toFixed(1)} s. FPIR thresholds: the ⌈probes · FPIR⌉-th highest non-mate score of all probes.</p>
+</body></html>
+`;
+  const out = { json: `${base}.json`, html: `${base}.html` };
+  fs.writeFileSync(out.json, JSON.stringify(r, null, 2));
+  fs.writeFileSync(out.html, page);
+  return out;
 }
 
 /** Writes `<set>.json`, `<set>.html` and `<set>_roc.png` into `dir`; returns their paths. */

@@ -1,6 +1,7 @@
 //! IJB-B / IJB-C 1:1 verification as insightface's `eval_ijbc.py` scores it: template
 //! features (pooled by the caller from image features) L2-normalised, each listed pair scored
-//! by their dot product, TAR read off sklearn's ROC at the kept FAR nearest each target.
+//! by their dot product, TAR read off sklearn's ROC at the kept FAR nearest each target;
+//! 1:N identification as `ijb_1n.py` scores it.
 
 use crate::roc::{nearest, sklearn_roc, Roc};
 use rayon::prelude::*;
@@ -85,6 +86,75 @@ pub fn tar_at_far(scores: &[f64], same: &[bool], fars: &[f64]) -> (Vec<Read>, Ro
     (reads, roc)
 }
 
+/// 1:N identification as insightface's `ijb_1n.py` scores it: every probe against every
+/// gallery template (rows L2-normalised), `mate[i]` the gallery row of probe i's subject.
+pub struct Identification {
+    /// The mate's rank among the gallery (1 + the templates scoring above it).
+    pub ranks: Vec<u32>,
+    /// Each probe's mate score.
+    pub mates: Vec<f64>,
+    /// The `top` highest non-mate scores over all probes, descending.
+    pub non_mates: Vec<f64>,
+}
+
+pub fn identify(probes: &[f64], gallery: &[f64], dim: usize, mate: &[u32], top: usize) -> Identification {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // A total order on the scores, for the heap (they are finite cosines).
+    #[derive(PartialEq)]
+    struct S(f64);
+    impl Eq for S {}
+    impl PartialOrd for S {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for S {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0.total_cmp(&o.0)
+        }
+    }
+    let g: Vec<&[f64]> = gallery.chunks(dim).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    // Each probe's rank and mate score, and a running top of non-mates (a min-heap) per worker.
+    let keep = |mut h: BinaryHeap<Reverse<S>>, s: f64| {
+        if h.len() < top {
+            h.push(Reverse(S(s)));
+        } else if h.peek().is_some_and(|m| s > m.0 .0) {
+            h.pop();
+            h.push(Reverse(S(s)));
+        }
+        h
+    };
+    let (rows, heap) = probes
+        .par_chunks(dim)
+        .zip(mate.par_iter())
+        .fold(
+            || (Vec::new(), BinaryHeap::new()),
+            |(mut rows, mut heap), (p, &m)| {
+                let sims: Vec<f64> = g.iter().map(|r| dot(p, r)).collect();
+                let own = sims[m as usize];
+                rows.push((1 + sims.iter().filter(|&&s| s > own).count() as u32, own));
+                for (j, &s) in sims.iter().enumerate() {
+                    if j != m as usize {
+                        heap = keep(heap, s);
+                    }
+                }
+                (rows, heap)
+            },
+        )
+        .reduce(
+            || (Vec::new(), BinaryHeap::new()),
+            |(mut a, h1), (b, h2)| {
+                a.extend(b);
+                (a, h2.into_iter().fold(h1, |h, Reverse(S(s))| keep(h, s)))
+            },
+        );
+    let mut non_mates: Vec<f64> = heap.into_iter().map(|Reverse(S(s))| s).collect();
+    non_mates.sort_by(|a, b| b.total_cmp(a));
+    Identification { ranks: rows.iter().map(|r| r.0).collect(), mates: rows.iter().map(|r| r.1).collect(), non_mates }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +180,14 @@ mod tests {
         assert_eq!((p.first, p.second, p.same), (vec![1, 2], vec![11065, 3], vec![true, false]));
         let e = parse_pairs(b"1 2 1\n1 2 7\n", "pairs.txt").err().unwrap();
         assert!(e.starts_with("pairs.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn ranks_mates_and_the_top_non_mates_of_all_probes() {
+        // Gallery: the axes of 2-D; probes at angles scoring (0.8, 0.6) and (0.6, 0.8).
+        let r = identify(&[0.8, 0.6, 0.6, 0.8, 1.0, 0.0], &[1.0, 0.0, 0.0, 1.0], 2, &[1, 1, 0], 2);
+        assert_eq!(r.ranks, [2, 1, 1]);
+        assert_eq!(r.mates, [0.6, 0.8, 1.0]);
+        assert_eq!(r.non_mates, [0.8, 0.6]);
     }
 }

@@ -252,3 +252,42 @@ fn aligned(
         "{what}: landmarks away from ArcFace's 112×112 template need the alignment warp, not yet built in"
     )))
 }
+
+#[napi(object)]
+pub struct IjbIdentification {
+    pub ranks: Uint32Array,
+    pub mates: Float64Array,
+    pub non_mates: Float64Array,
+}
+
+/// Probe and gallery template features (pooled, not yet normalised) L2-normalised; each probe
+/// scored against every gallery template, `mate[i]` being probe i's: mate ranks and scores, and
+/// the `top` highest non-mate scores over all probes (`ijb_1n.py`'s FPIR thresholds).
+#[napi(catch_unwind)]
+pub fn ijb_identify(
+    probes: Float64Array,
+    gallery: Float64Array,
+    dim: u32,
+    mate: Uint32Array,
+    top: u32,
+) -> Result<IjbIdentification> {
+    let (d, g) = (dim as usize, gallery.len() / (dim.max(1) as usize));
+    if d == 0 || probes.len() != mate.len() * d || gallery.len() != g * d || mate.iter().any(|&m| m as usize >= g) {
+        let msg = format!(
+            "ijbIdentify: {} probe and {} gallery values of dimension {dim}, {} mates below {g}",
+            probes.len(),
+            gallery.len(),
+            mate.len()
+        );
+        return Err(Error::new(Status::InvalidArg, msg));
+    }
+    let (mut p, mut gf) = (probes.to_vec(), gallery.to_vec());
+    maskfr_eval::normalize_rows(&mut p, d);
+    maskfr_eval::normalize_rows(&mut gf, d);
+    let r = maskfr_eval::identify(&p, &gf, d, &mate, top as usize);
+    Ok(IjbIdentification {
+        ranks: Uint32Array::new(r.ranks),
+        mates: Float64Array::new(r.mates),
+        non_mates: Float64Array::new(r.non_mates),
+    })
+}
