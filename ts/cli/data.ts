@@ -69,15 +69,17 @@ function packProgress(forced: boolean): ((p: { total: number; done: number; bad:
   if (!tty && !forced) return undefined;
   const t0 = performance.now();
   let last = -Infinity;
+  let ended = false; // the last line drawn once, whether a tick or the final call saw it first
   return ({ total, done, bad }) => {
     const now = performance.now();
-    if (!tty && now - last < 10_000 && done < total) return;
-    last = now;
+    const end = total > 0 && done >= total;
+    if (ended || (!tty && now - last < 10_000 && !end)) return;
+    [last, ended] = [now, end];
     const secs = (now - t0) / 1000;
     const width = 24;
     const filled = total > 0 ? Math.round((width * done) / total) : 0;
     const line = total === 0 ? 'pack: scanning the input…' : `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total}  ${(done / secs).toFixed(0)} img/s  ETA ${duration(done > 0 ? ((total - done) * secs) / done : Infinity)}  bad ${bad}`;
-    process.stderr.write(tty ? `\r${line}\x1b[K${done === total && total > 0 ? '\n' : ''}` : `${line}\n`);
+    process.stderr.write(tty ? `\r${line}\x1b[K${end ? '\n' : ''}` : `${line}\n`);
   };
 }
 
@@ -92,7 +94,7 @@ async function packCommand(p: Parsed): Promise<number> {
   if (!(maxBad >= 0 && maxBad <= 1)) throw new Error(`pack: --max-bad must be a share in [0, 1], got ${p.options.get('max-bad')}`);
   const r = await packRecordDataset(input, out, { threads: integerOption(p, 'threads', 1), maxBad, onProgress: packProgress(p.flags.has('progress')) });
   const empty = r.emptyIdentities > 0 ? ` (${r.emptyIdentities} of them without any image left: empty ranges)` : '';
-  const bad = r.bad > 0 ? `; ${r.bad} bad images skipped, listed in ${r.badList}` : '';
+  const bad = r.bad > 0 ? `; ${r.bad} bad image${r.bad > 1 ? 's' : ''} skipped, listed in ${r.badList}` : '';
   console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${r.images} images of ${r.identities} identities${empty}${bad}`);
   return 0;
 }
