@@ -414,7 +414,7 @@ extern "C" int emu_launch(const Kernel* k, const unsigned* grid, const unsigned*
                  k->name, grid[0], grid[1], grid[2], block[0], block[1], block[2], shared_bytes);
         return 1;
     }
-    if (shared_region.bytes < (shared_bytes ? shared_bytes : 1) || shared_region.bytes != shared_bytes) {
+    if (!shared_region.data || shared_region.bytes != shared_bytes) {  // sized exactly: one byte more faults
         if (shared_region.data) emu_free((void*)shared_region.data);
         shared_region = map_guarded(shared_bytes, "shared memory");
         shared_region.what = "shared memory";
