@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createModel, entryValues, readSafetensors, saveCheckpoint, syntheticFace } from '../ts';
+import { ARCFACE_TEMPLATE, createModel, entryValues, readSafetensors, saveCheckpoint, syntheticFace } from '../ts';
 import { native } from '../ts/native';
 import { Tensor } from '../ts/tensor/tensor';
 import { embedIjb, identifyIjb, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../ts/eval/ijb';
@@ -79,16 +79,39 @@ test('malformed meta lines and pairs of unknown templates are named', (t) => {
   t.throws(() => readIjbMeta(root, 'IJBC'), { message: /lists 495 images .* 496/ });
 });
 
-/** The fixture's meta with loose crops: a synthetic identity per template, already aligned
- *  (the fixture's landmarks are ArcFace's template). */
+/** A 112×112 RGB face inside a `w`×`h` black canvas at (`dx`, `dy`), as PNG. */
+function looseCrop(face: Uint8Array, w: number, h: number, dx: number, dy: number): Buffer {
+  const px = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < 112; y++) px.set(face.subarray(y * 336, (y + 1) * 336), ((y + dy) * w + dx) * 3);
+  return native.encodePng(px, w, h);
+}
+
+/** The fixture's meta with loose crops: a synthetic identity per template (rendered aligned to
+ *  ArcFace's template, the fixture's landmarks) inside a larger image, landmarks moved with it. */
 function withImages(): { root: string; meta: ReturnType<typeof readIjbMeta> } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-ijb-'));
   fs.cpSync(path.join(fixtures, 'IJBC', 'meta'), path.join(root, 'meta'), { recursive: true });
+  const lmkFile = path.join(root, 'meta', 'ijbc_name_5pts_score.txt');
+  const moved = fs.readFileSync(lmkFile, 'utf8').replace(/^(\S+) (.*) (\S+)$/gm, (_, nm: string, pts: string, score: string) => `${nm} ${pts.split(' ').map((v, k) => (Number(v) + (k % 2 === 0 ? 12 : 7)).toFixed(4)).join(' ')} ${score}`);
+  fs.writeFileSync(lmkFile, moved);
   const meta = readIjbMeta(root, 'IJBC');
   fs.mkdirSync(path.join(root, 'loose_crop'));
-  meta.names.forEach((nm, i) => fs.writeFileSync(path.join(root, 'loose_crop', nm), native.encodePng(Buffer.from(syntheticFace(25, meta.templates[i] % 1000, i)), 112, 112)));
+  meta.names.forEach((nm, i) => fs.writeFileSync(path.join(root, 'loose_crop', nm), looseCrop(syntheticFace(25, meta.templates[i] % 1000, i), 140, 128, 12, 7)));
   return { root, meta };
 }
+
+test("loose crops are aligned by their landmarks (eval_ijbc.py's template): a face moved inside a larger image gives the same crop", (t) => {
+  const face = syntheticFace(25, 3, 0);
+  const lmk = (dx: number, dy: number) => Float64Array.from(ARCFACE_TEMPLATE.flat(), (v, k) => v + (k % 2 === 0 ? dx : dy));
+  const at = native.ijbFaces([looseCrop(face, 112, 112, 0, 0)], lmk(0, 0), ['a']);
+  const moved = native.ijbFaces([looseCrop(face, 150, 131, 21, 5)], lmk(21, 5), ['b']);
+  const [a, b] = [new Tensor(at).toFloat32Array(), new Tensor(moved).toFloat32Array()];
+  t.is(a.length, 2 * 3 * 112 * 112);
+  t.deepEqual(b, a);
+  // The second half is the mirror of the first.
+  t.is(a[a.length / 2 + 5], a[111 - 5]);
+  t.throws(() => native.ijbFaces([looseCrop(face, 112, 112, 0, 0)], new Float64Array(10).fill(50), ['same point']), { message: /same point/ });
+});
 
 test('images are embedded with their mirrors once, cached, resumed after an interruption, and reported', (t) => {
   const { root, meta } = withImages();
@@ -106,7 +129,7 @@ test('images are embedded with their mirrors once, cached, resumed after an inte
   t.deepEqual(new Float32Array(fs.readFileSync(resumed.file).buffer.slice(0)), feats);
   t.is(embedIjb(model, meta, o).embedded, 0);
   // Image 7's feature is the tiny model's embedding of it plus that of its mirror.
-  const x = native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), 112, ['7']);
+  const x = native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), ['7']);
   model.eval();
   const e = (model.forward(new Tensor(x)) as Tensor).toFloat32Array();
   const d = first.dim;

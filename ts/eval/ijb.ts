@@ -128,7 +128,7 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
       const images = names.map((f) => fs.readFileSync(f));
       const e = tidy(() =>
         noGrad(() => {
-          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), 112, names)), model.device);
+          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), names)), model.device);
           return (model.forward(x) as Tensor).toFloat32Array();
         }),
       );

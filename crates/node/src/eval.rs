@@ -3,6 +3,7 @@
 
 use crate::js;
 use maskfr_eval::{curve, level, score_all_vs_all, score_cross, Keep, Level, Scores, Set};
+use maskfr_io::image_codec::Rgb;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -195,20 +196,19 @@ pub fn ijb_verify(
     Ok(IjbVerification { reads, curve, scores: Float64Array::new(scores) })
 }
 
-/// IJB loose crops (encoded JPEG/PNG) aligned to `size`×`size` by their five landmarks
-/// (`x1, y1, …, x5, y5` per image), decoded in parallel into one `[2n, 3, size, size]`
-/// tensor normalised as the loader does: the n faces, then their n mirrors (one forward
-/// gives `eval_ijbc.py`'s image and flipped embeddings). `what` names the images in errors.
+/// IJB loose crops (encoded JPEG/PNG) aligned to 112×112 by their five landmarks
+/// (`x1, y1, …, x5, y5` per image) as `eval_ijbc.py` aligns them, decoded in parallel into one
+/// `[2n, 3, 112, 112]` tensor normalised as the loader does: the n faces, then their n
+/// mirrors (one forward gives the image and flipped embeddings). `what` names the images.
 #[napi(catch_unwind)]
 pub fn ijb_faces(
     images: Vec<Buffer>,
     landmarks: Float64Array,
-    size: u32,
     what: Vec<String>,
 ) -> Result<crate::tensor::NativeTensor> {
     use maskfr_io::image_codec::{decode, Dims};
     use rayon::prelude::*;
-    let (n, size, per) = (images.len(), size as usize, 3 * (size as usize).pow(2));
+    let (n, per) = (images.len(), 3 * 112 * 112);
     if landmarks.len() != 10 * n || what.len() != n {
         let msg = format!(
             "ijbFaces: {} landmark values and {} names for {n} images (10 values each)",
@@ -219,38 +219,31 @@ pub fn ijb_faces(
     }
     let mut out = vec![0f32; 2 * n * per];
     let (faces, mirrors) = out.split_at_mut(n * per);
-    faces.par_chunks_mut(per.max(1)).zip(mirrors.par_chunks_mut(per.max(1))).enumerate().try_for_each(
+    faces.par_chunks_mut(per).zip(mirrors.par_chunks_mut(per)).enumerate().try_for_each(
         |(i, (face, mirror))| -> Result<()> {
             let img = js(decode(&images[i], &what[i], Dims::AtMost(4096)))?;
-            let crop = js(aligned(img, &landmarks[10 * i..10 * i + 10], size, &what[i]))?;
+            let crop = js(eval_ijbc_crop(&img, &landmarks[10 * i..10 * i + 10], &what[i]))?;
             maskfr_io::loader::normalize(&crop, false, face);
             maskfr_io::loader::normalize(&crop, true, mirror);
             Ok(())
         },
     )?;
-    let t = js(maskfr_core::Tensor::from_vec(out, &[2 * n, 3, size, size]))?;
+    let t = js(maskfr_core::Tensor::from_vec(out, &[2 * n, 3, 112, 112]))?;
     Ok(crate::tensor::NativeTensor::wrap(t))
 }
 
-/// ArcFace's 112×112 landmark template.
-const ARCFACE_DST: [f64; 10] =
-    [38.2946, 51.6963, 73.5318, 51.5014, 56.0252, 71.7366, 41.5493, 92.3655, 70.7299, 92.2041];
+/// `eval_ijbc.py`'s own template: arcface_dst with x less 8, held in float32, 8 added back in
+/// float32 (not bit-identical to norm_crop's template).
+const EVAL_IJBC_SRC: [[f32; 2]; 5] =
+    [[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]];
 
-/// The aligned crop of a loose crop. Until the landmark warp lands in maskfr-io, only crops
-/// already aligned (the template's size, landmarks within 0.01 px of it) are accepted.
-fn aligned(
-    img: maskfr_io::image_codec::Rgb,
-    lmk: &[f64],
-    size: usize,
-    what: &str,
-) -> maskfr_core::Result<maskfr_io::image_codec::Rgb> {
-    let at_template = size == 112 && lmk.iter().zip(ARCFACE_DST).all(|(a, b)| (a - b).abs() < 0.01);
-    if img.width == size && img.height == size && at_template {
-        return Ok(img);
-    }
-    Err(maskfr_core::Error(format!(
-        "{what}: landmarks away from ArcFace's 112×112 template need the alignment warp, not yet built in"
-    )))
+/// `eval_ijbc.py`'s crop: float32 landmarks fitted to its template, OpenCV's `warpAffine`.
+fn eval_ijbc_crop(img: &Rgb, lmk: &[f64], what: &str) -> maskfr_core::Result<Rgb> {
+    use maskfr_io::align::{check_landmarks, similarity_to_f32, warp_affine};
+    let pts = [0, 1, 2, 3, 4].map(|k| [lmk[2 * k] as f32 as f64, lmk[2 * k + 1] as f32 as f64]);
+    check_landmarks(&pts, what)?;
+    let m = similarity_to_f32(&pts, &EVAL_IJBC_SRC.map(|[x, y]| [x + 8.0, y]));
+    Ok(warp_affine(img, &m, 112, 112))
 }
 
 #[napi(object)]
