@@ -1,6 +1,6 @@
 //! Compiles maskfr's CUDA kernel sources (crates/cuda/kernels, the files NVRTC compiles) as
 //! C++ for the CPU with the stand-in header src/emu.h, plus this crate's own faulty kernels
-//! (kernels/faults.cu, for the emulator's tests). Per kernel it generates a trampoline that
+//! (src/faults.cu, for the emulator's tests). Per kernel it generates a trampoline that
 //! unpacks a cuLaunchKernel-style parameter array by the kernel's signature, and a table
 //! entry with that signature, so a launch is checked against it.
 
@@ -95,7 +95,7 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "cu"))
         .collect();
     sources.sort();
-    sources.push(here.join("kernels/faults.cu"));
+    sources.push(here.join("src/faults.cu"));
     let mut entries = Vec::new();
     let mut build = cc::Build::new();
     build

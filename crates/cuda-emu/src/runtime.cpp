@@ -7,6 +7,10 @@
 // results, and a launch fails if a kernel changed it (checked for every pointer parameter).
 // A fault inside a kernel ends the launch (siglongjmp from the SIGSEGV handler) with a report
 // naming the kernel, block, thread, the buffer and the parameter that points into it.
+// Guard pages rather than bounds-checked pointer wrappers: the kernels keep their raw pointer
+// parameters (the code under test is the code that ships) and the MMU checks every access at
+// no cost; the price is granularity, so inside a block's slack writes are caught afterwards
+// and reads see poison instead of faulting.
 //
 // Threads: a block's threads are fibers on the launching OS thread, switched only at
 // __syncthreads, in thread order (or the reverse: emu_set_reverse, MASKFR_CUDA_EMULATE_ORDER=
