@@ -1,6 +1,6 @@
 //! The emulator itself: kernels run as on a GPU (grid-stride loops over many blocks, block
 //! sums through shared memory and barriers), and each fault it exists to catch is reported
-//! with the kernel, the thread and the buffer (kernels/faults.cu holds the faulty kernels).
+//! with the kernel, the thread and the buffer (src/faults.cu holds the faulty kernels).
 
 use maskfr_cuda_emu::{alloc, free, launch, mark};
 use std::ffi::c_void;
