@@ -183,3 +183,27 @@ fn a_rec_is_repacked_whole_or_a_subset_of_its_identities() {
     assert!(e.ends_with(&want), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_rec_without_the_identity_header_is_repacked_by_its_records_labels_grouped_or_refused() {
+    use maskfr_io::recordio::{pack as record, Header, RecordWriter};
+    let d = tmpdir();
+    let plain = |name: &str, labels: &[f32]| {
+        let rec = d.join(name);
+        let mut w = RecordWriter::create(&rec, &rec.with_extension("idx")).unwrap();
+        for (k, &l) in labels.iter().enumerate() {
+            w.write(k as u64, &record(&Header::scalar(l, k as u64), &image(k as u8))).unwrap();
+        }
+        w.finish().unwrap();
+        Input::Record { rec, idx: None, identities: None }
+    };
+    let out = d.join("o.rec");
+    let s = run(&plain("grouped.rec", &[0.0, 0.0, 2.0]), &out, 0.0).unwrap();
+    assert_eq!((s.images, s.identities, s.empty_identities), (3, 3, 1));
+    assert_eq!(read(&out).1, vec![(1, 3), (3, 3), (3, 4)]);
+    let e = run(&plain("mixed.rec", &[1.0, 0.0]), &out, 0.0).unwrap_err().0;
+    assert_eq!(e, "pack: image 2 has label 0 after label 1: the input must be grouped by ascending label");
+    // The two inputs and the first output: the refused pack left no temp file.
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 6);
+    std::fs::remove_dir_all(&d).unwrap();
+}
