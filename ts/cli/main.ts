@@ -9,6 +9,7 @@ import { align } from './align';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
 import { ijbCommand } from './ijb';
+import { fitFruits } from './fit-fruits';
 import { doctor } from './doctor';
 import { planCommand } from './plan';
 import { convert } from './convert';
@@ -43,6 +44,7 @@ export const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   ijb: ijbCommand,
   fruits,
+  'fit-fruits': fitFruits,
   convert,
 };
 
