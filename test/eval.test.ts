@@ -72,12 +72,18 @@ test('the MFR / SFR report: pair counts, flagged levels, JSON + HTML + PNG', (t)
   t.deepEqual([r.sfr.genuine, r.sfr.impostors], [6 * 10, (30 * 29) / 2 - 60]);
   t.deepEqual([r.mfr.genuine, r.mfr.impostors], [6 * 5 * 4, 30 * 29 - 120]);
   t.false(r.headline.measurable, '750 impostor pairs cannot measure FMR 1e-5');
+  // The MFR challenge's leaderboard score: 0.25·TAR@Mask(1e-4) + 0.75·TAR@MR-All(1e-6).
+  t.deepEqual([r.challenge.mask, r.challenge.all], [at(r.mfr, 1e-4).tar, at(r.sfr, 1e-6).tar]);
+  t.is(r.challenge.score, 0.25 * r.challenge.mask + 0.75 * r.challenge.all);
+  t.false(r.challenge.measurable);
   t.is(at(r.mfr, 1e-1).falseMatchesAllowed, 75);
   t.true(r.mfr.levels.every((l) => l.tar >= 0 && l.tar <= 1 && Number.isFinite(l.fnmr)));
   const out = writeReport(path.join(root, 'report'), r);
   const html = fs.readFileSync(out.html, 'utf8');
   t.regex(html, /<svg[\s\S]*<polyline[\s\S]*MFR: masked probe vs unmasked gallery/);
   t.regex(html, /too few impostor pairs to measure this level/);
+  t.regex(html, /MFR challenge score \(ICCV21 leaderboard: 0\.25·TAR@Mask \+ 0\.75·TAR@MR-All\): <b>[\d.]+<\/b>/);
+  t.is((html.match(/<circle /g) ?? []).length, 2, 'the two challenge points are marked');
   const png = native.decodeImage(fs.readFileSync(out.png), 'roc.png');
   t.deepEqual([png.width, png.height], [640, 440]);
   t.deepEqual(JSON.parse(fs.readFileSync(out.json, 'utf8')).mfr.genuine, 120);
@@ -98,6 +104,7 @@ test('maskfr eval: a .bin set (10-fold) and a labelled set (report)', (t) => {
   t.is(rep.status, 0, rep.stderr);
   t.regex(rep.stdout, /30 images, 6 identities, probes masked 'template'/);
   t.regex(rep.stdout, /FNMR @ FMR 1e-5: MFR [\d.]+%, SFR [\d.]+% \(too few impostor pairs to measure\)/);
+  t.regex(rep.stdout, /MFR challenge score: [\d.]+ = 0\.25 × MFR TAR@1e-4 [\d.]+% \+ 0\.75 × SFR TAR@1e-6 [\d.]+% \(too few impostor pairs to measure\)/);
   t.regex(rep.stdout, /1e-6 .* <1: not measurable/);
   t.true(fs.existsSync(path.join(root, 'cli-report', 'roc.png')));
   const bad = run('--data', data.rec, '--mask', 'scarf');

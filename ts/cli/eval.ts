@@ -51,6 +51,7 @@ function evaluate(p: Parsed): number {
     const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
     console.log(`${data}: ${r.images} images, ${r.identities} identities, probes masked '${style}'`);
     console.log(`FNMR @ FMR 1e-5: MFR ${pct(r.headline.mfr)}, SFR ${pct(r.headline.sfr)}${r.headline.measurable ? '' : ' (too few impostor pairs to measure)'}`);
+    console.log(`MFR challenge score: ${(100 * r.challenge.score).toFixed(3)} = 0.25 × MFR TAR@1e-4 ${pct(r.challenge.mask)} + 0.75 × SFR TAR@1e-6 ${pct(r.challenge.all)}${r.challenge.measurable ? '' : ' (too few impostor pairs to measure)'}`);
     console.log('  FMR      MFR TAR    SFR TAR    impostor pairs (MFR)  false matches allowed');
     r.mfr.levels.forEach((l, i) =>
       console.log(`  ${l.fmr.toExponential(0).padEnd(7)}  ${pct(l.tar).padStart(9)}  ${pct(r.sfr.levels[i].tar).padStart(9)}  ${String(l.impostors).padStart(20)}  ${l.falseMatchesAllowed < 1 ? '<1: not measurable' : l.falseMatchesAllowed}`),

@@ -9,6 +9,8 @@ export interface Curve {
   /** `#rrggbb` */
   color: string;
   points: [number, number][];
+  /** Operating points to mark on the curve, `[fmr, tar]`. */
+  marks?: [number, number][];
 }
 
 const W = 640;
@@ -29,6 +31,7 @@ export function rocSvg(curves: Curve[]): string {
     ...yTicks.map((t) => `<line x1="${x(10 ** LO)}" y1="${y(t)}" x2="${x(1)}" y2="${y(t)}" stroke="#ddd"/><text x="${x(10 ** LO) - 8}" y="${y(t) + 4}" text-anchor="end">${t}</text>`),
   ];
   const lines = curves.map((c) => `<polyline fill="none" stroke="${c.color}" stroke-width="2" points="${visible(c).map(([f, t]) => `${x(f).toFixed(1)},${y(t).toFixed(1)}`).join(' ')}"/>`);
+  const marks = curves.flatMap((c) => (c.marks ?? []).map(([f, t]) => `<circle cx="${x(f).toFixed(1)}" cy="${y(t).toFixed(1)}" r="5" fill="none" stroke="${c.color}" stroke-width="2"/>`));
   const legend = curves.map((c, i) => `<rect x="${W - 150}" y="${y(0.3) + 18 * i}" width="14" height="4" fill="${c.color}"/><text x="${W - 130}" y="${y(0.3) + 18 * i + 6}">${c.name}</text>`);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
@@ -36,6 +39,7 @@ export function rocSvg(curves: Curve[]): string {
     ...grid,
     `<rect x="${M.left}" y="${M.top}" width="${W - M.left - M.right}" height="${H - M.top - M.bottom}" fill="none" stroke="#333"/>`,
     ...lines,
+    ...marks,
     ...legend,
     `<text x="${(M.left + W - M.right) / 2}" y="${H - 10}" text-anchor="middle">FMR</text>`,
     `<text x="16" y="${(M.top + H - M.bottom) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(M.top + H - M.bottom) / 2})">TAR</text>`,
@@ -100,6 +104,8 @@ export function rocPng(curves: Curve[]): Buffer {
   curves.forEach((c, i) => {
     const pts = visible(c);
     for (let k = 1; k < pts.length; k++) r.line(x(pts[k - 1][0]), y(pts[k - 1][1]), x(pts[k][0]), y(pts[k][1]), rgb(c.color), 2);
+    // A hollow square around each marked point.
+    for (const [f, t] of c.marks ?? []) for (const [a, b, d, e] of [[-5, -5, 5, -5], [-5, 5, 5, 5], [-5, -5, -5, 5], [5, -5, 5, 5]]) r.line(x(f) + a, y(t) + b, x(f) + d, y(t) + e, rgb(c.color), 2);
     r.line(W - 150, y(0.3) + 18 * i + 2, W - 136, y(0.3) + 18 * i + 2, rgb(c.color), 4);
     r.text(c.name.toUpperCase(), W - 130, y(0.3) + 18 * i + 3);
   });

@@ -1,8 +1,10 @@
 // The MFR / SFR report of a model on a labelled test set: every image embedded unmasked (the
 // gallery) and with a synthesized mask (the probes); SFR scores all unmasked pairs, MFR every
 // masked probe against every unmasked gallery image of another capture. The headline is
-// FNMR at FMR = 1e-5 (the MFR challenge's); the report is JSON, a self-contained HTML page
-// and a PNG of the ROC curves.
+// FNMR at FMR = 1e-5 (the MFR challenge's); beside it the ICCV21 MFR leaderboard's score,
+// 0.25·TAR@Mask (masked probe vs unmasked, FAR 1e-4) + 0.75·TAR@MR-All (all unmasked pairs,
+// FAR 1e-6), here with MFR and SFR standing for the challenge's Mask and MR-All sets. The
+// report is JSON, a self-contained HTML page and a PNG of the ROC curves.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,8 @@ import { at, OneToOne, OneToOneOptions, verifyAllVsAll, verifyCross } from './on
 import { rocPng, rocSvg } from './plot';
 
 export const HEADLINE_FMR = 1e-5;
+/** The MFR challenge's levels: TAR@Mask at FAR 1e-4, TAR@MR-All at 1e-6, weighted 1:3. */
+export const CHALLENGE = { maskFar: 1e-4, allFar: 1e-6, maskWeight: 0.25, allWeight: 0.75 };
 
 export interface MaskedFaceReport {
   model: string;
@@ -25,6 +29,9 @@ export interface MaskedFaceReport {
   mfr: OneToOne;
   /** FNMR at FMR 1e-5, and whether the set has the impostor pairs to measure it. */
   headline: { fmr: number; sfr: number; mfr: number; measurable: boolean };
+  /** The challenge's ranking score from this set: 0.25·MFR TAR@1e-4 + 0.75·SFR TAR@1e-6,
+   *  measurable when both levels are. */
+  challenge: { mask: number; all: number; score: number; measurable: boolean };
   seconds: number;
 }
 
@@ -48,6 +55,7 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
   const sfr = verifyAllVsAll(gallery, labels, dim, o);
   const mfr = verifyCross(probes, gallery, labels, dim, true, o);
   const [s, m] = [at(sfr, HEADLINE_FMR), at(mfr, HEADLINE_FMR)];
+  const [onMask, onAll] = [at(mfr, CHALLENGE.maskFar), at(sfr, CHALLENGE.allFar)];
   return {
     model: o.model ?? 'model',
     data: data.path,
@@ -57,13 +65,20 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
     sfr,
     mfr,
     headline: { fmr: HEADLINE_FMR, sfr: s.fnmr, mfr: m.fnmr, measurable: s.falseMatchesAllowed >= 1 && m.falseMatchesAllowed >= 1 },
+    challenge: {
+      mask: onMask.tar,
+      all: onAll.tar,
+      score: CHALLENGE.maskWeight * onMask.tar + CHALLENGE.allWeight * onAll.tar,
+      measurable: onMask.falseMatchesAllowed >= 1 && onAll.falseMatchesAllowed >= 1,
+    },
     seconds: (performance.now() - t0) / 1000,
   };
 }
 
+// The challenge's two operating points are marked on their curves.
 const CURVES = (r: MaskedFaceReport) => [
-  { name: 'MFR', color: '#d62728', points: r.mfr.curve },
-  { name: 'SFR', color: '#1f77b4', points: r.sfr.curve },
+  { name: 'MFR', color: '#d62728', points: r.mfr.curve, marks: [[CHALLENGE.maskFar, r.challenge.mask]] as [number, number][] },
+  { name: 'SFR', color: '#1f77b4', points: r.sfr.curve, marks: [[CHALLENGE.allFar, r.challenge.all]] as [number, number][] },
 ];
 
 function levelsTable(name: string, v: OneToOne): string {
@@ -82,6 +97,7 @@ function html(r: MaskedFaceReport): string {
 <h1>Masked-face verification: ${r.model}</h1>
 <p>${r.data}: ${r.images.toLocaleString('en')} images of ${r.identities.toLocaleString('en')} identities; probes masked with the <b>${r.mask.style}</b> style (seed ${r.mask.seed}); embeddings of each image and its mirror, summed and normalised.</p>
 <p class="head">FNMR @ FMR = 1e-5: <b>MFR ${pct(r.headline.mfr)}</b>, SFR ${pct(r.headline.sfr)}${r.headline.measurable ? '' : ' <i>(too few impostor pairs to measure this level)</i>'}</p>
+<p>MFR challenge score (ICCV21 leaderboard: 0.25·TAR@Mask + 0.75·TAR@MR-All): <b>${(100 * r.challenge.score).toFixed(3)}</b> = 0.25 × ${pct(r.challenge.mask)} (MFR TAR @ FAR 1e-4) + 0.75 × ${pct(r.challenge.all)} (SFR TAR @ FAR 1e-6)${r.challenge.measurable ? '' : ' <i>(too few impostor pairs to measure these levels)</i>'}; both points are marked on the curves.</p>
 ${rocSvg(CURVES(r))}
 ${levelsTable('MFR: masked probe vs unmasked gallery', r.mfr)}
 ${levelsTable('SFR: unmasked pairs', r.sfr)}
