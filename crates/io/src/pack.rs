@@ -272,12 +272,12 @@ pub fn pack(input: &Input, out: &Path, cfg: &PackConfig, progress: &PackProgress
         .num_threads(threads)
         .build()
         .map_err(|e| Error(format!("pack: cannot start {threads} threads ({e})")))?;
-    let writer = Writer::new(out, plan.identities, cfg.max_bad)?;
     // Two chunks queued for the writer, one being validated: memory is a few chunks. An
     // input that fails part-way (a folder gone) is sent on, so the writer discards its work.
     let (tx, rx) = sync_channel::<Result<Chunk>>(2);
     std::thread::scope(|s| {
-        let written = s.spawn(|| writer.run(rx, progress));
+        // The writer's files are opened, flushed and renamed on its own thread, start to end.
+        let written = s.spawn(|| Writer::new(out, plan.identities, cfg.max_bad)?.run(rx, progress));
         let chunk = 64 * threads;
         let read = (|| -> Result<()> {
             loop {
