@@ -33,8 +33,10 @@
 #include <unistd.h>
 #include <vector>
 
-#if !defined(__x86_64__)
-#error "the emulated device's fiber switch is written for x86-64"
+// The fiber switch: a few instructions on x86-64; elsewhere glibc's swapcontext (a signal
+// mask system call per switch: slower, same behaviour).
+#if defined(__x86_64__) && !defined(EMU_UCONTEXT)
+#define EMU_ASM_SWITCH 1
 #endif
 
 namespace emu {
@@ -95,6 +97,9 @@ bool nearest(uintptr_t a, Region& out) {
     return true;
 }
 
+#ifdef EMU_ASM_SWITCH
+// Saves the callee-saved registers on the current stack, its pointer in *save_sp, and
+// continues on to_sp (where a previous emu_switch or fresh_stack left the same layout).
 extern "C" void emu_switch(void** save_sp, void* to_sp);
 asm(R"(
 .text
@@ -118,6 +123,10 @@ emu_switch:
     ret
 .size emu_switch, .-emu_switch
 )");
+#else
+// *save_sp and to_sp are ucontext_t storage (set up by fresh_stack and main_context).
+void emu_switch(void** save_sp, void* to_sp) { swapcontext((ucontext_t*)*save_sp, (ucontext_t*)to_sp); }
+#endif
 
 const size_t STACK = 256 << 10;
 enum State { READY, WAITING, DONE };
@@ -175,6 +184,20 @@ void fiber_main() {
     __builtin_unreachable();
 }
 
+#ifndef EMU_ASM_SWITCH
+thread_local std::vector<ucontext_t> contexts;  // one per fiber, beside `stacks`
+thread_local ucontext_t main_uc;
+#endif
+
+// Where the scheduler's own context is saved while a fiber runs.
+void* main_context() {
+#ifdef EMU_ASM_SWITCH
+    return nullptr;  // emu_switch writes the stack pointer there
+#else
+    return &main_uc;
+#endif
+}
+
 void* fresh_stack(unsigned i) {
     if (stacks.size() <= i) {
         Region r = map_guarded(STACK, "a thread's stack");
@@ -182,6 +205,17 @@ void* fresh_stack(unsigned i) {
         remember(r);
         stacks.push_back(r);
     }
+#ifndef EMU_ASM_SWITCH
+    contexts.reserve(1024);  // a block's most threads: l.sp keeps pointers into it
+    if (contexts.size() <= i) contexts.resize(i + 1);
+    ucontext_t* uc = &contexts[i];
+    getcontext(uc);
+    uc->uc_stack.ss_sp = (void*)stacks[i].data;
+    uc->uc_stack.ss_size = stacks[i].bytes;
+    uc->uc_link = nullptr;
+    makecontext(uc, fiber_main, 0);
+    return uc;
+#endif
     uintptr_t top = (stacks[i].data + stacks[i].bytes) & ~(uintptr_t)15;
     void** s = (void**)top;
     *--s = nullptr;                      // fiber_main's return address (it never returns)
@@ -206,6 +240,7 @@ void run_block(Launch& l) {
     l.sp.resize(n);
     l.state.assign(n, READY);
     for (unsigned i = 0; i < n; i++) l.sp[i] = fresh_stack(i);
+    l.main_sp = main_context();
     for (;;) {
         unsigned done = 0;
         for (unsigned k = 0; k < n; k++) {
@@ -251,12 +286,16 @@ void on_segv(int sig, siginfo_t* si, void* uctx) {
         return;
     }
     uintptr_t a = (uintptr_t)si->si_addr;
-    bool write = (((ucontext_t*)uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#if defined(__x86_64__)
+    const char* kind = (((ucontext_t*)uctx)->uc_mcontext.gregs[REG_ERR] & 2) ? "write" : "read";
+#else
+    const char* kind = "access";
+#endif
     char w[96], buf[600];
     where(w, sizeof w);
     Region r;
     if (!nearest(a, r)) {
-        fail("%s: %s: invalid %s at %#lx (no device memory is allocated)", l->k->name, w, write ? "write" : "read",
+        fail("%s: %s: invalid %s at %#lx (no device memory is allocated)", l->k->name, w, kind,
              (unsigned long)a);
     }
     long off = (long)(a - r.data);
@@ -272,7 +311,7 @@ void on_segv(int sig, siginfo_t* si, void* uctx) {
             break;
         }
     }
-    fail("%s: %s: invalid %s, %s", l->k->name, w, write ? "write" : "read", buf);
+    fail("%s: %s: invalid %s, %s", l->k->name, w, kind, buf);
 }
 
 void install_handler() {
