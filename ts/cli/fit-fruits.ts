@@ -2,7 +2,9 @@
 // FRUITS budget on this CPU. Latency is close to linear in the blocks of each stage, so it is
 // measured once under FRUITS' rules (onnxruntime, one thread, 6th fastest of 50): a one-block
 // network, then each stage grown by a few blocks; the layouts are searched on that model for
-// the most parameters (then MACs), and the pick is exported and measured whole.
+// the most parameters (then MACs) within the MFR challenge kit's 1 GB ONNX limit (without it
+// the most parameters per ms is always more last-stage blocks, to many GB), and the pick is
+// exported and measured whole.
 
 import { createModel, IResNetConfig, modelConfig } from '../models/iresnet';
 import { complexity } from '../models/complexity';
@@ -46,23 +48,24 @@ export async function measureLatencyModel(name: string, widths: IResNetConfig['w
 
 export const predict = (m: LatencyModel, l: Layout) => m.base + l.reduce((s, n, i) => s + (n - 1) * m.perBlock[i], 0);
 
-/** The layout with the most parameters, then MACs, predicted within `budget` ms; null when
- *  even [1,1,1,1] is predicted over it. Parameters and MACs are linear in the blocks past
- *  each stage's first, so each stage's share is counted once. */
-export function bestLayout(m: LatencyModel, budget: number, c: IResNetConfig): Layout | null {
+/** The layout with the most parameters, then MACs, predicted within `budget` ms and with at
+ *  most `maxParams`; null when even [1,1,1,1] is over either. Parameters and MACs are linear
+ *  in the blocks past each stage's first, so each stage's share is counted once. */
+export function bestLayout(m: LatencyModel, budget: number, c: IResNetConfig, maxParams = Infinity): Layout | null {
   const at = (l: Layout) => complexity({ ...c, layers: l });
   const one = at([1, 1, 1, 1]);
   const grown = [0, 1, 2, 3].map((s) => at([1, 1, 1, 1].map((n, i) => n + (i === s ? 1 : 0)) as Layout));
   const [dp, dm] = [grown.map((g) => g.params - one.params), grown.map((g) => g.macs - one.macs)];
   const left = budget - m.base;
-  if (left < 0) return null;
+  const room = maxParams - one.params;
+  if (left < 0 || room < 0) return null;
   const t = m.perBlock;
   let best = { l: [1, 1, 1, 1] as Layout, p: -1, q: -1 };
-  for (let a = 0; a * t[0] <= left; a++) {
-    for (let b = 0; a * t[0] + b * t[1] <= left; b++) {
-      for (let k = 0; a * t[0] + b * t[1] + k * t[2] <= left; k++) {
-        // The last stage takes what is left (every block adds parameters).
-        const d = Math.floor((left - a * t[0] - b * t[1] - k * t[2]) / t[3]);
+  for (let a = 0; a * t[0] <= left && a * dp[0] <= room; a++) {
+    for (let b = 0; a * t[0] + b * t[1] <= left && a * dp[0] + b * dp[1] <= room; b++) {
+      for (let k = 0; a * t[0] + b * t[1] + k * t[2] <= left && a * dp[0] + b * dp[1] + k * dp[2] <= room; k++) {
+        // The last stage takes what is left of both (every block adds parameters).
+        const d = Math.min(Math.floor((left - a * t[0] - b * t[1] - k * t[2]) / t[3]), Math.floor((room - a * dp[0] - b * dp[1] - k * dp[2]) / dp[3]));
         const pp = a * dp[0] + b * dp[1] + k * dp[2] + d * dp[3];
         const qq = a * dm[0] + b * dm[1] + k * dm[2] + d * dm[3];
         if (pp > best.p || (pp === best.p && qq > best.q)) best = { l: [a + 1, b + 1, k + 1, d + 1], p: pp, q: qq };
@@ -79,6 +82,7 @@ export const fitFruits: Command = {
     { name: 'budget', value: 'MS', default: '1000', help: 'the latency budget per face, ms (FRUITS-1000, -500, -100)' },
     { name: 'model', value: 'NAME', default: 'resnet240', help: 'the family: its widths, stride placement and embedding' },
     { name: 'scale', value: 'F', default: '1', help: 'widths × F (rounded, at least 1)' },
+    { name: 'max-mb', value: 'MB', default: '1000', help: "the largest float32 model, MB (the MFR challenge kit's ONNX limit: 1 GB)" },
     { name: 'grow', value: 'N', default: '4', help: 'blocks added to a stage to measure its per-block latency' },
   ],
   example: 'maskfr fit-fruits --budget 1000ms --model resnet240',
@@ -91,6 +95,9 @@ async function fit(p: Parsed): Promise<number> {
   if (!(budget > 0)) throw new Error(`fit-fruits: --budget must be a positive number of ms (e.g. 1000ms), got ${required(p, 'budget')}`);
   const scale = Number(required(p, 'scale'));
   if (!(scale > 0)) throw new Error(`fit-fruits: --scale must be a positive number, got ${required(p, 'scale')}`);
+  const maxMb = Number(required(p, 'max-mb'));
+  if (!(maxMb > 0)) throw new Error(`fit-fruits: --max-mb must be a positive number, got ${required(p, 'max-mb')}`);
+  const maxParams = Math.floor((maxMb * 1e6) / 4);
   const name = required(p, 'model');
   const c0 = modelConfig(name);
   const widths = c0.widths.map((w) => Math.max(1, Math.round(w * scale))) as unknown as IResNetConfig['widths'];
@@ -98,9 +105,9 @@ async function fit(p: Parsed): Promise<number> {
   console.log(`${name}, widths [${widths.join(', ')}]: measuring per-stage block latency (onnxruntime, 1 thread, 6th fastest of 50)`);
   const m = await measureLatencyModel(name, widths, integerOption(p, 'grow', 1));
   console.log(`  [1, 1, 1, 1]: ${m.base.toFixed(2)} ms; per extra block by stage: ${m.perBlock.map((t) => t.toFixed(3)).join(', ')} ms`);
-  let l = bestLayout(m, budget, c);
+  let l = bestLayout(m, budget, c, maxParams);
   if (l === null) {
-    console.log(`no layout fits ${budget} ms: the one-block network alone takes ${m.base.toFixed(2)} ms (try a smaller --scale)`);
+    console.log(`no layout fits ${budget} ms and ${maxMb} MB: the one-block network alone takes ${m.base.toFixed(2)} ms, ${((4 * complexity({ ...c, layers: [1, 1, 1, 1] }).params) / 1e6).toFixed(1)} MB (try a smaller --scale)`);
     return 1;
   }
   // The whole network can run slower than its parts predict (caches): while the pick is over,
@@ -109,11 +116,11 @@ async function fit(p: Parsed): Promise<number> {
   for (let round = 0; ; round++) {
     const cx = complexity({ ...c, layers: l });
     const [predicted, measured] = [predict(m, l), await measure(name, l, widths)];
-    console.log(`${round === 0 ? 'best' : 'retry'} within ${target.toFixed(2)} ms predicted: layers [${l.join(', ')}], ${(cx.params / 1e6).toFixed(2)} M params, ${(cx.macs / 1e9).toFixed(3)} GMACs`);
+    console.log(`${round === 0 ? 'best' : 'retry'} within ${target.toFixed(2)} ms predicted: layers [${l.join(', ')}], ${(cx.params / 1e6).toFixed(2)} M params (${((4 * cx.params) / 1e6).toFixed(0)} MB), ${(cx.macs / 1e9).toFixed(3)} GMACs`);
     console.log(`  predicted ${predicted.toFixed(2)} ms, measured ${measured.toFixed(2)} ms (${measured <= budget ? 'within' : 'over'} the ${budget} ms budget)`);
     if (measured <= budget || round === 2) break;
     target *= predicted / measured;
-    const next = bestLayout(m, target, c);
+    const next = bestLayout(m, target, c, maxParams);
     if (next === null) break;
     l = next;
   }
