@@ -1,5 +1,6 @@
 //! 1:1 verification bindings (maskfr-eval): all-vs-all and probe-vs-gallery scoring of
-//! embeddings into operating points and a ROC curve.
+//! embeddings into operating points and a ROC curve; IJB-B/C loose crops aligned as
+//! `eval_ijbc.py` aligns them, its template-pair verification and `ijb_1n.py`'s identification.
 
 use crate::js;
 use maskfr_eval::{curve, level, score_all_vs_all, score_cross, Keep, Level, Scores, Set};
