@@ -421,20 +421,20 @@ fn nccl_on_one_rank_keeps_sums_and_rounds_f16_buckets() {
     assert_eq!(gb.values().unwrap(), b.cast(DType::F16).to_vec(), "an f16 bucket comes back rounded");
 }
 
-/// The launch shapes an R240 batch of 128 produces, at reduced spatial size where the full
-/// one would be slow on the emulated device: per-channel blocks looping over 128 samples,
-/// elementwise grids with more elements than one grid's 65 535 × 256 threads (grid-stride
-/// loops going round), per-row blocks over 128 rows of odd widths, the classifier's chunks.
+/// The launch shapes an R240 batch of 128 produces, the first and last stages at full size:
+/// per-channel blocks looping over 128 samples, elementwise grids with more elements than
+/// one grid's 65 535 × 256 threads (grid-stride loops going round), per-row blocks over 128
+/// rows of odd widths, the classifier's chunks.
 #[test]
 fn launch_shapes_of_an_r240_batch_of_128() {
     let Some(p) = pair() else { return };
-    // A first-stage activation, 46² instead of 56²: 17.3M elements, past one grid.
-    let (x, y) = (rnd(&[128, 64, 46, 46], 1), rnd(&[128, 64, 46, 46], 2));
+    // A first-stage activation: 25.7M elements, past one grid.
+    let (x, y) = (rnd(&[128, 64, 56, 56], 1), rnd(&[128, 64, 56, 56], 2));
     p.same("add past one grid", K, &[x, y, rnd(&[64], 3)], |be, t| {
         vec![be.add(&t[0], &t[1]).unwrap(), be.prelu(&t[0], &t[2]).unwrap(), be.sum(&t[1]).unwrap()]
     });
-    // The last stage at full size (512 channels, 7²) and a first-stage one at 14².
-    for shape in [[128, 512, 7, 7], [128, 64, 14, 14]] {
+    // The last stage (512 channels, 7²) and the first (64 channels, 56²).
+    for shape in [[128, 512, 7, 7], [128, 64, 56, 56]] {
         let c = shape[1];
         let (x, gy) = (rnd(&shape, 4), rnd(&shape, 5));
         let (w, b, rv) = (rnd(&[c], 6), rnd(&[c], 7), p.cpu.rand_uniform(&[c], 0.5, 2.0, 8).unwrap());
