@@ -64,14 +64,15 @@ pub struct Roc {
 pub fn sklearn_roc(scores: &[f64], positive: &[bool]) -> Roc {
     use rayon::prelude::*;
     assert_eq!(scores.len(), positive.len(), "sklearn_roc: one label per score");
-    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    order.par_sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    // Sorted by value, not through indices (IJB-C's 15.7 M pairs: random reads dominate);
+    // the order within equal scores is irrelevant, as each distinct score is one point.
+    let mut sorted: Vec<(f64, bool)> = scores.iter().copied().zip(positive.iter().copied()).collect();
+    sorted.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     let (mut tps, mut fps, mut thr) = (Vec::new(), Vec::new(), Vec::new());
     let mut tp = 0u64;
-    for (k, &i) in order.iter().enumerate() {
-        tp += positive[i as usize] as u64;
-        let s = scores[i as usize];
-        if order.get(k + 1).is_none_or(|&j| scores[j as usize] != s) {
+    for (k, &(s, pos)) in sorted.iter().enumerate() {
+        tp += pos as u64;
+        if sorted.get(k + 1).is_none_or(|n| n.0 != s) {
             tps.push(tp);
             fps.push(k as u64 + 1 - tp);
             thr.push(s);
