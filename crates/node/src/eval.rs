@@ -239,6 +239,8 @@ const EVAL_IJBC_SRC: [[f32; 2]; 5] =
     [[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]];
 
 /// `eval_ijbc.py`'s crop: float32 landmarks fitted to its template, OpenCV's `warpAffine`.
+/// skimage fits its float32 points in float32 throughout (a float32 SVD); this fit is float64
+/// but for the template's rounding, under 1e-5 away: a few values in 10⁴ move by one level.
 fn eval_ijbc_crop(img: &Rgb, lmk: &[f64], what: &str) -> maskfr_core::Result<Rgb> {
     use maskfr_io::align::{check_landmarks, similarity_to_f32, warp_affine};
     let pts = [0, 1, 2, 3, 4].map(|k| [lmk[2 * k] as f32 as f64, lmk[2 * k + 1] as f32 as f64]);
