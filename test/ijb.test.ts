@@ -154,6 +154,11 @@ test('images are embedded with their mirrors once, cached, resumed after an inte
   t.is(resumed.embedded, meta.names.length - 300);
   t.deepEqual(new Float32Array(fs.readFileSync(resumed.file).buffer.slice(0)), feats);
   t.is(embedIjb(model, meta, o).embedded, 0);
+  // Another head or embedding size is another cache file; a file without its .json starts again.
+  t.not(embedIjb(model, meta, { ...o, variant: 'masked=true' }).file, first.file);
+  fs.rmSync(`${first.file.slice(0, -4)}.json`);
+  t.is(embedIjb(model, meta, o).embedded, meta.names.length);
+  t.deepEqual(new Float32Array(fs.readFileSync(first.file).buffer.slice(0)), feats);
   // Image 7's feature is the tiny model's embedding of it plus that of its mirror.
   const x = native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), ['7']);
   model.eval();

@@ -37,7 +37,8 @@ function ijb(p: Parsed): number {
   const meta = readIjbMeta(root, set as IjbSet);
   const model = weightedModel(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   const weights = p.options.get('weights');
-  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, cache: p.options.get('cache'), batch: integerOption(p, 'batch', 1) });
+  const variant = `masked=${p.options.get('masked') ?? 'false'} embedding=${p.options.get('embedding') ?? ''}`;
+  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, variant, cache: p.options.get('cache'), batch: integerOption(p, 'batch', 1) });
   model.dispose();
   console.log(`${meta.names.length} images: ${e.embedded} embedded, ${meta.names.length - e.embedded} from ${e.file}`);
   const o = { file: e.file, dim: e.dim, model: name, detectorScore: detector === 'true' };

@@ -74,9 +74,11 @@ export function readIjbMeta(root: string, set: IjbSet): IjbMeta {
 }
 
 export interface IjbEmbedOptions {
-  /** Model name and weights file: with the set, they key the cache. */
+  /** Model name and weights file: with the set and `variant`, they key the cache. */
   model: string;
   weights?: string;
+  /** Whatever else changes the features (an MoE's head, an embedding size override). */
+  variant?: string;
   /** Folder of the feature caches (`<set>-<key>.f32` and its `.json`). */
   cache?: string;
   batch?: number;
@@ -87,7 +89,7 @@ export interface IjbEmbedOptions {
 /** The cache file for these features: a hash of the model's name, the weights' bytes and the
  *  set's image list (so a moved root still hits, an edited list does not). */
 export function ijbCacheFile(meta: IjbMeta, o: IjbEmbedOptions): string {
-  const h = crypto.createHash('sha256').update(`${o.model}\0${meta.set}\0`).update(fs.readFileSync(metaFile(meta.root, meta.set, 'name_5pts_score')));
+  const h = crypto.createHash('sha256').update(`${o.model}\0${o.variant ?? ''}\0${meta.set}\0`).update(fs.readFileSync(metaFile(meta.root, meta.set, 'name_5pts_score')));
   if (o.weights !== undefined) {
     const fd = fs.openSync(o.weights, 'r');
     const buf = Buffer.alloc(1 << 22);
@@ -117,7 +119,8 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
   let dim = fs.existsSync(info) ? (JSON.parse(fs.readFileSync(info, 'utf8')) as { dim: number }).dim : 0;
   // Whole rows only: a partial last row of a killed run is cut off and embedded again.
   let done = dim > 0 && fs.existsSync(file) ? Math.min(n, Math.floor(fs.statSync(file).size / (4 * dim))) : 0;
-  if (dim > 0 && fs.existsSync(file)) fs.truncateSync(file, done * 4 * dim);
+  // Without its .json a feature file's rows cannot be told apart: it starts again.
+  if (fs.existsSync(file)) fs.truncateSync(file, done * 4 * dim);
   const [from, t0, out] = [done, performance.now(), o.out === undefined ? process.stderr : o.out];
   const wasTraining = model.training;
   model.eval();
