@@ -59,6 +59,53 @@ pub enum Value {
 }
 
 impl Value {
+    /// A short form for error messages: at most a few levels and about 120 characters,
+    /// whatever the value (a crafted one may be deep, or share parts many times over).
+    pub fn brief(&self) -> String {
+        let mut out = String::new();
+        self.write_brief(&mut out, 3);
+        if out.len() > 120 {
+            let cut = (0..=120).rev().find(|&i| out.is_char_boundary(i)).unwrap_or(0);
+            out.truncate(cut);
+            out.push('…');
+        }
+        out
+    }
+    fn write_brief(&self, out: &mut String, depth: u32) {
+        use std::fmt::Write;
+        let items = |out: &mut String, vs: &mut dyn Iterator<Item = &Value>, open: &str, close: &str| {
+            out.push_str(open);
+            if depth == 0 {
+                out.push('…');
+            } else {
+                for (i, v) in vs.take(8).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_brief(out, depth - 1);
+                }
+            }
+            out.push_str(close);
+        };
+        match self {
+            Value::Tuple(t) => items(out, &mut t.iter(), "(", ")"),
+            Value::List(l) => items(out, &mut l.borrow().iter(), "[", "]"),
+            Value::Dict(d) => items(out, &mut d.borrow().iter().map(|(k, _)| k), "{keys ", "}"),
+            Value::Str(s) => {
+                let _ = write!(out, "{:?}", s.chars().take(40).collect::<String>());
+            }
+            Value::Bytes(b) => {
+                let _ = write!(out, "<{} bytes>", b.len());
+            }
+            Value::Tensor(t) => {
+                let _ = write!(out, "<tensor {:?}>", t.shape);
+            }
+            v => {
+                let _ = write!(out, "{v:?}");
+            }
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Value::None => "None",
@@ -88,8 +135,68 @@ fn resolve(module: &str, name: &str) -> Option<Global> {
     })
 }
 
-/// Nesting and sizes a state dict never comes near; they bound what a crafted stream can make.
+/// Sizes and nesting a state dict never comes near (it nests a few levels); with the rule
+/// below they bound what a crafted stream can make: values deep enough to overflow the
+/// stack when dropped or printed, or containers that hold themselves, are refused.
 const MAX_STACK: usize = 1 << 20;
+const MAX_DEPTH: u32 = 100;
+
+/// Every container made so far (kept alive, so its address is never reused), with its
+/// nesting depth and whether it sits inside another. A container inside another is never
+/// changed again (APPEND, SETITEM refused), and none is put inside itself: so no container
+/// can come to hold itself, and a depth, once known, stays true.
+#[derive(Default)]
+struct Containers {
+    known: std::collections::HashMap<usize, (Value, u32, bool)>,
+}
+
+impl Containers {
+    fn address(v: &Value) -> Option<usize> {
+        match v {
+            Value::Tuple(t) => Some(t.as_ptr() as usize),
+            Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
+            Value::Dict(d) => Some(Rc::as_ptr(d) as *const u8 as usize),
+            _ => None,
+        }
+    }
+    fn depth(&self, v: &Value) -> u32 {
+        Self::address(v).and_then(|a| self.known.get(&a)).map_or(0, |e| e.1)
+    }
+    /// Registers a new container `v` holding `children`.
+    fn made(&mut self, v: &Value, children: &[&Value]) -> Result<(), String> {
+        let Some(a) = Self::address(v) else { return Ok(()) };
+        self.known.insert(a, (v.clone(), 0, false));
+        self.adopt(v, children)
+    }
+    /// `children` go into container `parent`: refused when the parent already sits inside
+    /// another, when a child is the parent itself, or past MAX_DEPTH.
+    fn adopt(&mut self, parent: &Value, children: &[&Value]) -> Result<(), String> {
+        let a = Self::address(parent).ok_or("adds to something that is not a container")?;
+        if self.known.get(&a).is_some_and(|e| e.2) {
+            return Err(
+                "changes a container already inside another (a self-referencing structure: not a state dict)".into()
+            );
+        }
+        let mut depth = self.depth(parent);
+        for c in children {
+            let Some(ca) = Self::address(c) else { continue };
+            if ca == a {
+                return Err("puts a container inside itself (not a state dict)".into());
+            }
+            depth = depth.max(self.depth(c) + 1);
+            if let Some(e) = self.known.get_mut(&ca) {
+                e.2 = true;
+            }
+        }
+        if depth > MAX_DEPTH {
+            return Err(format!("nests containers more than {MAX_DEPTH} deep (a state dict nests a few)"));
+        }
+        if let Some(e) = self.known.get_mut(&a) {
+            e.1 = depth;
+        }
+        Ok(())
+    }
+}
 
 struct Vm<'a> {
     data: &'a [u8],
@@ -97,12 +204,20 @@ struct Vm<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<u32, Value>,
+    containers: Containers,
 }
 
 /// Reads `data` (a whole pickle) to its STOP; `persistent` resolves persistent ids
 /// (storages). Errors say the offset and what was wrong there.
 pub fn load(data: &[u8], persistent: &mut dyn FnMut(Value) -> Result<Value, String>) -> Result<Value, String> {
-    let mut vm = Vm { data, at: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() };
+    let mut vm = Vm {
+        data,
+        at: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Default::default(),
+        containers: Default::default(),
+    };
     loop {
         let op_at = vm.at;
         let op = vm.take(1).map_err(|e| format!("{e} (no STOP: truncated?)"))?[0];
@@ -155,6 +270,11 @@ impl Vm<'_> {
         self.stack.push(v);
         Ok(false)
     }
+    /// Pushes a new container holding `children` (checked, see [`Containers`]).
+    fn push_new(&mut self, v: Value, children: &[&Value]) -> Result<bool, String> {
+        self.containers.made(&v, children)?;
+        self.push(v)
+    }
     fn memo_put(&mut self, k: u32) -> Result<bool, String> {
         let v = self.top()?.clone();
         self.memo.insert(k, v);
@@ -190,6 +310,8 @@ impl Vm<'_> {
         if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with an odd number of values".into());
         }
+        let parent = Value::Dict(d.clone());
+        self.containers.adopt(&parent, &items.iter().collect::<Vec<_>>())?;
         let mut d = d.borrow_mut();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -201,6 +323,8 @@ impl Vm<'_> {
         let Some(Value::List(l)) = self.stack.get(list) else {
             return Err("APPEND(S) on something other than a list".into());
         };
+        let parent = Value::List(l.clone());
+        self.containers.adopt(&parent, &items.iter().collect::<Vec<_>>())?;
         l.borrow_mut().extend(items);
         Ok(())
     }
@@ -279,28 +403,31 @@ impl Vm<'_> {
                 let n = self.uint(8)?;
                 self.bytes(n)
             }
-            b')' => self.push(Value::Tuple(Rc::new([]))),
+            b')' => self.push_new(Value::Tuple(Rc::new([])), &[]),
             b't' => {
                 let items = self.pop_mark()?;
-                self.push(Value::Tuple(items.into()))
+                let t: Rc<[Value]> = items.into();
+                self.push_new(Value::Tuple(t.clone()), &t.iter().collect::<Vec<_>>())
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 if self.stack.len() < n || self.marks.last().is_some_and(|&m| m > self.stack.len() - n) {
                     return Err(format!("TUPLE{n} needs {n} values"));
                 }
-                let items = self.stack.split_off(self.stack.len() - n);
-                self.push(Value::Tuple(items.into()))
+                let t: Rc<[Value]> = self.stack.split_off(self.stack.len() - n).into();
+                self.push_new(Value::Tuple(t.clone()), &t.iter().collect::<Vec<_>>())
             }
-            b']' => self.push(Value::List(Default::default())),
+            b']' => self.push_new(Value::List(Default::default()), &[]),
             b'l' => {
                 let items = self.pop_mark()?;
-                self.push(Value::List(Rc::new(RefCell::new(items))))
+                let l = Value::List(Default::default());
+                self.push_new(l, &[])?;
+                self.append(self.stack.len() - 1, items).map(|_| false)
             }
-            b'}' => self.push(Value::Dict(Default::default())),
+            b'}' => self.push_new(Value::Dict(Default::default()), &[]),
             b'd' => {
                 let items = self.pop_mark()?;
-                self.push(Value::Dict(Default::default()))?;
+                self.push_new(Value::Dict(Default::default()), &[])?;
                 self.set_items(self.stack.len() - 1, items).map(|_| false)
             }
             b's' => {
@@ -371,14 +498,14 @@ impl Vm<'_> {
                 let args = self.pop()?;
                 let f = self.pop()?;
                 let v = reduce(f, args)?;
-                self.push(v)
+                self.push_new(v, &[])
             }
             0x81 => {
                 // NEWOBJ: cls.__new__(cls, *args); only an OrderedDict is ever made this way
                 let args = self.pop()?;
                 match self.pop()? {
-                    Value::Global(Global::OrderedDict) => self.push(Value::Dict(Default::default())),
-                    f => Err(format!("NEWOBJ of {} ({args:?})", f.kind())),
+                    Value::Global(Global::OrderedDict) => self.push_new(Value::Dict(Default::default()), &[]),
+                    f => Err(format!("NEWOBJ of {} ({})", f.kind(), args.brief())),
                 }
             }
             b'b' => {
@@ -398,7 +525,7 @@ impl Vm<'_> {
 fn int(v: &Value, what: &str) -> Result<u64, String> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
-        v => Err(format!("{what} is {}, expected an int ≥ 0 ({v:?})", v.kind())),
+        v => Err(format!("{what} is {}, expected an int ≥ 0 ({})", v.kind(), v.brief())),
     }
 }
 

@@ -102,7 +102,7 @@ fn storage(
     pid: Value,
 ) -> std::result::Result<Value, String> {
     let Value::Tuple(t) = &pid else {
-        return Err(format!("a persistent id that is not a tuple: {pid:?}"));
+        return Err(format!("a persistent id that is not a tuple: {}", pid.brief()));
     };
     let (
         Some(Value::Str(kind)),
@@ -111,10 +111,16 @@ fn storage(
         Some(Value::Int(numel)),
     ) = (t.first(), t.get(1), t.get(2), t.get(4))
     else {
-        return Err(format!("a persistent id other than ('storage', torch.<X>Storage, key, location, numel): {pid:?}"));
+        return Err(format!(
+            "a persistent id other than ('storage', torch.<X>Storage, key, location, numel): {}",
+            pid.brief()
+        ));
     };
     if &**kind != "storage" || t.len() != 5 || *numel < 0 {
-        return Err(format!("a persistent id other than ('storage', torch.<X>Storage, key, location, numel): {pid:?}"));
+        return Err(format!(
+            "a persistent id other than ('storage', torch.<X>Storage, key, location, numel): {}",
+            pid.brief()
+        ));
     }
     let name = format!("{prefix}data/{key}");
     let e = ar.entry(&name).ok_or_else(|| format!("storage '{key}' has no entry '{name}' in the archive"))?;
@@ -162,7 +168,7 @@ fn state_dict(top: &Value) -> Result<(String, Dict)> {
             return Ok((key.to_string(), sd));
         }
     }
-    let keys: Vec<String> = items.iter().map(|(k, _)| format!("{k:?}")).take(12).collect();
+    let keys: Vec<String> = items.iter().map(|(k, _)| k.brief()).take(12).collect();
     Err(fail(format!("holds a dict without a state dict in it (keys {}; looked under {NESTED:?})", keys.join(", "))))
 }
 
@@ -171,7 +177,7 @@ fn named_views(d: &Dict) -> Result<(Vec<String>, Vec<Rc<TensorRef>>)> {
     let (mut names, mut views, mut at) = (Vec::new(), Vec::new(), HashMap::new());
     for (k, v) in d.borrow().iter() {
         let (Value::Str(k), Value::Tensor(t)) = (k, v) else {
-            return Err(fail(format!("a state dict key that is not a string: {k:?}")));
+            return Err(fail(format!("a state dict key that is not a string: {}", k.brief())));
         };
         match at.get(&**k) {
             Some(&i) => views[i] = t.clone(),

@@ -200,6 +200,24 @@ fn globals_outside_the_allow_list_are_refused_by_name() {
 }
 
 #[test]
+fn deep_or_self_holding_pickles_are_refused_without_overflowing_the_stack() {
+    // 200 nested 1-tuples (a million would overflow the stack when dropped or printed).
+    let deep = [&[0x80, 2, b')'][..], &[0x85; 200], b"."].concat();
+    refused(&archive("deep", &deep, &[]), "more than 100 deep");
+    // A list appended to itself (its Debug form would recurse forever).
+    refused(&archive("self", &[0x80, 2, b']', b'q', 0, b'h', 0, b'a', b'.'], &[]), "inside itself");
+    // A put inside B, then B inside A: A is already inside another, so it is not changed.
+    let cycle = [0x80, 2, b']', b'q', 0, b']', b'q', 1, b'h', 0, b'a', b'0', b'h', 1, b'a', b'.'];
+    refused(&archive("cycle", &cycle, &[]), "already inside another");
+    // A persistent id printed in an error stays short, whatever it shares.
+    let shared = [&[0x80, 2][..], &[b']', b'q', 0], &[b'h', 0, b'h', 0, 0x86, b'q', 0].repeat(60), b"Q."].concat();
+    let (r, _) = peak_of(|| read(&archive("shared", &shared, &[])));
+    let e = r.err().unwrap().0;
+    assert!(e.contains("a persistent id that is not a tuple") || e.contains("persistent id other than"), "{e}");
+    assert!(e.len() < 400, "{} characters: {e}", e.len());
+}
+
+#[test]
 fn damaged_archives_and_pickles_are_refused_naming_the_file() {
     let data = floats(4);
     let good = one_tensor(binint(4), binint(0), tuple(&[binint(4)]), tuple(&[binint(1)]));
