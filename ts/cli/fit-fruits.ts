@@ -4,7 +4,7 @@
 // network, then each stage grown by a few blocks; the layouts are searched on that model for
 // the most parameters (then MACs) within the MFR challenge kit's 1 GB ONNX limit (without it
 // the most parameters per ms is always more last-stage blocks, to many GB), and the pick is
-// exported and measured whole.
+// exported and measured whole (when over, the costs are measured again around it).
 
 import { createModel, IResNetConfig, modelConfig } from '../models/iresnet';
 import { complexity } from '../models/complexity';
@@ -44,6 +44,19 @@ export async function measureLatencyModel(name: string, widths: IResNetConfig['w
     perBlock[s] = Math.max(1e-3, ((await measure(name, l, widths)) - base) / grow);
   }
   return { base, perBlock };
+}
+
+/** The latency model around `at` (measured `ms`): each stage grown by enough blocks to add
+ *  about 5% of `budget` by the first model `m`'s costs, and `ms` where `at` is. */
+export async function localLatencyModel(name: string, widths: IResNetConfig['widths'], at: Layout, ms: number, m: LatencyModel, budget: number): Promise<LatencyModel> {
+  const perBlock = [0, 0, 0, 0] as LatencyModel['perBlock'];
+  for (let s = 0; s < 4; s++) {
+    const grow = Math.max(1, Math.ceil((0.05 * budget) / m.perBlock[s]));
+    const l = [...at] as Layout;
+    l[s] += grow;
+    perBlock[s] = Math.max(1e-3, ((await measure(name, l, widths)) - ms) / grow);
+  }
+  return { base: ms - at.reduce((sum, n, i) => sum + (n - 1) * perBlock[i], 0), perBlock };
 }
 
 export const predict = (m: LatencyModel, l: Layout) => m.base + l.reduce((s, n, i) => s + (n - 1) * m.perBlock[i], 0);
@@ -110,17 +123,22 @@ async function fit(p: Parsed): Promise<number> {
     console.log(`no layout fits ${budget} ms and ${maxMb} MB: the one-block network alone takes ${m.base.toFixed(2)} ms, ${((4 * complexity({ ...c, layers: [1, 1, 1, 1] }).params) / 1e6).toFixed(1)} MB (try a smaller --scale)`);
     return 1;
   }
-  // The whole network can run slower than its parts predict (caches): while the pick is over,
-  // search again under the budget shrunk by the error measured, at most three times.
-  let target = budget;
+  // A large network runs its blocks slower than the small ones they were measured in (its
+  // weights stream from memory): when the pick is over, the per-block costs are measured
+  // again around it and the search repeated on that model; then the budget aimed at shrinks
+  // by the error left, three tries in all.
+  let [target, model] = [budget, m];
   for (let round = 0; ; round++) {
     const cx = complexity({ ...c, layers: l });
-    const [predicted, measured] = [predict(m, l), await measure(name, l, widths)];
+    const [predicted, measured] = [predict(model, l), await measure(name, l, widths)];
     console.log(`${round === 0 ? 'best' : 'retry'} within ${target.toFixed(2)} ms predicted: layers [${l.join(', ')}], ${(cx.params / 1e6).toFixed(2)} M params (${((4 * cx.params) / 1e6).toFixed(0)} MB), ${(cx.macs / 1e9).toFixed(3)} GMACs`);
     console.log(`  predicted ${predicted.toFixed(2)} ms, measured ${measured.toFixed(2)} ms (${measured <= budget ? 'within' : 'over'} the ${budget} ms budget)`);
     if (measured <= budget || round === 2) break;
-    target *= predicted / measured;
-    const next = bestLayout(m, target, c, maxParams);
+    if (round === 0) {
+      model = await localLatencyModel(name, widths, l, measured, m, budget);
+      console.log(`  around it, per extra block by stage: ${model.perBlock.map((t) => t.toFixed(3)).join(', ')} ms`);
+    } else target *= predicted / measured;
+    const next = bestLayout(model, target, c, maxParams);
     if (next === null) break;
     l = next;
   }
