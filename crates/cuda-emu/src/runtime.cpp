@@ -426,10 +426,11 @@ extern "C" int emu_check_range(uintptr_t p, size_t bytes, char* err, size_t n) {
     auto it = regions.upper_bound(p);
     if (it != regions.begin()) {
         const Region& r = std::prev(it)->second;
-        if (p >= r.data && p + bytes <= r.data + r.bytes && !std::strcmp(r.what, "device memory")) return 0;
+        // `bytes <= end - p`, not `p + bytes <= end`: a huge `bytes` would wrap the sum.
+        if (p >= r.data && p <= r.data + r.bytes && bytes <= r.data + r.bytes - p && !std::strcmp(r.what, "device memory")) return 0;
         if (p >= r.data && p < r.data + r.bytes) {
-            snprintf(err, n, "%zu bytes at offset %zu of a %zu-byte block run %zu bytes past its end", bytes,
-                     (size_t)(p - r.data), r.bytes, (size_t)(p + bytes - r.data - r.bytes));
+            snprintf(err, n, "%zu bytes at offset %zu of a %zu-byte block run past its end", bytes,
+                     (size_t)(p - r.data), r.bytes);
             return 1;
         }
     }

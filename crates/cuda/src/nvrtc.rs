@@ -64,10 +64,15 @@ fn version(v: i32) -> String {
 /// failure that would look like a kernel bug.
 pub fn choose_target(driver: i32, nvrtc: (i32, i32), arch: i32, supported: &[i32]) -> Result<Target> {
     let compiler = nvrtc.0 * 1000 + nvrtc.1 * 10;
+    // pip's NVRTC for CUDA 12 is nvidia-cuda-nvrtc-cu12; from 13 on the plain name carries
+    // the newest and a version pin picks the major (nvidia-cuda-nvrtc-cu13 is an empty placeholder).
+    let wheel = match driver / 1000 {
+        m if m <= 12 => format!("nvidia-cuda-nvrtc-cu{m}"),
+        m => format!("'nvidia-cuda-nvrtc=={m}.*'"),
+    };
     let fix = format!(
-        "install the NVRTC of the driver's CUDA ({}), e.g. `pip install nvidia-cuda-nvrtc-cu{}`, or update the NVIDIA driver",
-        version(driver),
-        driver / 1000
+        "install the NVRTC of the driver's CUDA ({}), e.g. `pip install {wheel}`, or update the NVIDIA driver",
+        version(driver)
     );
     if arch < MIN_ARCH {
         return Err(Error(format!(
@@ -198,6 +203,7 @@ mod tests {
         assert_eq!(choose_target(13010, (13, 0), 100, &ARCHS).unwrap(), Target::Ptx);
         let e = choose_target(13000, (13, 1), 100, &ARCHS).unwrap_err().0;
         assert!(e.contains("NVRTC 13.1 cannot compile for sm_100, and PTX it writes needs a driver for CUDA ≥ 13.1 (this one: 13.0)"), "{e}");
+        assert!(e.contains("pip install 'nvidia-cuda-nvrtc==13.*'"), "{e}");
     }
 
     #[test]
