@@ -3,7 +3,7 @@
 //! million images are about 20 bytes each here, not a string object each on the JS heap.
 
 use crate::image_codec::MAX_FILE_BYTES;
-use crate::loader::Source;
+use crate::loader::{Sample, Source};
 use crate::{err, Error, Result};
 use rayon::prelude::*;
 use std::ffi::{OsStr, OsString};
@@ -134,8 +134,8 @@ impl Source for FolderIndex {
     fn len(&self) -> usize {
         self.ends.len()
     }
-    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)> {
-        Ok((self.label(i) as i32, read_image_file(&self.path(i))?))
+    fn read(&self, i: usize) -> Result<Sample> {
+        Ok(Sample { label: self.label(i) as i32, bytes: read_image_file(&self.path(i))?, landmarks: None })
     }
     fn describe(&self, i: usize) -> String {
         self.path(i).display().to_string()

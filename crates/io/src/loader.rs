@@ -1,8 +1,10 @@
 //! The training loader: per-epoch shuffle from a seed, sharding by rank, decoding, random
 //! horizontal flip, an augmentation hook and normalisation to CHW f32, with batches built
-//! ahead by worker threads. Batch `b` of an epoch depends only on (seed, epoch, b): the same
+//! ahead by worker threads. A sample's five landmarks, where its record has them, go to the
+//! augmentation (masks placed on the face itself) and out with the batch, mirrored with it. Batch `b` of an epoch depends only on (seed, epoch, b): the same
 //! seed gives the same batches whatever the thread count or timing.
 
+use crate::align::Point;
 use crate::image_codec::{decode, Dims, Rgb};
 use crate::recordio::{unpack, RecordFile};
 use crate::{err, Result};
@@ -12,20 +14,31 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread;
 
-/// Where samples come from: sample `i` is an encoded image and its label.
+/// A sample as its source holds it.
+#[derive(Debug)]
+pub struct Sample {
+    pub label: i32,
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// Its face's five landmarks, where the source has them; else the face is taken to sit
+    /// on the aligned template.
+    pub landmarks: Option<[Point; 5]>,
+}
+
+/// Where samples come from: sample `i` is an encoded image, its label and maybe landmarks.
 pub trait Source: Send + Sync {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)>;
+    fn read(&self, i: usize) -> Result<Sample>;
     /// Where sample `i` lives, for error messages.
     fn describe(&self, i: usize) -> String;
     /// The data set (its file or folder), for error messages.
     fn name(&self) -> String;
 }
 
-/// Image records of a `.rec` (keys given), labels from their IRHeaders.
+/// Image records of a `.rec` (keys given), labels and landmarks from their IRHeaders.
 pub struct RecordSource {
     pub file: Arc<RecordFile>,
     pub keys: Vec<u64>,
@@ -35,12 +48,11 @@ impl Source for RecordSource {
     fn len(&self) -> usize {
         self.keys.len()
     }
-    fn read(&self, i: usize) -> Result<(i32, Vec<u8>)> {
-        let key = self.keys[i];
-        let payload = self.file.read_key(key)?;
-        let (h, body) = unpack(&payload, &format!("{}: record {key}", self.file.path().display()))?;
-        let label = if h.flag > 0 { h.labels[0] } else { h.label };
-        Ok((label as i32, body.to_vec()))
+    fn read(&self, i: usize) -> Result<Sample> {
+        let payload = self.file.read_key(self.keys[i])?;
+        let what = self.describe(i);
+        let (h, body) = unpack(&payload, &what)?;
+        Ok(Sample { label: h.identity() as i32, bytes: body.to_vec(), landmarks: h.landmarks(&what)? })
     }
     fn describe(&self, i: usize) -> String {
         format!("{}: record {}", self.file.path().display(), self.keys[i])
@@ -51,9 +63,10 @@ impl Source for RecordSource {
 }
 
 /// Pixel work applied to every decoded sample before normalisation (the mask synthesizers
-/// plug in here); `seed` is the sample's own seed. Returns whether the sample is now masked.
+/// plug in here); `landmarks` are the face's own when its source has them, `seed` the
+/// sample's own seed. Returns whether the sample is now masked.
 pub trait Augment: Send + Sync {
-    fn apply(&self, img: &mut Rgb, seed: u64) -> bool;
+    fn apply(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> bool;
 }
 
 #[derive(Clone)]
@@ -85,14 +98,16 @@ pub struct Skip {
 }
 
 /// A batch: `[batch, 3, size, size]` normalised `(x/255 − 0.5)/0.5`, labels, which samples
-/// the augmentation masked, and the samples skipped as corrupt while building it (once per
-/// epoch each: one met again as a replacement is not listed again).
+/// the augmentation masked, each sample's landmarks (as its image: mirrored when it was
+/// flipped), and the samples skipped as corrupt while building it (once per epoch each: one
+/// met again as a replacement is not listed again).
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
     /// Each sample's index in the source (to look up precomputed teacher embeddings).
     pub indices: Vec<u32>,
     pub masked: Vec<bool>,
+    pub landmarks: Vec<Option<[Point; 5]>>,
     pub skipped: Vec<Skip>,
 }
 
@@ -112,19 +127,28 @@ pub fn shard(n: usize, cfg: &LoaderConfig, epoch: u64) -> Vec<usize> {
 }
 
 /// Decodes, checks, augments, flips and normalises one sample into `out` (`3·size²`);
-/// returns whether the augmentation masked it.
+/// returns whether the augmentation masked it, and its landmarks as they now lie. The mask
+/// is drawn before the flip, so a flipped sample's mask is mirrored with its face.
 fn prepare(
-    bytes: &[u8],
+    s: &Sample,
     what: &str,
     cfg: &LoaderConfig,
     aug: Option<&dyn Augment>,
     seed: u64,
     out: &mut [f32],
-) -> Result<bool> {
-    let mut img = decode(bytes, what, Dims::Square(cfg.size))?;
-    let masked = aug.is_some_and(|a| a.apply(&mut img, seed));
-    normalize(&img, cfg.flip && mix(seed, 1) & 1 == 1, out);
-    Ok(masked)
+) -> Result<(bool, Option<[Point; 5]>)> {
+    let mut img = decode(&s.bytes, what, Dims::Square(cfg.size))?;
+    let masked = aug.is_some_and(|a| a.apply(&mut img, s.landmarks.as_ref(), seed));
+    let flip = cfg.flip && mix(seed, 1) & 1 == 1;
+    normalize(&img, flip, out);
+    Ok((masked, s.landmarks.map(|l| if flip { mirror_landmarks(&l, img.width) } else { l })))
+}
+
+/// Five landmarks of a `width`-wide image mirrored left to right: x → width − 1 − x (pixel
+/// centres, as [`normalize`] mirrors pixels), and the eyes and mouth corners swapped so the
+/// order stays left eye, right eye, nose, left and right mouth corners.
+pub fn mirror_landmarks(l: &[Point; 5], width: usize) -> [Point; 5] {
+    [1, 0, 2, 4, 3].map(|k| [(width - 1) as f64 - l[k][0], l[k][1]])
 }
 
 /// An RGB image as CHW f32 `(x/255 − 0.5)/0.5` into `out` (`3·w·h`), mirrored if `flip`.
@@ -274,23 +298,30 @@ fn build(
     allowed: usize,
 ) -> Result<Batch> {
     let per = 3 * cfg.size * cfg.size;
-    let mut batch =
-        Batch { images: vec![0.0; cfg.batch * per], labels: vec![], indices: vec![], masked: vec![], skipped: vec![] };
+    let mut batch = Batch {
+        images: vec![0.0; cfg.batch * per],
+        labels: vec![],
+        indices: vec![],
+        masked: vec![],
+        landmarks: vec![],
+        skipped: vec![],
+    };
     let n = order.len();
     let mut spares = ((b + 1) * cfg.batch..(b + 1) * cfg.batch + n - cfg.batch).map(|p| order[p % n]);
     for k in 0..cfg.batch {
         let mut i = order[b * cfg.batch + k];
         loop {
             let seed = mix(mix(cfg.seed, epoch), (b * cfg.batch + k) as u64 ^ ((i as u64) << 32));
-            let res = source.read(i).and_then(|(label, bytes)| {
-                prepare(&bytes, &source.describe(i), cfg, aug, seed, &mut batch.images[k * per..(k + 1) * per])
-                    .map(|masked| (label, masked))
+            let res = source.read(i).and_then(|s| {
+                prepare(&s, &source.describe(i), cfg, aug, seed, &mut batch.images[k * per..(k + 1) * per])
+                    .map(|(masked, landmarks)| (s.label, masked, landmarks))
             });
             match res {
-                Ok((label, masked)) => {
+                Ok((label, masked, landmarks)) => {
                     batch.labels.push(label);
                     batch.indices.push(i as u32);
                     batch.masked.push(masked);
+                    batch.landmarks.push(landmarks);
                     break;
                 }
                 Err(e) if cfg.skip_corrupt => batch.skipped.push(Skip { index: i, why: e.0 }),

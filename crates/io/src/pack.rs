@@ -4,13 +4,16 @@
 //! writer appends the previous chunk in order; record 0 (the image and identity ranges,
 //! known only at the end) is written as a placeholder of the same length and rewritten last.
 //! A bad image is listed and skipped, and the pack refused when more than `max_bad` of the
-//! images are bad.
+//! images are bad. Five landmarks per image (from a file, or a packed `.rec`'s own) go into
+//! its IRHeader; with `align` each image is stored as its ArcFace crop instead.
 
+use crate::align::{check_landmarks, norm_crop, norm_transform, Point};
 use crate::folder::{identity_folders, images_in, read_image_file};
-use crate::image_codec::{decode, Dims, MAX_SIDE};
+use crate::image_codec::{decode, encode_jpeg, Dims, Rgb, MAX_SIDE};
 use crate::recordio::{pack as pack_record, unpack, Header, Layout, RecordFile, RecordWriter};
 use crate::{err, Error, Result};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +40,22 @@ pub struct PackConfig {
     /// The share of the images that may be bad (listed and skipped); one more refuses the
     /// pack. 0: any bad image refuses it.
     pub max_bad: f64,
+    /// Each image's five landmarks, for a folder or `.lst` input (a `.rec` brings its own):
+    /// stored in its IRHeader; an image the set does not name is bad.
+    pub landmarks: Option<LandmarkSet>,
+    /// Store each image as its 112×112 ArcFace crop (`norm_crop`), re-encoded as JPEG of this
+    /// quality, with its landmarks moved into the crop; an image without landmarks is bad.
+    pub align_quality: Option<u8>,
+}
+
+/// The side of the crops `align_quality` stores.
+pub const ALIGNED_SIZE: usize = 112;
+
+/// Landmarks by image path: relative to the folder, or as the `.lst` writes it.
+pub struct LandmarkSet {
+    /// Where they were read, for messages.
+    pub file: PathBuf,
+    pub points: HashMap<PathBuf, [Point; 5]>,
 }
 
 /// Counters a caller polls while `pack` runs (a progress bar).
@@ -69,7 +88,8 @@ pub fn bad_list_path(out: &Path) -> PathBuf {
 const NAMED: usize = 20;
 
 enum Loc {
-    File(PathBuf),
+    /// A file, and its path relative to the input's root (its key in a [`LandmarkSet`]).
+    File(PathBuf, PathBuf),
     Record(Arc<RecordFile>, u64),
 }
 
@@ -97,11 +117,11 @@ fn folder_plan(root: &Path) -> Result<Plan> {
     let root = root.to_path_buf();
     let identities = ids.len() as u64;
     let entries = ids.into_iter().enumerate().flat_map(move |(label, id)| -> Entries {
-        let dir = root.join(id);
+        let dir = root.join(&id);
         match images_in(&dir) {
-            Ok(names) => Box::new(
-                names.into_iter().map(move |n| Ok(Entry { label: Some(label as u32), loc: Loc::File(dir.join(n)) })),
-            ),
+            Ok(names) => Box::new(names.into_iter().map(move |n| {
+                Ok(Entry { label: Some(label as u32), loc: Loc::File(dir.join(&n), Path::new(&id).join(n)) })
+            })),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     });
@@ -114,7 +134,7 @@ fn whole_label(v: f64) -> Option<u32> {
     (v.fract() == 0.0 && (0.0..16_777_216.0).contains(&v)).then_some(v as u32)
 }
 
-/// `.lst` line `n` (1-based): its path joined to `base` and its label.
+/// `.lst` line `n` (1-based): its path as written and its label.
 fn list_line(lst: &Path, n: usize, line: &str, base: &Path, confined: bool) -> Result<(PathBuf, u32)> {
     let at = || format!("{}: line {n}", lst.display());
     let cols: Vec<&str> = line.split('\t').collect();
@@ -144,7 +164,7 @@ fn list_line(lst: &Path, n: usize, line: &str, base: &Path, confined: bool) -> R
             }
         }
     }
-    Ok((base.join(p), label))
+    Ok((p.to_path_buf(), label))
 }
 
 fn lines(lst: &Path) -> Result<impl Iterator<Item = (usize, Result<String>)>> {
@@ -180,7 +200,7 @@ fn list_plan(lst: &Path, root: Option<&Path>) -> Result<Plan> {
     let owned = lst.to_path_buf();
     let entries = lines(lst)?.map(move |(n, line)| {
         let (p, label) = list_line(&owned, n, &line?, &base, confined)?;
-        Ok(Entry { label: Some(label), loc: Loc::File(p) })
+        Ok(Entry { label: Some(label), loc: Loc::File(base.join(&p), p) })
     });
     Ok(Plan { total, identities: last.map_or(0, |l| l as u64 + 1), entries: Box::new(entries) })
 }
@@ -230,36 +250,72 @@ fn record_plan(rec: &Path, idx: Option<&Path>, subset: Option<&Path>) -> Result<
     Ok(Plan { total, identities, entries: Box::new(entries) })
 }
 
-/// Reads and fully decodes one entry: its label and encoded bytes, or why it is bad.
-fn validate(e: &Entry) -> std::result::Result<(u32, Vec<u8>), String> {
+/// An image ready to write: its label, encoded bytes and landmarks.
+type Packed = (u32, Vec<u8>, Option<[Point; 5]>);
+
+/// Reads and fully decodes one entry (aligning it with `align_quality`): what to write, or
+/// why it is bad.
+fn validate(e: &Entry, cfg: &PackConfig) -> std::result::Result<Packed, String> {
     let r = match &e.loc {
-        Loc::File(p) => read_image_file(p).and_then(|bytes| {
-            decode(&bytes, &p.display().to_string(), Dims::AtMost(MAX_SIDE))?;
-            Ok((e.label.unwrap_or(0), bytes))
+        Loc::File(p, rel) => read_image_file(p).and_then(|bytes| {
+            let what = p.display().to_string();
+            let img = decode(&bytes, &what, Dims::AtMost(MAX_SIDE))?;
+            let landmarks = match &cfg.landmarks {
+                None => None,
+                Some(set) => {
+                    let l = set.points.get(rel).ok_or_else(|| {
+                        Error(format!("{what}: no landmarks for {} in {}", rel.display(), set.file.display()))
+                    })?;
+                    check_landmarks(l, &format!("{what} (landmarks in {})", set.file.display()))?;
+                    Some(*l)
+                }
+            };
+            finish(e.label.unwrap_or(0), bytes, landmarks, img, &what, cfg)
         }),
         Loc::Record(f, k) => f.read_key(*k).and_then(|payload| {
             let what = format!("{}: record {k}", f.path().display());
             let (h, body) = unpack(&payload, &what)?;
-            let own = if h.flag > 0 { h.labels[0] } else { h.label };
+            let own = h.identity();
             let label = match e.label {
                 Some(l) => l,
                 None => whole_label(own as f64)
                     .ok_or_else(|| Error(format!("{what}: label {own} is not a whole number in [0, 2^24)")))?,
             };
-            decode(body, &what, Dims::AtMost(MAX_SIDE))?;
-            Ok((label, body.to_vec()))
+            let img = decode(body, &what, Dims::AtMost(MAX_SIDE))?;
+            finish(label, body.to_vec(), h.landmarks(&what)?, img, &what, cfg)
         }),
     };
     r.map_err(|e| e.0)
 }
 
-type Chunk = Vec<std::result::Result<(u32, Vec<u8>), String>>;
+/// The image as stored: as read, or with `align_quality` its crop and the landmarks moved
+/// into it by the same similarity.
+fn finish(
+    label: u32,
+    bytes: Vec<u8>,
+    landmarks: Option<[Point; 5]>,
+    img: Rgb,
+    what: &str,
+    cfg: &PackConfig,
+) -> Result<Packed> {
+    let Some(quality) = cfg.align_quality else { return Ok((label, bytes, landmarks)) };
+    let Some(l) = landmarks else { return err(format!("{what}: no landmarks to align it by")) };
+    let crop = norm_crop(&img, &l, ALIGNED_SIZE, what)?;
+    let m = norm_transform(&l, ALIGNED_SIZE)?;
+    let moved = l.map(|[x, y]| [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]);
+    Ok((label, encode_jpeg(&crop, quality)?, Some(moved)))
+}
+
+type Chunk = Vec<std::result::Result<Packed, String>>;
 
 /// Packs `input` into `out` (`X.rec`, with `X.idx` beside it; both renamed into place
 /// whole), listing bad images in `X.bad.txt`.
 pub fn pack(input: &Input, out: &Path, cfg: &PackConfig, progress: &PackProgress) -> Result<PackSummary> {
     if !(0.0..=1.0).contains(&cfg.max_bad) {
         return err(format!("pack: the share of bad images allowed must be in [0, 1], got {}", cfg.max_bad));
+    }
+    if cfg.landmarks.is_some() && matches!(input, Input::Record { .. }) {
+        return err("pack: a .rec input brings its records' own landmarks: a landmarks file is for a folder or a .lst");
     }
     let mut plan = match input {
         Input::Folder(root) => folder_plan(root)?,
@@ -285,7 +341,7 @@ pub fn pack(input: &Input, out: &Path, cfg: &PackConfig, progress: &PackProgress
                 if entries.is_empty() {
                     return Ok(());
                 }
-                let done: Chunk = pool.install(|| entries.par_iter().map(validate).collect());
+                let done: Chunk = pool.install(|| entries.par_iter().map(|e| validate(e, cfg)).collect());
                 if tx.send(Ok(done)).is_err() {
                     return Ok(()); // the writer stopped: its error is the one to report
                 }
@@ -372,7 +428,7 @@ impl Writer {
         for chunk in rx {
             for r in chunk? {
                 match r {
-                    Ok((label, body)) => self.image(label, &body)?,
+                    Ok((label, body, landmarks)) => self.image(label, &body, landmarks.as_ref())?,
                     Err(why) => {
                         self.list_bad(why)?;
                         progress.bad.fetch_add(1, Ordering::Relaxed);
@@ -423,7 +479,7 @@ impl Writer {
         })
     }
 
-    fn image(&mut self, label: u32, body: &[u8]) -> Result<()> {
+    fn image(&mut self, label: u32, body: &[u8], landmarks: Option<&[Point; 5]>) -> Result<()> {
         let l = label as usize;
         if l + 1 < self.starts.len() {
             return err(format!(
@@ -433,7 +489,7 @@ impl Writer {
             ));
         }
         self.starts.resize(l + 1, self.key);
-        self.w.write(self.key, &pack_record(&Header::scalar(label as f32, self.key), body))?;
+        self.w.write(self.key, &pack_record(&Header::image(label as f32, landmarks, self.key), body))?;
         self.key += 1;
         Ok(())
     }

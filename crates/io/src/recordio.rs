@@ -5,8 +5,11 @@
 //! 4-aligned occurrence of the magic (flags 1 start, 2 middle, 3 end; the magic itself is
 //! dropped and re-inserted by the reader). A payload starts with IRHeader `IfQQ`
 //! (flag u32, label f32, id u64, id2 u64), then `flag` f32 labels if flag > 0, then the
-//! encoded image. `.idx` lines are `key\toffset`.
+//! encoded image. `.idx` lines are `key\toffset`. An image record may carry its face's five
+//! landmarks as 11 labels: the identity, then x1, y1, …, x5, y5 (insightface's readers take
+//! `label[0]` as the identity, so such a `.rec` trains there unchanged).
 
+use crate::align::{check_landmarks, Point};
 use crate::{err, Error, Result};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,7 +40,40 @@ impl Header {
     pub fn vector(labels: Vec<f32>, id: u64) -> Header {
         Header { flag: labels.len() as u32, label: 0.0, id, id2: 0, labels }
     }
+    /// An image's header: its identity, with its five landmarks when it has them.
+    pub fn image(label: f32, landmarks: Option<&[Point; 5]>, id: u64) -> Header {
+        match landmarks {
+            None => Header::scalar(label, id),
+            Some(l) => {
+                Header::vector(std::iter::once(label).chain(l.iter().flatten().map(|&v| v as f32)).collect(), id)
+            }
+        }
+    }
+    /// The identity: the first extra label when there are any, as insightface reads it.
+    pub fn identity(&self) -> f32 {
+        self.labels.first().copied().unwrap_or(self.label)
+    }
+    /// An image record's five landmarks: none with 0 or 1 labels, the 10 after the identity
+    /// with 11; any other count, or landmarks not finite or degenerate, is an error naming
+    /// the record (`what`).
+    pub fn landmarks(&self, what: &str) -> Result<Option<[Point; 5]>> {
+        match self.labels.len() {
+            0 | 1 => Ok(None),
+            LANDMARK_LABELS => {
+                let l = &self.labels[1..];
+                let pts = [0, 1, 2, 3, 4].map(|i| [l[2 * i] as f64, l[2 * i + 1] as f64]);
+                check_landmarks(&pts, what)?;
+                Ok(Some(pts))
+            }
+            n => err(format!(
+                "{what}: {n} labels in the IRHeader: an image has 1 (its identity) or {LANDMARK_LABELS} (its identity and five landmarks x1, y1, …, x5, y5)"
+            )),
+        }
+    }
 }
+
+/// Labels of an image record with landmarks: the identity and 10 coordinates.
+pub const LANDMARK_LABELS: usize = 11;
 
 /// `header ‖ labels ‖ body`, as `mxnet.recordio.pack`.
 pub fn pack(h: &Header, body: &[u8]) -> Vec<u8> {

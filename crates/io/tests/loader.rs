@@ -185,6 +185,30 @@ fn an_image_file_above_the_size_limit_is_refused_before_it_is_read() {
         e.0,
         format!("{}: {} bytes, more than an image file may have (64 MiB)", big.display(), MAX_FILE_BYTES + 1)
     );
-    assert_eq!(src.read(1).unwrap().0, 1);
+    assert_eq!(src.read(1).unwrap().label, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_landmarks_in_a_record_are_an_error_naming_it() {
+    let dir = std::env::temp_dir().join(format!("maskfr-loader-lm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rec, idx) = (dir.join("l.rec"), dir.join("l.idx"));
+    let mut w = RecordWriter::create(&rec, &idx).unwrap();
+    let body = encode_png(&Rgb { width: 8, height: 8, data: vec![9; 8 * 8 * 3] }).unwrap();
+    let mut nan = vec![1.0, 1.0, 2.0, 6.0, 2.0, 4.0, 4.0, 2.0, 6.0, 6.0, 6.0];
+    nan[6] = f32::NAN;
+    for (k, labels) in [vec![3.0], nan, vec![3.0; 7]].into_iter().enumerate() {
+        w.write(k as u64, &pack(&Header::vector(labels, k as u64), &body)).unwrap();
+    }
+    w.finish().unwrap();
+    let file = Arc::new(RecordFile::open(&rec, Some(&idx)).unwrap());
+    let src = RecordSource { file, keys: vec![0, 1, 2] };
+    let s = src.read(0).unwrap();
+    assert_eq!((s.label, s.landmarks), (3, None));
+    let e = src.read(1).unwrap_err().0;
+    assert!(e.ends_with("l.rec: record 1: the nose is at (4, NaN): not finite"), "{e}");
+    let e = src.read(2).unwrap_err().0;
+    assert!(e.ends_with("l.rec: record 2: 7 labels in the IRHeader: an image has 1 (its identity) or 11 (its identity and five landmarks x1, y1, …, x5, y5)"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,8 +1,10 @@
 //! Streamed packing: bad images listed and skipped (or the pack refused), labels and order
-//! as the folder gives them, `.lst` paths confined to their folder, re-packs of a subset.
+//! as the folder gives them, `.lst` paths confined to their folder, re-packs of a subset,
+//! landmarks into the headers and aligned crops.
 
-use maskfr_io::image_codec::{encode_jpeg, encode_png, Rgb};
-use maskfr_io::pack::{bad_list_path, pack, Input, PackConfig, PackProgress, PackSummary};
+use maskfr_io::align::{norm_crop, norm_transform, ARCFACE_DST};
+use maskfr_io::image_codec::{decode, encode_jpeg, encode_png, Dims, Rgb};
+use maskfr_io::pack::{bad_list_path, pack, Input, LandmarkSet, PackConfig, PackProgress, PackSummary};
 use maskfr_io::recordio::{unpack, Layout, RecordFile};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +35,12 @@ fn too_wide() -> Vec<u8> {
 }
 
 fn run(input: &Input, out: &Path, max_bad: f64) -> maskfr_io::Result<PackSummary> {
-    pack(input, out, &PackConfig { threads: 2, max_bad }, &PackProgress::default())
+    pack(
+        input,
+        out,
+        &PackConfig { threads: 2, max_bad, landmarks: None, align_quality: None },
+        &PackProgress::default(),
+    )
 }
 
 /// (label, body) of every image.
@@ -69,7 +76,7 @@ fn a_folder_with_bad_images_is_packed_without_them_and_they_are_listed() {
     write(&root.join("b/notes.txt"), b"not listed: not an image name");
     let out = d.join("x.rec");
     let progress = PackProgress::default();
-    let s = pack(&Input::Folder(root.clone()), &out, &PackConfig { threads: 2, max_bad: 0.5 }, &progress).unwrap();
+    let s = pack(&Input::Folder(root.clone()), &out, &config(None, None), &progress).unwrap();
     assert_eq!(
         s,
         PackSummary { images: 3, identities: 2, empty_identities: 0, bad: 3, bad_list: Some(bad_list_path(&out)) }
@@ -205,5 +212,74 @@ fn a_rec_without_the_identity_header_is_repacked_by_its_records_labels_grouped_o
     assert_eq!(e, "pack: image 2 has label 0 after label 1: the input must be grouped by ascending label");
     // The two inputs and the first output: the refused pack left no temp file.
     assert_eq!(std::fs::read_dir(&d).unwrap().count(), 6);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A 150×130 image with some structure, so an aligned crop shows where it came from.
+fn photo(v: u8) -> Vec<u8> {
+    let data = (0..150 * 130 * 3).map(|k| ((k / 3 % 150) as u8).wrapping_mul(3) ^ ((k / 450) as u8) ^ v).collect();
+    encode_png(&Rgb { width: 150, height: 130, data }).unwrap()
+}
+
+fn config(landmarks: Option<LandmarkSet>, align_quality: Option<u8>) -> PackConfig {
+    PackConfig { threads: 2, max_bad: 0.5, landmarks, align_quality }
+}
+
+#[test]
+fn landmarks_travel_in_the_headers_and_align_stores_norm_crop_with_them_moved() {
+    let d = tmpdir();
+    let names = ["a/0.png", "a/1.png", "b/0.png", "b/1.png"];
+    names.iter().enumerate().for_each(|(i, n)| write(&d.join("faces").join(n), &photo(40 * i as u8)));
+    let pts = |i: usize| ARCFACE_DST.map(|[x, y]| [1.2 * x + 10.0 + i as f64, 1.2 * y + 5.0 + 0.5 * i as f64]);
+    // b/1.png has none: bad, listed as any other bad image.
+    let set = || LandmarkSet {
+        file: "lm.txt".into(),
+        points: names[..3].iter().enumerate().map(|(i, n)| (PathBuf::from(n), pts(i))).collect(),
+    };
+    let input = Input::Folder(d.join("faces"));
+    let out = d.join("l.rec");
+    let s = pack(&input, &out, &config(Some(set()), None), &PackProgress::default()).unwrap();
+    assert_eq!((s.images, s.bad), (3, 1));
+    let listed = std::fs::read_to_string(bad_list_path(&out)).unwrap();
+    assert!(listed.ends_with("faces/b/1.png: no landmarks for b/1.png in lm.txt\n"), "{listed}");
+    let f = RecordFile::open(&out, None).unwrap();
+    for (i, &k) in Layout::of(&f).unwrap().images.iter().enumerate() {
+        let payload = f.read_key(k).unwrap();
+        let (h, body) = unpack(&payload, "r").unwrap();
+        assert_eq!((h.flag, h.identity()), (11, [0.0, 0.0, 1.0][i]));
+        assert_eq!(h.landmarks("r").unwrap().unwrap(), pts(i).map(|p| p.map(|v| v as f32 as f64)));
+        assert_eq!(body, photo(40 * i as u8));
+    }
+    // A re-pack of that .rec keeps its records' landmarks, to the byte.
+    let again = d.join("again.rec");
+    pack(
+        &Input::Record { rec: out.clone(), idx: None, identities: None },
+        &again,
+        &config(None, None),
+        &PackProgress::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
+    // Aligned: each image is norm_crop's crop, its landmarks moved by the same similarity.
+    let aligned = d.join("a.rec");
+    pack(&input, &aligned, &config(Some(set()), Some(90)), &PackProgress::default()).unwrap();
+    let f = RecordFile::open(&aligned, None).unwrap();
+    for (i, &k) in Layout::of(&f).unwrap().images.iter().enumerate() {
+        let payload = f.read_key(k).unwrap();
+        let (h, body) = unpack(&payload, "r").unwrap();
+        let original = decode(&photo(40 * i as u8), "p", Dims::AtMost(4096)).unwrap();
+        assert_eq!(body, encode_jpeg(&norm_crop(&original, &pts(i), 112, "p").unwrap(), 90).unwrap());
+        let m = norm_transform(&pts(i), 112).unwrap();
+        let moved = pts(i).map(|[x, y]| [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]);
+        assert_eq!(h.landmarks("r").unwrap().unwrap(), moved.map(|p| p.map(|v| v as f32 as f64)));
+        // These landmarks are a similarity of the template: they land on it.
+        moved.iter().zip(ARCFACE_DST).for_each(|(a, b)| assert!((a[0] - b[0]).hypot(a[1] - b[1]) < 1e-3));
+    }
+    // Without landmarks there is nothing to align by; a .rec brings its own.
+    let e = pack(&input, &d.join("n.rec"), &config(None, Some(90)), &PackProgress::default()).unwrap_err().0;
+    assert!(e.contains("faces/a/0.png: no landmarks to align it by"), "{e}");
+    let rec = Input::Record { rec: out.clone(), idx: None, identities: None };
+    let e = pack(&rec, &d.join("n.rec"), &config(Some(set()), None), &PackProgress::default()).unwrap_err().0;
+    assert!(e.contains("a landmarks file is for a folder or a .lst"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }

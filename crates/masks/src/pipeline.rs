@@ -77,12 +77,13 @@ fn aligned_landmarks(size: usize) -> [Point; 5] {
 }
 
 impl Augment for MaskPipeline {
-    fn apply(&self, img: &mut Rgb, seed: u64) -> bool {
+    /// Masks placed on the face's own landmarks, or on the aligned template's without them.
+    fn apply(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> bool {
         let mut r = Stream::new(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
         if r.uniform() >= self.probability {
             return false;
         }
-        let landmarks = aligned_landmarks(img.width);
+        let landmarks = landmarks.copied().unwrap_or_else(|| aligned_landmarks(img.width));
         if r.uniform() < self.template_share {
             TemplateSynth.apply(img, &landmarks, seed);
         } else {

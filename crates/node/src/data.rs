@@ -4,7 +4,7 @@ use crate::js;
 use maskfr_io::folder::FolderIndex;
 use maskfr_io::image_codec::{self, Dims, Rgb};
 use maskfr_io::loader::Source;
-use maskfr_io::pack::{self as packing, Input, PackConfig, PackProgress, PackSummary};
+use maskfr_io::pack::{self as packing, Input, LandmarkSet, PackConfig, PackProgress, PackSummary};
 use maskfr_io::recordio::{pack, unpack, Header, Layout, RecordFile, RecordWriter};
 use napi::bindgen_prelude::*;
 use napi::Task;
@@ -21,8 +21,18 @@ pub struct Record {
     pub label: f64,
     pub id: i64,
     pub id2: i64,
-    /// The extra labels when `flag > 0` (InsightFace's image / identity ranges).
+    /// The extra labels when `flag > 0` (InsightFace's image / identity ranges, or an image's
+    /// identity and landmarks).
     pub labels: Vec<f64>,
+    pub body: Buffer,
+}
+
+/// An image record: its identity, its five landmarks when it carries them (x1, y1, …, x5,
+/// y5) and the encoded image.
+#[napi(object)]
+pub struct ImageRecord {
+    pub label: f64,
+    pub landmarks: Option<Vec<f64>>,
     pub body: Buffer,
 }
 
@@ -81,6 +91,16 @@ impl RecordReader {
             labels: h.labels.iter().map(|&l| l as f64).collect(),
             body: body.to_vec().into(),
         })
+    }
+
+    /// Image record `key` read as the loader reads it: bad landmarks are an error naming it.
+    #[napi(catch_unwind)]
+    pub fn read_image(&self, key: i64) -> Result<ImageRecord> {
+        let payload = js(self.file.read_key(key as u64))?;
+        let what = format!("{}: record {key}", self.file.path().display());
+        let (h, body) = js(unpack(&payload, &what))?;
+        let landmarks = js(h.landmarks(&what))?.map(|l| l.iter().flatten().copied().collect());
+        Ok(ImageRecord { label: h.identity() as f64, landmarks, body: body.to_vec().into() })
     }
 }
 
@@ -176,8 +196,8 @@ impl ImageFolder {
     /// Image `i`: its label and bytes (the file's size checked before it is read).
     #[napi(catch_unwind)]
     pub fn read(&self, i: u32) -> Result<FolderSample> {
-        let (label, body) = js(self.index.read(self.check(i)?))?;
-        Ok(FolderSample { label: label as u32, body: body.into() })
+        let s = js(self.index.read(self.check(i)?))?;
+        Ok(FolderSample { label: s.label as u32, body: s.bytes.into() })
     }
 }
 
@@ -192,6 +212,13 @@ pub struct PackOptions {
     pub identities: Option<String>,
     pub threads: u32,
     pub max_bad: f64,
+    /// Five landmarks per image: the file they were read from (for messages), the images'
+    /// paths relative to the input's root, and 10 numbers each (x1, y1, …, x5, y5).
+    pub landmarks_file: Option<String>,
+    pub landmark_names: Option<Vec<String>>,
+    pub landmark_points: Option<Vec<f64>>,
+    /// Store each image's 112×112 ArcFace crop, as JPEG of this quality.
+    pub align_quality: Option<u32>,
 }
 
 #[napi(object)]
@@ -232,7 +259,23 @@ impl PackJob {
             }
             k => return Err(Error::new(Status::InvalidArg, format!("pack: unknown input kind '{k}'"))),
         };
-        let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad };
+        let landmarks = match (o.landmarks_file, o.landmark_names, o.landmark_points) {
+            (Some(file), Some(names), Some(v)) if v.len() == 10 * names.len() => Some(LandmarkSet {
+                file: file.into(),
+                points: names
+                    .into_iter()
+                    .zip(v.chunks_exact(10))
+                    .map(|(n, p)| (PathBuf::from(n), [0, 1, 2, 3, 4].map(|i| [p[2 * i], p[2 * i + 1]])))
+                    .collect(),
+            }),
+            (None, None, None) => None,
+            _ => {
+                let msg = "pack: landmarks need their file, the image names and 10 numbers for each";
+                return Err(Error::new(Status::InvalidArg, msg));
+            }
+        };
+        let align_quality = o.align_quality.map(|q| q.min(100) as u8);
+        let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad, landmarks, align_quality };
         let progress = Arc::new(PackProgress::default());
         let p = progress.clone();
         let thread = std::thread::spawn(move || packing::pack(&input, Path::new(&out), &cfg, &p));
@@ -343,7 +386,7 @@ pub fn decode_faces(
         |(i, (dst, bytes))| -> Result<()> {
             let mut img = js(image_codec::decode(bytes, &format!("{what}: image {i}"), Dims::Square(size)))?;
             if let (Some(p), Some(m)) = (&masker, &mask) {
-                p.apply(&mut img, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
+                p.apply(&mut img, None, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
             }
             maskfr_io::loader::normalize(&img, flip, dst);
             Ok(())

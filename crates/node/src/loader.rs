@@ -44,6 +44,9 @@ pub struct LoadedBatch {
     pub indices: Uint32Array,
     /// Which samples were masked by the augmentation.
     pub masked: Vec<bool>,
+    /// `[n, 10]` landmarks (x1, y1, …, x5, y5) as each image lies (mirrored with it), NaN
+    /// for a sample without; null when no sample of the batch has any.
+    pub landmarks: Option<Float64Array>,
     /// What was skipped as corrupt while building this batch (with `skipCorrupt`), each
     /// sample once per epoch.
     pub skipped: Vec<String>,
@@ -155,12 +158,18 @@ impl Task for NextBatch {
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         let Some(b) = output else { return Ok(None) };
         let n = b.labels.len();
+        let landmarks = b.landmarks.iter().any(Option::is_some).then(|| {
+            let flat =
+                b.landmarks.iter().flat_map(|l| l.map_or([f64::NAN; 10], |l| l.as_flattened().try_into().unwrap()));
+            Float64Array::new(flat.collect())
+        });
         let images = js(Tensor::from_vec(b.images, &[n, 3, self.size, self.size]))?;
         Ok(Some(LoadedBatch {
             images: NativeTensor::wrap(images),
             labels: Int32Array::new(b.labels),
             indices: Uint32Array::new(b.indices),
             masked: b.masked,
+            landmarks,
             skipped: b.skipped.into_iter().map(|s| s.why).collect(),
         }))
     }
