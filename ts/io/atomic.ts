@@ -14,7 +14,9 @@ const tempOf = (file: string): string => path.join(path.dirname(file), `.${path.
 export function writeFileAtomic(file: string, parts: (string | Uint8Array)[]): void {
   const tmp = tempOf(file);
   try {
-    const fd = fs.openSync(tmp, 'w');
+    // A fresh file (O_EXCL), never a link someone left at the predictable temp name.
+    fs.rmSync(tmp, { force: true });
+    const fd = fs.openSync(tmp, 'wx');
     try {
       for (const p of parts) {
         const bytes = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
