@@ -91,4 +91,11 @@ test('maskfr align writes the crops of a folder and of one image, atomically, an
   fs.writeFileSync(lm, '../escape.jpg 38 51 73 51 56 71 41 92 70 92 0.9\n');
   await t.throwsAsync(async () => main(['align', input, '--landmarks', lm, '--out', path.join(dir, 'x')]), { message: `${lm} line 1: ../escape.jpg leaves the input folder` });
   await t.throwsAsync(async () => main(['align', input, '--landmarks', fx('align_5pts_score.txt'), '--out', out, '--size', '100']), { message: /crop size 100 is not a multiple of 112 or 128/ });
+  await t.throwsAsync(async () => main(['align', input, '--landmarks', fx('align_5pts_score.txt'), '--out', out, '--size', '1120000']), { message: /crop size 1120000 is over 4096/ });
+  // Two images that would write one crop: refused before either is written.
+  fs.copyFileSync(fx('align_hopper.png'), path.join(input, 'align_hopper.jpg'));
+  const hopper = fs.readFileSync(fx('align_5pts_score.txt'), 'utf8').split('\n').find((l) => l.startsWith('align_hopper.png'))!;
+  fs.writeFileSync(lm, `${hopper}\n${hopper.replace('align_hopper.png', 'align_hopper.jpg')}\n`);
+  await t.throwsAsync(async () => main(['align', input, '--landmarks', lm, '--out', path.join(dir, 'y'), '--format', 'png']), { message: /line 2: align_hopper\.jpg would be written to .*align_hopper\.png, as align_hopper\.png is: rename one of them/ });
+  t.false(fs.existsSync(path.join(dir, 'y')), 'nothing written');
 });

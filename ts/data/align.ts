@@ -110,14 +110,24 @@ export function alignFiles(input: string, landmarksFile: string, outDir: string,
   const folder = fs.statSync(input).isDirectory();
   const jobs = folder ? all.map((f) => ({ f, src: inside(input, f) })) : [{ f: single(input, all, landmarksFile), src: input }];
   for (const { f, src } of jobs) if (!fs.existsSync(src)) throw new Error(`${f.where}: ${src} does not exist`);
-  const written: string[] = [];
-  for (const { f, src } of jobs) {
-    const what = `${src} (landmarks at ${f.where})`;
-    const crop = alignFace(native.decodeImage(fs.readFileSync(src), src), f.points, size, what);
+  // Every output name is known, and distinct, before anything is written: `a.jpg` and
+  // `a.png` (or `./a.jpg` and `a.jpg`) would otherwise land on one crop, the second silently.
+  const planned = jobs.map(({ f, src }) => {
     const own = /\.jpe?g$/i.test(src) ? 'jpg' : 'png';
     const format = opts.format ?? own;
     const base = path.basename(f.name).replace(/\.[^.]*$/, '');
-    const dest = path.join(outDir, folder ? path.dirname(f.name) : '.', `${base}.${format}`);
+    return { f, src, format, dest: path.resolve(outDir, folder ? path.dirname(path.normalize(f.name)) : '.', `${base}.${format}`) };
+  });
+  const claimed = new Map<string, string>();
+  for (const { f, dest } of planned) {
+    const first = claimed.get(dest);
+    if (first !== undefined) throw new Error(`${f.where}: ${f.name} would be written to ${dest}, as ${first} is: rename one of them`);
+    claimed.set(dest, f.name);
+  }
+  const written: string[] = [];
+  for (const { f, src, format, dest } of planned) {
+    const what = `${src} (landmarks at ${f.where})`;
+    const crop = alignFace(native.decodeImage(fs.readFileSync(src), src), f.points, size, what);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     const bytes = format === 'jpg' ? native.encodeJpeg(crop.data, size, size, opts.quality ?? 95) : native.encodePng(crop.data, size, size);
     writeFileAtomic(dest, [bytes]);
