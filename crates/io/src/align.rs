@@ -22,7 +22,10 @@ pub const ARCFACE_DST: [Point; 5] =
 pub fn template(size: usize) -> Result<[[f32; 2]; 5]> {
     if size > crate::image_codec::MAX_SIDE {
         // Checked before a crop of size² pixels is allocated.
-        return err(format!("align: crop size {size} is over {} (a face crop, not a poster)", crate::image_codec::MAX_SIDE));
+        return err(format!(
+            "align: crop size {size} is over {} (a face crop, not a poster)",
+            crate::image_codec::MAX_SIDE
+        ));
     }
     let (ratio, dx) = if size > 0 && size.is_multiple_of(112) {
         (size as f64 / 112.0, 0.0)
