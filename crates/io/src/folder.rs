@@ -70,6 +70,14 @@ pub fn images_in(dir: &Path) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// `f` of every identity folder, in parallel (a network file system answers each listing
+/// slowly, but many at once). An error is the first failing folder's in sorted order, not
+/// whichever a thread met first (rayon's short-circuit): the same input names the same one.
+pub fn per_identity<T: Send>(ids: &[OsString], f: impl Fn(&OsString) -> Result<T> + Sync + Send) -> Result<Vec<T>> {
+    let all: Vec<Result<T>> = ids.par_iter().map(f).collect();
+    all.into_iter().collect()
+}
+
 /// A scanned image folder: sample i is an image file and its identity's label.
 pub struct FolderIndex {
     root: PathBuf,
@@ -82,18 +90,14 @@ pub struct FolderIndex {
 }
 
 impl FolderIndex {
-    /// Lists every identity folder (in parallel: a network file system answers each listing
-    /// slowly, but many at once).
+    /// Lists every identity folder, in parallel.
     pub fn scan(root: &Path) -> Result<FolderIndex> {
         let identities = identity_folders(root)?;
-        let listed: Vec<(Vec<u8>, Vec<u32>)> = identities
-            .par_iter()
-            .map(|id| {
-                let names = images_in(&root.join(id))?;
-                let lens = names.iter().map(|n| n.len() as u32).collect();
-                Ok((names.into_iter().flat_map(OsString::into_vec).collect(), lens))
-            })
-            .collect::<Result<_>>()?;
+        let listed: Vec<(Vec<u8>, Vec<u32>)> = per_identity(&identities, |id| {
+            let names = images_in(&root.join(id))?;
+            let lens = names.iter().map(|n| n.len() as u32).collect();
+            Ok((names.into_iter().flat_map(OsString::into_vec).collect(), lens))
+        })?;
         let mut ix = FolderIndex { root: root.into(), identities, starts: vec![0], names: vec![], ends: vec![] };
         for (bytes, lens) in listed {
             ix.names.extend_from_slice(&bytes);

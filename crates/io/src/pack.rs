@@ -8,7 +8,7 @@
 //! its IRHeader; with `align` each image is stored as its ArcFace crop instead.
 
 use crate::align::{check_landmarks, norm_crop, norm_transform, Point};
-use crate::folder::{identity_folders, images_in, read_image_file};
+use crate::folder::{identity_folders, images_in, per_identity, read_image_file};
 use crate::image_codec::{decode, encode_jpeg, Dims, Rgb, MAX_SIDE};
 use crate::recordio::{pack as pack_record, unpack, Header, Layout, RecordFile, RecordWriter};
 use crate::{err, Error, Result};
@@ -112,8 +112,7 @@ fn folder_plan(root: &Path) -> Result<Plan> {
     let ids = identity_folders(root)?;
     // Counted now (for the progress's total), listed again as the pack reaches each folder:
     // no list of every file is held.
-    let counts: Vec<usize> =
-        ids.par_iter().map(|id| images_in(&root.join(id)).map(|v| v.len())).collect::<Result<_>>()?;
+    let counts = per_identity(&ids, |id| images_in(&root.join(id)).map(|v| v.len()))?;
     let root = root.to_path_buf();
     let identities = ids.len() as u64;
     let entries = ids.into_iter().enumerate().flat_map(move |(label, id)| -> Entries {
