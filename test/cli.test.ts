@@ -197,7 +197,7 @@ test('maskfr synthetic-faces, pack and inspect: a dataset written, repacked from
   t.is(packed.status, 0, packed.stderr);
   t.regex(packed.stdout, /x\.rec and .*x\.idx: 6 images of 2 identities/);
   const png = Buffer.from(run('inspect', path.join(dir, 'train.rec'), '--sheet', path.join(dir, 'sheet.png')).stdout);
-  t.regex(png.toString(), /train\.rec: 6 images, 3 identities\nimages per identity: min 2, median 2, max 2\nwrote .*sheet\.png \(6 random samples\)/);
+  t.regex(png.toString(), /train\.rec: 6 images, 3 identities\nimages per identity: min 2, median 2, max 2\nlandmarks: none \(masks are placed on the aligned template\)\nwrote .*sheet\.png \(6 random samples\)/);
   t.is(fs.readFileSync(path.join(dir, 'sheet.png')).subarray(1, 4).toString(), 'PNG');
   fs.writeFileSync(path.join(dir, 'empty.rec'), '');
   const empty = run('inspect', path.join(dir, 'empty.rec'));

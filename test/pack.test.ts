@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { packRecordDataset, RecordDataset, writeRecordDataset } from '../ts';
+import { alignFace, alignTransform, Loader, packRecordDataset, RecordDataset, writeRecordDataset } from '../ts';
 import { native } from '../ts/native';
 import { syntheticFace } from '../ts/data/synthetic-faces';
 
@@ -88,6 +88,50 @@ test('a .lst is packed relative to its folder; a path leaving it is refused unle
   t.deepEqual(Array.from({ length: s.length }, (_, i) => s.sample(i).label), [0, 0, 1, 1, 1]);
   t.true(s.sample(4).body.equals(face(9, 0)));
   t.regex(run('pack', lst, path.join(dir, 'z.rec'), '--identities', 'keep.txt').stderr, /pack: --identities is for a \.rec input/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('pack --landmarks stores five landmarks in each header (read back by RecordDataset, inspect and the loader); --align stores alignFace crops with the landmarks moved', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-pack-lm-'));
+  const root = path.join(dir, 'faces');
+  const names = ['ann/0.png', 'ann/1.png', 'bob/0.png'];
+  const template = [38.2946, 51.6963, 73.5318, 51.5014, 56.0252, 71.7366, 41.5493, 92.3655, 70.7299, 92.2041];
+  // Each face a little off the template: moved and scaled about (56, 70).
+  const points = names.map((_, i) => template.map((v, k) => (k % 2 === 0 ? 56 + 0.9 * (v - 56) + i : 70 + 0.9 * (v - 70) - i)));
+  names.forEach((n, i) => write(path.join(root, n), native.encodePng(Buffer.from(syntheticFace(4, i, 0)), 112, 112)));
+  const csv = path.join(dir, 'lm.csv');
+  fs.writeFileSync(csv, ['name,x1,y1,x2,y2,x3,y3,x4,y4,x5,y5', ...names.map((n, i) => [n, ...points[i]].join(','))].join('\n'));
+  const out = path.join(dir, 'l.rec');
+  const packed = run('pack', root, out, '--landmarks', csv);
+  t.is(packed.status, 0, packed.stderr);
+  const ds = RecordDataset.open(out);
+  names.forEach((n, i) => {
+    t.deepEqual(ds.sample(i).landmarks, points[i].map(Math.fround), n);
+    t.true(ds.sample(i).body.equals(fs.readFileSync(path.join(root, n))));
+  });
+  t.regex(run('inspect', out, '--sheet', path.join(dir, 's.png')).stdout, /landmarks: five per image \(the first image's: 40\.1 53\.5/);
+  const loader = Loader.fromRecord(out, { batch: 3, shuffle: false, flip: false, maskProbability: 1 });
+  for await (const b of loader.epoch(0)) {
+    t.deepEqual([...b.landmarks!], points.flat().map(Math.fround));
+    b.images.dispose();
+  }
+  // Aligned: alignFace's crop, re-encoded at --quality; the landmarks moved into it.
+  const aligned = path.join(dir, 'a.rec');
+  t.is(run('pack', root, aligned, '--landmarks', csv, '--align', '--quality', '90').status, 0);
+  const a = RecordDataset.open(aligned);
+  names.forEach((n, i) => {
+    const crop = alignFace(native.decodeImage(fs.readFileSync(path.join(root, n)), n), points[i]);
+    t.true(a.sample(i).body.equals(native.encodeJpeg(crop.data, 112, 112, 90)), n);
+    const [m0, m1, m2, m3, m4, m5] = alignTransform(points[i]);
+    const moved = points[i].map((v, k) => (k % 2 === 0 ? m0 * v + m1 * points[i][k + 1] + m2 : m3 * points[i][k - 1] + m4 * v + m5));
+    t.deepEqual(a.sample(i).landmarks, moved.map(Math.fround));
+  });
+  // An image the file does not name is bad, as an unreadable one is.
+  fs.writeFileSync(csv, [...names.slice(0, 2).map((n, i) => [n, ...points[i]].join(','))].join('\n'));
+  const missing = run('pack', root, path.join(dir, 'm.rec'), '--landmarks', csv, '--max-bad', '0');
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /pack: 1 of the 3 images cannot be read or decoded.*\n {2}.*faces\/bob\/0\.png: no landmarks for bob\/0\.png in .*lm\.csv/);
+  t.regex(run('pack', root, path.join(dir, 'n.rec'), '--align').stderr, /pack: --align needs --landmarks FILE/);
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -55,6 +55,9 @@ export const pack: Command = {
   options: [
     { name: 'root', value: 'DIR', help: "a .lst's paths are relative to DIR, which allows absolute paths and '..'", defaultHelp: "the list's folder, which they may not leave" },
     { name: 'identities', value: 'FILE', help: 'with IN.rec: pack only the identities whose labels FILE lists (one a line), renumbered 0… in ascending order' },
+    { name: 'landmarks', value: 'FILE', help: "each image's five landmarks (.json, .csv or insightface's 'name x1 y1 … x5 y5' lines; names are paths relative to the folder or the .lst's root), stored in its record header; an image without any is bad" },
+    { name: 'align', help: "store each image as its 112x112 ArcFace crop from its landmarks (insightface's norm_crop), with the landmarks moved into the crop" },
+    { name: 'quality', value: 'Q', default: '95', help: 'with --align: the JPEG quality of the crops' },
     { name: 'max-bad', value: 'SHARE', default: String(MAX_BAD_SHARE), help: 'the share of bad images skipped (listed in OUT.bad.txt); one more refuses the pack, writing only that list (0: any bad image refuses it)' },
     { name: 'threads', value: 'N', default: String(os.availableParallelism()), help: 'threads reading and decoding' },
     { name: 'progress', help: 'a progress bar on stderr also when it is not a terminal (a line every 10 s)' },
@@ -90,9 +93,20 @@ async function packCommand(p: Parsed): Promise<number> {
   const input: PackInput = isDir ? { folder: src } : src.endsWith('.lst') ? { lst: src, root: p.options.get('root') } : src.endsWith('.rec') ? { rec: src, identities: p.options.get('identities') } : { folder: src };
   if (p.options.has('root') && !('lst' in input)) throw new Error('pack: --root is for a .lst input');
   if (p.options.has('identities') && !('rec' in input)) throw new Error('pack: --identities is for a .rec input');
+  if (p.options.has('landmarks') && 'rec' in input) throw new Error("pack: a .rec brings its records' own landmarks: --landmarks is for a folder or a .lst");
+  const align = p.flags.has('align');
+  if (align && !p.options.has('landmarks') && !('rec' in input)) throw new Error('pack: --align needs --landmarks FILE');
+  const quality = integerOption(p, 'quality', 1);
+  if (quality > 100) throw new Error(`pack: --quality must be in [1, 100], got ${quality}`);
   const maxBad = Number(p.options.get('max-bad'));
   if (!(maxBad >= 0 && maxBad <= 1)) throw new Error(`pack: --max-bad must be a share in [0, 1], got ${p.options.get('max-bad')}`);
-  const r = await packRecordDataset(input, out, { threads: integerOption(p, 'threads', 1), maxBad, onProgress: packProgress(p.flags.has('progress')) });
+  const r = await packRecordDataset(input, out, {
+    threads: integerOption(p, 'threads', 1),
+    maxBad,
+    landmarks: p.options.get('landmarks'),
+    alignQuality: align ? quality : undefined,
+    onProgress: packProgress(p.flags.has('progress')),
+  });
   const empty = r.emptyIdentities > 0 ? ` (${r.emptyIdentities} of them without any image left: empty ranges)` : '';
   const bad = r.bad > 0 ? `; ${r.bad} bad image${r.bad > 1 ? 's' : ''} skipped, listed in ${r.badList}` : '';
   console.log(`wrote ${out} and ${out.replace(/\.rec$/, '.idx')}: ${r.images} images of ${r.identities} identities${empty}${bad}`);
@@ -119,6 +133,8 @@ function describe(p: Parsed): number {
   console.log(`${rec}: ${ds.length} images, ${ds.identities?.length ?? 'unknown (no InsightFace header)'} identities`);
   if (sorted.length > 0) console.log(`images per identity: min ${sorted[0]}, median ${sorted[sorted.length >> 1]}, max ${sorted[sorted.length - 1]}`);
   if (ds.length === 0) throw new Error(`inspect: ${rec} holds no images: no contact sheet written`);
+  const first = ds.sample(0).landmarks;
+  console.log(`landmarks: ${first === null ? 'none (masks are placed on the aligned template)' : `five per image (the first image's: ${first.map((v) => v.toFixed(1)).join(' ')})`}`);
   const sheet = p.options.get('sheet') ?? rec.replace(/\.rec$/, '.sheet.png');
   const r = rng(integerOption(p, 'seed', 0));
   const picks = Array.from({ length: Math.min(32, ds.length) }, () => Math.floor(r() * ds.length));

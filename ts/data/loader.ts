@@ -53,6 +53,10 @@ export interface Batch {
   indices: Uint32Array;
   /** Which samples carry a synthesized mask (for the MoE head and the reports). */
   masked: boolean[];
+  /** `[n, 10]` five landmarks per sample (x1, y1, …, x5, y5) as its image lies, mirrored with
+   *  a flipped one, NaN for a sample whose record has none; null when none has any. The mask
+   *  synthesizers placed each mask on these (on the aligned template without them). */
+  landmarks: Float64Array | null;
 }
 
 type NativeLoader = ReturnType<typeof native.DataLoader.fromFolder>;
@@ -149,7 +153,7 @@ export class Loader {
           `${this.name}: ${count} of the ${this.samples} samples of epoch ${epoch} on this rank are corrupt (${pct(count / this.samples)}%, ${skippedBefore} of them before the resume), more than maxCorruptShare ${this.o.maxCorruptShare} allows (${pct(this.o.maxCorruptShare)}%); the first since the resume: ${named.join('; ')}`,
         );
       }
-      yield { images: new Tensor(next.images), labels: next.labels, indices: next.indices, masked: next.masked };
+      yield { images: new Tensor(next.images), labels: next.labels, indices: next.indices, masked: next.masked, landmarks: next.landmarks ?? null };
     }
   }
 

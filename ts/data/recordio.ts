@@ -1,11 +1,13 @@
 // InsightFace datasets in MXNet RecordIO (`train.rec` + `train.idx`). Record 0 with flag 2
 // holds the image range `[1, a)` and identity range `[a, b)`: images are records 1…a−1,
 // each identity record holds its `[start, end)` image keys. Without that header every
-// record is an image labelled by its IRHeader.
+// record is an image labelled by its IRHeader. An image record may carry its face's five
+// landmarks as 11 labels: the identity, then x1, y1, …, x5, y5.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import { native } from '../native';
+import { readLandmarks } from './align';
 
 export interface Identity {
   label: number;
@@ -19,6 +21,8 @@ export interface Sample {
   label: number;
   /** The encoded image. */
   body: Buffer;
+  /** Its face's five landmarks (x1, y1, …, x5, y5), when its record carries them. */
+  landmarks: number[] | null;
 }
 
 export class RecordDataset {
@@ -52,12 +56,13 @@ export class RecordDataset {
     return this.ranges;
   }
 
-  /** Image `i` (0-based over the images) with its label. */
+  /** Image `i` (0-based over the images) with its label and landmarks (bad landmarks, or a
+   *  label count that is neither 1 nor 11, are an error naming the record). */
   sample(i: number): Sample {
     const key = Number.isInteger(i) && i >= 0 ? this.handle.imageKey(i) : null;
     if (key === null) throw new Error(`${this.path}: image ${i} is outside [0, ${this.length})`);
-    const r = this.handle.read(key);
-    return { key, label: r.flag > 0 ? r.labels[0] : r.label, body: r.body };
+    const r = this.handle.readImage(key);
+    return { key, label: r.label, body: r.body, landmarks: r.landmarks ?? null };
   }
 }
 
@@ -89,6 +94,13 @@ export interface PackOptions {
   /** The share of the images that may be bad: listed in `X.bad.txt` and skipped; one more
    *  refuses the pack, writing nothing but that list (default 0.01; 0: strict). */
   maxBad?: number;
+  /** A landmarks file (as `readLandmarks` reads it) naming each image of a folder or `.lst`
+   *  by its path relative to the input's root: each image's five landmarks go into its
+   *  IRHeader; an image it does not name is bad (listed and skipped, within `maxBad`). */
+  landmarks?: string;
+  /** Store each image as its 112×112 ArcFace crop (`norm_crop`), a JPEG of this quality, with
+   *  its landmarks moved into the crop; needs landmarks (the file's, or a `.rec`'s own). */
+  alignQuality?: number;
   /** Called about five times a second while the pack runs. */
   onProgress?: (p: { total: number; done: number; bad: number }) => void;
 }
@@ -117,6 +129,8 @@ export async function packRecordDataset(input: PackInput, out: string, o: PackOp
     ...('folder' in input ? { kind: 'folder', input: input.folder } : 'lst' in input ? { kind: 'lst', input: input.lst, root: input.root } : { kind: 'rec', input: input.rec, identities: input.identities }),
     threads: o.threads ?? os.availableParallelism(),
     maxBad: o.maxBad ?? MAX_BAD_SHARE,
+    ...landmarkOptions(o.landmarks),
+    alignQuality: o.alignQuality,
   });
   const tick = o.onProgress && setInterval(() => o.onProgress?.(job.progress()), 200);
   try {
@@ -126,4 +140,11 @@ export async function packRecordDataset(input: PackInput, out: string, o: PackOp
   } finally {
     clearInterval(tick);
   }
+}
+
+/** A landmarks file as pack's native options: its name, the images' paths and their points. */
+function landmarkOptions(file: string | undefined): { landmarksFile?: string; landmarkNames?: string[]; landmarkPoints?: number[] } {
+  if (file === undefined) return {};
+  const all = readLandmarks(file);
+  return { landmarksFile: file, landmarkNames: all.map((f) => f.name), landmarkPoints: all.flatMap((f) => f.points) };
 }
