@@ -289,21 +289,40 @@ pub struct Layout {
 impl Layout {
     pub fn of(file: &RecordFile) -> Result<Layout> {
         let what = |k: u64| format!("{}: record {k}", file.path().display());
+        // Ranges are f32 labels in the file: each must be a whole number, and in order, before
+        // it is used as a key range (a crafted 1e30 would make a re-pack try 2^64 keys).
         let ranges = |k: u64| -> Result<Option<(u64, u64)>> {
             let payload = file.read_key(k)?;
             let (h, _) = unpack(&payload, &what(k))?;
-            Ok((h.labels.len() >= 2).then(|| (h.labels[0] as u64, h.labels[1] as u64)))
+            if h.labels.len() < 2 {
+                return Ok(None);
+            }
+            let key = |v: f32| (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 2f32.powi(53)).then_some(v as u64);
+            match (key(h.labels[0]), key(h.labels[1])) {
+                (Some(s), Some(e)) if s <= e => Ok(Some((s, e))),
+                _ => {
+                    err(format!("{}: the range [{}, {}) is not one of record keys", what(k), h.labels[0], h.labels[1]))
+                }
+            }
         };
         let keys = file.index().iter().map(|&(k, _)| k);
         let head = if file.has_key(0) { ranges(0)? } else { None };
         let Some((a, b)) = head else {
             return Ok(Layout { images: keys.collect(), identities: None });
         };
+        if a < 1 {
+            return err(format!("{}: the image range [1, {a}) is empty or reversed", what(0)));
+        }
         let images = keys.clone().filter(|k| (1..a).contains(k)).collect();
         let identities = keys
             .filter(|k| (a..b).contains(k))
             .map(|k| {
-                ranges(k)?.ok_or_else(|| Error(format!("{}: an identity record without its image range", what(k))))
+                let (s, e) = ranges(k)?
+                    .ok_or_else(|| Error(format!("{}: an identity record without its image range", what(k))))?;
+                if s < 1 || e > a {
+                    return err(format!("{}: identity images [{s}, {e}) outside the image range [1, {a})", what(k)));
+                }
+                Ok((s, e))
             })
             .collect::<Result<_>>()?;
         Ok(Layout { images, identities: Some(identities) })

@@ -145,3 +145,33 @@ fn keys_in_any_order_are_found_and_an_unfinished_writer_leaves_nothing() {
     assert_eq!(left, ["o.idx", "o.rec"]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn identity_ranges_from_the_file_are_whole_keys_inside_the_image_range() {
+    use maskfr_io::recordio::Layout;
+    let d = tmpdir();
+    // InsightFace's layout: record 0 [1, a) images and [a, b) identities; then each identity's range.
+    let layout = |head: [f32; 2], ids: &[[f32; 2]]| {
+        let rec = d.join("ranges.rec");
+        let mut w = RecordWriter::create(&rec, &rec.with_extension("idx")).unwrap();
+        w.write(0, &pack(&Header::vector(head.to_vec(), 0), b"")).unwrap();
+        for k in 1..3u64 {
+            w.write(k, &pack(&Header::scalar(0.0, k), b"img")).unwrap();
+        }
+        for (i, r) in ids.iter().enumerate() {
+            w.write(3 + i as u64, &pack(&Header::vector(r.to_vec(), 3 + i as u64), b"")).unwrap();
+        }
+        w.finish().unwrap();
+        Layout::of(&RecordFile::open(&rec, None).unwrap()).map(|l| l.identities).map_err(|e| e.0)
+    };
+    assert_eq!(layout([3.0, 5.0], &[[1.0, 2.0], [2.0, 3.0]]).unwrap(), Some(vec![(1, 2), (2, 3)]));
+    let e = layout([3.0, 5.0], &[[1.0, 7.0]]).unwrap_err();
+    assert!(e.ends_with("record 3: identity images [1, 7) outside the image range [1, 3)"), "{e}");
+    for bad in [[f32::NAN, 2.0], [2.0, 1.0], [-1.0, 2.0], [1.5, 2.0], [1.0, 1e30]] {
+        let e = layout([3.0, 5.0], &[bad]).unwrap_err();
+        assert!(e.contains("record 3: the range") && e.ends_with("is not one of record keys"), "{bad:?}: {e}");
+    }
+    let e = layout([f32::INFINITY, 5.0], &[]).unwrap_err();
+    assert!(e.ends_with("record 0: the range [inf, 5) is not one of record keys"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
