@@ -37,7 +37,17 @@ fn list(dir: &Path) -> Result<Vec<(OsString, bool)>> {
         .map_err(fail)?
         .map(|e| {
             let e = e.map_err(fail)?;
-            Ok((e.file_name(), e.file_type().map_err(fail)?.is_dir()))
+            let t = e.file_type().map_err(fail)?;
+            // A linked identity folder counts (a subset made with `ln -s` keeps its labels);
+            // a dangling link is named.
+            let dir = if t.is_symlink() {
+                std::fs::metadata(e.path())
+                    .map_err(|x| Error(format!("{}: a link to nothing readable ({x})", e.path().display())))?
+                    .is_dir()
+            } else {
+                t.is_dir()
+            };
+            Ok((e.file_name(), dir))
         })
         .collect()
 }

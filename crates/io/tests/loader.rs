@@ -212,3 +212,22 @@ fn bad_landmarks_in_a_record_are_an_error_naming_it() {
     assert!(e.ends_with("l.rec: record 2: 7 labels in the IRHeader: an image has 1 (its identity) or 11 (its identity and five landmarks x1, y1, …, x5, y5)"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_linked_identity_folder_keeps_its_label_and_a_dangling_link_is_named() {
+    let dir = std::env::temp_dir().join(format!("maskfr-linked-{}", std::process::id()));
+    let (root, elsewhere) = (dir.join("root"), dir.join("elsewhere"));
+    let png = encode_png(&Rgb { width: 2, height: 2, data: vec![7; 12] }).unwrap();
+    for d in [root.join("a"), root.join("c"), elsewhere.join("b")] {
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("0.png"), &png).unwrap();
+    }
+    // A subset made with `ln -s`: b sits between a and c, so c keeps label 2.
+    std::os::unix::fs::symlink(elsewhere.join("b"), root.join("b")).unwrap();
+    let src = FolderIndex::scan(&root).unwrap();
+    assert_eq!((src.identities(), src.read(1).unwrap().label, src.read(2).unwrap().label), (3, 1, 2));
+    std::os::unix::fs::symlink(dir.join("gone"), root.join("d")).unwrap();
+    let e = FolderIndex::scan(&root).err().unwrap().0;
+    assert!(e.starts_with(&format!("{}: a link to nothing readable", root.join("d").display())), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
