@@ -283,3 +283,29 @@ fn landmarks_travel_in_the_headers_and_align_stores_norm_crop_with_them_moved() 
     assert!(e.contains("a landmarks file is for a folder or a .lst"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_lists_landmarks_are_keyed_by_its_paths_as_written() {
+    let d = tmpdir();
+    write(&d.join("data/x/0.png"), &photo(1));
+    write(&d.join("data/y/0.png"), &photo(2));
+    let lst = d.join("data/train.lst");
+    std::fs::write(&lst, "0\tx/0.png\t0\n1\ty/0.png\t1\n").unwrap();
+    let pts = |s: f64| ARCFACE_DST.map(|[x, y]| [x + s, y]);
+    let set = LandmarkSet {
+        file: "lm".into(),
+        points: [("x/0.png", pts(1.0)), ("y/0.png", pts(2.0))]
+            .into_iter()
+            .map(|(n, p)| (PathBuf::from(n), p))
+            .collect(),
+    };
+    let out = d.join("l.rec");
+    pack(&Input::List { lst, root: None }, &out, &config(Some(set), None), &PackProgress::default()).unwrap();
+    let f = RecordFile::open(&out, None).unwrap();
+    for (i, &k) in Layout::of(&f).unwrap().images.iter().enumerate() {
+        let payload = f.read_key(k).unwrap();
+        let (h, _) = unpack(&payload, "r").unwrap();
+        assert_eq!(h.landmarks("r").unwrap().unwrap()[0][0], (38.2946 + 1.0 + i as f64) as f32 as f64);
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
