@@ -7,7 +7,7 @@ import { openTrainingData } from '../data/training-data';
 import { verify, ProbeMasks } from '../eval/verification';
 import { evaluateMaskedFaces, writeReport } from '../eval/report';
 import { Command, integerOption, Parsed, required } from './args';
-import { MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
+import { EMBEDDING, MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
 
 const STYLES = ['mixed', 'template', 'renderer', 'held-out'];
 
@@ -22,7 +22,7 @@ export const evalCommand: Command = {
     { name: 'mask', value: STYLES.join('|'), default: 'mixed', help: "a labelled set's probe masks: which synthesizer" },
     { name: 'seed', value: 'S', default: '7', help: "the probe masks' seed" },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
-    { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with (a table model)', defaultHelp: "the model's" },
+    EMBEDDING,
     MASKED,
   ],
   example: 'maskfr eval --model resnet240 --weights runs/wf42m_resnet240_kd/model.safetensors --data data/test.rec --report reports/resnet240',

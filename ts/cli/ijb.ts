@@ -5,7 +5,7 @@
 import { embedIjb, identifyIjb, IJB_SETS, IjbSet, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../eval/ijb';
 import { isOnnxFile } from '../io/weights-file';
 import { Command, integerOption, Parsed, required } from './args';
-import { MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
+import { EMBEDDING, MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
 
 export const ijbCommand: Command = {
   summary: 'IJB-B / IJB-C: 1:1 TAR@FAR 1e-6 … 1e-1 (eval_ijbc.py) and 1:N rank-1/5/10, TPIR@FPIR 1e-3 … 1e-1 (ijb_1n.py)',
@@ -20,7 +20,7 @@ export const ijbCommand: Command = {
     { name: 'cache', value: 'DIR', help: 'where image features are kept (one file per model, weights and set)', defaultHelp: '<tmp>/maskfr-ijb' },
     { name: 'report', value: 'DIR', help: 'write <set>.json, <set>.html and <set>_roc.png (1:1), <set>_1n.json and .html (1:N) there', defaultHelp: 'none: print only' },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward (each with its mirror)' },
-    { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with (a table model)', defaultHelp: "the model's" },
+    EMBEDDING,
     MASKED,
   ],
   example: 'maskfr ijb --set IJBC --root data/IJB_release/IJBC --model r100 --weights ms1mv3_r100.pt --protocol both --report reports/r100',

@@ -19,6 +19,9 @@ export const MODEL: Option = { name: 'model', value: 'NAME', required: true, hel
 
 /** For `embed` and `eval`: the head an MoE model embeds unmasked images with (an MFR report's
  *  masked probes always take the masked head). */
+/** `--embedding D`, for commands that load table-model weights trained at another size. */
+export const EMBEDDING: Option = { name: 'embedding', value: 'D', help: 'the embedding size the weights were trained with (a table model)', defaultHelp: "the model's" };
+
 export const MASKED: Option = { name: 'masked', value: 'true|false', help: 'an MoE model (NAME-moe): embed with its masked head (true) or its unmasked one (a report\'s masked probes always take the masked head)', defaultHelp: 'false' };
 
 /** The `--model` network with `--masked` applied: an MoE embeds every face with the head it
