@@ -139,7 +139,10 @@ async function fit(p: Parsed): Promise<number> {
       console.log(`  around it, per extra block by stage: ${model.perBlock.map((t) => t.toFixed(3)).join(', ')} ms`);
     } else target *= predicted / measured;
     const next = bestLayout(model, target, c, maxParams);
-    if (next === null) break;
+    if (next === null) {
+      console.log(`  no layout fits ${target.toFixed(2)} ms by the costs measured again: the pick above is the closest (over the budget)`);
+      break;
+    }
     l = next;
   }
   return 0;
