@@ -2,12 +2,14 @@
 //! nose tip, mouth corners). The template synthesizer warps procedurally drawn mask
 //! templates (several shapes, many textures and colours) onto six face key points.
 
+pub mod choices;
 pub mod geometry;
 pub mod pipeline;
 pub mod renderer;
 pub mod template;
 pub mod texture;
 
+pub use choices::{MaskInfo, Synthesizer, Texture};
 pub use geometry::{face_keypoints, Homography, Point, ARCFACE_112};
 pub use pipeline::MaskPipeline;
 pub use renderer::RenderSynth;

@@ -1,6 +1,7 @@
 //! The masking pipeline run inside the loader's workers: each sample is masked with a
 //! probability, by a synthesizer chosen per sample, all from the sample's seed.
 
+use crate::choices::MaskInfo;
 use crate::geometry::{Point, ARCFACE_112};
 use crate::renderer::RenderSynth;
 use crate::template::TemplateSynth;
@@ -14,6 +15,7 @@ pub struct MaskPipeline {
     pub probability: f64,
     /// Share of the masked samples drawn by the template synthesizer; the rest are rendered.
     pub template_share: f64,
+    pub template: TemplateSynth,
     pub renderer: RenderSynth,
 }
 
@@ -44,7 +46,7 @@ impl MaskPipeline {
             }
             renderer.colors.iter_mut().zip(w).for_each(|(c, &x)| c.1 = x);
         }
-        Ok(MaskPipeline { probability, template_share, renderer })
+        Ok(MaskPipeline { probability, template_share, template: TemplateSynth::default(), renderer })
     }
 }
 
@@ -63,7 +65,8 @@ impl MaskPipeline {
             "held-out" => Ok(MaskPipeline {
                 probability: 1.0,
                 template_share: 0.0,
-                renderer: RenderSynth { colors: HELD_OUT_COLORS.to_vec() },
+                template: TemplateSynth::default(),
+                renderer: RenderSynth { colors: HELD_OUT_COLORS.to_vec(), ..RenderSynth::default() },
             }),
             _ => Err(Error(format!("masks: style '{style}', expected mixed, template, renderer or held-out"))),
         }
@@ -76,19 +79,25 @@ fn aligned_landmarks(size: usize) -> [Point; 5] {
     ARCFACE_112.map(|p| [p[0] * s, p[1] * s])
 }
 
-impl Augment for MaskPipeline {
-    /// Masks placed on the face's own landmarks, or on the aligned template's without them.
-    fn apply(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> bool {
+impl MaskPipeline {
+    /// Masks `img` with this pipeline's probability, on the face's own landmarks or on the
+    /// aligned template's without them; returns what was drawn (None: left unmasked).
+    pub fn mask(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> Option<MaskInfo> {
         let mut r = Stream::new(seed ^ 0xA5A5_5A5A_0F0F_F0F0);
         if r.uniform() >= self.probability {
-            return false;
+            return None;
         }
         let landmarks = landmarks.copied().unwrap_or_else(|| aligned_landmarks(img.width));
-        if r.uniform() < self.template_share {
-            TemplateSynth.apply(img, &landmarks, seed);
+        Some(if r.uniform() < self.template_share {
+            self.template.apply(img, &landmarks, seed)
         } else {
-            self.renderer.apply(img, &landmarks, seed);
-        }
-        true
+            self.renderer.apply(img, &landmarks, seed)
+        })
+    }
+}
+
+impl Augment for MaskPipeline {
+    fn apply(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> bool {
+        self.mask(img, landmarks, seed).is_some()
     }
 }

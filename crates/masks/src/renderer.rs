@@ -76,20 +76,23 @@ pub const COLORS: [([f64; 3], f64); 6] = [
     ([0.92, 0.7, 0.76], 0.05),
 ];
 
+#[derive(Clone, Debug)]
 pub struct RenderSynth {
     /// Colours with their probabilities (normalised when drawing).
     pub colors: Vec<([f64; 3], f64)>,
+    /// Share of half masks (insightface's renderer's half option: the mask below the nose).
+    pub half_share: f64,
 }
 
 impl Default for RenderSynth {
     fn default() -> Self {
-        RenderSynth { colors: COLORS.to_vec() }
+        RenderSynth { colors: COLORS.to_vec(), half_share: 0.0 }
     }
 }
 
 impl RenderSynth {
     /// Draws a commodity mask on `img`, a face with these landmarks; chosen by `seed`.
-    pub fn apply(&self, img: &mut Rgb, landmarks: &[Point; 5], seed: u64) {
+    pub fn apply(&self, img: &mut Rgb, landmarks: &[Point; 5], seed: u64) -> crate::choices::MaskInfo {
         let mut r = Stream::new(seed ^ 0x0DDB_A11C_0FFE_E000);
         let total: f64 = self.colors.iter().map(|c| c.1).sum();
         let mut pick = r.uniform() * total;
@@ -131,6 +134,12 @@ impl RenderSynth {
                 triangle(img, [a, b, c], color);
                 triangle(img, [a, c, d], color);
             }
+        }
+        crate::choices::MaskInfo {
+            synthesizer: crate::choices::Synthesizer::Renderer,
+            kind: "full",
+            color: color.map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8),
+            pattern: if pleats > 0.0 { "pleated" } else { "plain" }.into(),
         }
     }
 }

@@ -173,14 +173,42 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     }
 }
 
-/// The template synthesizer: a random mask per seed.
-pub struct TemplateSynth;
+impl MaskShape {
+    pub fn name(self) -> &'static str {
+        match self {
+            MaskShape::Surgical => "surgical",
+            MaskShape::N95 => "n95",
+            MaskShape::Kn95 => "kn95",
+            MaskShape::Cloth => "cloth",
+            MaskShape::Gas => "gas",
+        }
+    }
+}
+
+/// The template synthesizer: a random mask per seed, drawn from these choices (MaskTheFace's
+/// CLI choices: kinds, colours, patterns, user textures). The default draws from everything.
+#[derive(Clone, Debug, Default)]
+pub struct TemplateSynth {
+    /// Shapes drawn from (None: all of [`SHAPES`]).
+    pub shapes: Option<Vec<MaskShape>>,
+    /// Colours drawn from (None: the built-in palette).
+    pub colors: Option<Vec<[f64; 3]>>,
+    /// Fabric patterns drawn from (None: all of [`PATTERNS`]).
+    pub patterns: Option<Vec<crate::texture::Pattern>>,
+    /// User textures (`--textures DIR`); when given, every mask prints one of them.
+    pub textures: Vec<std::sync::Arc<crate::choices::Texture>>,
+}
 
 impl TemplateSynth {
-    /// Draws the mask chosen by `seed`; returns its shape.
-    pub fn apply(&self, img: &mut Rgb, landmarks: &[Point; 5], seed: u64) -> MaskShape {
+    /// Draws the mask chosen by `seed`; returns what it drew.
+    pub fn apply(&self, img: &mut Rgb, landmarks: &[Point; 5], seed: u64) -> crate::choices::MaskInfo {
         let c = choose(seed);
         draw(img, landmarks, &c);
-        c.shape
+        crate::choices::MaskInfo {
+            synthesizer: crate::choices::Synthesizer::Template,
+            kind: c.shape.name(),
+            color: c.colors[0].map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8),
+            pattern: format!("{:?}", c.fabric.pattern).to_lowercase(),
+        }
     }
 }

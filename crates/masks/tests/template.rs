@@ -34,7 +34,12 @@ fn maskers() -> Vec<(String, Masker)> {
         })
         .collect();
     for seed in 0..4u64 {
-        out.push((format!("rendered #{seed}"), Box::new(move |img, lm| RenderSynth::default().apply(img, lm, seed))));
+        out.push((
+            format!("rendered #{seed}"),
+            Box::new(move |img, lm| {
+                RenderSynth::default().apply(img, lm, seed);
+            }),
+        ));
     }
     out
 }
@@ -91,7 +96,7 @@ fn homography_fit_recovers_a_known_transform() {
 fn same_seed_same_mask_and_seeds_vary() {
     let run = |seed| {
         let mut img = gray(112, 112);
-        TemplateSynth.apply(&mut img, &ARCFACE_112, seed);
+        TemplateSynth::default().apply(&mut img, &ARCFACE_112, seed);
         img.data
     };
     assert_eq!(run(5), run(5));

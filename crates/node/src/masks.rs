@@ -29,7 +29,7 @@ fn image(data: &Buffer, width: u32, height: u32) -> Result<Rgb> {
 #[napi(catch_unwind)]
 pub fn template_mask(data: Buffer, width: u32, height: u32, seed: i64, landmarks: Option<Vec<f64>>) -> Result<Buffer> {
     let mut img = image(&data, width, height)?;
-    TemplateSynth.apply(&mut img, &five(landmarks)?, seed as u64);
+    TemplateSynth::default().apply(&mut img, &five(landmarks)?, seed as u64);
     Ok(img.data.into())
 }
 
