@@ -12,5 +12,5 @@ mod roc;
 
 pub use ijb::{identify, normalize_rows, parse_pairs, score_pairs, tar_at_far, Identification, PairList, Read};
 pub use impostors::Impostors;
-pub use pairs::{score_all_vs_all, score_cross, Keep, Scores, Set};
+pub use pairs::{count_cross_groups, score_all_vs_all, score_cross, GroupCounts, Keep, Scores, Set};
 pub use roc::{curve, level, nearest, sklearn_roc, Level, Roc};

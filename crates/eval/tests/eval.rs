@@ -1,7 +1,8 @@
 //! Operating points on hand-computed cases (sklearn's ROC rule, worked by hand), the
-//! histogram past the exact top, and blocked scoring against a direct double loop.
+//! histogram past the exact top, and blocked scoring (and its counts by probe group) against
+//! a direct double loop.
 
-use maskfr_eval::{level, score_all_vs_all, score_cross, Impostors, Keep, Set};
+use maskfr_eval::{count_cross_groups, level, score_all_vs_all, score_cross, Impostors, Keep, Set};
 
 fn impostors(scores: &[f32], keep: usize) -> Impostors {
     let mut imp = Impostors::new(1 << 16, keep);
@@ -88,4 +89,60 @@ fn blocked_scoring_matches_a_double_loop() {
     );
     let genuine_pairs = (0..n).map(|i| (0..n).filter(|&j| j != i && labels[i] == labels[j]).count()).sum::<usize>();
     assert_eq!((c.genuine.len(), c.impostors.count as usize), (genuine_pairs, n * n - n - genuine_pairs));
+}
+
+#[test]
+fn group_counts_match_a_double_loop() {
+    let (n, d) = (1100, 16); // more than one 1024-row block
+    let (p, e) = (unit_rows(n, d, 5), unit_rows(n, d, 17));
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 31).collect();
+    // Three groups and probes in none (u32::MAX).
+    let groups: Vec<u32> = (0..n).map(|i| if i % 11 == 0 { u32::MAX } else { (i * 7 % 3) as u32 }).collect();
+    let thresholds = [f64::NEG_INFINITY, -0.1, 0.05, 0.3, f64::INFINITY];
+    let c = count_cross_groups(
+        Set { emb: &p, labels: &labels },
+        Set { emb: &e, labels: &labels },
+        d,
+        true,
+        &groups,
+        3,
+        &thresholds,
+    );
+    assert_eq!(c.len(), 3);
+    for (g, got) in c.iter().enumerate() {
+        let (mut gen, mut imp) = (0u64, 0u64);
+        let (mut ga, mut ia) = (vec![0i64; 5], vec![0i64; 5]);
+        // Scores this close to a threshold may fall either side with another summation order.
+        let mut near = [0i64; 5];
+        for i in (0..n).filter(|&i| groups[i] == g as u32) {
+            for j in (0..n).filter(|&j| j != i) {
+                let v =
+                    p[i * d..(i + 1) * d].iter().zip(&e[j * d..(j + 1) * d]).map(|(x, y)| x * y).sum::<f32>() as f64;
+                let same = labels[i] == labels[j];
+                if same {
+                    gen += 1
+                } else {
+                    imp += 1
+                }
+                for (k, &t) in thresholds.iter().enumerate() {
+                    near[k] += ((v - t).abs() < 1e-5) as i64;
+                    if v >= t {
+                        if same {
+                            ga[k] += 1
+                        } else {
+                            ia[k] += 1
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!((got.genuine, got.impostors), (gen, imp), "group {g}");
+        for k in 0..5 {
+            let (dg, di) = (got.genuine_accepted[k] as i64 - ga[k], got.impostors_accepted[k] as i64 - ia[k]);
+            assert!(dg.abs() + di.abs() <= near[k], "group {g} threshold {}: {dg}, {di}", thresholds[k]);
+        }
+        assert_eq!((got.genuine_accepted[0], got.impostors_accepted[0]), (gen, imp));
+        assert_eq!((got.genuine_accepted[4], got.impostors_accepted[4]), (0, 0));
+        assert!(ga[2] > 0 && ia[2] > 0 && ia[2] < imp as i64, "the thresholds split the group's pairs");
+    }
 }

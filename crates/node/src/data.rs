@@ -374,24 +374,67 @@ pub fn decode_faces(
     what: String,
     mask: Option<ProbeMasks>,
 ) -> Result<crate::tensor::NativeTensor> {
-    use maskfr_io::loader::Augment;
+    Ok(decode(&images, size, flip, &what, mask.as_ref())?.0)
+}
+
+/// Faces decoded as [`decode_faces`] does, every one masked, and what each got: its
+/// synthesizer's name (`template`, `renderer`; empty when the pipeline left it unmasked) and
+/// its mask kind (`surgical`, …, `full`, `half`; empty likewise). Two string arrays per
+/// batch, not an object per face.
+#[napi(object, object_from_js = false)]
+pub struct MaskedFaces {
+    pub faces: crate::tensor::NativeTensor,
+    pub synthesizers: Vec<String>,
+    pub kinds: Vec<String>,
+}
+
+#[napi(catch_unwind)]
+pub fn decode_masked_faces(
+    images: Vec<Buffer>,
+    size: u32,
+    flip: bool,
+    what: String,
+    mask: ProbeMasks,
+) -> Result<MaskedFaces> {
+    let (faces, drawn) = decode(&images, size, flip, &what, Some(&mask))?;
+    let names = |f: fn(&maskfr_masks::MaskInfo) -> &str| {
+        drawn.iter().map(|d| d.as_ref().map_or(String::new(), |m| f(m).to_string())).collect()
+    };
+    Ok(MaskedFaces { faces, synthesizers: names(|m| m.synthesizer.name()), kinds: names(|m| m.kind) })
+}
+
+type Drawn = Vec<Option<maskfr_masks::MaskInfo>>;
+
+fn decode(
+    images: &[Buffer],
+    size: u32,
+    flip: bool,
+    what: &str,
+    mask: Option<&ProbeMasks>,
+) -> Result<(crate::tensor::NativeTensor, Drawn)> {
     use rayon::prelude::*;
-    let masker = match &mask {
+    let masker = match mask {
         None => None,
         Some(m) => Some(js(maskfr_masks::MaskPipeline::probes(&m.style))?),
     };
     let (size, per) = (size as usize, 3 * (size as usize).pow(2));
     let mut out = vec![0f32; images.len() * per];
-    out.par_chunks_mut(per.max(1)).zip(images.par_iter()).enumerate().try_for_each(
-        |(i, (dst, bytes))| -> Result<()> {
+    let drawn = out
+        .par_chunks_mut(per.max(1))
+        .zip(images.par_iter())
+        .enumerate()
+        .map(|(i, (dst, bytes))| -> Result<Option<maskfr_masks::MaskInfo>> {
             let mut img = js(image_codec::decode(bytes, &format!("{what}: image {i}"), Dims::Square(size)))?;
-            if let (Some(p), Some(m)) = (&masker, &mask) {
-                p.apply(&mut img, None, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64));
-            }
+            let info = match (&masker, mask) {
+                (Some(p), Some(m)) => {
+                    p.mask(&mut img, None, maskfr_core::random::mix(m.seed as u64, (m.first as usize + i) as u64))
+                }
+                _ => None,
+            };
             maskfr_io::loader::normalize(&img, flip, dst);
-            Ok(())
-        },
-    )?;
+            Ok(info)
+        })
+        .collect::<Result<Drawn>>()?;
     let t = js(maskfr_core::Tensor::from_vec(out, &[images.len(), 3, size, size]))?;
-    Ok(crate::tensor::NativeTensor::wrap(t))
+    Ok((crate::tensor::NativeTensor::wrap(t), drawn))
 }

@@ -3,7 +3,7 @@
 //! `eval_ijbc.py` aligns them, its template-pair verification and `ijb_1n.py`'s identification.
 
 use crate::js;
-use maskfr_eval::{curve, level, score_all_vs_all, score_cross, Keep, Level, Scores, Set};
+use maskfr_eval::{count_cross_groups, curve, level, score_all_vs_all, score_cross, Keep, Level, Scores, Set};
 use maskfr_io::image_codec::Rgb;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -90,6 +90,21 @@ pub fn verify_all_vs_all(
     Ok(result(score_all_vs_all(Set { emb: &embeddings, labels: &l }, dim as usize, keep(&o)), &o))
 }
 
+/// The probes' and the gallery's labels: `gallery_labels` when the gallery is a set of its
+/// own (pre-masked probes against a set's unmasked images), else the probes' for both.
+fn cross_labels(
+    probe: &[f32],
+    gallery: &[f32],
+    labels: &[i32],
+    gallery_labels: Option<&[i32]>,
+    dim: u32,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    Ok((
+        rows("verifyCross", probe, labels, dim)?,
+        rows("verifyCross gallery", gallery, gallery_labels.unwrap_or(labels), dim)?,
+    ))
+}
+
 /// Every (probe, gallery) pair; with `paired`, probe i is a masked copy of gallery image i
 /// and that pair is left out.
 #[napi(catch_unwind)]
@@ -100,11 +115,56 @@ pub fn verify_cross(
     dim: u32,
     paired: bool,
     o: OneToOneOptions,
+    gallery_labels: Option<Int32Array>,
 ) -> Result<OneToOneResult> {
-    let l = rows("verifyCross", &probe, &labels, dim)?;
-    rows("verifyCross gallery", &gallery, &labels, dim)?;
-    let (p, g) = (Set { emb: &probe, labels: &l }, Set { emb: &gallery, labels: &l });
+    let (lp, lg) = cross_labels(&probe, &gallery, &labels, gallery_labels.as_deref(), dim)?;
+    let (p, g) = (Set { emb: &probe, labels: &lp }, Set { emb: &gallery, labels: &lg });
     Ok(result(score_cross(p, g, dim as usize, paired, keep(&o)), &o))
+}
+
+/// One probe group's pairs of [`verify_cross`] and how many of them score at or above each
+/// threshold.
+#[napi(object)]
+pub struct GroupCount {
+    pub genuine: f64,
+    pub impostors: f64,
+    pub genuine_accepted: Vec<f64>,
+    pub impostors_accepted: Vec<f64>,
+}
+
+/// [`verify_cross`]'s pairs counted by their probe's group (`groups[i]` below `nGroups`;
+/// any other value leaves probe i out) at each of `thresholds`, exactly.
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)]
+pub fn cross_group_counts(
+    probe: Float32Array,
+    gallery: Float32Array,
+    labels: Int32Array,
+    dim: u32,
+    paired: bool,
+    groups: Uint32Array,
+    n_groups: u32,
+    thresholds: Vec<f64>,
+    gallery_labels: Option<Int32Array>,
+) -> Result<Vec<GroupCount>> {
+    let (lp, lg) = cross_labels(&probe, &gallery, &labels, gallery_labels.as_deref(), dim)?;
+    if groups.len() != lp.len() || thresholds.iter().any(|t| t.is_nan()) {
+        let msg =
+            format!("crossGroupCounts: {} groups for {} probes, thresholds {thresholds:?}", groups.len(), lp.len());
+        return Err(Error::new(Status::InvalidArg, msg));
+    }
+    let (p, g) = (Set { emb: &probe, labels: &lp }, Set { emb: &gallery, labels: &lg });
+    let counts = count_cross_groups(p, g, dim as usize, paired, &groups, n_groups as usize, &thresholds);
+    let f = |v: Vec<u64>| v.into_iter().map(|x| x as f64).collect();
+    Ok(counts
+        .into_iter()
+        .map(|c| GroupCount {
+            genuine: c.genuine as f64,
+            impostors: c.impostors as f64,
+            genuine_accepted: f(c.genuine_accepted),
+            impostors_accepted: f(c.impostors_accepted),
+        })
+        .collect())
 }
 
 /// Operating points from genuine and impostor scores given directly.
