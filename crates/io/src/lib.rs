@@ -7,6 +7,7 @@ pub mod folder;
 pub mod image_codec;
 pub mod loader;
 pub mod pack;
+pub mod photometric;
 pub mod recordio;
 
 /// maskfr's one error type; here its message names the file and the record or offset.
