@@ -50,6 +50,8 @@ export type { LoaderOptions, Batch } from './data/loader';
 export { readImageFolder } from './data/image-folder';
 export { synthesizeMask } from './data/masks';
 export type { Synthesizer, MaskOptions } from './data/masks';
+export { photometricAugment, photometricProblem, PHOTOMETRIC_DEFAULTS } from './data/photometric';
+export type { PhotometricOptions, JitterOptions } from './data/photometric';
 export type { FolderDataset } from './data/image-folder';
 export { MarginSoftmax, marginSoftmaxLoss, COSFACE, ARCFACE } from './losses/margin';
 export type { Margin } from './tensor/ops';

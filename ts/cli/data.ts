@@ -1,6 +1,7 @@
 // Data commands: `maskfr synthetic-faces` (the bundled synthetic faces), `maskfr pack` (an
 // image folder, a .lst or a .rec into RecordIO), `maskfr inspect` (counts and a contact sheet of a .rec),
-// `maskfr augment --preview` (faces masked by the two mask synthesizers).
+// `maskfr augment --preview` (faces masked by the two mask synthesizers, or with --photometric
+// masked and jittered).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +12,8 @@ import { duration } from '../train/progress';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
+import { photometricAugment } from '../data/photometric';
+import { loadConfig } from '../train/config';
 import { Command, integerOption, Parsed } from './args';
 
 const d = SYNTHETIC_FACES_DEFAULTS;
@@ -162,15 +165,18 @@ function contactSheet(imgs: { width: number; height: number; data: Buffer }[], c
 }
 
 /** `maskfr augment --preview N OUT.png`: N synthetic faces, each plain, template-masked and
- *  renderer-masked, two faces to a row. */
+ *  renderer-masked, two faces to a row; with `--photometric`, each plain, masked (template and
+ *  renderer in turn) and masked with the photometric jitter on top, as the loader applies it. */
 export const augment: Command = {
-  summary: 'preview the mask synthesizers: synthetic faces plain, template-masked and renderer-masked',
+  summary: 'preview the mask synthesizers (synthetic faces plain, template-masked and renderer-masked) or, with --photometric, the photometric augmentation on top of them',
   usage: 'maskfr augment OUT.png [options]',
   options: [
     { name: 'preview', value: 'N', default: '16', help: 'faces on the sheet' },
     { name: 'seed', value: 'S', default: '0', help: 'the faces and masks drawn' },
+    { name: 'photometric', help: "each face plain, masked, and masked then jittered (brightness, contrast, saturation, blur, JPEG, erasing) with the recipe's section or the defaults" },
+    { name: 'config', value: 'FILE', help: "with --photometric: a training recipe whose photometric section to preview", defaultHelp: 'the defaults (PHOTOMETRIC_DEFAULTS)' },
   ],
-  example: 'maskfr augment --preview 8 masks.png',
+  example: 'maskfr augment --preview 8 masks.png --photometric',
   run: preview,
 };
 
@@ -179,15 +185,23 @@ function preview(p: Parsed): number {
   if (out === undefined) throw new Error(`augment: usage: ${augment.usage}`);
   const n = integerOption(p, 'preview', 1);
   const seed = integerOption(p, 'seed', 0);
+  const jitter = p.flags.has('photometric');
+  const file = p.options.get('config');
+  if (file !== undefined && !jitter) throw new Error('augment: --config is for --photometric');
+  const options = file === undefined ? {} : loadConfig(file).photometric;
+  if (options === undefined) throw new Error(`augment: ${file} has no photometric section to preview`);
   const S = 112;
   const tiles: { width: number; height: number; data: Buffer }[] = [];
   for (let i = 0; i < n; i++) {
     const face = Buffer.from(syntheticFace(seed + 1, i, 0));
     const s = seed * 1000 + i;
     const masked = (synthesizer: Synthesizer) => synthesizeMask(face, S, S, { synthesizer, seed: s });
-    tiles.push(...[face, masked('template'), masked('renderer')].map((data) => ({ width: S, height: S, data })));
+    const row = jitter
+      ? ((m: Buffer) => [face, m, photometricAugment(m, S, S, { seed: s, options })])(masked(i % 2 === 0 ? 'template' : 'renderer'))
+      : [face, masked('template'), masked('renderer')];
+    tiles.push(...row.map((data) => ({ width: S, height: S, data })));
   }
   fs.writeFileSync(out, native.encodePng(contactSheet(tiles, 6), 6 * S, Math.ceil(tiles.length / 6) * S));
-  console.log(`wrote ${out}: ${n} faces, each plain, with a template mask and with a rendered mask`);
+  console.log(`wrote ${out}: ${n} faces, each ${jitter ? 'plain, masked, and masked with photometric augmentation' : 'plain, with a template mask and with a rendered mask'}`);
   return 0;
 }

@@ -7,6 +7,7 @@ import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
 import { RecordDataset } from './recordio';
 import { FolderDataset } from './image-folder';
+import type { PhotometricOptions } from './photometric';
 
 export interface LoaderOptions {
   batch: number;
@@ -36,6 +37,10 @@ export interface LoaderOptions {
   /** Weights of the rendered masks' colours: white, blue, black, green, grey, pink
    *  (default 0.35, 0.3, 0.15, 0.08, 0.07, 0.05). */
   maskColorWeights?: number[];
+  /** Photometric augmentation after the masks (brightness, contrast, saturation, blur, JPEG,
+   *  erasing), drawn from each sample's seed; absent: none. Fields left out take
+   *  PHOTOMETRIC_DEFAULTS' values. */
+  photometric?: PhotometricOptions;
 }
 
 /** The seed team's masking: 35% of samples, split between the two synthesizers (the
@@ -109,6 +114,7 @@ export class Loader {
       maskProbability: o.maskProbability ?? 0,
       maskTemplateShare: o.maskTemplateShare,
       maskColorWeights: o.maskColorWeights,
+      photometric: o.photometric as Parameters<typeof native.DataLoader.fromFolder>[1]['photometric'],
     };
   }
 

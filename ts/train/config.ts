@@ -12,6 +12,7 @@ import { DEFAULT_CHUNK } from '../losses/sharded';
 import { DEFAULT_LOSS_SCALE } from '../optim/loss-scaler';
 import { MASK_DEFAULTS, MAX_CORRUPT_SHARE } from '../data/loader';
 import { isOnnxFile } from '../io/weights-file';
+import { photometricProblem, type PhotometricOptions } from '../data/photometric';
 import type { KdForm, LambdaSchedule } from '../losses/distill';
 
 /** A network with its weights, embeddings precomputed by `maskfr embed`, or an IResNet ONNX
@@ -70,6 +71,10 @@ export interface TrainConfig {
   /** Share of samples masked by the synthesizers, and the template synthesizer's part. */
   maskProbability?: number;
   maskTemplateShare?: number;
+  /** Photometric augmentation after the masks: `{ brightness, contrast, saturation, blur,
+   *  jpeg, erasing }`, each `{ probability, … }` with its range; what is left out takes
+   *  PHOTOMETRIC_DEFAULTS' values (`{}`: insightface's recipe). Absent: none. */
+  photometric?: PhotometricOptions;
   /** `.bin` verification sets, checked every `verifyEvery` steps and at the end. */
   verification?: string[];
   verifyEvery?: number;
@@ -216,6 +221,10 @@ const FIELDS: Record<keyof TrainConfig, Check> = {
   clipGradNorm: real(0, 1e9),
   maskProbability: real(0, 1),
   maskTemplateShare: real(0, 1),
+  photometric: (v) => {
+    const problem = photometricProblem(v);
+    return problem === null ? null : `a valid section (${problem})`;
+  },
   verification: strings,
   verifyEvery: int(0),
   checkpointEvery: int(0),

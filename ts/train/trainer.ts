@@ -97,6 +97,7 @@ async function runTraining(cfg: ResolvedConfig, o: TrainOptions, interrupts: Int
       world: comm.world,
       maskProbability: cfg.maskProbability,
       maskTemplateShare: cfg.maskTemplateShare,
+      photometric: cfg.photometric,
       skipCorrupt: cfg.skipCorrupt,
       maxCorruptShare: cfg.maxCorruptShare,
       threads: cfg.loaderThreads,

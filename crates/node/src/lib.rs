@@ -12,6 +12,7 @@ mod loader;
 mod masks;
 mod ops;
 mod parallel;
+mod photometric;
 mod system;
 mod tensor;
 mod torch;

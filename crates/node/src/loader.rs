@@ -3,9 +3,11 @@
 
 use crate::data::{ImageFolder, RecordReader};
 use crate::js;
+use crate::photometric::{photometric, PhotometricOptions};
 use crate::tensor::NativeTensor;
 use maskfr_core::Tensor;
 use maskfr_io::loader::{self, Augment, Epoch, LoaderConfig, RecordSource, Source};
+use maskfr_io::photometric::WithPhotometric;
 use maskfr_masks::MaskPipeline;
 use napi::bindgen_prelude::*;
 use napi::Task;
@@ -33,6 +35,9 @@ pub struct LoaderOptions {
     pub mask_template_share: Option<f64>,
     /// Weights of the renderer's commodity colours: white, blue, black, green, grey, pink.
     pub mask_color_weights: Option<Vec<f64>>,
+    /// Photometric augmentation after the masks (absent: none); fields left out take their
+    /// defaults.
+    pub photometric: Option<PhotometricOptions>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -60,18 +65,20 @@ pub struct DataLoader {
     epoch: Arc<Mutex<Option<Epoch>>>,
 }
 
-fn augment(o: &LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
-    match o.mask_probability.filter(|&p| p > 0.0) {
-        None => Ok(None),
+/// The workers' hook: the mask synthesizers (if any), then the photometric ops (if any).
+fn augment(o: &mut LoaderOptions) -> Result<Option<Arc<dyn Augment>>> {
+    let masks: Option<Arc<dyn Augment>> = match o.mask_probability.filter(|&p| p > 0.0) {
+        None => None,
         Some(p) => {
             let pipeline = MaskPipeline::new(
                 p,
                 o.mask_template_share.unwrap_or(MaskPipeline::DEFAULT_TEMPLATE_SHARE),
                 o.mask_color_weights.as_deref(),
             );
-            Ok(Some(Arc::new(js(pipeline)?)))
+            Some(Arc::new(js(pipeline)?))
         }
-    }
+    };
+    js(WithPhotometric::hook(masks, o.photometric.take().map(photometric).transpose()?))
 }
 
 fn config(o: &LoaderOptions) -> LoaderConfig {
@@ -96,17 +103,18 @@ impl DataLoader {
     #[napi(factory, catch_unwind)]
     pub fn from_record(reader: &RecordReader, options: LoaderOptions) -> Result<DataLoader> {
         let source = Arc::new(RecordSource { file: reader.file.clone(), keys: reader.layout.images.clone() });
-        DataLoader::new(source, &options)
+        DataLoader::new(source, options)
     }
 
     /// The images of a scanned folder.
     #[napi(factory, catch_unwind)]
     pub fn from_folder(folder: &ImageFolder, options: LoaderOptions) -> Result<DataLoader> {
-        DataLoader::new(folder.index.clone(), &options)
+        DataLoader::new(folder.index.clone(), options)
     }
 
-    fn new(source: Arc<dyn Source>, o: &LoaderOptions) -> Result<DataLoader> {
-        Ok(DataLoader { source, cfg: config(o), aug: augment(o)?, epoch: Arc::new(Mutex::new(None)) })
+    fn new(source: Arc<dyn Source>, mut o: LoaderOptions) -> Result<DataLoader> {
+        let aug = augment(&mut o)?;
+        Ok(DataLoader { source, cfg: config(&o), aug, epoch: Arc::new(Mutex::new(None)) })
     }
 
     /// Starts building epoch `epoch` from batch `first` (0: the start) in the background;
