@@ -9,6 +9,7 @@ pub mod loader;
 pub mod pack;
 pub mod photometric;
 pub mod recordio;
+pub mod verification_bin;
 
 /// maskfr's one error type; here its message names the file and the record or offset.
 pub use maskfr_core::{Error, Result};

