@@ -55,9 +55,9 @@ export function verifyAllVsAll(embeddings: Float32Array, labels: Int32Array, dim
 }
 
 /** Every (probe, gallery) pair; `paired`: probe i is a masked copy of gallery image i (that
- *  pair is left out). */
-export function verifyCross(probe: Float32Array, gallery: Float32Array, labels: Int32Array, dim: number, paired: boolean, o: OneToOneOptions = {}): OneToOne {
-  return shaped(native.verifyCross(probe, gallery, labels, dim, paired, options(o)));
+ *  pair is left out). `galleryLabels` when the gallery is a set of its own (else `labels`). */
+export function verifyCross(probe: Float32Array, gallery: Float32Array, labels: Int32Array, dim: number, paired: boolean, o: OneToOneOptions = {}, galleryLabels?: Int32Array): OneToOne {
+  return shaped(native.verifyCross(probe, gallery, labels, dim, paired, options(o), galleryLabels));
 }
 
 /** The level at `fmr` (one of those asked for). */

@@ -3,16 +3,20 @@
 // masked probe against every unmasked gallery image of another capture. The headline is
 // FNMR at FMR = 1e-5 (the MFR challenge's); beside it the ICCV21 MFR leaderboard's score,
 // 0.25·TAR@Mask (masked probe vs unmasked, FAR 1e-4) + 0.75·TAR@MR-All (all unmasked pairs,
-// FAR 1e-6), here with MFR and SFR standing for the challenge's Mask and MR-All sets. The
-// report is JSON, a self-contained HTML page and a PNG of the ROC curves.
+// FAR 1e-6), here with MFR and SFR standing for the challenge's Mask and MR-All sets. MFR is
+// broken down by the probes' masks (synthesizer, kind). A pre-masked set (with the sidecar of
+// `maskfr mask`) is scored as the challenge's own sets are: its masked images are the probes,
+// its unmasked ones the gallery (and SFR's pairs). The report is JSON, a self-contained HTML
+// page and a PNG of the ROC curves.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { Module } from '../nn/module';
 import { Communicator } from '../parallel/comm';
 import { TrainingData } from '../data/training-data';
-import { embedFlipped, ProbeMasks } from './verification';
+import { embedFlipped, embedMasked, ProbeMasks } from './verification';
 import { at, OneToOne, OneToOneOptions, verifyAllVsAll, verifyCross } from './one-to-one';
+import { breakdownHtml, crossBreakdown, DrawnMask, MaskBreakdown } from './breakdown';
 import { rocPng, rocSvg } from './plot';
 
 export const HEADLINE_FMR = 1e-5;
@@ -24,9 +28,14 @@ export interface MaskedFaceReport {
   data: string;
   images: number;
   identities: number;
-  mask: ProbeMasks;
+  /** The probes' masks drawn on the fly, or null for a pre-masked set. */
+  mask: ProbeMasks | null;
+  /** A pre-masked set's sidecar and its masked (probe) and unmasked (gallery) images. */
+  premasked: { sidecar: string; probes: number; gallery: number } | null;
   sfr: OneToOne;
   mfr: OneToOne;
+  /** MFR by the probes' synthesizer and mask kind. */
+  breakdown: MaskBreakdown;
   /** FNMR at FMR 1e-5, and whether the set has the impostor pairs to measure it. */
   headline: { fmr: number; sfr: number; mfr: number; measurable: boolean };
   /** The challenge's ranking score from this set: 0.25·MFR TAR@1e-4 + 0.75·SFR TAR@1e-6,
@@ -38,22 +47,46 @@ export interface MaskedFaceReport {
 export interface ReportOptions extends OneToOneOptions {
   model?: string;
   mask?: ProbeMasks;
+  /** The set is pre-masked: each image's mask (from `source`, its sidecar); `mask` is unused. */
+  premasked?: { source: string; masks: DrawnMask[] };
   batch?: number;
   comm?: Communicator | null;
 }
 
 export function evaluateMaskedFaces(model: Module, data: TrainingData, o: ReportOptions = {}): MaskedFaceReport {
   const t0 = performance.now();
-  const mask = o.mask ?? { style: 'mixed', seed: 7 };
   const samples = Array.from({ length: data.length }, (_, i) => data.sample(i));
   const images = samples.map((s) => s.image);
   const labels = Int32Array.from(samples, (s) => s.label);
   const embed = { batch: o.batch ?? 64, comm: o.comm ?? null, what: data.path };
-  const gallery = embedFlipped(model, images, embed);
-  const probes = embedFlipped(model, images, { ...embed, mask });
-  const dim = gallery.length / images.length;
-  const sfr = verifyAllVsAll(gallery, labels, dim, o);
-  const mfr = verifyCross(probes, gallery, labels, dim, true, o);
+  let scored: Pick<MaskedFaceReport, 'mask' | 'premasked' | 'sfr' | 'mfr' | 'breakdown'>;
+  if (o.premasked === undefined) {
+    const mask = o.mask ?? { style: 'mixed', seed: 7 };
+    const gallery = embedFlipped(model, images, embed);
+    const { embeddings: probes, masks } = embedMasked(model, images, { ...embed, mask });
+    const dim = gallery.length / images.length;
+    const mfr = verifyCross(probes, gallery, labels, dim, true, o);
+    const breakdown = crossBreakdown('drawn on the fly', masks!, { probe: probes, gallery, labels, dim, paired: true }, mfr.levels);
+    scored = { mask, premasked: null, sfr: verifyAllVsAll(gallery, labels, dim, o), mfr, breakdown };
+  } else {
+    const { source, masks } = o.premasked;
+    if (masks.length !== images.length) throw new Error(`${data.path}: ${masks.length} masks from ${source} for ${images.length} images`);
+    const all = embedFlipped(model, images, embed);
+    const dim = all.length / images.length;
+    const [p, g] = [masks.flatMap((m, i) => (m.synthesizer === null ? [] : [i])), masks.flatMap((m, i) => (m.synthesizer === null ? [i] : []))];
+    if (p.length === 0 || g.length === 0) throw new Error(`${source}: ${p.length} masked and ${g.length} unmasked images; a pre-masked set needs both (masked probes against an unmasked gallery)`);
+    const rows = (idx: number[]) => {
+      const out = new Float32Array(idx.length * dim);
+      idx.forEach((i, r) => out.set(all.subarray(i * dim, (i + 1) * dim), r * dim));
+      return out;
+    };
+    const [probe, gallery] = [rows(p), rows(g)];
+    const [pl, gl] = [Int32Array.from(p, (i) => labels[i]), Int32Array.from(g, (i) => labels[i])];
+    const mfr = verifyCross(probe, gallery, pl, dim, false, o, gl);
+    const breakdown = crossBreakdown(`from ${source}`, p.map((i) => masks[i]), { probe, gallery, labels: pl, galleryLabels: gl, dim, paired: false }, mfr.levels);
+    scored = { mask: null, premasked: { sidecar: source, probes: p.length, gallery: g.length }, sfr: verifyAllVsAll(gallery, gl, dim, o), mfr, breakdown };
+  }
+  const { sfr, mfr } = scored;
   const [s, m] = [at(sfr, HEADLINE_FMR), at(mfr, HEADLINE_FMR)];
   const [onMask, onAll] = [at(mfr, CHALLENGE.maskFar), at(sfr, CHALLENGE.allFar)];
   return {
@@ -61,9 +94,7 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
     data: data.path,
     images: images.length,
     identities: new Set(labels).size,
-    mask,
-    sfr,
-    mfr,
+    ...scored,
     headline: { fmr: HEADLINE_FMR, sfr: s.fnmr, mfr: m.fnmr, measurable: s.falseMatchesAllowed >= 1 && m.falseMatchesAllowed >= 1 },
     challenge: {
       mask: onMask.tar,
@@ -90,16 +121,23 @@ function levelsTable(name: string, v: OneToOne): string {
 <table><tr><th>FMR</th><th>TAR</th><th>FNMR</th><th>threshold</th><th>false matches allowed</th><th>threshold from</th></tr>${rows.join('')}</table>`;
 }
 
+/** How the probes were masked, in words. */
+export function probesLine(r: MaskedFaceReport): string {
+  if (r.premasked !== null) return `pre-masked: its ${r.premasked.probes.toLocaleString('en')} masked images (per ${r.premasked.sidecar}) are the probes, its ${r.premasked.gallery.toLocaleString('en')} unmasked ones the gallery`;
+  return `probes masked with the <b>${r.mask!.style}</b> style (seed ${r.mask!.seed})`;
+}
+
 function html(r: MaskedFaceReport): string {
   const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>maskfr report: ${r.model}</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}tr.few{color:#999;font-style:italic}.head{font-size:1.3em}</style></head><body>
 <h1>Masked-face verification: ${r.model}</h1>
-<p>${r.data}: ${r.images.toLocaleString('en')} images of ${r.identities.toLocaleString('en')} identities; probes masked with the <b>${r.mask.style}</b> style (seed ${r.mask.seed}); embeddings of each image and its mirror, summed and normalised.</p>
+<p>${r.data}: ${r.images.toLocaleString('en')} images of ${r.identities.toLocaleString('en')} identities; ${probesLine(r)}; embeddings of each image and its mirror, summed and normalised.</p>
 <p class="head">FNMR @ FMR = 1e-5: <b>MFR ${pct(r.headline.mfr)}</b>, SFR ${pct(r.headline.sfr)}${r.headline.measurable ? '' : ' <i>(too few impostor pairs to measure this level)</i>'}</p>
 <p>MFR challenge score (ICCV21 leaderboard: 0.25·TAR@Mask + 0.75·TAR@MR-All): <b>${(100 * r.challenge.score).toFixed(3)}</b> = 0.25 × ${pct(r.challenge.mask)} (MFR TAR @ FAR 1e-4) + 0.75 × ${pct(r.challenge.all)} (SFR TAR @ FAR 1e-6)${r.challenge.measurable ? '' : ' <i>(too few impostor pairs to measure these levels)</i>'}; both points are marked on the curves.</p>
 ${rocSvg(CURVES(r))}
 ${levelsTable('MFR: masked probe vs unmasked gallery', r.mfr)}
+${breakdownHtml(r.breakdown)}
 ${levelsTable('SFR: unmasked pairs', r.sfr)}
 <p>Scored in ${r.seconds.toFixed(1)} s. Levels whose false matches allowed are below one cannot be measured on this set (greyed).</p>
 </body></html>
