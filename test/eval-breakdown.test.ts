@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createModel, evaluateMaskedFaces, openTrainingData, saveCheckpoint, writeReport, writeSyntheticDataset } from '../ts';
+import { createModel, embedFlipped, evaluateMaskedFaces, IResNetMoE, openTrainingData, saveCheckpoint, writeReport, writeSyntheticDataset } from '../ts';
 import { native } from '../ts/native';
 import { verifyCross } from '../ts/eval/one-to-one';
 import { crossBreakdown, DrawnMask, MASK_KINDS, MIN_GENUINE, pairBreakdown } from '../ts/eval/breakdown';
@@ -223,6 +223,14 @@ test('a pre-masked labelled set: masked images are the probes, unmasked ones the
   t.deepEqual([r.sfr.genuine, r.sfr.impostors], [6, (12 * 11) / 2 - 6]);
   t.is(r.breakdown.groups.filter((g) => g.by === 'synthesizer').reduce((s, g) => s + g.genuine, 0), 36);
   t.regex(fs.readFileSync(writeReport(path.join(root, 'pre-report'), r).html, 'utf8'), /pre-masked: its 18 masked images \(per .*rec\.masks\.jsonl\) are the probes, its 12 unmasked ones the gallery/);
+  // An MoE embeds the pre-masked probes with its masked head, as it does the masks it draws.
+  const moe = createModel('tiny-moe') as IResNetMoE;
+  moe.maskedByDefault = false;
+  const imgs = [0, 1, 2].map((i) => ds.sample(i).body);
+  t.notDeepEqual(embedFlipped(moe, imgs, { masked: true }), embedFlipped(moe, imgs));
+  moe.maskedByDefault = true;
+  t.deepEqual(embedFlipped(moe, imgs, { masked: true }), embedFlipped(moe, imgs));
+  moe.dispose();
   const none = { synthesizer: null, kind: null };
   const m2 = createModel('tiny');
   t.throws(() => evaluateMaskedFaces(m2, openTrainingData(data.rec), { premasked: { source: file, masks: keys.map(() => none) } }), {

@@ -71,16 +71,12 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
   } else {
     const { source, masks } = o.premasked;
     if (masks.length !== images.length) throw new Error(`${data.path}: ${masks.length} masks from ${source} for ${images.length} images`);
-    const all = embedFlipped(model, images, embed);
-    const dim = all.length / images.length;
     const [p, g] = [masks.flatMap((m, i) => (m.synthesizer === null ? [] : [i])), masks.flatMap((m, i) => (m.synthesizer === null ? [i] : []))];
     if (p.length === 0 || g.length === 0) throw new Error(`${source}: ${p.length} masked and ${g.length} unmasked images; a pre-masked set needs both (masked probes against an unmasked gallery)`);
-    const rows = (idx: number[]) => {
-      const out = new Float32Array(idx.length * dim);
-      idx.forEach((i, r) => out.set(all.subarray(i * dim, (i + 1) * dim), r * dim));
-      return out;
-    };
-    const [probe, gallery] = [rows(p), rows(g)];
+    // The probes as an MoE embeds masked faces (its masked head), the gallery as unmasked ones.
+    const probe = embedFlipped(model, p.map((i) => images[i]), { ...embed, masked: true });
+    const gallery = embedFlipped(model, g.map((i) => images[i]), embed);
+    const dim = gallery.length / g.length;
     const [pl, gl] = [Int32Array.from(p, (i) => labels[i]), Int32Array.from(g, (i) => labels[i])];
     const mfr = verifyCross(probe, gallery, pl, dim, false, o, gl);
     const breakdown = crossBreakdown(`from ${source}`, p.map((i) => masks[i]), { probe, gallery, labels: pl, galleryLabels: gl, dim, paired: false }, mfr.levels);

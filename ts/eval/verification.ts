@@ -90,6 +90,9 @@ export interface EmbedOptions {
   comm?: Communicator | null;
   /** Mask every image first (the same mask on the image and its mirror). */
   mask?: ProbeMasks | null;
+  /** The images are masked already (a pre-masked set's probes): an MoE embeds them with its
+   *  masked head, as it does the probes it masks. */
+  masked?: boolean;
 }
 
 /** L2-normalised embedding(image) + embedding(mirror) of every image, `[n·D]` row-major.
@@ -99,7 +102,7 @@ export function embedFlipped(model: Module, images: readonly Buffer[], o: EmbedO
 }
 
 /** `embedFlipped`, and with `mask` each image's drawn mask (shared across ranks too). */
-export function embedMasked(model: Module, images: readonly Buffer[], { batch = 64, size = 112, what = 'images', comm = null, mask = null }: EmbedOptions = {}): { embeddings: Float32Array; masks: DrawnMask[] | null } {
+export function embedMasked(model: Module, images: readonly Buffer[], { batch = 64, size = 112, what = 'images', comm = null, mask = null, masked = false }: EmbedOptions = {}): { embeddings: Float32Array; masks: DrawnMask[] | null } {
   const [rank, world] = comm === null ? [0, 1] : [comm.rank, comm.world];
   const per = Math.ceil(images.length / world);
   const mine = images.slice(rank * per, (rank + 1) * per);
@@ -122,7 +125,7 @@ export function embedMasked(model: Module, images: readonly Buffer[], { batch = 
         };
         const x = (flip: boolean) => ops.to(new Tensor(decode(flip)), model.device);
         // An MoE embeds masked probes with its masked head (the others with its default one).
-        const flags = mask === null ? undefined : new Array<boolean>(chunk.length).fill(true);
+        const flags = mask === null && !masked ? undefined : new Array<boolean>(chunk.length).fill(true);
         const embed = (flip: boolean) => (model instanceof IResNet ? model.forward(x(flip), flags) : model.forward(x(flip)));
         return ops.l2Normalize(ops.add(embed(false), embed(true))).toFloat32Array();
       }),
