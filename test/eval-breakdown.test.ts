@@ -204,7 +204,7 @@ test('a hand-written sidecar drives the breakdown of a pre-masked .bin (and mask
   t.regex(refused.stderr, /wrong\.masks\.jsonl: 1 image lines for the 40 images of .*verify\.bin: line 3 \(image 1\) is missing/);
 });
 
-test('a pre-masked labelled set: masked images are the probes, unmasked ones the gallery, broken down by the sidecar', (t) => {
+test('a pre-masked labelled set: masked images are the probes, its unmasked ones (or --gallery, the set it came from) the gallery, broken down by the sidecar', (t) => {
   const ds = RecordDataset.open(data.rec);
   const keys = sidecarKeys(data.rec);
   t.deepEqual(keys, Array.from({ length: 30 }, (_, i) => ds.sample(i).key));
@@ -216,7 +216,7 @@ test('a pre-masked labelled set: masked images are the probes, unmasked ones the
   const model = createModel('tiny');
   const r = evaluateMaskedFaces(model, openTrainingData(data.rec), { model: 'tiny', premasked: { source: file, masks: side.masks } });
   model.dispose();
-  t.deepEqual(r.premasked, { sidecar: file, probes: 18, gallery: 12 });
+  t.deepEqual(r.premasked, { sidecar: file, probes: 18, gallery: 12, galleryFrom: null });
   t.is(r.mask, null);
   // 18 probes × 2 same-identity gallery images; SFR over the 12 unmasked images only.
   t.deepEqual([r.mfr.genuine, r.mfr.impostors], [36, 18 * 12 - 36]);
@@ -234,7 +234,35 @@ test('a pre-masked labelled set: masked images are the probes, unmasked ones the
   const none = { synthesizer: null, kind: null };
   const m2 = createModel('tiny');
   t.throws(() => evaluateMaskedFaces(m2, openTrainingData(data.rec), { premasked: { source: file, masks: keys.map(() => none) } }), {
-    message: /rec\.masks\.jsonl: 0 masked and 30 unmasked images; a pre-masked set needs both/,
+    message: /rec\.masks\.jsonl: no image of .*train\.rec is masked: no probes/,
+  });
+  const all = keys.map((_, i) => LEAVES[i % LEAVES.length]);
+  t.throws(() => evaluateMaskedFaces(m2, openTrainingData(data.rec), { premasked: { source: file, masks: all } }), {
+    message: /rec\.masks\.jsonl: all 30 images of .*train\.rec are masked; give the unmasked set they were masked from as the gallery \(--gallery\)/,
+  });
+  // With the set it was masked from as the gallery (here the same file stands for both): every
+  // masked probe against every gallery image but its own source.
+  const g = evaluateMaskedFaces(m2, openTrainingData(data.rec), { premasked: { source: file, masks: side.masks, gallery: openTrainingData(data.rec) } });
+  t.deepEqual(g.premasked, { sidecar: file, probes: 18, gallery: 30, galleryFrom: data.rec });
+  t.deepEqual([g.mfr.genuine, g.mfr.impostors], [18 * 4, 18 * 25]);
+  t.deepEqual([g.sfr.genuine, g.sfr.impostors], [60, (30 * 29) / 2 - 60]);
+  t.is(g.breakdown.groups.filter((x) => x.by === 'synthesizer').reduce((s, x) => s + x.genuine, 0), 72);
+  const other = writeSyntheticDataset(path.join(root, 'other'), { identities: 5, perIdentity: 5, heldOut: 2, pairs: 2, seed: 6, quality: 90 });
+  t.throws(() => evaluateMaskedFaces(m2, openTrainingData(data.rec), { premasked: { source: file, masks: side.masks, gallery: openTrainingData(other.rec) } }), {
+    message: /other\/train\.rec: 25 images, .*train\.rec has 30: not the set it was masked from/,
   });
   m2.dispose();
+
+  // The CLI: the sidecar by --masks, the gallery by --gallery.
+  const weights = path.join(root, 'tiny-rec.safetensors');
+  const m3 = createModel('tiny');
+  saveCheckpoint(m3, weights);
+  m3.dispose();
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+  const run = (...a: string[]) => spawnSync(process.execPath, [cli, 'eval', '--model', 'tiny', '--weights', weights, '--data', data.rec, ...a], { encoding: 'utf8' });
+  const out = run('--masks', file, '--gallery', data.rec);
+  t.is(out.status, 0, out.stderr);
+  t.regex(out.stdout, /30 images, 6 identities, pre-masked per .*rec\.masks\.jsonl: 18 masked probes, 30 gallery images of .*train\.rec/);
+  t.regex(out.stdout, /MFR by mask \(masks from .*rec\.masks\.jsonl\):\n +group +probes +genuine +impostors +TAR@1e-1 /);
+  t.regex(run('--gallery', data.rec).stderr, /--gallery .*train\.rec needs a pre-masked --data/);
 });

@@ -30,6 +30,12 @@ export const evalCommand: Command = {
       help: "the set is pre-masked: the sidecar of 'maskfr mask' (one line per image, checked against the set's keys) gives each image its mask. A .bin's results are then also broken down by mask; a labelled set is scored with its masked images as probes and its unmasked ones as gallery (--mask and --seed unused). 'none': ignore a sidecar beside the data",
       defaultHelp: "DATA.masks.jsonl when it exists (where 'maskfr mask' writes it), else masks drawn on the fly",
     },
+    {
+      name: 'gallery',
+      value: 'X.rec|DIR',
+      help: 'with a pre-masked labelled set: the unmasked set it was masked from (same images, same order), whose images are then the gallery and SFR\'s pairs, each probe\'s own source left out',
+      defaultHelp: "the pre-masked set's own unmasked images",
+    },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward' },
     EMBEDDING,
     MASKED,
@@ -49,6 +55,9 @@ function evaluate(p: Parsed): number {
   // The sidecar is checked before the model is loaded: a wrong one fails in seconds.
   const bin = data.endsWith('.bin') ? readVerificationBin(data) : null;
   const sidecar = premasked(data, p.options.get('masks'), bin?.images.length ?? 0);
+  const galleryPath = p.options.get('gallery');
+  if (galleryPath !== undefined && bin !== null) throw new Error('eval: --gallery is for a pre-masked labelled set; a .bin holds its own pairs');
+  if (galleryPath !== undefined && sidecar === null) throw new Error(`eval: --gallery ${galleryPath} needs a pre-masked --data (its masks sidecar, by --masks or beside it); without one the probes are masked on the fly from --data itself`);
   const model = weightedModel(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   if (bin !== null) {
     const masks = sidecar === null ? null : { source: sidecar.file, masks: sidecar.masks };
@@ -61,10 +70,12 @@ function evaluate(p: Parsed): number {
     }
   } else {
     const mask: ProbeMasks = { style: style as ProbeMasks['style'], seed };
-    const pre = sidecar === null ? {} : { premasked: { source: sidecar.file, masks: sidecar.masks } };
+    const gallery = galleryPath === undefined ? {} : { gallery: openTrainingData(galleryPath) };
+    const pre = sidecar === null ? {} : { premasked: { source: sidecar.file, masks: sidecar.masks, ...gallery } };
     const r = evaluateMaskedFaces(model, openTrainingData(data), { model: name, mask, batch, ...pre });
     const pct = (v: number) => `${(100 * v).toFixed(3)}%`;
-    const probes = r.premasked === null ? `probes masked '${style}'` : `pre-masked per ${r.premasked.sidecar}: ${r.premasked.probes} masked probes, ${r.premasked.gallery} unmasked gallery images`;
+    const from = r.premasked?.galleryFrom == null ? 'unmasked gallery images' : `gallery images of ${r.premasked.galleryFrom}`;
+    const probes = r.premasked === null ? `probes masked '${style}'` : `pre-masked per ${r.premasked.sidecar}: ${r.premasked.probes} masked probes, ${r.premasked.gallery} ${from}`;
     console.log(`${data}: ${r.images} images, ${r.identities} identities, ${probes}`);
     console.log(`FNMR @ FMR 1e-5: MFR ${pct(r.headline.mfr)}, SFR ${pct(r.headline.sfr)}${r.headline.measurable ? '' : ' (too few impostor pairs to measure)'}`);
     console.log(`MFR challenge score: ${(100 * r.challenge.score).toFixed(3)} = 0.25 × MFR TAR@1e-4 ${pct(r.challenge.mask)} + 0.75 × SFR TAR@1e-6 ${pct(r.challenge.all)}${r.challenge.measurable ? '' : ' (too few impostor pairs to measure)'}`);

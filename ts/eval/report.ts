@@ -30,8 +30,9 @@ export interface MaskedFaceReport {
   identities: number;
   /** The probes' masks drawn on the fly, or null for a pre-masked set. */
   mask: ProbeMasks | null;
-  /** A pre-masked set's sidecar and its masked (probe) and unmasked (gallery) images. */
-  premasked: { sidecar: string; probes: number; gallery: number } | null;
+  /** A pre-masked set's sidecar, its masked images (the probes) and the gallery's images: its
+   *  own unmasked ones, or (`galleryFrom`) those of the set it was masked from. */
+  premasked: { sidecar: string; probes: number; gallery: number; galleryFrom: string | null } | null;
   sfr: OneToOne;
   mfr: OneToOne;
   /** MFR by the probes' synthesizer and mask kind. */
@@ -47,8 +48,9 @@ export interface MaskedFaceReport {
 export interface ReportOptions extends OneToOneOptions {
   model?: string;
   mask?: ProbeMasks;
-  /** The set is pre-masked: each image's mask (from `source`, its sidecar); `mask` is unused. */
-  premasked?: { source: string; masks: DrawnMask[] };
+  /** The set is pre-masked: each image's mask (from `source`, its sidecar); `mask` is unused.
+   *  `gallery`: the unmasked set it was masked from (else its own unmasked images). */
+  premasked?: { source: string; masks: DrawnMask[]; gallery?: TrainingData };
   batch?: number;
   comm?: Communicator | null;
 }
@@ -69,18 +71,7 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
     const breakdown = crossBreakdown('drawn on the fly', masks!, { probe: probes, gallery, labels, dim, paired: true }, mfr.levels);
     scored = { mask, premasked: null, sfr: verifyAllVsAll(gallery, labels, dim, o), mfr, breakdown };
   } else {
-    const { source, masks } = o.premasked;
-    if (masks.length !== images.length) throw new Error(`${data.path}: ${masks.length} masks from ${source} for ${images.length} images`);
-    const [p, g] = [masks.flatMap((m, i) => (m.synthesizer === null ? [] : [i])), masks.flatMap((m, i) => (m.synthesizer === null ? [i] : []))];
-    if (p.length === 0 || g.length === 0) throw new Error(`${source}: ${p.length} masked and ${g.length} unmasked images; a pre-masked set needs both (masked probes against an unmasked gallery)`);
-    // The probes as an MoE embeds masked faces (its masked head), the gallery as unmasked ones.
-    const probe = embedFlipped(model, p.map((i) => images[i]), { ...embed, masked: true });
-    const gallery = embedFlipped(model, g.map((i) => images[i]), embed);
-    const dim = gallery.length / g.length;
-    const [pl, gl] = [Int32Array.from(p, (i) => labels[i]), Int32Array.from(g, (i) => labels[i])];
-    const mfr = verifyCross(probe, gallery, pl, dim, false, o, gl);
-    const breakdown = crossBreakdown(`from ${source}`, p.map((i) => masks[i]), { probe, gallery, labels: pl, galleryLabels: gl, dim, paired: false }, mfr.levels);
-    scored = { mask: null, premasked: { sidecar: source, probes: p.length, gallery: g.length }, sfr: verifyAllVsAll(gallery, gl, dim, o), mfr, breakdown };
+    scored = scorePremasked(model, data.path, images, labels, o.premasked, embed, o);
   }
   const { sfr, mfr } = scored;
   const [s, m] = [at(sfr, HEADLINE_FMR), at(mfr, HEADLINE_FMR)];
@@ -102,6 +93,57 @@ export function evaluateMaskedFaces(model: Module, data: TrainingData, o: Report
   };
 }
 
+/** A pre-masked set's masked images against the unmasked gallery: the set's own unmasked
+ *  images, or the whole set it was masked from (`gallery`: same images in the same order, each
+ *  probe's own source image left out of its pairs). */
+function scorePremasked(
+  model: Module,
+  what: string,
+  images: Buffer[],
+  labels: Int32Array,
+  pre: NonNullable<ReportOptions['premasked']>,
+  embed: { batch: number; comm: Communicator | null; what: string },
+  o: OneToOneOptions,
+): Pick<MaskedFaceReport, 'mask' | 'premasked' | 'sfr' | 'mfr' | 'breakdown'> {
+  const { source, masks } = pre;
+  if (masks.length !== images.length) throw new Error(`${what}: ${masks.length} masks from ${source} for ${images.length} images`);
+  const p = masks.flatMap((m, i) => (m.synthesizer === null ? [] : [i]));
+  if (p.length === 0) throw new Error(`${source}: no image of ${what} is masked: no probes`);
+  let order: number[];
+  let galleryImages: Buffer[];
+  if (pre.gallery === undefined) {
+    order = masks.flatMap((m, i) => (m.synthesizer === null ? [i] : []));
+    if (order.length === 0) throw new Error(`${source}: all ${images.length} images of ${what} are masked; give the unmasked set they were masked from as the gallery (--gallery)`);
+    galleryImages = order.map((i) => images[i]);
+  } else {
+    const g = pre.gallery;
+    if (g.length !== images.length) throw new Error(`${g.path}: ${g.length} images, ${what} has ${images.length}: not the set it was masked from`);
+    // Probe r's source is gallery row r: the native pairing leaves (r, r) out.
+    const set = new Set(p);
+    order = [...p, ...labels.keys()].filter((i, k) => k < p.length || !set.has(i));
+    galleryImages = order.map((i) => {
+      const s = g.sample(i);
+      if (s.label !== labels[i]) throw new Error(`${g.path}: image ${i} is of identity ${s.label}, in ${what} of ${labels[i]}: not the set it was masked from`);
+      return s.image;
+    });
+  }
+  // The probes as an MoE embeds masked faces (its masked head), the gallery as unmasked ones.
+  const probe = embedFlipped(model, p.map((i) => images[i]), { ...embed, masked: true });
+  const gallery = embedFlipped(model, galleryImages, embed);
+  const dim = gallery.length / galleryImages.length;
+  const [pl, gl] = [Int32Array.from(p, (i) => labels[i]), Int32Array.from(order, (i) => labels[i])];
+  const paired = pre.gallery !== undefined;
+  const mfr = verifyCross(probe, gallery, pl, dim, paired, o, gl);
+  const breakdown = crossBreakdown(`from ${source}`, p.map((i) => masks[i]), { probe, gallery, labels: pl, galleryLabels: gl, dim, paired }, mfr.levels);
+  return {
+    mask: null,
+    premasked: { sidecar: source, probes: p.length, gallery: order.length, galleryFrom: pre.gallery?.path ?? null },
+    sfr: verifyAllVsAll(gallery, gl, dim, o),
+    mfr,
+    breakdown,
+  };
+}
+
 // The challenge's two operating points are marked on their curves.
 const CURVES = (r: MaskedFaceReport) => [
   { name: 'MFR', color: '#d62728', points: r.mfr.curve, marks: [[CHALLENGE.maskFar, r.challenge.mask]] as [number, number][] },
@@ -119,7 +161,11 @@ function levelsTable(name: string, v: OneToOne): string {
 
 /** How the probes were masked, in words. */
 export function probesLine(r: MaskedFaceReport): string {
-  if (r.premasked !== null) return `pre-masked: its ${r.premasked.probes.toLocaleString('en')} masked images (per ${r.premasked.sidecar}) are the probes, its ${r.premasked.gallery.toLocaleString('en')} unmasked ones the gallery`;
+  const pre = r.premasked;
+  if (pre !== null) {
+    const gallery = pre.galleryFrom === null ? `its ${pre.gallery.toLocaleString('en')} unmasked ones the gallery` : `the ${pre.gallery.toLocaleString('en')} images of ${pre.galleryFrom} (the set it was masked from; each probe's own source left out) the gallery`;
+    return `pre-masked: its ${pre.probes.toLocaleString('en')} masked images (per ${pre.sidecar}) are the probes, ${gallery}`;
+  }
   return `probes masked with the <b>${r.mask!.style}</b> style (seed ${r.mask!.seed})`;
 }
 
