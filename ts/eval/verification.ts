@@ -110,7 +110,8 @@ export function embedMasked(model: Module, images: readonly Buffer[], { batch = 
   model.eval();
   let d = 0;
   let local = new Float32Array(0);
-  // Each mask as a code (0: none, 1 + its index in MASK_CODES), gathered with the embeddings.
+  // Each mask as a code (0: none, 1 + its index in MASK_CODES, −1: a kind not there),
+  // gathered with the embeddings.
   const codes = new Float32Array(per);
   for (let i = 0; i < mine.length; i += batch) {
     const chunk = mine.slice(i, i + batch);
@@ -120,7 +121,10 @@ export function embedMasked(model: Module, images: readonly Buffer[], { batch = 
         const decode = (flip: boolean) => {
           if (masks === undefined || flip) return native.decodeFaces([...chunk], size, flip, what, masks);
           const m = native.decodeMaskedFaces([...chunk], size, flip, what, masks);
-          m.synthesizers.forEach((s, j) => (codes[i + j] = maskCode(s, m.kinds[j], what)));
+          m.synthesizers.forEach((s, j) => {
+            const c = MASK_CODES.findIndex((x) => x.synthesizer === s && x.kind === m.kinds[j]);
+            codes[i + j] = s === '' ? 0 : c < 0 ? -1 : c + 1;
+          });
           return m.faces;
         };
         const x = (flip: boolean) => ops.to(new Tensor(decode(flip)), model.device);
@@ -146,18 +150,13 @@ export function embedMasked(model: Module, images: readonly Buffer[], { batch = 
   // gather, so every rank refuses together.
   const bad = all.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new NonFiniteTensor(`${what}: the model's embedding of image ${Math.floor(bad / dim)} holds ${all[bad]}: the weights (or their BatchNorm statistics) are not usable`);
+  const unknown = allCodes.indexOf(-1);
+  if (unknown >= 0) throw new Error(`${what}: image ${unknown}'s probe mask is of a kind the breakdown does not know (it knows ${MASK_CODES.map((m) => `${m.synthesizer}/${m.kind}`).join(', ')})`);
   return { embeddings: all, masks: mask === null ? null : Array.from(allCodes, (c) => (c === 0 ? { synthesizer: null, kind: null } : MASK_CODES[c - 1])) };
 }
 
 /** Every (synthesizer, kind) a probe can get, for the codes shared between ranks. */
 const MASK_CODES: DrawnMask[] = Object.entries(MASK_KINDS).flatMap(([synthesizer, kinds]) => kinds.map((kind) => ({ synthesizer, kind })));
-
-function maskCode(synthesizer: string, kind: string, what: string): number {
-  if (synthesizer === '') return 0;
-  const c = MASK_CODES.findIndex((m) => m.synthesizer === synthesizer && m.kind === kind);
-  if (c < 0) throw new Error(`${what}: a probe mask of kind '${kind}' by the '${synthesizer}' synthesizer, not among the kinds the breakdown knows (${MASK_CODES.map((m) => `${m.synthesizer}/${m.kind}`).join(', ')})`);
-  return c + 1;
-}
 
 /** Verification accuracy of `model` on a `.bin` set (or an already read one); with `masks`
  *  (each image's, from the set's sidecar) also the decisions broken down by mask. */
