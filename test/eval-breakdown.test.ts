@@ -82,11 +82,11 @@ test('a .bin breakdown by hand: pairs in each of their masks, decisions by fold'
   const b = pairBreakdown('x', [s, none, f, h, none, none, s, f], [true, true, false, false], [true, false, true, false]);
   const rows = b.groups.map((g) => [g.by, g.name, g.pairs, g.genuine, g.impostors, g.accuracy, g.tar, g.far]);
   t.deepEqual(rows, [
-    ['synthesizer', 'renderer', 2, 1, 1, 0.5, 0, 0],
     ['synthesizer', 'template', 2, 1, 1, 1, 1, 0],
+    ['synthesizer', 'renderer', 2, 1, 1, 0.5, 0, 0],
+    ['kind', 'surgical', 2, 1, 1, 1, 1, 0],
     ['kind', 'full', 2, 1, 1, 0.5, 0, 0],
     ['kind', 'half', 1, 1, 0, 0, 0, null],
-    ['kind', 'surgical', 2, 1, 1, 1, 1, 0],
     ['no mask', 'no mask', 1, 0, 1, 0, 0, 1],
   ]);
   t.true(b.groups.every((g) => g.few));

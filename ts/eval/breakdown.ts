@@ -188,9 +188,12 @@ export function pairBreakdown(source: string, masks: readonly DrawnMask[], issam
     two.forEach((m) => join('synthesizer', m.synthesizer!, k));
     two.forEach((m) => join('kind', m.kind!, k));
   });
+  // Shown in the MFR breakdown's order: MASK_KINDS' synthesizers, then its kinds.
   const order: PairGroup['by'][] = ['synthesizer', 'kind', 'no mask'];
+  const names = [...Object.keys(MASK_KINDS), ...Object.values(MASK_KINDS).flat()];
+  const known = (g: { name: string }) => (names.includes(g.name) ? names.indexOf(g.name) : names.length);
   const groups = [...members.values()]
-    .sort((a, b) => order.indexOf(a.by) - order.indexOf(b.by) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .sort((a, b) => order.indexOf(a.by) - order.indexOf(b.by) || known(a) - known(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map(({ by, name, pairs }) => {
       const genuine = pairs.filter((k) => issame[k]);
       const impostors = pairs.filter((k) => !issame[k]);
