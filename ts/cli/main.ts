@@ -6,6 +6,7 @@ import { systemInfo } from '../system';
 import { exportOnnx, fold, fruits, listModels } from './models';
 import { augment, inspect, pack, syntheticFaces } from './data';
 import { align } from './align';
+import { mask } from './mask';
 import { embedCommand, launchCommand, trainCommand } from './train';
 import { evalCommand } from './eval';
 import { ijbCommand } from './ijb';
@@ -32,6 +33,7 @@ export const COMMANDS: Record<string, Command> = {
   'synthetic-faces': syntheticFaces,
   pack,
   align,
+  mask,
   inspect,
   augment,
   models: listModels,

@@ -86,7 +86,9 @@ fn a_folder_is_masked_file_for_file_with_its_other_files_copied() {
     std::fs::write(input.join("pairs.txt"), "alice 0 1\n").unwrap();
     let out = d.join("masked");
     let cfg = config(0.6, 11, 2);
-    let s = run(&input, &out, &cfg).unwrap();
+    // Typed with a trailing slash, the sidecar still lands beside the folder.
+    let s = run(&input, &d.join("masked/"), &cfg).unwrap();
+    assert!(d.join("masked.masks.jsonl").is_file());
     assert_eq!((s.images, s.bad, s.copied), (9, 1, 1));
     assert_eq!(std::fs::read(out.join("pairs.txt")).unwrap(), b"alice 0 1\n");
     assert_eq!(

@@ -87,8 +87,9 @@ pub struct OfflineSummary {
     pub bad_list: Option<PathBuf>,
 }
 
+/// `p` + `suffix`, a trailing `/` dropped first (`masked/` → `masked.masks.jsonl`, beside it).
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
+    let mut s = p.components().collect::<PathBuf>().into_os_string();
     s.push(suffix);
     s.into()
 }
@@ -118,6 +119,8 @@ pub fn mask_dataset(input: &Path, out: &Path, cfg: &OfflineConfig, progress: &Pa
     if !(0.0..=1.0).contains(&cfg.max_bad) {
         return Err(Error(format!("mask: the share of bad images allowed must be in [0, 1], got {}", cfg.max_bad)));
     }
+    let (input, out): (PathBuf, PathBuf) = (input.components().collect(), out.components().collect());
+    let (input, out) = (input.as_path(), out.as_path());
     let kind = check_paths(input, out, cfg.overwrite)?;
     let engine = Engine { pipeline: MaskPipeline::from_choices(&cfg.choices)?, seed: cfg.seed, quality: cfg.quality };
     let mut tally = Tally::new(out, header(input, out, cfg), cfg.max_bad, progress)?;
