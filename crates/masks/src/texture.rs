@@ -1,6 +1,5 @@
-//! Procedural mask fabrics: patterns mixing two colours, evaluated at template coordinates.
-
-use maskfr_core::random::{mix, uniform};
+//! Procedural mask fabrics: patterns mixing two colours, evaluated at template coordinates,
+//! and the value noise they (and the fabric's grain) are made of.
 
 /// A fabric pattern; `value` returns the share of the second colour at a point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,13 +33,19 @@ pub const PATTERNS: [Pattern; 12] = [
     Pattern::Waves,
 ];
 
-/// Hash of an integer lattice point to [0, 1).
-fn lattice(x: i64, y: i64, seed: u64) -> f64 {
-    uniform(mix(seed, x as u64), y as u64)
+/// Hash of an integer lattice point to [0, 1): a few multiply-xorshift rounds (a cheap
+/// hash, called several times per mask pixel; statistical quality is not needed here).
+pub(crate) fn lattice(x: i64, y: i64, seed: u64) -> f64 {
+    let mut h = (x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ seed;
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (h >> 40) as f64 * (1.0 / (1u64 << 24) as f64)
 }
 
 /// Smooth value noise in [0, 1).
-fn value_noise(x: f64, y: f64, seed: u64) -> f64 {
+pub(crate) fn value_noise(x: f64, y: f64, seed: u64) -> f64 {
     let (xi, yi) = (x.floor() as i64, y.floor() as i64);
     let (fx, fy) = (x - x.floor(), y - y.floor());
     let (sx, sy) = (fx * fx * (3.0 - 2.0 * fx), fy * fy * (3.0 - 2.0 * fy));
@@ -62,7 +67,11 @@ pub struct Fabric {
 impl Fabric {
     /// Share of the second colour at template point (u, v).
     pub fn value(&self, u: f64, v: f64) -> f64 {
-        let (c, s) = (self.angle.cos(), self.angle.sin());
+        self.value_turned(u, v, self.angle.cos(), self.angle.sin())
+    }
+
+    /// [`Fabric::value`] with the angle's cosine and sine given (computed once per mask).
+    pub fn value_turned(&self, u: f64, v: f64, c: f64, s: f64) -> f64 {
         let (x, y) = ((u * c + v * s) / self.period, (-u * s + v * c) / self.period);
         let frac = |t: f64| t - t.floor();
         let square = |t: f64| if frac(t) < 0.5 { 1.0 } else { 0.0 };
@@ -115,5 +124,32 @@ impl Fabric {
             Pattern::Chevron => square(x * 0.5 + (y - y.floor() - 0.5).abs()),
             Pattern::Waves => square(y + 0.3 * (x * std::f64::consts::TAU).sin()),
         }
+    }
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Solid => "solid",
+            Pattern::Stripes => "stripes",
+            Pattern::Checks => "checks",
+            Pattern::Dots => "dots",
+            Pattern::Gradient => "gradient",
+            Pattern::Camo => "camo",
+            Pattern::Plaid => "plaid",
+            Pattern::Zigzag => "zigzag",
+            Pattern::Floral => "floral",
+            Pattern::Speckle => "speckle",
+            Pattern::Chevron => "chevron",
+            Pattern::Waves => "waves",
+        }
+    }
+
+    /// The pattern called `name` (as [`Pattern::name`] spells it).
+    pub fn parse(name: &str) -> maskfr_core::Result<Pattern> {
+        PATTERNS.iter().copied().find(|p| p.name() == name).ok_or_else(|| {
+            let all: Vec<_> = PATTERNS.iter().map(|p| p.name()).collect();
+            maskfr_core::Error(format!("mask pattern '{name}': expected one of {}", all.join(", ")))
+        })
     }
 }

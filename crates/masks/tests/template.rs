@@ -1,11 +1,15 @@
 //! Both synthesizers on aligned and non-aligned faces: nose tip and mouth corners covered,
-//! eye centres never; homography and key-point fits exact on known transforms;
-//! deterministic by seed.
+//! eye centres never; template masks also on heads turned ±30°, their straps drawn and
+//! clear of the eyes, their choices (shapes, colours, patterns, user textures) honoured;
+//! homography and key-point fits exact on known transforms; deterministic by seed.
 
-use maskfr_io::image_codec::Rgb;
+use maskfr_core::random::uniform;
+use maskfr_io::image_codec::{encode_png, Rgb};
 use maskfr_masks::geometry::{face_keypoints, Homography, Point, ARCFACE_112};
 use maskfr_masks::template::{choose, draw, Choice, SHAPES};
-use maskfr_masks::{RenderSynth, TemplateSynth};
+use maskfr_masks::texture::Pattern;
+use maskfr_masks::{MaskShape, RenderSynth, TemplateSynth, Texture};
+use std::sync::Arc;
 
 fn gray(w: usize, h: usize) -> Rgb {
     Rgb { width: w, height: h, data: vec![128; w * h * 3] }
@@ -112,4 +116,188 @@ fn same_seed_same_mask_and_seeds_vary() {
     let patterns: std::collections::HashSet<_> = (0..200).map(|s| format!("{:?}", choose(s).fabric.pattern)).collect();
     assert_eq!(shapes.len(), 5, "every shape is drawn");
     assert!(patterns.len() >= 10, "at least ten patterns are drawn, got {}", patterns.len());
+}
+
+/// A noisy image (random pixels): nothing a mask draws can leave it by chance.
+fn noise(w: usize, h: usize, seed: u64) -> Rgb {
+    Rgb { width: w, height: h, data: (0..w * h * 3).map(|i| (uniform(seed, i as u64) * 256.0) as u8).collect() }
+}
+
+/// The five landmarks of a head turned by `yaw` degrees about the vertical (orthographic
+/// view): the ArcFace template's points with a mean face's depths in its pixels (eyes 38,
+/// nose tip 54, mouth corners 35, from the head's axis), then shifted by `at`.
+fn turned(yaw: f64, at: Point) -> [Point; 5] {
+    let depth = [38.0, 38.0, 54.0, 35.0, 35.0];
+    let (c, s) = (yaw.to_radians().cos(), yaw.to_radians().sin());
+    std::array::from_fn(|i| {
+        let [x, y] = ARCFACE_112[i];
+        [at[0] + (x - 56.0) * c + depth[i] * s, at[1] + y]
+    })
+}
+
+fn dist(a: Point, b: Point) -> f64 {
+    (a[0] - b[0]).hypot(a[1] - b[1])
+}
+
+/// Checks one template mask on `lm`: nose tip and mouth corners covered, nothing drawn
+/// within 0.2 eye distances of either eye centre (mask, its shadow or straps). Returns the
+/// pixels it changed.
+fn check_template(c: &Choice, lm: &[Point; 5], what: &str) -> Vec<Point> {
+    let img0 = noise(200, 170, 7);
+    let mut img = img0.clone();
+    draw(&mut img, lm, c);
+    for (part, p) in [("nose tip", lm[2]), ("left mouth corner", lm[3]), ("right mouth corner", lm[4])] {
+        assert_ne!(px(&img, p), px(&img0, p), "{what}: {part} not covered");
+    }
+    let changed: Vec<Point> = (0..img.height)
+        .flat_map(|y| (0..img.width).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.data[(y * img.width + x) * 3..][..3] != img0.data[(y * img.width + x) * 3..][..3])
+        .map(|(x, y)| [x as f64 + 0.5, y as f64 + 0.5])
+        .collect();
+    let clear = 0.2 * dist(lm[0], lm[1]);
+    for (eye, e) in [("left eye", lm[0]), ("right eye", lm[1])] {
+        if let Some(p) = changed.iter().find(|p| dist(**p, e) < clear) {
+            panic!("{what}: drew at {p:?}, {:.1} px from the {eye} (at least {clear:.1})", dist(*p, e));
+        }
+    }
+    changed
+}
+
+#[test]
+fn template_masks_cover_turned_heads_and_keep_clear_of_the_eyes() {
+    for yaw in [-30.0, -15.0, 0.0, 15.0, 30.0] {
+        let lm = turned(yaw, [90.0, 20.0]);
+        for (k, &shape) in SHAPES.iter().enumerate() {
+            for seed in 0..4 {
+                let c = Choice { shape, ..choose(seed * 5 + k as u64) };
+                check_template(&c, &lm, &format!("{shape:?} seed {seed}, yaw {yaw}°"));
+            }
+        }
+    }
+    // Turned, rolled and scaled together, and the default mix of masks.
+    let f = similarity(-0.25, 1.2, [30.0, -5.0]);
+    for seed in 0..30 {
+        let lm = turned([-30.0, 30.0][seed as usize % 2], [60.0, 20.0]).map(&f);
+        check_template(&choose(seed), &lm, &format!("seed {seed}, turned, rolled and scaled"));
+    }
+}
+
+#[test]
+fn straps_run_from_the_mask_toward_both_ears() {
+    for (k, &shape) in SHAPES.iter().enumerate() {
+        let lm = turned(0.0, [90.0, 20.0]);
+        let kp = face_keypoints(&lm);
+        let changed = check_template(&choose(k as u64), &lm, &format!("{shape:?}"));
+        // The mask (with its cartridges and shadow) ends within 7 px of the cheek key points;
+        // straps go on toward the ears, between eye and chin height.
+        let rows = lm[0][1]..kp[5][1];
+        let left = changed.iter().filter(|p| p[0] < kp[0][0] - 7.0 && rows.contains(&p[1])).count();
+        let right = changed.iter().filter(|p| p[0] > kp[1][0] + 7.0 && rows.contains(&p[1])).count();
+        assert!(left >= 6 && right >= 6, "{shape:?}: strap pixels left {left}, right {right}");
+    }
+}
+
+#[test]
+fn choices_restrict_what_is_drawn_and_apply_says_what_it_drew() {
+    let synth = TemplateSynth {
+        shapes: Some(vec![MaskShape::Cloth, MaskShape::Gas]),
+        colors: Some(vec![[0.2, 0.4, 0.8]]),
+        patterns: Some(vec![Pattern::Dots]),
+        textures: vec![],
+    };
+    synth.check().unwrap();
+    let mut kinds = std::collections::HashSet::new();
+    for seed in 0..40 {
+        let mut img = noise(112, 112, seed);
+        let info = synth.apply(&mut img, &ARCFACE_112, seed);
+        assert!(["cloth", "gas"].contains(&info.kind), "seed {seed}: drew {}", info.kind);
+        assert_eq!((info.color, info.pattern.as_str()), ([51, 102, 204], "dots"), "seed {seed}");
+        // Both colours are the one asked for, so the printed dots do not show: blue fabric.
+        let p = px(&img, ARCFACE_112[2]);
+        assert!(p[2] as i32 > p[0] as i32 + 30, "seed {seed}: nose pixel {p:?} is not the blue asked for");
+        kinds.insert(info.kind);
+    }
+    assert_eq!(kinds.len(), 2, "both asked shapes drawn");
+    // The default synthesizer reports its own choice.
+    for seed in 0..20 {
+        let c = choose(seed);
+        let info = TemplateSynth::default().apply(&mut noise(112, 112, seed), &ARCFACE_112, seed);
+        assert_eq!((info.kind, info.pattern.as_str()), (c.shape.name(), c.fabric.pattern.name()));
+        assert_eq!(info.color, c.colors[0].map(|x| (x * 255.0).round() as u8));
+    }
+    for (bad, what) in [
+        (TemplateSynth { shapes: Some(vec![]), ..TemplateSynth::default() }, "shapes"),
+        (TemplateSynth { patterns: Some(vec![]), ..TemplateSynth::default() }, "patterns"),
+        (TemplateSynth { colors: Some(vec![]), ..TemplateSynth::default() }, "colours"),
+        (TemplateSynth { colors: Some(vec![[0.5, f64::NAN, 0.5]]), ..TemplateSynth::default() }, "NaN"),
+    ] {
+        let e = bad.check().unwrap_err().to_string();
+        assert!(e.contains(what) || (what == "NaN" && e.contains("outside [0, 1]")), "{what}: {e}");
+    }
+}
+
+/// A fresh folder under the system's temporary one.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("maskfr-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fabric swatch around `rgb`, with random texture.
+fn swatch(rgb: [u8; 3], seed: u64) -> Vec<u8> {
+    let (w, h) = (40, 30);
+    let data =
+        (0..w * h * 3).map(|i| (rgb[i % 3] as f64 + 30.0 * (uniform(seed, i as u64) - 0.5)).clamp(0.0, 255.0) as u8);
+    encode_png(&Rgb { width: w, height: h, data: data.collect() }).unwrap()
+}
+
+#[test]
+fn a_texture_folder_prints_its_textures_and_a_bad_file_is_named() {
+    let dir = scratch("textures");
+    std::fs::write(dir.join("green.png"), swatch([30, 200, 40], 1)).unwrap();
+    std::fs::write(dir.join("magenta.png"), swatch([210, 30, 190], 2)).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+    let textures: Vec<Arc<Texture>> = Texture::load_dir(&dir).unwrap().into_iter().map(Arc::new).collect();
+    assert_eq!(textures.len(), 2);
+    let synth = TemplateSynth { textures, ..TemplateSynth::default() };
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..30 {
+        let mut img = noise(112, 112, seed);
+        let info = synth.apply(&mut img, &ARCFACE_112, seed);
+        let p = px(&img, ARCFACE_112[2]).map(|x| x as i32);
+        match info.pattern.as_str() {
+            "texture:green.png" => {
+                assert!(p[1] > p[0] + 40 && p[1] > p[2] + 40, "seed {seed} ({}): nose pixel {p:?}", info.kind);
+                assert!(info.color[1] > 150 && info.color[0] < 80, "mean colour {:?}", info.color);
+            }
+            "texture:magenta.png" => {
+                assert!(p[0] > p[1] + 40 && p[2] > p[1] + 40, "seed {seed} ({}): nose pixel {p:?}", info.kind);
+            }
+            other => panic!("seed {seed}: pattern {other}"),
+        }
+        seen.insert(info.pattern);
+    }
+    assert_eq!(seen.len(), 2, "both textures printed");
+    std::fs::write(dir.join("broken.png"), b"\x89PNG but not really").unwrap();
+    let e = Texture::load_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("broken.png"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn same_choice_same_pixels_with_textures_and_on_turned_heads() {
+    let dir = scratch("texture-seed");
+    std::fs::write(dir.join("t.png"), swatch([120, 90, 60], 3)).unwrap();
+    let textures = Texture::load_dir(&dir).unwrap().into_iter().map(Arc::new).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let synth = TemplateSynth { textures, ..TemplateSynth::default() };
+    let lm = turned(25.0, [40.0, 0.0]);
+    let run = |seed| {
+        let mut img = noise(112, 112, 1);
+        let info = synth.apply(&mut img, &lm, seed);
+        (img.data, info)
+    };
+    assert_eq!(run(9), run(9));
+    assert_ne!(run(9).0, run(10).0);
 }
