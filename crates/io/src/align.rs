@@ -2,14 +2,50 @@
 //! (`python-package/insightface/utils/face_align.py`): the similarity transform fitted by
 //! Umeyama's method (skimage's `SimilarityTransform.estimate`) from the landmarks to ArcFace's
 //! template, then OpenCV's `warpAffine` (bilinear, constant zero border) reproduced to the
-//! bit: OpenCV's fixed-point 8-bit path, 1/32-pixel positions and 15-bit integer weights, as
-//! OpenCV ≤ 4.10 computes it (every published insightface figure was computed on those
-//! pixels; 4.11 moved 8-bit `warpAffine` to a float kernel that differs by a level or so).
+//! bit, in either of the two ways OpenCV has computed it ([`Warp`]): 4.x's fixed-point 8-bit
+//! path (1/32-pixel positions, 15-bit integer weights; every published insightface figure
+//! was computed on those pixels) or 5.x's float kernels (what `pip install insightface`
+//! brings today), which differ from it by up to 5 levels on ~9% of the values.
 
 use crate::image_codec::Rgb;
 use crate::{err, Result};
 
+mod warp_float;
+pub use warp_float::warp_affine_float;
+
 pub type Point = [f64; 2];
+
+/// Which OpenCV `warpAffine` (8-bit, bilinear, zero border) the crop reproduces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Warp {
+    /// OpenCV 4.x (bit for bit: measured on 4.10, 4.11, 4.12 and 4.14): fixed point, positions
+    /// rounded to 1/32 pixel and 15-bit integer weights. The crops insightface's published
+    /// models and figures were made with.
+    Fixed,
+    /// OpenCV 5.x (measured on 5.1: all but 0.0004% of values, those off by one): float32
+    /// positions and weights. What `pip install insightface` installs today (it depends on
+    /// opencv-python, now 5.1), so the default.
+    #[default]
+    Float,
+}
+
+impl Warp {
+    /// `fixed` or `float`; anything else is refused, `what` naming where it came from.
+    pub fn parse(s: &str, what: &str) -> Result<Warp> {
+        match s {
+            "fixed" => Ok(Warp::Fixed),
+            "float" => Ok(Warp::Float),
+            _ => err(format!("{what}: the warp is 'fixed' (OpenCV 4.x) or 'float' (OpenCV 5.x), got '{s}'")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Warp::Fixed => "fixed",
+            Warp::Float => "float",
+        }
+    }
+}
 
 /// ArcFace's 112×112 template (`arcface_dst`): left eye, right eye, nose tip, left and right
 /// mouth corners, in the image's left-to-right order.
@@ -113,14 +149,23 @@ pub fn check_landmarks(pts: &[Point; 5], what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The `size`×`size` ArcFace crop of `img` for these landmarks: `norm_crop` to the bit.
-pub fn norm_crop(img: &Rgb, landmarks: &[Point; 5], size: usize, what: &str) -> Result<Rgb> {
+/// The `size`×`size` ArcFace crop of `img` for these landmarks: `norm_crop` to the bit of the
+/// OpenCV `warp` names.
+pub fn norm_crop(img: &Rgb, landmarks: &[Point; 5], size: usize, warp: Warp, what: &str) -> Result<Rgb> {
     check_landmarks(landmarks, what)?;
-    Ok(warp_affine(img, &norm_transform(landmarks, size)?, size, size))
+    Ok(warp_affine_with(warp, img, &norm_transform(landmarks, size)?, size, size))
 }
 
-/// OpenCV's `warpAffine(img, m, (width, height), INTER_LINEAR, BORDER_CONSTANT, 0)` on 8-bit
-/// RGB: `m` maps source to destination and is inverted as OpenCV inverts it; each destination
+/// `warpAffine` on 8-bit RGB as the OpenCV `warp` names computes it.
+pub fn warp_affine_with(warp: Warp, img: &Rgb, m: &[f64; 6], width: usize, height: usize) -> Rgb {
+    match warp {
+        Warp::Fixed => warp_affine(img, m, width, height),
+        Warp::Float => warp_affine_float(img, m, width, height),
+    }
+}
+
+/// OpenCV 4.x's `warpAffine(img, m, (width, height), INTER_LINEAR, BORDER_CONSTANT, 0)` on
+/// 8-bit RGB ([`Warp::Fixed`]): `m` maps source to destination and is inverted as OpenCV inverts it; each destination
 /// pixel's source position is computed in fixed point (1/1024, rounded to 1/32), and its four
 /// neighbours are weighted by 15-bit integers, a neighbour outside the image counting as 0.
 pub fn warp_affine(img: &Rgb, m: &[f64; 6], width: usize, height: usize) -> Rgb {
@@ -195,10 +240,34 @@ mod tests {
     #[test]
     fn identity_warp_copies_and_outside_is_zero() {
         let img = Rgb { width: 4, height: 3, data: (0..36).map(|v| v as u8 * 7).collect() };
-        let same = warp_affine(&img, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 4, 3);
-        assert_eq!(same, img);
-        let gone = warp_affine(&img, &[1.0, 0.0, 100.0, 0.0, 1.0, 0.0], 4, 3);
-        assert!(gone.data.iter().all(|&v| v == 0));
+        for warp in [Warp::Fixed, Warp::Float] {
+            let same = warp_affine_with(warp, &img, &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 4, 3);
+            assert_eq!(same, img, "{warp:?}");
+            let gone = warp_affine_with(warp, &img, &[1.0, 0.0, 100.0, 0.0, 1.0, 0.0], 4, 3);
+            assert!(gone.data.iter().all(|&v| v == 0), "{warp:?}");
+        }
+    }
+
+    #[test]
+    fn half_pixel_ties_round_up_in_fixed_and_to_even_in_float() {
+        // Sampled half-way between neighbours: (v + v+1)/2 ends in .5 for every pixel.
+        let img = Rgb { width: 4, height: 2, data: (0..24).map(|v| v as u8 * 3).collect() };
+        let shift = [1.0, 0.0, -0.5, 0.0, 1.0, 0.0];
+        let (fixed, float) = (warp_affine(&img, &shift, 3, 2), warp_affine_float(&img, &shift, 3, 2));
+        for (i, (&a, &b)) in fixed.data.iter().zip(&float.data).enumerate() {
+            let (p, q) = (img.data[i / 9 * 12 + i % 9] as f64, img.data[i / 9 * 12 + i % 9 + 3] as f64);
+            let mid = (p + q) / 2.0;
+            assert_eq!(a as f64, mid.ceil(), "fixed, value {i}");
+            assert_eq!(b as f64, mid.round_ties_even(), "float, value {i}");
+        }
+        assert_ne!(fixed, float);
+    }
+
+    #[test]
+    fn warp_names_parse_and_others_are_refused() {
+        assert_eq!(Warp::parse("fixed", "x").unwrap(), Warp::Fixed);
+        assert_eq!(Warp::parse(Warp::Float.name(), "x").unwrap(), Warp::Float);
+        assert!(Warp::parse("cubic", "--warp").unwrap_err().0.contains("--warp: the warp is 'fixed'"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! images are bad. Five landmarks per image (from a file, or a packed `.rec`'s own) go into
 //! its IRHeader; with `align` each image is stored as its ArcFace crop instead.
 
-use crate::align::{check_landmarks, norm_crop, norm_transform, Point};
+use crate::align::{check_landmarks, norm_crop, norm_transform, Point, Warp};
 use crate::folder::{identity_folders, images_in, per_identity, read_image_file};
 use crate::image_codec::{decode, encode_jpeg, Dims, Rgb, MAX_SIDE};
 use crate::recordio::{pack as pack_record, unpack, Header, Layout, RecordFile, RecordWriter};
@@ -46,6 +46,8 @@ pub struct PackConfig {
     /// Store each image as its 112×112 ArcFace crop (`norm_crop`), re-encoded as JPEG of this
     /// quality, with its landmarks moved into the crop; an image without landmarks is bad.
     pub align_quality: Option<u8>,
+    /// Which OpenCV's `warpAffine` those crops reproduce (4.x's fixed point or 5.x's float).
+    pub align_warp: Warp,
 }
 
 /// The side of the crops `align_quality` stores.
@@ -299,7 +301,7 @@ fn finish(
 ) -> Result<Packed> {
     let Some(quality) = cfg.align_quality else { return Ok((label, bytes, landmarks)) };
     let Some(l) = landmarks else { return err(format!("{what}: no landmarks to align it by")) };
-    let crop = norm_crop(&img, &l, ALIGNED_SIZE, what)?;
+    let crop = norm_crop(&img, &l, ALIGNED_SIZE, cfg.align_warp, what)?;
     let m = norm_transform(&l, ALIGNED_SIZE)?;
     let moved = l.map(|[x, y]| [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]);
     Ok((label, encode_jpeg(&crop, quality)?, Some(moved)))

@@ -2,7 +2,7 @@
 //! as the folder gives them, `.lst` paths confined to their folder, re-packs of a subset,
 //! landmarks into the headers and aligned crops.
 
-use maskfr_io::align::{norm_crop, norm_transform, ARCFACE_DST};
+use maskfr_io::align::{norm_crop, norm_transform, Warp, ARCFACE_DST};
 use maskfr_io::image_codec::{decode, encode_jpeg, encode_png, Dims, Rgb};
 use maskfr_io::pack::{bad_list_path, pack, Input, LandmarkSet, PackConfig, PackProgress, PackSummary};
 use maskfr_io::recordio::{unpack, Layout, RecordFile};
@@ -38,7 +38,7 @@ fn run(input: &Input, out: &Path, max_bad: f64) -> maskfr_io::Result<PackSummary
     pack(
         input,
         out,
-        &PackConfig { threads: 2, max_bad, landmarks: None, align_quality: None },
+        &PackConfig { threads: 2, max_bad, landmarks: None, align_quality: None, align_warp: Warp::Fixed },
         &PackProgress::default(),
     )
 }
@@ -222,7 +222,7 @@ fn photo(v: u8) -> Vec<u8> {
 }
 
 fn config(landmarks: Option<LandmarkSet>, align_quality: Option<u8>) -> PackConfig {
-    PackConfig { threads: 2, max_bad: 0.5, landmarks, align_quality }
+    PackConfig { threads: 2, max_bad: 0.5, landmarks, align_quality, align_warp: Warp::Float }
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn landmarks_travel_in_the_headers_and_align_stores_norm_crop_with_them_moved() 
         let payload = f.read_key(k).unwrap();
         let (h, body) = unpack(&payload, "r").unwrap();
         let original = decode(&photo(40 * i as u8), "p", Dims::AtMost(4096)).unwrap();
-        assert_eq!(body, encode_jpeg(&norm_crop(&original, &pts(i), 112, "p").unwrap(), 90).unwrap());
+        assert_eq!(body, encode_jpeg(&norm_crop(&original, &pts(i), 112, Warp::Float, "p").unwrap(), 90).unwrap());
         let m = norm_transform(&pts(i), 112).unwrap();
         let moved = pts(i).map(|[x, y]| [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]);
         assert_eq!(h.landmarks("r").unwrap().unwrap(), moved.map(|p| p.map(|v| v as f32 as f64)));

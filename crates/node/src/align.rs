@@ -16,6 +16,7 @@ fn five(v: &[f64], what: &str) -> Result<[Point; 5]> {
 
 /// The `size`×`size` ArcFace crop (RGB, HWC) of an RGB image for its five landmarks
 /// (x1, y1, …, x5, y5: eyes, nose tip, mouth corners); `what` names the image in errors.
+/// `warp`: `float` (OpenCV 5.x's pixels, the default) or `fixed` (OpenCV 4.x's).
 #[napi(catch_unwind)]
 pub fn align_face(
     data: Buffer,
@@ -24,13 +25,18 @@ pub fn align_face(
     landmarks: Vec<f64>,
     size: u32,
     what: String,
+    warp: Option<String>,
 ) -> Result<Buffer> {
+    let warp = match warp {
+        Some(w) => js(align::Warp::parse(&w, &what))?,
+        None => align::Warp::default(),
+    };
     if data.len() != width as usize * height as usize * 3 {
         let msg = format!("{what}: {} bytes for a {width}x{height} RGB image", data.len());
         return Err(Error::new(Status::InvalidArg, msg));
     }
     let img = Rgb { width: width as usize, height: height as usize, data: data.to_vec() };
-    Ok(js(align::norm_crop(&img, &five(&landmarks, &what)?, size as usize, &what))?.data.into())
+    Ok(js(align::norm_crop(&img, &five(&landmarks, &what)?, size as usize, warp, &what))?.data.into())
 }
 
 /// The similarity `[a, b, c, d, e, f]` (image → crop) that `align_face` warps by: skimage's

@@ -219,6 +219,8 @@ pub struct PackOptions {
     pub landmark_points: Option<Vec<f64>>,
     /// Store each image's 112×112 ArcFace crop, as JPEG of this quality.
     pub align_quality: Option<u32>,
+    /// The crops' warp: `float` (OpenCV 5.x, the default) or `fixed` (OpenCV 4.x).
+    pub align_warp: Option<String>,
 }
 
 #[napi(object)]
@@ -275,7 +277,11 @@ impl PackJob {
             }
         };
         let align_quality = o.align_quality.map(|q| q.min(100) as u8);
-        let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad, landmarks, align_quality };
+        let align_warp = match o.align_warp {
+            Some(w) => js(maskfr_io::align::Warp::parse(&w, "pack: --warp"))?,
+            None => maskfr_io::align::Warp::default(),
+        };
+        let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad, landmarks, align_quality, align_warp };
         let progress = Arc::new(PackProgress::default());
         let p = progress.clone();
         let thread = std::thread::spawn(move || packing::pack(&input, Path::new(&out), &cfg, &p));
