@@ -1,6 +1,7 @@
 // Alignment from five landmarks against insightface's own norm_crop (make_align_fixtures.py:
 // two real photographs with hand-marked landmarks and random landmark sets that rotate, scale
-// and push the crop past the border), the landmark file formats, and `maskfr align`.
+// and push the crop past the border, cropped by OpenCV 4.x; make_align_float_fixtures.py: the
+// same by OpenCV 5.x, and at sizes 128 and 224), the landmark file formats, and `maskfr align`.
 
 import test from 'ava';
 import fs from 'node:fs';
@@ -13,6 +14,7 @@ import { main } from '../ts/cli/main';
 const fx = (n: string) => path.join(__dirname, 'fixtures', n);
 const png = (n: string) => native.decodeImage(fs.readFileSync(n), n);
 const cases: { source: string; crop: string; landmarks: number[][]; transform: number[][]; outside: number }[] = JSON.parse(fs.readFileSync(fx('align_cases.json'), 'utf8')).cases;
+const float: { opencv: string; cases: { source: string; crop: string; size: number; landmarks: number[][] }[] } = JSON.parse(fs.readFileSync(fx('align_float_cases.json'), 'utf8'));
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-align-'));
 
 /** Largest |difference| and the share of equal values. */
@@ -27,13 +29,13 @@ function compare(a: Buffer, b: Buffer): { max: number; exact: number } {
   return { max, exact: same / a.length };
 }
 
-test("crops equal insightface's norm_crop on real photographs and random landmark sets", (t) => {
+test("fixed-warp crops equal insightface's norm_crop with OpenCV 4.x on real photographs and random landmark sets", (t) => {
   t.is(cases.length, 10);
   t.true(cases.some((c) => c.outside > 0.4), 'the zero border is exercised');
   let values = 0;
   let exact = 0;
   for (const c of cases) {
-    const ours = alignFace(png(fx(c.source)), c.landmarks.flat(), 112, c.crop);
+    const ours = alignFace(png(fx(c.source)), c.landmarks.flat(), 112, c.crop, 'fixed');
     const theirs = png(fx(c.crop));
     const r = compare(ours.data, theirs.data);
     t.true(r.max <= 1, `${c.crop}: off by ${r.max} levels`);
@@ -44,6 +46,29 @@ test("crops equal insightface's norm_crop on real photographs and random landmar
   }
   t.log(`${((100 * exact) / values).toFixed(3)}% of ${values} values exactly insightface's`);
   t.is(exact, values);
+});
+
+test("float-warp crops (the default) equal insightface's norm_crop with OpenCV 5.x; the fixed warp's do not", (t) => {
+  t.regex(float.opencv, /^5\./);
+  t.is(float.cases.length, 12);
+  let [values, exact, fixedExact, fixedMax] = [0, 0, 0, 0];
+  for (const c of float.cases) {
+    const img = png(fx(c.source));
+    const theirs = png(fx(c.crop));
+    const ours = alignFace(img, c.landmarks.flat(), c.size, c.crop);
+    t.deepEqual([ours.width, theirs.width, theirs.height], [c.size, c.size, c.size], c.crop);
+    const r = compare(ours.data, theirs.data);
+    t.is(r.max, 0, `${c.crop}: off by ${r.max} levels`);
+    const f = compare(alignFace(img, c.landmarks.flat(), c.size, c.crop, 'fixed').data, theirs.data);
+    values += ours.data.length;
+    exact += r.exact * ours.data.length;
+    fixedExact += f.exact * ours.data.length;
+    fixedMax = Math.max(fixedMax, f.max);
+  }
+  t.log(`float: ${((100 * exact) / values).toFixed(3)}% of ${values} values exactly OpenCV ${float.opencv}'s; fixed: ${((100 * fixedExact) / values).toFixed(1)}%, off by up to ${fixedMax}`);
+  t.is(exact, values);
+  t.true(fixedExact < 0.95 * values && fixedMax >= 2, 'the two warps differ where it shows');
+  t.throws(() => alignFace(png(fx(float.cases[0].source)), float.cases[0].landmarks.flat(), 112, 'x.png', 'cubic' as 'fixed'), { message: "x.png: the warp is 'fixed' (OpenCV 4.x) or 'float' (OpenCV 5.x), got 'cubic'" });
 });
 
 test('landmarks read alike from insightface lines, JSON and CSV; bad ones are named by file and line', (t) => {
@@ -78,7 +103,10 @@ test('maskfr align writes the crops of a folder and of one image, atomically, an
   for (const n of ['align_astronaut.png', 'align_hopper.png']) fs.copyFileSync(fx(n), path.join(input, n));
   t.is(await main(['align', input, '--landmarks', fx('align_5pts_score.txt'), '--out', out]), 0);
   t.deepEqual(fs.readdirSync(out).sort(), ['align_astronaut.png', 'align_hopper.png']);
-  for (const n of ['astronaut', 'hopper']) t.true(png(path.join(out, `align_${n}.png`)).data.equals(png(fx(`align_${n}_marked.png`)).data), n);
+  for (const n of ['astronaut', 'hopper']) t.true(png(path.join(out, `align_${n}.png`)).data.equals(png(fx(`align_${n}_marked_float.png`)).data), n);
+  t.is(await main(['align', input, '--landmarks', fx('align_5pts_score.txt'), '--out', out, '--warp', 'fixed']), 0);
+  for (const n of ['astronaut', 'hopper']) t.true(png(path.join(out, `align_${n}.png`)).data.equals(png(fx(`align_${n}_marked.png`)).data), `${n} --warp fixed`);
+  await t.throwsAsync(async () => main(['align', input, '--landmarks', fx('align_5pts_score.txt'), '--out', out, '--warp', 'opencv']), { message: 'align: --warp must be float (OpenCV 5.x) or fixed (OpenCV 4.x), got opencv' });
 
   t.is(await main(['align', path.join(input, 'align_hopper.png'), '--landmarks', fx('align_5pts_score.txt'), '--out', path.join(dir, 'one'), '--format', 'jpg']), 0);
   const jpg = native.decodeImage(fs.readFileSync(path.join(dir, 'one', 'align_hopper.jpg')), 'jpg');

@@ -126,6 +126,16 @@ test('pack --landmarks stores five landmarks in each header (read back by Record
     const moved = points[i].map((v, k) => (k % 2 === 0 ? m0 * v + m1 * points[i][k + 1] + m2 : m3 * points[i][k - 1] + m4 * v + m5));
     t.deepEqual(a.sample(i).landmarks, moved.map(Math.fround));
   });
+  // --warp fixed: OpenCV 4.x's pixels instead of 5.x's.
+  const fixed = path.join(dir, 'f.rec');
+  t.is(run('pack', root, fixed, '--landmarks', csv, '--align', '--quality', '90', '--warp', 'fixed').status, 0);
+  const f = RecordDataset.open(fixed);
+  names.forEach((n, i) => {
+    const crop = alignFace(native.decodeImage(fs.readFileSync(path.join(root, n)), n), points[i], 112, n, 'fixed');
+    t.true(f.sample(i).body.equals(native.encodeJpeg(crop.data, 112, 112, 90)), `${n} --warp fixed`);
+  });
+  t.false(f.sample(0).body.equals(a.sample(0).body), 'the two warps store different crops');
+  t.regex(run('pack', root, path.join(dir, 'w.rec'), '--landmarks', csv, '--align', '--warp', 'cubic').stderr, /pack: --warp must be float \(OpenCV 5\.x\) or fixed \(OpenCV 4\.x\), got cubic/);
   // An image the file does not name is bad, as an unreadable one is.
   fs.writeFileSync(csv, [...names.slice(0, 2).map((n, i) => [n, ...points[i]].join(','))].join('\n'));
   const missing = run('pack', root, path.join(dir, 'm.rec'), '--landmarks', csv, '--max-bad', '0');

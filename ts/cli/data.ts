@@ -8,6 +8,8 @@ import os from 'node:os';
 import { native } from '../native';
 import { SYNTHETIC_FACES_DEFAULTS, writeSyntheticDataset } from '../data/synthetic-faces-dataset';
 import { MAX_BAD_SHARE, packRecordDataset, PackInput, RecordDataset } from '../data/recordio';
+import { DEFAULT_ALIGN_WARP } from '../data/align';
+import { WARP_HELP, warpOption } from './align';
 import { duration } from '../train/progress';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
@@ -61,6 +63,7 @@ export const pack: Command = {
     { name: 'landmarks', value: 'FILE', help: "each image's five landmarks (.json, .csv or insightface's 'name x1 y1 … x5 y5' lines; names are paths relative to the folder or the .lst's root), stored in its record header; an image without any is bad" },
     { name: 'align', help: "store each image as its 112x112 ArcFace crop from its landmarks (insightface's norm_crop), with the landmarks moved into the crop" },
     { name: 'quality', value: 'Q', default: '95', help: 'with --align: the JPEG quality of the crops' },
+    { name: 'warp', value: 'float|fixed', default: DEFAULT_ALIGN_WARP, help: `with --align: ${WARP_HELP}` },
     { name: 'max-bad', value: 'SHARE', default: String(MAX_BAD_SHARE), help: 'the share of bad images skipped (listed in OUT.bad.txt); one more refuses the pack, writing only that list (0: any bad image refuses it)' },
     { name: 'threads', value: 'N', default: String(os.availableParallelism()), help: 'threads reading and decoding' },
     { name: 'progress', help: 'a progress bar on stderr also when it is not a terminal (a line every 10 s)' },
@@ -101,6 +104,7 @@ async function packCommand(p: Parsed): Promise<number> {
   if (align && !p.options.has('landmarks') && !('rec' in input)) throw new Error('pack: --align needs --landmarks FILE');
   const quality = integerOption(p, 'quality', 1);
   if (quality > 100) throw new Error(`pack: --quality must be in [1, 100], got ${quality}`);
+  const warp = warpOption(p, 'pack');
   const maxBad = Number(p.options.get('max-bad'));
   if (!(maxBad >= 0 && maxBad <= 1)) throw new Error(`pack: --max-bad must be a share in [0, 1], got ${p.options.get('max-bad')}`);
   const r = await packRecordDataset(input, out, {
@@ -108,6 +112,7 @@ async function packCommand(p: Parsed): Promise<number> {
     maxBad,
     landmarks: p.options.get('landmarks'),
     alignQuality: align ? quality : undefined,
+    alignWarp: warp,
     onProgress: packProgress(p.flags.has('progress')),
   });
   const empty = r.emptyIdentities > 0 ? ` (${r.emptyIdentities} of them without any image left: empty ranges)` : '';

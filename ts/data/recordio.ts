@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { native } from '../native';
-import { readLandmarks } from './align';
+import { AlignWarp, readLandmarks } from './align';
 
 export interface Identity {
   label: number;
@@ -101,6 +101,9 @@ export interface PackOptions {
   /** Store each image as its 112×112 ArcFace crop (`norm_crop`), a JPEG of this quality, with
    *  its landmarks moved into the crop; needs landmarks (the file's, or a `.rec`'s own). */
   alignQuality?: number;
+  /** With `alignQuality`: whose pixels the crops reproduce, OpenCV 5.x's warp (`float`, the
+   *  default) or 4.x's (`fixed`); see `AlignWarp`. */
+  alignWarp?: AlignWarp;
   /** Called about five times a second while the pack runs. */
   onProgress?: (p: { total: number; done: number; bad: number }) => void;
 }
@@ -131,6 +134,7 @@ export async function packRecordDataset(input: PackInput, out: string, o: PackOp
     maxBad: o.maxBad ?? MAX_BAD_SHARE,
     ...landmarkOptions(o.landmarks),
     alignQuality: o.alignQuality,
+    alignWarp: o.alignWarp,
   });
   const tick = o.onProgress && setInterval(() => o.onProgress?.(job.progress()), 200);
   try {
