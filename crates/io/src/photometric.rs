@@ -180,9 +180,15 @@ impl Photometric {
     }
 }
 
-/// torchvision's `_blend` on uint8: `ratio·a + (1 − ratio)·b` in f32, clamped, truncated.
-fn blend(a: u8, b: f32, ratio: f32, one_minus: f32) -> u8 {
-    (ratio * a as f32 + one_minus * b).clamp(0.0, 255.0) as u8
+/// torchvision's `_blend` on uint8: `ratio·a + (1 − ratio)·b` in f32 (the two products given),
+/// clamped, truncated.
+fn blend(a: f32, b: f32) -> u8 {
+    (a + b).clamp(0.0, 255.0) as u8
+}
+
+/// `f32(k)·v` for every byte `v`: each product rounded once, as torch's f32 product is.
+fn products(k: f32) -> [f32; 256] {
+    std::array::from_fn(|v| k * v as f32)
 }
 
 /// torchvision's `rgb_to_grayscale` on uint8: ITU-R 601-2 luma in f32, truncated to a byte.
@@ -190,10 +196,11 @@ fn gray(p: &[u8]) -> u8 {
     (0.2989f32 * p[0] as f32 + 0.587f32 * p[1] as f32 + 0.114f32 * p[2] as f32) as u8
 }
 
-/// `adjust_brightness`: a blend with black.
+/// `adjust_brightness`: a blend with black (a table: the output depends on the byte alone).
 pub fn brightness(img: &mut Rgb, f: f64) {
-    let (r, m) = (f as f32, (1.0 - f) as f32);
-    img.data.iter_mut().for_each(|v| *v = blend(*v, 0.0, r, m));
+    let a = products(f as f32);
+    let lut: [u8; 256] = std::array::from_fn(|v| blend(a[v], 0.0));
+    img.data.iter_mut().for_each(|v| *v = lut[*v as usize]);
 }
 
 /// `adjust_contrast`: a blend with the mean of the (byte) grayscale image.
@@ -201,16 +208,17 @@ pub fn contrast(img: &mut Rgb, f: f64) {
     // Integer sums are exact: the same mean as torch's f32 one for up to 2²⁴/255 pixels.
     let sum: u64 = img.data.chunks_exact(3).map(|p| gray(p) as u64).sum();
     let mean = sum as f32 / (img.width * img.height).max(1) as f32;
-    let (r, m) = (f as f32, (1.0 - f) as f32);
-    img.data.iter_mut().for_each(|v| *v = blend(*v, mean, r, m));
+    let (a, b) = (products(f as f32), (1.0 - f) as f32 * mean);
+    let lut: [u8; 256] = std::array::from_fn(|v| blend(a[v], b));
+    img.data.iter_mut().for_each(|v| *v = lut[*v as usize]);
 }
 
 /// `adjust_saturation`: a blend with each pixel's (byte) grayscale.
 pub fn saturation(img: &mut Rgb, f: f64) {
     let (r, m) = (f as f32, (1.0 - f) as f32);
     for p in img.data.chunks_exact_mut(3) {
-        let g = gray(p) as f32;
-        p.iter_mut().for_each(|v| *v = blend(*v, g, r, m));
+        let g = m * gray(p) as f32;
+        p.iter_mut().for_each(|v| *v = blend(r * *v as f32, g));
     }
 }
 
@@ -228,7 +236,8 @@ fn reflect(i: isize, n: usize) -> usize {
 
 /// Separable Gaussian blur of radius ⌈3σ⌉ with torchvision's kernel (`exp(−x²/2σ²)` at the
 /// integer offsets, normalised, in f32) and reflected borders, rounded half to even as
-/// torchvision rounds its uint8 result.
+/// torchvision rounds its uint8 result. Each sum runs over the taps in order, whole rows at
+/// a time (contiguous, so the compiler vectorises them).
 pub fn gaussian_blur(img: &mut Rgb, sigma: f64) {
     let (w, h) = (img.width, img.height);
     let radius = ((3.0 * sigma).ceil() as usize).min(w.min(h).saturating_sub(1));
@@ -239,29 +248,28 @@ pub fn gaussian_blur(img: &mut Rgb, sigma: f64) {
     let pdf: Vec<f32> = (0..=2 * radius).map(|k| (-0.5 * ((k as f32 - radius as f32) / sigma).powi(2)).exp()).collect();
     let total: f32 = pdf.iter().sum();
     let kernel: Vec<f32> = pdf.iter().map(|p| p / total).collect();
-    let r = radius as isize;
-    let mut rows = vec![0f32; w * h * 3];
+    let (r, row) = (radius as isize, w * 3);
+    let mut padded = vec![0f32; (w + 2 * radius) * 3];
+    let mut rows = vec![0f32; h * row];
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0f32;
-                for (k, wt) in kernel.iter().enumerate() {
-                    acc += wt * img.data[(y * w + reflect(x as isize + k as isize - r, w)) * 3 + c] as f32;
-                }
-                rows[(y * w + x) * 3 + c] = acc;
-            }
+        for (x, px) in padded.chunks_exact_mut(3).enumerate() {
+            let sx = reflect(x as isize - r, w);
+            px.iter_mut().zip(&img.data[(y * w + sx) * 3..][..3]).for_each(|(d, &s)| *d = s as f32);
+        }
+        let out = &mut rows[y * row..][..row];
+        for (k, &wt) in kernel.iter().enumerate() {
+            out.iter_mut().zip(&padded[k * 3..][..row]).for_each(|(o, &p)| *o += wt * p);
         }
     }
+    let mut acc = vec![0f32; row];
     for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0f32;
-                for (k, wt) in kernel.iter().enumerate() {
-                    acc += wt * rows[(reflect(y as isize + k as isize - r, h) * w + x) * 3 + c];
-                }
-                img.data[(y * w + x) * 3 + c] = acc.round_ties_even().clamp(0.0, 255.0) as u8;
-            }
+        acc.fill(0.0);
+        for (k, &wt) in kernel.iter().enumerate() {
+            let src = &rows[reflect(y as isize + k as isize - r, h) * row..][..row];
+            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += wt * s);
         }
+        let out = &mut img.data[y * row..][..row];
+        out.iter_mut().zip(&acc).for_each(|(o, &a)| *o = a.round_ties_even().clamp(0.0, 255.0) as u8);
     }
 }
 
