@@ -62,8 +62,9 @@ impl Source for RecordSource {
     }
 }
 
-/// Pixel work applied to every decoded sample before normalisation (the mask synthesizers
-/// plug in here); `landmarks` are the face's own when its source has them, `seed` the
+/// Pixel work applied to every decoded sample before the flip and normalisation (the mask
+/// synthesizers plug in here, and [`crate::photometric::WithPhotometric`] runs the photometric
+/// ops after them); `landmarks` are the face's own when its source has them, `seed` the
 /// sample's own seed. Returns whether the sample is now masked.
 pub trait Augment: Send + Sync {
     fn apply(&self, img: &mut Rgb, landmarks: Option<&[Point; 5]>, seed: u64) -> bool;
