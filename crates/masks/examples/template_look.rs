@@ -3,13 +3,16 @@
 //! `template_look sheet OUT.png SCALE SEEDS SHAPES IMAGE[@x1,y1,…,x5,y5]...`: one row per
 //! image (the original, then one mask per seed), enlarged SCALE× (nearest neighbour) so single
 //! pixels show. SHAPES: `all`, `cycle` (column c draws the c-th of the five) or names separated by commas (surgical,n95,kn95,cloth,gas);
+//! `--textures=DIR` among the images prints the user textures in DIR;
 //! an image without landmarks is taken as an aligned 112×112-template face at its size.
 //! `template_look bench`: template masks per second on one core on a 112² face, median of
 //! seven 0.5 s rounds (the bench suite's loop: copy in, mask, copy out).
 
 use maskfr_io::image_codec::{decode, encode_png, Dims, Rgb};
 use maskfr_masks::template::SHAPES;
-use maskfr_masks::{MaskShape, Point, TemplateSynth, ARCFACE_112};
+use maskfr_masks::{MaskShape, Point, TemplateSynth, Texture, ARCFACE_112};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 fn main() {
@@ -50,8 +53,15 @@ fn load(spec: &str) -> (Rgb, [Point; 5]) {
 fn sheet(out: &str, scale: &str, seeds: &str, shape_list: &str, images: &[String]) {
     let scale: usize = scale.parse().expect("SCALE");
     let seeds: u64 = seeds.parse().expect("SEEDS");
-    let synth = TemplateSynth { shapes: shapes(shape_list), ..TemplateSynth::default() };
-    let faces: Vec<(Rgb, [Point; 5])> = images.iter().map(|s| load(s)).collect();
+    // `--textures=DIR` among the images: every mask prints one of the textures there.
+    let textures = images
+        .iter()
+        .filter_map(|a| a.strip_prefix("--textures="))
+        .flat_map(|d| Texture::load_dir(Path::new(d)).unwrap_or_else(|e| panic!("{e}")))
+        .map(Arc::new)
+        .collect();
+    let synth = TemplateSynth { shapes: shapes(shape_list), textures, ..TemplateSynth::default() };
+    let faces: Vec<(Rgb, [Point; 5])> = images.iter().filter(|a| !a.starts_with("--")).map(|s| load(s)).collect();
     let cell = faces.iter().map(|f| f.0.width.max(f.0.height)).max().unwrap();
     let cols = seeds as usize + 1;
     let (w, h) = (cols * cell * scale, faces.len() * cell * scale);

@@ -65,54 +65,50 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    /// Share of the second colour at template point (u, v).
+    /// Share of the second colour at template point (u, v), with sharp edges.
     pub fn value(&self, u: f64, v: f64) -> f64 {
-        self.value_turned(u, v, self.angle.cos(), self.angle.sin())
+        self.value_at(u, v, self.angle.cos(), self.angle.sin(), 0.0)
     }
 
-    /// [`Fabric::value`] with the angle's cosine and sine given (computed once per mask).
-    pub fn value_turned(&self, u: f64, v: f64, c: f64, s: f64) -> f64 {
+    /// [`Fabric::value`] with the angle's cosine and sine given (computed once per mask) and
+    /// edges blurred over `footprint` template units (a pixel's size: anti-aliased print).
+    pub fn value_at(&self, u: f64, v: f64, c: f64, s: f64, footprint: f64) -> f64 {
         let (x, y) = ((u * c + v * s) / self.period, (-u * s + v * c) / self.period);
+        // The footprint in pattern periods; edges ramp over it.
+        let w = (footprint / self.period).max(1e-6);
         let frac = |t: f64| t - t.floor();
-        let square = |t: f64| if frac(t) < 0.5 { 1.0 } else { 0.0 };
+        let edge = |d: f64, w: f64| (0.5 + d / w).clamp(0.0, 1.0);
+        // 1 on the first half of each period, 0 on the second, ramps at both edges.
+        let square = |t: f64, w: f64| {
+            let f = frac(t);
+            edge(if f < 0.5 { f.min(0.5 - f) } else { -(f - 0.5).min(1.0 - f) }, w)
+        };
         match self.pattern {
             Pattern::Solid => 0.0,
-            Pattern::Stripes => square(x),
-            Pattern::Checks => (square(x) + square(y)) % 2.0,
+            Pattern::Stripes => square(x, w),
+            Pattern::Checks => {
+                let (a, b) = (square(x, w), square(y, w));
+                a + b - 2.0 * a * b
+            }
             Pattern::Dots => {
                 let (dx, dy) = (frac(x) - 0.5, frac(y) - 0.5);
-                if dx.hypot(dy) < 0.25 {
-                    1.0
-                } else {
-                    0.0
-                }
+                edge(0.25 - (dx * dx + dy * dy).sqrt(), w)
             }
             Pattern::Gradient => (v / 80.0).clamp(0.0, 1.0),
             Pattern::Camo => {
                 let n = value_noise(x * 0.7, y * 0.7, self.seed);
-                if n < 0.4 {
-                    0.0
-                } else if n < 0.6 {
-                    0.5
-                } else {
-                    1.0
-                }
+                0.5 * edge(n - 0.4, w) + 0.5 * edge(n - 0.6, w)
             }
             Pattern::Plaid => {
-                0.5 * (square(x * 2.0) * 0.6 + square(y * 2.0) * 0.6).min(1.0) + 0.5 * square(x) * square(y)
+                0.5 * (square(x * 2.0, 2.0 * w) * 0.6 + square(y * 2.0, 2.0 * w) * 0.6).min(1.0)
+                    + 0.5 * square(x, w) * square(y, w)
             }
-            Pattern::Zigzag => square(x + (frac(y) - 0.5).abs()),
+            Pattern::Zigzag => square(x + (frac(y) - 0.5).abs(), 1.5 * w),
             Pattern::Floral => {
                 let (dx, dy) = (frac(x) - 0.5, frac(y) - 0.5);
-                let r = dx.hypot(dy);
+                let r = (dx * dx + dy * dy).sqrt();
                 let petals = 0.25 + 0.12 * (5.0 * dy.atan2(dx)).cos();
-                if r < 0.07 {
-                    0.6
-                } else if r < petals {
-                    1.0
-                } else {
-                    0.0
-                }
+                edge(petals - r, w) - 0.4 * edge(0.07 - r, w)
             }
             Pattern::Speckle => {
                 if lattice((u * 1.7) as i64, (v * 1.7) as i64, self.seed) < 0.15 {
@@ -121,8 +117,8 @@ impl Fabric {
                     0.0
                 }
             }
-            Pattern::Chevron => square(x * 0.5 + (y - y.floor() - 0.5).abs()),
-            Pattern::Waves => square(y + 0.3 * (x * std::f64::consts::TAU).sin()),
+            Pattern::Chevron => square(x * 0.5 + (y - y.floor() - 0.5).abs(), w),
+            Pattern::Waves => square(y + 0.3 * (x * std::f64::consts::TAU).sin(), 1.5 * w),
         }
     }
 }

@@ -96,7 +96,7 @@ impl<'a> Material<'a> {
                 let base = match self.texture {
                     Some((t, scale, [ox, oy])) => t.tiled(u * scale + ox, v * scale + oy),
                     None => {
-                        let t = self.fabric.value_turned(u, v, self.cos, self.sin);
+                        let t = self.fabric.value_at(u, v, self.cos, self.sin, self.upp);
                         [0, 1, 2].map(|k| self.colors[0][k] + (self.colors[1][k] - self.colors[0][k]) * t)
                     }
                 };
@@ -123,8 +123,8 @@ impl<'a> Material<'a> {
                 1.0 + 0.1 * mottle + 0.12 * f
             }
             Grain::Woven => {
-                let r = resolvable(1.1, self.upp);
-                let weave = if r > 0.0 { ((u * 5.7).sin() * (v * 5.7).sin()).abs() - 0.5 } else { 0.0 };
+                let r = resolvable(1.6, self.upp);
+                let weave = if r > 0.0 { ((u * 3.9).sin() * (v * 3.9).sin()).abs() - 0.5 } else { 0.0 };
                 1.0 + 0.06 * mottle + 0.16 * r * weave
             }
             Grain::Knit => {

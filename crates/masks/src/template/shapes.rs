@@ -182,16 +182,15 @@ fn n95(u: f64, v: f64, d: &Detail) -> Surf {
         return s;
     }
     s.base = 0.35;
+    // The cup: z = h·√(1 − r²), steepest toward the rim; the flat flange round it turns
+    // with the cup's side, less steeply.
     let flange = 3.2;
-    if s.sd > flange {
-        // The cup: z = h·√(1 − r²), steepest toward the rim.
-        let z = (1.0 - r2).max(0.05).sqrt();
-        let h = 24.0;
-        s.gx = (-h * dx / (rx * rx) / z).clamp(-2.2, 2.2);
-        s.gy = (-h * dy / (ry * ry) / z).clamp(-2.2, 2.2);
-    }
-    // The flange's moulded edge: a ridge where it meets the cup.
-    s.ao *= crease(s.sd - flange, 0.55, 0.3) * crease(s.sd - 0.8, 0.5, 0.15);
+    let z = (1.0 - r2).max(0.05).sqrt();
+    let h = if s.sd > flange { 24.0 } else { 10.0 };
+    s.gx = (-h * dx / (rx * rx) / z).clamp(-1.8, 1.8);
+    s.gy = (-h * dy / (ry * ry) / z).clamp(-1.8, 1.8);
+    // The flange's moulded edge: a groove where it meets the cup.
+    s.ao *= crease(s.sd - flange, 0.55, 0.22) * crease(s.sd - 0.8, 0.5, 0.12);
     s.ao *= crease(dx, 0.5, 0.22);
     s.gx += 0.5 * (bump((dx + 0.9) / 0.6) - bump((dx - 0.9) / 0.6));
     // Nose clip: a metal strip bent over the nose under the top of the rim.
