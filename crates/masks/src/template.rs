@@ -106,11 +106,12 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     let h = Homography::fit(&TEMPLATE_KEYPOINTS, &kp);
     let inv = h.inverse();
     let pose = Pose::new(landmarks, &h, &inv);
-    let (lum, side_light) = light::lower_face(img, &kp);
-    let bright = (lum / 0.5).clamp(0.45, 1.25).powf(0.6);
+    // The mask is lit as the face: as bright, from the brighter side, in the photo's colours.
+    let scene = light::scene(img, &kp);
+    let bright = (scene.lum / 0.5).clamp(0.45, 1.25).powf(0.6);
     let lit =
-        Light::new([(c.look.light[0] + 1.5 * side_light).clamp(-0.8, 0.8), c.look.light[1]], c.look.ambient, pose.yaw);
-    straps::draw(img, c.shape, c.look.strap, bright, &h, &pose);
+        Light::new([(c.look.light[0] + 1.5 * scene.side).clamp(-0.8, 0.8), c.look.light[1]], c.look.ambient, pose.yaw);
+    straps::draw(img, c.shape, scene.tint(c.look.strap), bright, &h, &pose);
     let detail = Detail { upp: pose.upp, valve: c.look.valve, folds: c.look.folds };
     let material = Material::new(c, pose.upp);
     // The faint shadow the mask's edge casts on the skin reaches this far (template units).
@@ -140,8 +141,8 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
             let (diffuse, spec) = lit.shade((u - 50.0) / 50.0, v, s.gx, s.gy, s.base);
             // The cut edge catches less light than the face of the fabric.
             let rim = 1.0 - 0.15 * shapes::bump(s.sd / (0.8 * pose.upp));
-            let albedo = material.albedo(s.part, u, v);
-            let noise = material.pixel_noise(x, y);
+            let albedo = scene.tint(material.albedo(s.part, u, v));
+            let noise = material.pixel_noise(x, y, scene.colour);
             let shade = diffuse * s.ao * rim;
             for k in 0..3 {
                 let col = (albedo[k] * shade + 0.45 * s.gloss * spec) * noise[k] * bright;

@@ -301,3 +301,24 @@ fn same_choice_same_pixels_with_textures_and_on_turned_heads() {
     assert_eq!(run(9), run(9));
     assert_ne!(run(9).0, run(10).0);
 }
+
+#[test]
+fn a_black_and_white_photo_gets_a_grey_mask_and_a_colour_one_keeps_its_colour() {
+    let red = TemplateSynth { colors: Some(vec![[0.8, 0.1, 0.1]]), ..TemplateSynth::default() };
+    for seed in 0..10 {
+        let grey = {
+            let n = noise(112, 112, seed);
+            Rgb { data: n.data.chunks(3).flat_map(|p| [p[0]; 3]).collect(), ..n }
+        };
+        let mut img = grey.clone();
+        let info = red.apply(&mut img, &ARCFACE_112, seed);
+        for (i, (p, q)) in img.data.chunks(3).zip(grey.data.chunks(3)).enumerate() {
+            let spread = p.iter().max().unwrap() - p.iter().min().unwrap();
+            assert!(spread <= 1, "seed {seed} ({}): pixel {i} is {p:?} (was {q:?}) on a grey photo", info.kind);
+        }
+        let mut img = noise(112, 112, seed);
+        red.apply(&mut img, &ARCFACE_112, seed);
+        let p = px(&img, ARCFACE_112[2]);
+        assert!(p[0] as i32 > p[1] as i32 + 40, "seed {seed} ({}): nose pixel {p:?} on a colour photo", info.kind);
+    }
+}

@@ -141,10 +141,11 @@ impl<'a> Material<'a> {
         }
     }
 
-    /// Per-pixel photographic noise at image pixel (x, y): a brightness and a colour jitter.
-    pub fn pixel_noise(&self, x: usize, y: usize) -> [f64; 3] {
+    /// Per-pixel photographic noise at image pixel (x, y): a brightness jitter, and a colour
+    /// one scaled by `colour` (none in a black-and-white photo).
+    pub fn pixel_noise(&self, x: usize, y: usize, colour: f64) -> [f64; 3] {
         let l = lattice(x as i64, y as i64, self.seed ^ 0x5eed) - 0.5;
-        let c = lattice(y as i64, x as i64, self.seed ^ 0xc010) - 0.5;
+        let c = colour * (lattice(y as i64, x as i64, self.seed ^ 0xc010) - 0.5);
         let k = if self.grain == Grain::Rubber { 0.03 } else { 0.05 };
         [1.0 + k * l + 0.02 * c, 1.0 + k * l, 1.0 + k * l - 0.02 * c]
     }
