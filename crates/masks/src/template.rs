@@ -13,7 +13,7 @@ mod shapes;
 mod straps;
 
 pub use material::Grain;
-pub use shapes::{MaskShape, Part, Surf, SHAPES};
+pub use shapes::{MaskShape, SHAPES};
 
 use crate::choices::{MaskInfo, Synthesizer, Texture};
 use crate::geometry::{face_keypoints, Homography, Point};
@@ -37,7 +37,8 @@ pub struct Look {
     /// The light's direction (x, y; y < 0 from above) before the image's own side light.
     pub light: [f64; 2],
     pub ambient: f64,
-    /// Plastic parts (cartridges, the N95's valve), the gas mask's valve cover, straps.
+    /// Colours (0–1) of the plastic parts (cartridges, the N95's valve), of the gas mask's
+    /// valve cover, and of the ear loops or straps.
     pub parts: [f64; 3],
     pub dark: [f64; 3],
     pub strap: [f64; 3],
@@ -153,23 +154,19 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     }
 }
 
-/// A choice list that restricts something (None and empty ones do not).
-fn allowed<T>(list: &Option<Vec<T>>) -> bool {
-    list.as_ref().is_some_and(|l| !l.is_empty())
-}
-
 /// The template synthesizer: a random mask per seed, drawn from these choices (MaskTheFace's
 /// CLI choices: kinds, colours, patterns, user textures). The default draws from everything.
 #[derive(Clone, Debug, Default)]
 pub struct TemplateSynth {
     /// Shapes drawn from (None: all of [`SHAPES`]).
     pub shapes: Option<Vec<MaskShape>>,
-    /// Colours drawn from (None: the built-in palette).
+    /// Colours drawn from, for the fabric and (the second) the plastic parts (None: the
+    /// built-in palettes, rubber and filter colours for gas masks).
     pub colors: Option<Vec<[f64; 3]>>,
-    /// Fabric patterns drawn from (None: all of [`PATTERNS`]).
-    pub patterns: Option<Vec<crate::texture::Pattern>>,
+    /// Fabric patterns drawn from (None: all of [`PATTERNS`], mostly plain).
+    pub patterns: Option<Vec<Pattern>>,
     /// User textures (`--textures DIR`); when given, every mask prints one of them.
-    pub textures: Vec<std::sync::Arc<crate::choices::Texture>>,
+    pub textures: Vec<Arc<Texture>>,
 }
 
 impl TemplateSynth {
@@ -197,7 +194,10 @@ impl TemplateSynth {
     /// when there are any, and its look.
     pub fn choose(&self, seed: u64) -> Choice {
         let mut r = Stream::new(seed);
-        let shape = if allowed(&self.shapes) { r.pick(self.shapes.as_ref().unwrap()) } else { r.pick(&SHAPES) };
+        let shape = match &self.shapes {
+            Some(s) if !s.is_empty() => r.pick(s),
+            _ => r.pick(&SHAPES),
+        };
         let gas = shape == MaskShape::Gas;
         let pattern = match &self.patterns {
             Some(p) if !p.is_empty() => r.pick(p),
@@ -215,11 +215,10 @@ impl TemplateSynth {
                 [tint(first, &mut r), tint(r.pick(&PALETTE), &mut r)]
             }
         };
-        let texture = (!self.textures.is_empty())
-            .then(|| self.textures[(r.uniform() * self.textures.len() as f64) as usize % self.textures.len()].clone());
-        let asked_colors = allowed(&self.colors);
+        let n = self.textures.len();
+        let texture = (n > 0).then(|| self.textures[((r.uniform() * n as f64) as usize).min(n - 1)].clone());
         let parts = match shape {
-            _ if asked_colors => colors[1],
+            _ if self.colors.as_ref().is_some_and(|c| !c.is_empty()) => colors[1],
             MaskShape::Gas => r.pick(&FILTERS),
             _ => r.pick(&VALVES),
         };

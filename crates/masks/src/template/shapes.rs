@@ -112,7 +112,7 @@ pub(super) fn resolvable(period: f64, upp: f64) -> f64 {
 
 impl MaskShape {
     /// The mask at template point (u, v); `u` already follows the nose (see `Pose`).
-    pub fn surface(self, u: f64, v: f64, d: &Detail) -> Surf {
+    pub(super) fn surface(self, u: f64, v: f64, d: &Detail) -> Surf {
         match self {
             MaskShape::Surgical => surgical(u, v, d),
             MaskShape::N95 => n95(u, v, d),
