@@ -10,6 +10,7 @@ mod gas;
 mod light;
 mod material;
 mod shapes;
+mod soften;
 mod straps;
 
 pub use material::Grain;
@@ -109,10 +110,11 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     let pose = Pose::new(landmarks, &h, &inv);
     // The mask is lit as the face: as bright, from the brighter side, in the photo's colours.
     let scene = light::scene(img, &kp);
+    let blur = soften::weight(soften::sharpness(img));
     let bright = (scene.lum / 0.5).clamp(0.45, 1.25).powf(0.6);
     let lit =
         Light::new([(c.look.light[0] + 1.5 * scene.side).clamp(-0.8, 0.8), c.look.light[1]], c.look.ambient, pose.yaw);
-    straps::draw(img, c.shape, scene.tint(c.look.strap), bright, &h, &pose);
+    straps::draw(img, c.shape, scene.tint(c.look.strap), bright, blur, &h, &pose);
     let detail = Detail { upp: pose.upp, valve: c.look.valve, folds: c.look.folds };
     let material = Material::new(c, pose.upp);
     // The faint shadow the mask's edge casts on the skin reaches this far (template units).
@@ -120,6 +122,7 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     let corners = [[-8.0, -6.0], [108.0, -6.0], [-8.0, 90.0], [108.0, 90.0]].map(|p| h.apply(p));
     let (x0, x1) = bounds(corners.iter().map(|p| p[0]), img.width);
     let (y0, y1) = bounds(corners.iter().map(|p| p[1]), img.height);
+    let mut drawn = vec![false; (x1 - x0) * (y1 - y0)];
     for y in y0..y1 {
         for x in x0..x1 {
             let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
@@ -134,6 +137,7 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
             }
             let alpha = (s.sd / pose.upp + 0.5).clamp(0.0, 1.0);
             let under = if s.sd < 0.0 { 1.0 - 0.3 * (1.0 + s.sd / shadow).powi(2) } else { 1.0 };
+            drawn[(y - y0) * (x1 - x0) + x - x0] = true;
             let out = &mut img.data[(y * img.width + x) * 3..][..3];
             if alpha <= 0.0 {
                 out.iter_mut().for_each(|p| *p = (*p as f64 * under + 0.5) as u8);
@@ -152,6 +156,7 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
             }
         }
     }
+    soften::soften(img, [x0, x1, y0, y1], &drawn, blur);
 }
 
 /// The template synthesizer: a random mask per seed, drawn from these choices (MaskTheFace's

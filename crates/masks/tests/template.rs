@@ -143,11 +143,14 @@ fn dist(a: Point, b: Point) -> f64 {
 /// within 0.2 eye distances of either eye centre (mask, its shadow or straps). Returns the
 /// pixels it changed.
 fn check_template(c: &Choice, lm: &[Point; 5], what: &str) -> Vec<Point> {
-    let img0 = noise(200, 170, 7);
+    check_template_on(&noise(200, 170, 7), c, lm, what)
+}
+
+fn check_template_on(img0: &Rgb, c: &Choice, lm: &[Point; 5], what: &str) -> Vec<Point> {
     let mut img = img0.clone();
     draw(&mut img, lm, c);
     for (part, p) in [("nose tip", lm[2]), ("left mouth corner", lm[3]), ("right mouth corner", lm[4])] {
-        assert_ne!(px(&img, p), px(&img0, p), "{what}: {part} not covered");
+        assert_ne!(px(&img, p), px(img0, p), "{what}: {part} not covered");
     }
     let changed: Vec<Point> = (0..img.height)
         .flat_map(|y| (0..img.width).map(move |x| (x, y)))
@@ -320,5 +323,65 @@ fn a_black_and_white_photo_gets_a_grey_mask_and_a_colour_one_keeps_its_colour() 
         red.apply(&mut img, &ARCFACE_112, seed);
         let p = px(&img, ARCFACE_112[2]);
         assert!(p[0] as i32 > p[1] as i32 + 40, "seed {seed} ({}): nose pixel {p:?} on a colour photo", info.kind);
+    }
+}
+
+/// A soft photo: smooth colour gradients only (as a small face enlarged).
+fn soft(w: usize, h: usize) -> Rgb {
+    let data = (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| [90 + (x * 100 / w) as u8, 60 + (y * 120 / h) as u8, 110]))
+        .collect();
+    Rgb { width: w, height: h, data }
+}
+
+/// Mean |Laplacian| of the green channel over a box.
+fn roughness(img: &Rgb, x0: usize, x1: usize, y0: usize, y1: usize) -> f64 {
+    let g = |x: usize, y: usize| img.data[(y * img.width + x) * 3 + 1] as f64;
+    let mut sum = 0.0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            sum += (4.0 * g(x, y) - g(x - 1, y) - g(x + 1, y) - g(x, y - 1) - g(x, y + 1)).abs();
+        }
+    }
+    sum / ((x1 - x0) * (y1 - y0)) as f64
+}
+
+#[test]
+fn a_mask_is_no_sharper_than_its_photo() {
+    // On a soft photo the mask (and a pixel round it) is blurred: still covering, still clear
+    // of the eyes.
+    for yaw in [-30.0, 0.0, 30.0] {
+        let lm = turned(yaw, [90.0, 20.0]);
+        for (k, &shape) in SHAPES.iter().enumerate() {
+            for seed in 0..3 {
+                let c = Choice { shape, ..choose(seed * 5 + k as u64) };
+                check_template_on(
+                    &soft(200, 170),
+                    &c,
+                    &lm,
+                    &format!("{shape:?} seed {seed}, yaw {yaw}° on a soft photo"),
+                );
+            }
+        }
+    }
+    // The same pixels under the mask, the photo soft or (by a checkerboard far above the
+    // face) sharp: the mask is smoother on the soft one.
+    let flat = Rgb { width: 112, height: 112, data: vec![128; 112 * 112 * 3] };
+    let mut sharp = flat.clone();
+    for i in 0..112 * 12 {
+        let v = if (i % 112 + i / 112) % 2 == 0 { 20 } else { 235 };
+        sharp.data[i * 3..i * 3 + 3].copy_from_slice(&[v; 3]);
+    }
+    for seed in 0..10 {
+        let (mut a, mut b) = (flat.clone(), sharp.clone());
+        let c = choose(seed);
+        draw(&mut a, &ARCFACE_112, &c);
+        draw(&mut b, &ARCFACE_112, &c);
+        let (ra, rb) = (roughness(&a, 40, 72, 70, 100), roughness(&b, 40, 72, 70, 100));
+        assert!(
+            ra < 0.8 * rb,
+            "seed {seed} ({:?}): roughness {ra:.2} on the soft photo, {rb:.2} on the sharp one",
+            c.shape
+        );
     }
 }

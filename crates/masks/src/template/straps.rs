@@ -64,8 +64,9 @@ fn polyline(s: &Strand, right: bool, reach: f64, h: &Homography) -> [Point; 13] 
     })
 }
 
-/// Draws the straps of `shape` in `color` (0–1, before the scene's brightness `bright`).
-pub fn draw(img: &mut Rgb, shape: MaskShape, color: [f64; 3], bright: f64, h: &Homography, pose: &Pose) {
+/// Draws the straps of `shape` in `color` (0–1, before the scene's brightness `bright`), their
+/// edges as soft as the photo's (`blur`: the mask's softening weight).
+pub fn draw(img: &mut Rgb, shape: MaskShape, color: [f64; 3], bright: f64, blur: f64, h: &Homography, pose: &Pose) {
     let (list, width, flat) = strands(shape);
     let half = (0.5 * width / pose.upp).max(0.45);
     // A turned head hides the far ear: that side's strands end sooner.
@@ -74,17 +75,30 @@ pub fn draw(img: &mut Rgb, shape: MaskShape, color: [f64; 3], bright: f64, h: &H
         let far = if right { turn } else { -turn };
         let reach = if far > 0.0 { 1.0 - 0.7 * far } else { 1.0 - 0.25 * far };
         for s in list {
-            strand(img, &polyline(s, right, reach, h), half, flat, color, bright, pose);
+            let look = Look { half, flat, color, bright, soft: 1.0 + 3.0 * blur };
+            strand(img, &polyline(s, right, reach, h), &look, pose);
         }
     }
+}
+
+/// How a strand is drawn: half width (pixels), flat band or round cord, colour (0–1),
+/// brightness, width of its edge's ramp (pixels).
+#[derive(Clone, Copy)]
+struct Look {
+    half: f64,
+    flat: bool,
+    color: [f64; 3],
+    bright: f64,
+    soft: f64,
 }
 
 /// Rasterises one strand: the distance to the polyline and the position along it, found
 /// segment by segment over each segment's own box (a strand's box is mostly empty), then
 /// the strand and its shadow composited.
-fn strand(img: &mut Rgb, pts: &[Point; 13], half: f64, flat: bool, color: [f64; 3], bright: f64, pose: &Pose) {
+fn strand(img: &mut Rgb, pts: &[Point; 13], look: &Look, pose: &Pose) {
+    let Look { half, flat, color, bright, soft } = *look;
     let shadow = 1.2; // pixels beyond the strand's edge
-    let reach = half + shadow;
+    let reach = half + shadow + 0.5 * soft;
     let (x0, x1) = bounds(pts.iter().flat_map(|p| [p[0] - reach, p[0] + reach]), img.width);
     let (y0, y1) = bounds(pts.iter().flat_map(|p| [p[1] - reach, p[1] + reach]), img.height);
     let w = x1.saturating_sub(x0);
@@ -116,7 +130,7 @@ fn strand(img: &mut Rgb, pts: &[Point; 13], half: f64, flat: bool, color: [f64; 
             let d = d2.sqrt();
             // The strand goes round behind the ear or the head: it fades over its last third.
             let fade = ((1.0 - along) / 0.35).clamp(0.0, 1.0);
-            let alpha = (half - d + 0.5).clamp(0.0, 1.0) * fade;
+            let alpha = ((half - d) / soft + 0.5).clamp(0.0, 1.0) * fade;
             let dark = 0.22 * (1.0 - ((d - half) / shadow).clamp(0.0, 1.0)) * fade;
             let across = (d / half).min(1.0);
             let shade = if flat { 0.92 - 0.25 * across.powi(4) } else { 0.6 + 0.4 * (1.0 - across * across).sqrt() };
