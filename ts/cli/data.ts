@@ -10,13 +10,13 @@ import { SYNTHETIC_FACES_DEFAULTS, writeSyntheticDataset } from '../data/synthet
 import { MAX_BAD_SHARE, packRecordDataset, PackInput, RecordDataset } from '../data/recordio';
 import { DEFAULT_ALIGN_WARP } from '../data/align';
 import { WARP_HELP, warpOption } from './align';
-import { duration } from '../train/progress';
 import { syntheticFace } from '../data/synthetic-faces';
 import { rng } from '../tensor/random';
 import { synthesizeMask, Synthesizer } from '../data/masks';
 import { photometricAugment } from '../data/photometric';
 import { loadConfig } from '../train/config';
 import { Command, integerOption, Parsed } from './args';
+import { progressBar } from './progress-bar';
 
 const d = SYNTHETIC_FACES_DEFAULTS;
 const MAX_SIDE = native.MAX_IMAGE_SIDE;
@@ -72,26 +72,6 @@ export const pack: Command = {
   run: packCommand,
 };
 
-/** Draws pack's progress on stderr: redrawn in place on a terminal, else a line every 10 s. */
-function packProgress(forced: boolean): ((p: { total: number; done: number; bad: number }) => void) | undefined {
-  const tty = process.stderr.isTTY === true;
-  if (!tty && !forced) return undefined;
-  const t0 = performance.now();
-  let last = -Infinity;
-  let ended = false; // the last line drawn once, whether a tick or the final call saw it first
-  return ({ total, done, bad }) => {
-    const now = performance.now();
-    const end = total > 0 && done >= total;
-    if (ended || (!tty && now - last < 10_000 && !end)) return;
-    [last, ended] = [now, end];
-    const secs = (now - t0) / 1000;
-    const width = 24;
-    const filled = total > 0 ? Math.round((width * done) / total) : 0;
-    const line = total === 0 ? 'pack: scanning the input…' : `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total}  ${(done / secs).toFixed(0)} img/s  ETA ${duration(done > 0 ? ((total - done) * secs) / done : Infinity)}  bad ${bad}`;
-    process.stderr.write(tty ? `\r${line}\x1b[K${end ? '\n' : ''}` : `${line}\n`);
-  };
-}
-
 async function packCommand(p: Parsed): Promise<number> {
   const [src, out] = p.positional;
   if (src === undefined || out === undefined || !out.endsWith('.rec')) throw new Error(`pack: usage: ${pack.usage}`);
@@ -113,7 +93,7 @@ async function packCommand(p: Parsed): Promise<number> {
     landmarks: p.options.get('landmarks'),
     alignQuality: align ? quality : undefined,
     alignWarp: warp,
-    onProgress: packProgress(p.flags.has('progress')),
+    onProgress: progressBar('pack', p.flags.has('progress')),
   });
   const empty = r.emptyIdentities > 0 ? ` (${r.emptyIdentities} of them without any image left: empty ranges)` : '';
   const bad = r.bad > 0 ? `; ${r.bad} bad image${r.bad > 1 ? 's' : ''} skipped, listed in ${r.badList}` : '';

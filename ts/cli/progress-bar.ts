@@ -1,4 +1,4 @@
-// The progress bar of the streaming data commands (`maskfr mask`; pack's is the same): on a
+// The progress bar of the streaming data commands (`maskfr pack`, `maskfr mask`): on a
 // terminal redrawn in place, else (when forced) a line every 10 s; images/s, ETA, bad count.
 
 import { duration } from '../train/progress';

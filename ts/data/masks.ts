@@ -27,7 +27,7 @@ export interface MaskOptions {
 }
 
 /** What a synthesizer drew. */
-export interface DrawnMask {
+export interface MaskInfo {
   synthesizer: Synthesizer;
   kind: string;
   /** The main colour, `#rrggbb`. */
@@ -37,7 +37,7 @@ export interface DrawnMask {
 
 /** A copy of the RGB face (`width·height·3` bytes, HWC) wearing a synthesized mask, and what
  *  was drawn; names not known are refused listing the valid ones. */
-export function drawMask(rgb: Uint8Array, width: number, height: number, o: MaskOptions = {}): { image: Buffer; mask: DrawnMask } {
+export function drawMask(rgb: Uint8Array, width: number, height: number, o: MaskOptions = {}): { image: Buffer; mask: MaskInfo } {
   const { synthesizer = 'template', seed = 0, landmarks = null, half, kinds, colors, patterns, textures } = o;
   if (half !== undefined && kinds !== undefined) throw new Error('masks: give either half or kinds, not both');
   if (half !== undefined && synthesizer !== 'renderer') throw new Error('masks: half is the renderer\'s option (synthesizer: "renderer")');
