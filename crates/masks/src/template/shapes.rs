@@ -175,7 +175,7 @@ fn n95(u: f64, v: f64, d: &Detail) -> Surf {
     let (dx, dy) = (u - 50.0, v - 43.0);
     // Narrower over the nose than across the cheeks and chin.
     let narrow = ((30.0 - v) / 24.0).clamp(0.0, 1.0);
-    let (rx, ry) = (46.0 - 12.0 * narrow * narrow, 37.0);
+    let (rx, ry) = (41.0 - 10.0 * narrow * narrow, 37.0);
     let r2 = (dx / rx).powi(2) + (dy / ry).powi(2);
     let mut s = Surf::fabric((1.0 - r2.sqrt()) * ry);
     if s.sd < -4.0 {

@@ -32,8 +32,8 @@ fn strands(shape: MaskShape) -> (&'static [Strand], f64, bool) {
     ];
     // Head straps run back along the side of the face, above and below the ear.
     const HEAD: [Strand; 2] = [
-        Strand { a: [8.0, 22.0], c: [-5.0, 15.0], e: [-15.0, 4.0] },
-        Strand { a: [8.0, 64.0], c: [-5.0, 70.0], e: [-15.0, 73.0] },
+        Strand { a: [12.0, 22.0], c: [-3.0, 15.0], e: [-15.0, 4.0] },
+        Strand { a: [12.0, 64.0], c: [-3.0, 70.0], e: [-15.0, 73.0] },
     ];
     const HARNESS: [Strand; 2] = [
         Strand { a: [30.0, 17.0], c: [4.0, 11.0], e: [-14.0, 6.0] },
