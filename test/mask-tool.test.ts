@@ -89,6 +89,13 @@ test.serial('maskfr mask on a .rec keeps labels, keys and landmarks; on a folder
   t.is(fs.readFileSync(path.join(outDir, 'README.txt'), 'utf8'), 'six faces\n');
   t.deepEqual(sidecar(outDir).lines.map((l) => l.key), Object.keys(points).sort());
   for (const rel of Object.keys(points)) t.false(fs.readFileSync(path.join(outDir, rel)).equals(fs.readFileSync(path.join(faces, rel))), rel);
+  // With the folder's landmarks file: the same masks, placed on each face instead.
+  const onFaces = path.join(dir, 'masked-on-faces');
+  t.is((await maskfr('mask', faces, onFaces, '--landmarks', lm)).code, 0);
+  t.is(sidecar(onFaces).header.landmarks, lm);
+  t.deepEqual(sidecar(onFaces).lines, sidecar(outDir).lines);
+  for (const rel of Object.keys(points)) t.false(fs.readFileSync(path.join(onFaces, rel)).equals(fs.readFileSync(path.join(outDir, rel))), rel);
+  await t.throwsAsync(maskfr('mask', rec, path.join(dir, 'x.rec'), '--landmarks', lm), { message: /landmarks from a file are for a folder input \(a \.rec brings its records' own\)/ });
   await t.throwsAsync(maskfr('mask', faces, path.join(faces, 'inside')), { message: /is \(inside\) the input/ });
 });
 

@@ -4,7 +4,7 @@
 
 import os from 'node:os';
 import { native } from '../native';
-import { MAX_BAD_SHARE } from './recordio';
+import { landmarkOptions, MAX_BAD_SHARE } from './recordio';
 
 export interface MaskDatasetOptions {
   /** `template`, `renderer` or `both` (default). */
@@ -26,6 +26,9 @@ export interface MaskDatasetOptions {
   maxBad?: number;
   /** Replace an existing OUT. */
   overwrite?: boolean;
+  /** A folder input's landmarks file (as `pack --landmarks` reads it): each image masked on
+   *  its own face; an image it does not name is bad. */
+  landmarks?: string;
   onProgress?: (p: { total: number; done: number; bad: number }) => void;
 }
 
@@ -51,6 +54,7 @@ export async function maskDataset(input: string, out: string, o: MaskDatasetOpti
     quality: o.quality ?? 95,
     maxBad: o.maxBad ?? MAX_BAD_SHARE,
     overwrite: o.overwrite ?? false,
+    ...landmarkOptions(o.landmarks),
   });
   const tick = o.onProgress && setInterval(() => o.onProgress?.(job.progress()), 200);
   try {

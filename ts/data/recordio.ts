@@ -146,8 +146,9 @@ export async function packRecordDataset(input: PackInput, out: string, o: PackOp
   }
 }
 
-/** A landmarks file as pack's native options: its name, the images' paths and their points. */
-function landmarkOptions(file: string | undefined): { landmarksFile?: string; landmarkNames?: string[]; landmarkPoints?: number[] } {
+/** A landmarks file as the native options of pack and mask: its name, the images' paths and
+ *  their points. */
+export function landmarkOptions(file: string | undefined): { landmarksFile?: string; landmarkNames?: string[]; landmarkPoints?: number[] } {
   if (file === undefined) return {};
   const all = readLandmarks(file);
   return { landmarksFile: file, landmarkNames: all.map((f) => f.name), landmarkPoints: all.flatMap((f) => f.points) };

@@ -5,7 +5,7 @@
 
 use maskfr_core::random::{mix, uniform};
 use maskfr_io::image_codec::{decode, encode_jpeg, encode_png, Dims, Rgb};
-use maskfr_io::pack::PackProgress;
+use maskfr_io::pack::{LandmarkSet, PackProgress};
 use maskfr_io::recordio::{pack, unpack, Header, RecordFile, RecordWriter};
 use maskfr_io::verification_bin::{BinWriter, VerificationBin};
 use maskfr_masks::offline::sidecar::{line, Key};
@@ -45,6 +45,7 @@ fn config(probability: f64, seed: u64, threads: usize) -> OfflineConfig {
         quality: 95,
         max_bad: 0.5,
         overwrite: false,
+        landmarks: None,
     }
 }
 
@@ -328,4 +329,41 @@ fn too_many_bad_images_refuse_the_run_writing_only_their_list() {
     let s = run(&input, &out, &config(1.0, 0, 2)).unwrap();
     assert_eq!((s.images, s.masked, s.bad), (4, 2, 2));
     assert_eq!(VerificationBin::read(&out).unwrap().image(1), b"garbage");
+}
+
+#[test]
+fn a_folder_with_a_landmarks_file_is_masked_on_each_face_and_an_unnamed_image_is_bad() {
+    let d = scratch("folder-landmarks");
+    let input = d.join("faces");
+    std::fs::create_dir_all(input.join("x")).unwrap();
+    let mut points = std::collections::HashMap::new();
+    for k in 0..4u64 {
+        std::fs::write(input.join(format!("x/{k}.png")), encode_png(&image(112, 40 + k)).unwrap()).unwrap();
+        if k != 2 {
+            points.insert(PathBuf::from(format!("x/{k}.png")), moved(k));
+        }
+    }
+    let cfg = OfflineConfig {
+        landmarks: Some(LandmarkSet { file: d.join("marks.json"), points: points.clone() }),
+        max_bad: 0.3,
+        ..config(1.0, 8, 2)
+    };
+    let out = d.join("masked");
+    let s = run(&input, &out, &cfg).unwrap();
+    assert_eq!((s.images, s.masked, s.bad), (4, 3, 1));
+    let bad = std::fs::read_to_string(bad_list_path(&out)).unwrap();
+    assert!(bad.contains("x/2.png: no landmarks for x/2.png in ") && bad.contains("marks.json"), "{bad}");
+    assert!(sidecar(&out)[0].contains(r#""landmarks": ""#));
+    for k in [0u64, 1, 3] {
+        let rel = format!("x/{k}.png");
+        let src = image(112, 40 + k);
+        let (want, _) = expected(&cfg, &src, Some(&moved(k)), k);
+        assert_eq!(decode(&std::fs::read(out.join(&rel)).unwrap(), &rel, Dims::Square(112)).unwrap(), want, "{rel}");
+        assert_ne!(want, expected(&cfg, &src, None, k).0, "{rel}: its landmarks moved the mask");
+    }
+    // Landmarks from a file are for folders: a .rec brings its own.
+    let rec = d.join("in.rec");
+    write_rec(&rec, 2, |_| None);
+    let e = run(&rec, &d.join("o.rec"), &cfg).unwrap_err().0;
+    assert!(e.contains("landmarks from a file are for a folder input"), "{e}");
 }

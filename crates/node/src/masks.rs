@@ -3,7 +3,7 @@
 
 use crate::js;
 use maskfr_io::image_codec::Rgb;
-use maskfr_io::pack::PackProgress;
+use maskfr_io::pack::{LandmarkSet, PackProgress};
 use maskfr_masks::offline::{mask_dataset, OfflineConfig, OfflineSummary};
 use maskfr_masks::{MaskChoices, MaskPipeline, Point, RenderSynth, Synthesizers, TemplateSynth, ARCFACE_112};
 use napi::bindgen_prelude::*;
@@ -141,6 +141,11 @@ pub struct MaskJobOptions {
     pub quality: u32,
     pub max_bad: f64,
     pub overwrite: bool,
+    /// A folder's images' five landmarks: the file they were read from (for messages), the
+    /// images' paths relative to the folder, and 10 numbers each (x1, y1, …, x5, y5).
+    pub landmarks_file: Option<String>,
+    pub landmark_names: Option<Vec<String>>,
+    pub landmark_points: Option<Vec<f64>>,
 }
 
 #[napi(object)]
@@ -186,6 +191,21 @@ impl MaskJob {
             quality: o.quality.min(255) as u8,
             max_bad: o.max_bad,
             overwrite: o.overwrite,
+            landmarks: match (o.landmarks_file, o.landmark_names, o.landmark_points) {
+                (Some(file), Some(names), Some(v)) if v.len() == 10 * names.len() => Some(LandmarkSet {
+                    file: file.into(),
+                    points: names
+                        .into_iter()
+                        .zip(v.chunks_exact(10))
+                        .map(|(n, p)| (PathBuf::from(n), [0, 1, 2, 3, 4].map(|i| [p[2 * i], p[2 * i + 1]])))
+                        .collect(),
+                }),
+                (None, None, None) => None,
+                _ => {
+                    let msg = "mask: landmarks need their file, the image names and 10 numbers for each";
+                    return Err(Error::new(Status::InvalidArg, msg));
+                }
+            },
         };
         let progress = Arc::new(PackProgress::default());
         let p = progress.clone();

@@ -1,12 +1,16 @@
 //! An image folder masked into a folder: every file under IN at the same relative path under
-//! OUT — JPEG/PNG images masked (as aligned faces), other files (pair lists, metadata) copied —
+//! OUT — JPEG/PNG images masked (on their landmarks from the user's file, else as aligned
+//! faces), other files (pair lists, metadata) copied —
 //! walked in sorted order, one folder listed at a time. OUT is built as `OUT.<pid>.tmp` (every
 //! file and folder flushed to the disk) and renamed into place whole.
 
 use super::{stream, with_suffix, Engine, Masked, OfflineConfig, Tally};
+use crate::geometry::Point;
 use crate::offline::sidecar::Key;
 use maskfr_core::{Error, Result};
+use maskfr_io::align::check_landmarks;
 use maskfr_io::folder::read_image_file;
+use maskfr_io::pack::LandmarkSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -117,6 +121,17 @@ enum Done {
     Copied(PathBuf),
 }
 
+/// An image's landmarks from the user's set (checked as `pack` checks them), or None without one.
+fn landmarks_of(set: Option<&LandmarkSet>, rel: &Path, what: &str) -> Result<Option<[Point; 5]>> {
+    let Some(set) = set else { return Ok(None) };
+    let l = set
+        .points
+        .get(rel)
+        .ok_or_else(|| Error(format!("{what}: no landmarks for {} in {}", rel.display(), set.file.display())))?;
+    check_landmarks(l, &format!("{what} (landmarks in {})", set.file.display()))?;
+    Ok(Some(*l))
+}
+
 pub(crate) fn run(input: &Path, out: &Path, engine: &Engine, tally: &mut Tally, cfg: &OfflineConfig) -> Result<u64> {
     // Counted first (the progress's total), walked again as the files are written.
     let mut total = 0u64;
@@ -156,7 +171,10 @@ pub(crate) fn run(input: &Path, out: &Path, engine: &Engine, tally: &mut Tally, 
                 return Ok(Done::Copied(dst));
             };
             let m = match read_image_file(&src) {
-                Ok(bytes) => engine.mask(bytes, &src.display().to_string(), Ok(None), ordinal),
+                Ok(bytes) => {
+                    let what = src.display().to_string();
+                    engine.mask(bytes, &what, landmarks_of(cfg.landmarks.as_ref(), rel, &what), ordinal)
+                }
                 // Too big or unreadable: listed as bad, and nothing to copy.
                 Err(e) => Masked { bytes: vec![], info: None, bad: Some(e.0) },
             };

@@ -4,8 +4,9 @@
 //! a few chunks, whatever the dataset's size; a `.bin` is read whole, as every reader of one
 //! does) and are written in input order by one writer. Image i (in input order) is masked by
 //! the pipeline built from the user's choices with seed `mix(seed, i)`: the output does not
-//! depend on the thread count. A `.rec`'s records bring their landmarks; other images are
-//! taken as aligned faces (the ArcFace template scaled to the image).
+//! depend on the thread count. A `.rec`'s records bring their landmarks, a folder's images may
+//! have theirs from a file; other images are taken as aligned faces (the ArcFace template
+//! scaled to the image).
 //!
 //! What is written: a masked image is re-encoded in its own format (JPEG at `quality`, PNG
 //! lossless); an image left unmasked is copied byte for byte; names, record keys and headers
@@ -25,7 +26,7 @@ use crate::pipeline::{MaskChoices, MaskPipeline, Synthesizers};
 use maskfr_core::random::mix;
 use maskfr_core::{Error, Result};
 use maskfr_io::image_codec::{decode, encode_jpeg, encode_png, Dims, MAX_SIDE};
-use maskfr_io::pack::PackProgress;
+use maskfr_io::pack::{LandmarkSet, PackProgress};
 use rayon::prelude::*;
 use sidecar::{json_string, line, Key, LineFile};
 use std::collections::BTreeMap;
@@ -43,6 +44,10 @@ pub struct OfflineConfig {
     pub max_bad: f64,
     /// Replace an existing OUT (else it is refused).
     pub overwrite: bool,
+    /// A folder's images' landmarks, by path relative to it (`maskfr mask --landmarks`, read
+    /// as `pack` reads them): each image is masked on its own face; an image the set does not
+    /// name is bad. A `.rec` brings its records' own.
+    pub landmarks: Option<LandmarkSet>,
 }
 
 /// The kinds of dataset masked, told by the path: a folder, `*.rec`, `*.bin`.
@@ -122,6 +127,11 @@ pub fn mask_dataset(input: &Path, out: &Path, cfg: &OfflineConfig, progress: &Pa
     let (input, out): (PathBuf, PathBuf) = (input.components().collect(), out.components().collect());
     let (input, out) = (input.as_path(), out.as_path());
     let kind = check_paths(input, out, cfg.overwrite)?;
+    if cfg.landmarks.is_some() && kind != Kind::Folder {
+        let why =
+            if kind == Kind::Record { "a .rec brings its records' own" } else { "a .bin's images are aligned crops" };
+        return Err(Error(format!("mask: landmarks from a file are for a folder input ({why})")));
+    }
     let engine = Engine { pipeline: MaskPipeline::from_choices(&cfg.choices)?, seed: cfg.seed, quality: cfg.quality };
     let mut tally = Tally::new(out, header(input, out, cfg), cfg.max_bad, progress)?;
     let copied = match kind {
@@ -217,8 +227,9 @@ fn header(input: &Path, out: &Path, cfg: &OfflineConfig) -> String {
         Synthesizers::Both => "both",
     };
     let textures = c.textures.as_ref().map_or("null".into(), |t| json_string(&t.to_string_lossy()));
+    let landmarks = cfg.landmarks.as_ref().map_or("null".into(), |l| json_string(&l.file.to_string_lossy()));
     format!(
-        r#"{{"maskfr_masks": 1, "input": {}, "output": {}, "seed": {}, "probability": {}, "template_share": {}, "synthesizer": "{synth}", "kinds": {}, "colors": {}, "patterns": {}, "textures": {textures}, "quality": {}}}"#,
+        r#"{{"maskfr_masks": 1, "input": {}, "output": {}, "seed": {}, "probability": {}, "template_share": {}, "synthesizer": "{synth}", "kinds": {}, "colors": {}, "patterns": {}, "textures": {textures}, "landmarks": {landmarks}, "quality": {}}}"#,
         json_string(&input.to_string_lossy()),
         json_string(&out.to_string_lossy()),
         cfg.seed,
