@@ -39,12 +39,6 @@ fn fit_affine(src: &[Point], dst: &[Point]) -> [f64; 6] {
     [x[0], x[1], x[2], y[0], y[1], y[2]]
 }
 
-/// Solves a 4×4 system (the renderer's camera fit).
-pub(crate) fn solve4(a: [[f64; 4]; 4], b: [f64; 4]) -> [f64; 4] {
-    let x = solve(a.iter().map(|r| r.to_vec()).collect(), b.to_vec());
-    [x[0], x[1], x[2], x[3]]
-}
-
 /// Solves `a·x = b` by Gaussian elimination with partial pivoting.
 fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
