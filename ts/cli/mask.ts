@@ -4,10 +4,14 @@
 // image got (reports break results down by it).
 
 import os from 'node:os';
+import { native } from '../native';
 import { MAX_BAD_SHARE } from '../data/recordio';
 import { maskDataset, MaskDatasetResult } from '../data/mask-dataset';
 import { Command, integerOption, Parsed } from './args';
 import { progressBar } from './progress-bar';
+
+const NAMES = native.maskChoiceNames();
+const SHAPES = NAMES.kinds.filter((k) => k !== 'full' && k !== 'half');
 
 const list = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter((s) => s !== ''));
 
@@ -16,9 +20,9 @@ export const mask: Command = {
   usage: 'maskfr mask IN OUT [options]',
   options: [
     { name: 'synthesizer', value: 'template|renderer|both', default: 'both', help: 'which synthesizers draw the masks' },
-    { name: 'kinds', value: 'K,K…', help: 'kinds drawn from: surgical, n95, kn95, cloth, gas (template); full, half (renderer)', defaultHelp: 'all' },
-    { name: 'colors', value: 'C,C…', help: 'colours drawn from: white, blue, black, green, grey, pink, navy, red, beige, purple, yellow, teal, or #rrggbb', defaultHelp: "the synthesizers' own" },
-    { name: 'patterns', value: 'P,P…', help: "the template's fabric patterns drawn from (solid, stripes, checks, dots, …)", defaultHelp: 'all' },
+    { name: 'kinds', value: 'K,K…', help: `kinds drawn from: ${SHAPES.join(', ')} (template); full, half (renderer)`, defaultHelp: 'all' },
+    { name: 'colors', value: 'C,C…', help: `colours drawn from: ${NAMES.colors.join(', ')}, or #rrggbb`, defaultHelp: "the synthesizers' own" },
+    { name: 'patterns', value: 'P,P…', help: `the template's fabric patterns drawn from: ${NAMES.patterns.join(', ')}`, defaultHelp: 'all' },
     { name: 'textures', value: 'DIR', help: 'a folder of fabric images (PNG/JPEG) the template prints' },
     { name: 'landmarks', value: 'FILE', help: "with a folder IN: each image's five landmarks (as pack --landmarks reads them), masks placed on each face; an image without any is bad (a .rec brings its records' own)", defaultHelp: 'the aligned template' },
     { name: 'probability', value: 'P', default: '1', help: 'share of the images masked (the others are copied unchanged)' },

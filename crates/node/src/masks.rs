@@ -267,3 +267,25 @@ impl Task for MaskWait {
         })
     }
 }
+
+#[napi(object)]
+pub struct MaskChoiceNames {
+    pub kinds: Vec<String>,
+    pub colors: Vec<String>,
+    pub patterns: Vec<String>,
+}
+
+/// The names `MaskChoiceOptions` accepts (maskfr-masks holds them), for help texts.
+#[napi]
+pub fn mask_choice_names() -> MaskChoiceNames {
+    use maskfr_masks::pipeline::{pattern_name, NAMED_COLORS, RENDERER_KINDS};
+    MaskChoiceNames {
+        kinds: maskfr_masks::template::SHAPES
+            .iter()
+            .map(|s| s.name().to_string())
+            .chain(RENDERER_KINDS.map(String::from))
+            .collect(),
+        colors: NAMED_COLORS.iter().map(|c| c.0.to_string()).collect(),
+        patterns: maskfr_masks::texture::PATTERNS.iter().map(|&p| pattern_name(p)).collect(),
+    }
+}
