@@ -367,3 +367,38 @@ fn a_folder_with_a_landmarks_file_is_masked_on_each_face_and_an_unnamed_image_is
     let e = run(&rec, &d.join("o.rec"), &cfg).unwrap_err().0;
     assert!(e.contains("landmarks from a file are for a folder input"), "{e}");
 }
+
+#[test]
+fn textures_from_a_folder_are_printed_and_an_empty_folder_is_refused() {
+    let d = scratch("textures");
+    let input = d.join("in.bin");
+    write_bin(&input, 3, 112);
+    let tex = d.join("fabrics");
+    std::fs::create_dir_all(&tex).unwrap();
+    let with = |dir: &Path| OfflineConfig {
+        choices: MaskChoices {
+            synthesizers: Synthesizers::Template,
+            textures: Some(dir.to_path_buf()),
+            ..MaskChoices::default()
+        },
+        ..config(1.0, 2, 2)
+    };
+    let e = run(&input, &d.join("a.bin"), &with(&tex)).unwrap_err().0;
+    assert!(e.contains("textures: no .png/.jpg/.jpeg image in") && e.contains("fabrics"), "{e}");
+    // A loud checkerboard fabric: the masks printed with it differ from the built-in ones.
+    let check = Rgb {
+        width: 32,
+        height: 32,
+        data: (0..32 * 32 * 3).map(|k| if (k / 3 % 32 / 4 + k / 3 / 32 / 4) % 2 == 0 { 250 } else { 10 }).collect(),
+    };
+    std::fs::write(tex.join("check.png"), encode_png(&check).unwrap()).unwrap();
+    run(&input, &d.join("a.bin"), &with(&tex)).unwrap();
+    let plain = OfflineConfig {
+        choices: MaskChoices { synthesizers: Synthesizers::Template, ..MaskChoices::default() },
+        ..config(1.0, 2, 2)
+    };
+    run(&input, &d.join("b.bin"), &plain).unwrap();
+    let (a, b) = (VerificationBin::read(&d.join("a.bin")).unwrap(), VerificationBin::read(&d.join("b.bin")).unwrap());
+    assert!((0..a.len()).all(|i| a.image(i) != b.image(i)));
+    assert!(sidecar(&d.join("a.bin"))[0].contains(r#""textures": ""#));
+}
