@@ -104,12 +104,14 @@ fn build(kind: Kind) -> Texture {
                     let hem =
                         1.0 - smooth(band - 1.5, band + 0.5, py.min(hf - py)).min(smooth(7.0, 9.0, px.min(wf - px)));
                     h[i] += 0.8 * hem;
-                    a[i] += 0.03 * hem;
+                    // Pressed hems: a shade darker, a seam line where they end.
+                    a[i] -= 0.05 * hem;
+                    a[i] -= 0.14 * (gauss(py - band, 0.8) + gauss(hf - py - band, 0.8));
                     // Two rows of embossed stitch dots along each hem.
                     for row in [3.5, 7.5] {
                         for d in [py - row, hf - py - row] {
                             if px.min(wf - px) > 8.0 {
-                                a[i] -= 0.12 * dots(px, d, 3.0);
+                                a[i] -= 0.2 * dots(px, d, 3.0);
                                 h[i] -= 0.4 * dots(px, d, 3.0);
                             }
                         }
