@@ -156,11 +156,11 @@ fn build(kind: Kind) -> Texture {
                     h[i] -= 0.6 * (1.0 - smooth(inset - 1.0, inset + 1.0, edge));
                 }
                 Kind::Cloth => {
-                    // Plain weave: threads over and under, in alternating checks.
-                    let (tx, ty) = ((px / 1.5).floor() as i64, (py / 1.5).floor() as i64);
-                    let over = if (tx + ty) % 2 == 0 { 1.0 } else { -1.0 };
-                    a[i] += 0.05 * over;
-                    h[i] += 0.15 * over;
+                    // Plain weave: threads over and under in 1-texel checks (a 2-texel period,
+                    // which the first box-filtered level averages out instead of aliasing).
+                    let over = if (x + y) % 2 == 0 { 1.0 } else { -1.0 };
+                    a[i] += 0.025 * over;
+                    h[i] += 0.08 * over;
                     // Wrinkles.
                     h[i] += 2.0 * (s * 9.0 + (t * 5.0).sin()).sin() * (t * 3.0 + 1.0).sin() * 0.3;
                     // Centre seam and a stitched hem (dashes).
