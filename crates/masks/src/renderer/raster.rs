@@ -165,7 +165,7 @@ impl GBuffer {
         let gu = grad(t.map(|v| v.uv[0]));
         let gv = grad(t.map(|v| v.uv[1]));
         let gf = grad(t.map(|v| v.facing));
-        let gf_len = gf[0].hypot(gf[1]).max(1e-9);
+        let gf_len = (gf[0] * gf[0] + gf[1] * gf[1]).sqrt().max(1e-9);
         let jac = [[gu[0] as f32, gu[1] as f32], [gv[0] as f32, gv[1] as f32]];
         let xs = [p0[0], p1[0], p2[0]];
         let ys = [p0[1], p1[1], p2[1]];

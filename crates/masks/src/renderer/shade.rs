@@ -78,7 +78,11 @@ pub fn composite(img: &mut Rgb, g: &GBuffer, outline: &Outline, look: &Look) {
             // The edge touches the skin only where the surface faces the viewer: no contact
             // shadow along a silhouette.
             let touching = (s.facing as f64 / 2.0).clamp(0.0, 1.0);
-            let shadow = look.shadow * (-out / look.shadow_px).exp() * (1.0 - out / reach).max(0.0) * touching * clear;
+            let shadow = if out < reach {
+                look.shadow * (-out / look.shadow_px).exp() * (1.0 - out / reach) * touching * clear
+            } else {
+                0.0
+            };
             let mut col = [0.0; 3];
             if cov > 0.0 {
                 let (u, v) = (s.uv[0] as f64, s.uv[1] as f64);
