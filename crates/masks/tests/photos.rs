@@ -17,8 +17,9 @@ use photo_fixtures::photos;
 /// skin under it on one of them, never on both (they are 128 apart), so this asks for half
 /// opacity or more, whatever the mask's colour.
 const COVERED: u8 = 32;
-/// Beyond this yaw (only Joey, ±52°, is) the nose tip is the face's silhouette, and where a
-/// mask's edge ends there is not asserted (the report lists it; eyes and mouth still are).
+/// Beyond this yaw (only Joey, ±52°, is) the nose tip is the face's silhouette; the
+/// renderer's full mask stops short of it there (every seed, at 39fa494), so it is not
+/// asserted past here; eyes and mouth corners still are.
 const NOSE_YAW: f64 = 40.0;
 const TEMPLATE_SEEDS: u64 = 8;
 const RENDER_SEEDS: u64 = 12;
