@@ -5,6 +5,7 @@
 pub mod choices;
 pub mod geometry;
 pub mod offline;
+mod photo_colour;
 pub mod pipeline;
 pub mod renderer;
 pub mod template;

@@ -196,11 +196,6 @@ pub fn parse_color(s: &str) -> Result<[f64; 3]> {
     }
 }
 
-/// A pattern's name as the sidecar writes it.
-pub fn pattern_name(p: crate::texture::Pattern) -> String {
-    format!("{p:?}").to_lowercase()
-}
-
 fn unknown(what: &str, name: &str, valid: &[String]) -> Error {
     Error(format!("masks: unknown {what} '{name}' (valid: {})", valid.join(", ")))
 }
@@ -259,17 +254,11 @@ impl MaskPipeline {
             ));
         }
         if !c.patterns.is_empty() {
-            let names: Vec<String> = PATTERNS.iter().map(|&p| pattern_name(p)).collect();
+            let names: Vec<String> = PATTERNS.iter().map(|p| p.name().to_string()).collect();
             let picked = c
                 .patterns
                 .iter()
-                .map(|n| {
-                    PATTERNS
-                        .iter()
-                        .copied()
-                        .find(|&p| pattern_name(p) == *n)
-                        .ok_or_else(|| unknown("pattern", n, &names))
-                })
+                .map(|n| PATTERNS.iter().copied().find(|p| p.name() == n).ok_or_else(|| unknown("pattern", n, &names)))
                 .collect::<Result<Vec<_>>>()?;
             p.template.patterns = Some(picked);
         }

@@ -114,7 +114,7 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
     let bright = (scene.lum / 0.5).clamp(0.45, 1.25).powf(0.6);
     let lit =
         Light::new([(c.look.light[0] + 1.5 * scene.side).clamp(-0.8, 0.8), c.look.light[1]], c.look.ambient, pose.yaw);
-    straps::draw(img, c.shape, scene.tint(c.look.strap), bright, blur, &h, &pose);
+    straps::draw(img, c.shape, scene.photo.tint(c.look.strap), bright, blur, &h, &pose);
     let detail = Detail { upp: pose.upp, valve: c.look.valve, folds: c.look.folds };
     let material = Material::new(c, pose.upp);
     // The faint shadow the mask's edge casts on the skin reaches this far (template units).
@@ -146,8 +146,8 @@ pub fn draw(img: &mut Rgb, landmarks: &[Point; 5], c: &Choice) {
             let (diffuse, spec) = lit.shade((u - 50.0) / 50.0, v, s.gx, s.gy, s.base);
             // The cut edge catches less light than the face of the fabric.
             let rim = 1.0 - 0.15 * shapes::bump(s.sd / (0.8 * pose.upp));
-            let albedo = scene.tint(material.albedo(s.part, u, v));
-            let noise = material.pixel_noise(x, y, scene.colour);
+            let albedo = scene.photo.tint(material.albedo(s.part, u, v));
+            let noise = material.pixel_noise(x, y, scene.photo.colour);
             let shade = diffuse * s.ao * rim;
             for k in 0..3 {
                 let col = (albedo[k] * shade + 0.45 * s.gloss * spec) * noise[k] * bright;

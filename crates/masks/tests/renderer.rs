@@ -200,14 +200,21 @@ fn half_share_and_colours_are_honoured_and_reported() {
     // One colour with weight, one without: always the first; the mask's pixels carry it.
     let blue = [0.15, 0.35, 0.85];
     let synth = RenderSynth { colors: vec![([0.9, 0.1, 0.1], 0.0), (blue, 2.0)], half_share: 0.0 };
+    let skin =
+        |w: usize, h: usize| Rgb { width: w, height: h, data: (0..w * h).flat_map(|_| [196u8, 150, 122]).collect() };
     for seed in 0..10 {
-        let mut img = flat(112, 112, 128);
+        let mut img = skin(112, 112);
         let info = synth.apply(&mut img, &ARCFACE_112, seed);
         assert_eq!(info.color, [38, 89, 217], "seed {seed}");
         assert_eq!(info.synthesizer.name(), "renderer");
         assert!(["surgical", "kn95", "cloth"].contains(&info.pattern.as_str()), "pattern {}", info.pattern);
         let p = at(&img, [56.0, 100.0]);
         assert!(p[2] > p[0] + 40 && p[2] > p[1], "seed {seed}: the chin is not blue: {p:?}");
+        // On a black-and-white photo the same mask is grey: the sidecar still says blue.
+        let mut grey = flat(112, 112, 128);
+        assert_eq!(synth.apply(&mut grey, &ARCFACE_112, seed).color, [38, 89, 217]);
+        let p = at(&grey, [56.0, 100.0]);
+        assert!(p[0] == p[1] && p[1] == p[2], "seed {seed}: a mask on a grey photo is coloured: {p:?}");
     }
     let patterns: std::collections::HashSet<String> =
         (0..60).map(|s| RenderSynth::default().apply(&mut flat(112, 112, 128), &ARCFACE_112, s).pattern).collect();

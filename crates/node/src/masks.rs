@@ -278,7 +278,7 @@ pub struct MaskChoiceNames {
 /// The names `MaskChoiceOptions` accepts (maskfr-masks holds them), for help texts.
 #[napi]
 pub fn mask_choice_names() -> MaskChoiceNames {
-    use maskfr_masks::pipeline::{pattern_name, NAMED_COLORS, RENDERER_KINDS};
+    use maskfr_masks::pipeline::{NAMED_COLORS, RENDERER_KINDS};
     MaskChoiceNames {
         kinds: maskfr_masks::template::SHAPES
             .iter()
@@ -286,6 +286,6 @@ pub fn mask_choice_names() -> MaskChoiceNames {
             .chain(RENDERER_KINDS.map(String::from))
             .collect(),
         colors: NAMED_COLORS.iter().map(|c| c.0.to_string()).collect(),
-        patterns: maskfr_masks::texture::PATTERNS.iter().map(|&p| pattern_name(p)).collect(),
+        patterns: maskfr_masks::texture::PATTERNS.iter().map(|p| p.name().to_string()).collect(),
     }
 }

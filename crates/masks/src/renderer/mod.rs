@@ -16,6 +16,7 @@ mod textures;
 
 use crate::choices::{MaskInfo, Synthesizer};
 use crate::geometry::Point;
+use crate::photo_colour::PhotoColour;
 use camera::Camera;
 use maskfr_core::random::Stream;
 use maskfr_io::image_codec::Rgb;
@@ -100,8 +101,11 @@ impl RenderSynth {
         let verts = raster::mesh(&outline, &cam, &lighting);
         let g = GBuffer::render(&verts, img.width, img.height);
         let dark = color.iter().sum::<f64>() < 0.9;
+        // A black-and-white photo gets a grey mask (its light's colour the renderer leaves:
+        // the shading already takes the photo's brightness).
+        let photo = PhotoColour::of(img);
         let look = shade::Look {
-            color,
+            color: photo.desaturate(color),
             texture: textures::texture(kind),
             texels: [textures::W as f64, textures::H as f64],
             ambient,
@@ -115,7 +119,7 @@ impl RenderSynth {
         shade::composite(img, &g, &outline, &look);
         // Surgical masks' loops are white elastic; others' match the fabric.
         let cord = if kind == Kind::Surgical { [0.93, 0.93, 0.92] } else { color };
-        loops::draw(img, &outline, &cam, cord.map(|c| c * (ambient + 0.4)));
+        loops::draw(img, &outline, &cam, photo.desaturate(cord).map(|c| c * (ambient + 0.4)));
         MaskInfo {
             synthesizer: Synthesizer::Renderer,
             kind: if half { "half" } else { "full" },

@@ -5,6 +5,7 @@
 
 use super::TEMPLATE_KEYPOINTS;
 use crate::geometry::{face_keypoints, Homography, Point, ARCFACE_112};
+use crate::photo_colour::PhotoColour;
 use maskfr_io::image_codec::Rgb;
 use std::sync::OnceLock;
 
@@ -72,16 +73,11 @@ pub struct Scene {
     pub lum: f64,
     /// Its left-to-right brightness difference (−1…1), split at the nose.
     pub side: f64,
-    /// The light's colour, per channel around 1: part of the grey-world cast (the mean
-    /// colour over its luminance), so a white mask is warm in warm light.
-    pub cast: [f64; 3],
-    /// How colourful the photo is (0: black and white, where the mask must be grey too; 1:
-    /// as colourful as usual).
-    pub colour: f64,
+    pub photo: PhotoColour,
 }
 
-/// Reads the scene: the key points' bounding box (split at the nose) for brightness, every
-/// other pixel of every other row of the whole image for its colour.
+/// Reads the scene: the key points' bounding box (split at the nose) for brightness, the
+/// whole image for its colour.
 pub fn scene(img: &Rgb, kp: &[Point; 6]) -> Scene {
     let lum = |p: &[u8]| (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64) / 255.0;
     let (x0, x1) = bounds(kp.iter().map(|p| p[0]), img.width);
@@ -98,28 +94,7 @@ pub fn scene(img: &Rgb, kp: &[Point; 6]) -> Scene {
     let mean = |s: usize| if n[s] > 0 { sum[s] / n[s] as f64 } else { 0.5 };
     let all = if n[0] + n[1] > 0 { (sum[0] + sum[1]) / (n[0] + n[1]) as f64 } else { 0.5 };
     let (l, r) = (mean(0), mean(1));
-    let (mut rgb, mut chroma, mut m) = ([0.0; 3], 0.0, 0usize);
-    for y in (0..img.height).step_by(2) {
-        for x in (0..img.width).step_by(2) {
-            let p = &img.data[(y * img.width + x) * 3..][..3];
-            (0..3).for_each(|k| rgb[k] += p[k] as f64);
-            chroma += (p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2])) as f64 / 255.0;
-            m += 1;
-        }
-    }
-    let grey = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).max(1e-9);
-    let cast = rgb.map(|c| if m > 0 { (1.0 + 0.35 * (c / grey - 1.0)).clamp(0.75, 1.25) } else { 1.0 });
-    let colour = if m > 0 { (chroma / m as f64 / 0.06).min(1.0) } else { 1.0 };
-    Scene { lum: all, side: if l + r > 0.0 { (r - l) / (r + l) } else { 0.0 }, cast, colour }
-}
-
-impl Scene {
-    /// A mask colour (0–1) as this photo would show it: as colourful as the photo, in its
-    /// light's colour.
-    pub fn tint(&self, c: [f64; 3]) -> [f64; 3] {
-        let y = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
-        [0, 1, 2].map(|k| (y + (c[k] - y) * self.colour) * self.cast[k])
-    }
+    Scene { lum: all, side: if l + r > 0.0 { (r - l) / (r + l) } else { 0.0 }, photo: PhotoColour::of(img) }
 }
 
 /// The pixel range `[lo, hi)` covering these coordinates, clipped to `[0, limit)`.
