@@ -117,27 +117,30 @@ test("loose crops are aligned by their landmarks (eval_ijbc.py's template): a fa
 // similarity in float32 throughout (LAPACK's float32 SVD); we fit in float64 with the
 // template's float32 rounding (maskfr-io's similarity_to_f32). The transforms differ by under
 // 1e-5, which moves a few 1/32 positions: exactly the values that differ between skimage's
-// own fits from float32 and from float64 landmarks (5, 0, 1, 3, 5 and 21 here).
-test("eval_ijbc.py's crops of real photographs, turned and scaled: all but a few values equal, none off by more than one level", (t) => {
-  const lines = fs.readFileSync(path.join(fixtures, 'crops_5pts_score.txt'), 'utf8').trim().split('\n');
-  t.is(lines.length, 6);
-  const side = 112 * 112;
-  const off = lines.map((line, i) => {
-    const [name, ...rest] = line.split(' ');
-    const lmk = Float64Array.from(rest.slice(0, 10).map(Number));
-    const x = new Tensor(native.ijbFaces([fs.readFileSync(path.join(__dirname, 'fixtures', name))], lmk, [name])).toFloat32Array();
-    const want = native.decodeImage(fs.readFileSync(path.join(fixtures, `crop_${i}.png`)), `crop_${i}.png`);
-    // Back from (p/127.5 − 1), CHW, to HWC pixels.
-    let [n, most] = [0, 0];
-    for (let k = 0; k < side * 3; k++) {
-      const d = Math.abs(Math.round((x[(k % 3) * side + Math.floor(k / 3)] + 1) * 127.5) - want.data[k]);
-      [n, most] = [n + (d > 0 ? 1 : 0), Math.max(most, d)];
-    }
-    t.true(most <= 1, `${name} crop ${i}: a value ${most} levels off`);
-    return n;
+// own fits from float32 and from float64 landmarks (5, 0, 1, 3, 5 and 21 here; through 5.x's float warp 0, 1, 1, 0, 4, 6).
+for (const [warp, suffix, opencv, expected] of [['fixed', '', '4.10', [5, 0, 1, 3, 5, 21]], ['float', '_float', '5.1', [0, 1, 1, 0, 4, 6]]] as const) {
+  test(`eval_ijbc.py's crops of real photographs, turned and scaled (--warp ${warp}, OpenCV ${opencv}): all but a few values equal, none off by more than one level`, (t) => {
+    const lines = fs.readFileSync(path.join(fixtures, 'crops_5pts_score.txt'), 'utf8').trim().split('\n');
+    t.is(lines.length, 6);
+    const side = 112 * 112;
+    const off = lines.map((line, i) => {
+      const [name, ...rest] = line.split(' ');
+      const lmk = Float64Array.from(rest.slice(0, 10).map(Number));
+      const x = new Tensor(native.ijbFaces([fs.readFileSync(path.join(__dirname, 'fixtures', name))], lmk, [name], warp)).toFloat32Array();
+      const want = native.decodeImage(fs.readFileSync(path.join(fixtures, `crop_${i}${suffix}.png`)), `crop_${i}${suffix}.png`);
+      // Back from (p/127.5 − 1), CHW, to HWC pixels.
+      let [n, most] = [0, 0];
+      for (let k = 0; k < side * 3; k++) {
+        const d = Math.abs(Math.round((x[(k % 3) * side + Math.floor(k / 3)] + 1) * 127.5) - want.data[k]);
+        [n, most] = [n + (d > 0 ? 1 : 0), Math.max(most, d)];
+      }
+      t.true(most <= 1, `${name} crop ${i}: a value ${most} levels off`);
+      return n;
+    });
+    t.log(`values off by one level, of ${3 * side} per crop: ${off.join(', ')}`);
+    t.deepEqual(off, expected);
   });
-  t.deepEqual(off, [5, 0, 1, 3, 5, 21]);
-});
+}
 
 test('images are embedded with their mirrors once, cached, resumed after an interruption, and reported', (t) => {
   const { root, meta } = withImages();

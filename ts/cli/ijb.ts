@@ -5,6 +5,8 @@
 import { embedIjb, identifyIjb, IJB_SETS, IjbSet, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../eval/ijb';
 import { isOnnxFile } from '../io/weights-file';
 import { Command, integerOption, Parsed, required } from './args';
+import { WARP_HELP, warpOption } from './align';
+import { DEFAULT_ALIGN_WARP } from '../data/align';
 import { EMBEDDING, MASKED, MODEL_OR_ONNX, weightedModel, WEIGHTS_UNLESS_ONNX } from './models';
 
 export const ijbCommand: Command = {
@@ -17,6 +19,7 @@ export const ijbCommand: Command = {
     WEIGHTS_UNLESS_ONNX('the weights to evaluate'),
     { name: 'protocol', value: '1:1|1:N|both', default: '1:1', help: 'template-pair verification, identification against the G1+G2 (S1+S2) gallery, or both' },
     { name: 'detector-score', value: 'true|false', default: 'true', help: 'weight each image\'s feature by its detector score (eval_ijbc.py\'s default)' },
+    { name: 'warp', value: 'float|fixed', default: DEFAULT_ALIGN_WARP, help: `aligning the loose crops: ${WARP_HELP}` },
     { name: 'cache', value: 'DIR', help: 'where image features are kept (one file per model, weights and set)', defaultHelp: '<tmp>/maskfr-ijb' },
     { name: 'report', value: 'DIR', help: 'write <set>.json, <set>.html and <set>_roc.png (1:1), <set>_1n.json and .html (1:N) there', defaultHelp: 'none: print only' },
     { name: 'batch', value: 'N', default: '64', help: 'images per forward (each with its mirror)' },
@@ -38,7 +41,7 @@ function ijb(p: Parsed): number {
   const model = weightedModel(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   const weights = p.options.get('weights');
   const variant = `masked=${p.options.get('masked') ?? 'false'} embedding=${p.options.get('embedding') ?? ''}`;
-  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, variant, cache: p.options.get('cache'), batch: integerOption(p, 'batch', 1) });
+  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, variant, cache: p.options.get('cache'), warp: warpOption(p, 'ijb'), batch: integerOption(p, 'batch', 1) });
   model.dispose();
   console.log(`${meta.names.length} images: ${e.embedded} embedded, ${meta.names.length - e.embedded} from ${e.file}`);
   const o = { file: e.file, dim: e.dim, model: name, detectorScore: detector === 'true' };

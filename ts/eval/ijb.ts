@@ -18,6 +18,7 @@ import * as ops from '../tensor/ops';
 import { NonFiniteTensor } from '../models/weights';
 import { duration } from '../train/progress';
 import { rocPng, rocSvg } from './plot';
+import { AlignWarp, DEFAULT_ALIGN_WARP } from '../data/align';
 
 export const IJB_SETS = ['IJBB', 'IJBC'] as const;
 export type IjbSet = (typeof IJB_SETS)[number];
@@ -81,6 +82,8 @@ export interface IjbEmbedOptions {
   variant?: string;
   /** Folder of the feature caches (`<set>-<key>.f32` and its `.json`). */
   cache?: string;
+  /** Whose warpAffine the aligned crops reproduce (see `AlignWarp`); part of the cache key. */
+  warp?: AlignWarp;
   batch?: number;
   /** Progress lines go there (null: silent). */
   out?: NodeJS.WriteStream | null;
@@ -89,7 +92,7 @@ export interface IjbEmbedOptions {
 /** The cache file for these features: a hash of the model's name, the weights' bytes and the
  *  set's image list (so a moved root still hits, an edited list does not). */
 export function ijbCacheFile(meta: IjbMeta, o: IjbEmbedOptions): string {
-  const h = crypto.createHash('sha256').update(`${o.model}\0${o.variant ?? ''}\0${meta.set}\0`).update(fs.readFileSync(metaFile(meta.root, meta.set, 'name_5pts_score')));
+  const h = crypto.createHash('sha256').update(`${o.model}\0${o.variant ?? ''}\0${meta.set}\0${o.warp ?? DEFAULT_ALIGN_WARP}\0`).update(fs.readFileSync(metaFile(meta.root, meta.set, 'name_5pts_score')));
   if (o.weights !== undefined) {
     const fd = fs.openSync(o.weights, 'r');
     const buf = Buffer.alloc(1 << 22);
@@ -131,7 +134,7 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
       const images = names.map((f) => fs.readFileSync(f));
       const e = tidy(() =>
         noGrad(() => {
-          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), names)), model.device);
+          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), names, o.warp ?? DEFAULT_ALIGN_WARP)), model.device);
           return (model.forward(x) as Tensor).toFloat32Array();
         }),
       );
@@ -141,7 +144,7 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
       if (bad >= 0) throw new NonFiniteTensor(`ijb: the model's embedding of ${names[Math.floor(bad / (f.length / (end - done)))]} holds ${f[bad]}: the weights are not usable`);
       if (dim === 0) {
         dim = f.length / (end - done);
-        fs.writeFileSync(info, JSON.stringify({ model: o.model, weights: o.weights ?? null, set: meta.set, root: meta.root, images: n, dim }, null, 2));
+        fs.writeFileSync(info, JSON.stringify({ model: o.model, weights: o.weights ?? null, set: meta.set, root: meta.root, warp: o.warp ?? DEFAULT_ALIGN_WARP, images: n, dim }, null, 2));
       }
       fs.appendFileSync(file, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
       if (out !== null) progressLine(out, end, n, from, t0);

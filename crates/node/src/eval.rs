@@ -260,12 +260,14 @@ pub fn ijb_verify(
 /// IJB loose crops (encoded JPEG/PNG) aligned to 112×112 by their five landmarks
 /// (`x1, y1, …, x5, y5` per image) as `eval_ijbc.py` aligns them, decoded in parallel into one
 /// `[2n, 3, 112, 112]` tensor normalised as the loader does: the n faces, then their n
-/// mirrors (one forward gives the image and flipped embeddings). `what` names the images.
+/// mirrors (one forward gives the image and flipped embeddings). `what` names the images;
+/// `warp` is whose warpAffine the crops reproduce ('float' OpenCV 5.x, the default; 'fixed' 4.x).
 #[napi(catch_unwind)]
 pub fn ijb_faces(
     images: Vec<Buffer>,
     landmarks: Float64Array,
     what: Vec<String>,
+    warp: Option<String>,
 ) -> Result<crate::tensor::NativeTensor> {
     use maskfr_io::image_codec::{decode, Dims};
     use rayon::prelude::*;
@@ -278,12 +280,16 @@ pub fn ijb_faces(
         );
         return Err(Error::new(Status::InvalidArg, msg));
     }
+    let warp = match warp {
+        Some(w) => js(maskfr_io::align::Warp::parse(&w, "ijbFaces: warp"))?,
+        None => maskfr_io::align::Warp::default(),
+    };
     let mut out = vec![0f32; 2 * n * per];
     let (faces, mirrors) = out.split_at_mut(n * per);
     faces.par_chunks_mut(per).zip(mirrors.par_chunks_mut(per)).enumerate().try_for_each(
         |(i, (face, mirror))| -> Result<()> {
             let img = js(decode(&images[i], &what[i], Dims::AtMost(4096)))?;
-            let crop = js(eval_ijbc_crop(&img, &landmarks[10 * i..10 * i + 10], &what[i]))?;
+            let crop = js(eval_ijbc_crop(&img, &landmarks[10 * i..10 * i + 10], warp, &what[i]))?;
             maskfr_io::loader::normalize(&crop, false, face);
             maskfr_io::loader::normalize(&crop, true, mirror);
             Ok(())
@@ -298,15 +304,16 @@ pub fn ijb_faces(
 const EVAL_IJBC_SRC: [[f32; 2]; 5] =
     [[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]];
 
-/// `eval_ijbc.py`'s crop: float32 landmarks fitted to its template, OpenCV's `warpAffine`.
+/// `eval_ijbc.py`'s crop: float32 landmarks fitted to its template, OpenCV's `warpAffine`
+/// (5.x's float one or 4.x's fixed-point one).
 /// skimage fits its float32 points in float32 throughout (a float32 SVD); this fit is float64
 /// but for the template's rounding, under 1e-5 away: a few values in 10⁴ move by one level.
-fn eval_ijbc_crop(img: &Rgb, lmk: &[f64], what: &str) -> maskfr_core::Result<Rgb> {
-    use maskfr_io::align::{check_landmarks, similarity_to_f32, warp_affine};
+fn eval_ijbc_crop(img: &Rgb, lmk: &[f64], warp: maskfr_io::align::Warp, what: &str) -> maskfr_core::Result<Rgb> {
+    use maskfr_io::align::{check_landmarks, similarity_to_f32, warp_affine_with};
     let pts = [0, 1, 2, 3, 4].map(|k| [lmk[2 * k] as f32 as f64, lmk[2 * k + 1] as f32 as f64]);
     check_landmarks(&pts, what)?;
     let m = similarity_to_f32(&pts, &EVAL_IJBC_SRC.map(|[x, y]| [x + 8.0, y]));
-    Ok(warp_affine(img, &m, 112, 112))
+    Ok(warp_affine_with(warp, img, &m, 112, 112))
 }
 
 #[napi(object)]
