@@ -1,14 +1,14 @@
 //! JPEG/PNG decoding to RGB and JPEG/PNG encoding. JPEGs decode through libjpeg-turbo (built
 //! from source by `turbojpeg`) with its defaults — ISLOW IDCT, fancy upsampling — so the pixels
-//! equal OpenCV's and PIL's to the bit, as the evaluation code we compare with sees them; PNG
-//! and the encoders go through the `image` crate. The dimensions are read from the header and
+//! equal OpenCV's and PIL's to the bit, as the evaluation code we compare with sees them, and
+//! encode through it as PIL does; PNG goes through the `image` crate. The dimensions are read from the header and
 //! checked before any pixel is decoded: a small file declaring 13000² pixels (a decompression
 //! bomb) is refused without allocating them.
 
 use crate::{err, Result};
-use image::{codecs::jpeg::JpegEncoder, DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use std::io::Cursor;
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, Subsamp};
 
 /// The largest side decoded where no exact size is expected (inspect's contact sheets,
 /// `decodeImage`): 4096² RGB is 48 MiB.
@@ -117,16 +117,25 @@ fn sof_precision(bytes: &[u8]) -> Option<u8> {
     None
 }
 
-/// Encodes RGB pixels as a baseline JPEG of `quality` (1–100).
+/// Encodes RGB pixels as a baseline 4:2:0 JPEG of `quality` (1–100) by libjpeg-turbo with
+/// PIL's `save(format='JPEG', quality=q)` settings: decoded, the same pixels as PIL's file.
 pub fn encode_jpeg(img: &Rgb, quality: u8) -> Result<Vec<u8>> {
     if img.data.len() != img.width * img.height * 3 {
         return err(format!("encode_jpeg: {} bytes for a {}x{} RGB image", img.data.len(), img.width, img.height));
     }
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-        .encode(&img.data, img.width as u32, img.height as u32, image::ExtendedColorType::Rgb8)
-        .map_err(|e| crate::Error(format!("encode_jpeg: {e}")))?;
-    Ok(out)
+    let fail =
+        |e: turbojpeg::Error| crate::Error(format!("encode_jpeg: libjpeg-turbo failed at quality {quality} ({e})"));
+    let mut c = Compressor::new().map_err(fail)?;
+    c.set_quality(i32::from(quality.clamp(1, 100))).map_err(fail)?;
+    c.set_subsamp(Subsamp::Sub2x2).map_err(fail)?;
+    let pixels = Image {
+        pixels: &img.data[..],
+        width: img.width,
+        pitch: img.width * 3,
+        height: img.height,
+        format: PixelFormat::RGB,
+    };
+    c.compress_to_vec(pixels).map_err(fail)
 }
 
 /// Encodes RGB pixels as PNG (contact sheets, previews).

@@ -13,12 +13,11 @@
 //! defaults, its fill insightface's grey 128 (what RandomErasing's 0 is after (x − 0.5)/0.5).
 
 use crate::align::Point;
-use crate::image_codec::{decode, Dims, Rgb};
+use crate::image_codec::{decode, encode_jpeg, Dims, Rgb};
 use crate::loader::Augment;
 use crate::{err, Result};
 use maskfr_core::random::{mix, normal, Stream};
 use std::sync::Arc;
-use turbojpeg::{Compressor, Image, PixelFormat, Subsamp};
 
 /// A factor jitter: with `probability`, a factor uniform in `range` (torchvision
 /// ColorJitter's `(min, max)` form: brightness 0.125 is [0.875, 1.125]).
@@ -276,20 +275,7 @@ pub fn gaussian_blur(img: &mut Rgb, sigma: f64) {
 /// The image encoded as a baseline 4:2:0 JPEG of `quality` by libjpeg-turbo (PIL's
 /// `save(format='JPEG', quality=q)` settings) and decoded again.
 pub fn recompress(img: &Rgb, quality: u32) -> Result<Rgb> {
-    let fail = |e: turbojpeg::Error| {
-        crate::Error(format!("photometric.jpeg: libjpeg-turbo failed at quality {quality} ({e})"))
-    };
-    let mut c = Compressor::new().map_err(fail)?;
-    c.set_quality(quality as i32).map_err(fail)?;
-    c.set_subsamp(Subsamp::Sub2x2).map_err(fail)?;
-    let pixels = Image {
-        pixels: &img.data[..],
-        width: img.width,
-        pitch: img.width * 3,
-        height: img.height,
-        format: PixelFormat::RGB,
-    };
-    let bytes = c.compress_to_vec(pixels).map_err(fail)?;
+    let bytes = encode_jpeg(img, quality.min(100) as u8).map_err(|e| crate::Error(format!("photometric.jpeg: {e}")))?;
     decode(&bytes, "photometric.jpeg: the recompressed image", Dims::AtMost(img.width.max(img.height)))
 }
 
