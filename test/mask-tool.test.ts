@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../ts/cli/main';
 import { native } from '../ts/native';
-import { packRecordDataset, readVerificationBin, RecordDataset, syntheticFace, writeSyntheticDataset } from '../ts';
+import { createModel, packRecordDataset, readVerificationBin, RecordDataset, saveCheckpoint, syntheticFace, writeSyntheticDataset } from '../ts';
 import { drawMask, synthesizeMask } from '../ts/data/masks';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-mask-tool-'));
@@ -109,6 +109,31 @@ test.serial('maskfr mask refuses unknown names listing the valid ones, and a mis
   await t.throwsAsync(maskfr('mask', bin, out, '--probability', '1.5'), { message: /--probability must be a share in \[0, 1\], got 1\.5/ });
   await t.throwsAsync(maskfr('mask', bin, path.join(dir, 'm.rec')), { message: /is a \.bin, so the output must be too/ });
   t.false(fs.existsSync(out));
+});
+
+test.serial('a .rec masked by maskfr mask is scored by maskfr eval through its sidecar: masked probes against its unmasked images, broken down as the sidecar says', async (t) => {
+  const dir = tmp();
+  const { rec } = writeSyntheticDataset(dir, { identities: 6, perIdentity: 5, heldOut: 2, pairs: 1, seed: 6, quality: 90 });
+  const out = path.join(dir, 'masked.rec');
+  t.is((await maskfr('mask', rec, out, '--probability', '0.6', '--kinds', 'surgical,gas,full,half', '--seed', '11')).code, 0);
+  const { lines } = sidecar(out);
+  const count = (f: (l: Record<string, unknown>) => boolean) => lines.filter(f).length;
+  const masked = count((l) => l.synthesizer !== null);
+  t.true(masked > 5 && masked < 30, `${masked} of 30 masked`);
+  const weights = path.join(dir, 'tiny.safetensors');
+  const m = createModel('tiny');
+  saveCheckpoint(m, weights);
+  m.dispose();
+  const r = await maskfr('eval', '--model', 'tiny', '--weights', weights, '--data', out);
+  t.is(r.code, 0);
+  t.regex(r.out, new RegExp(`pre-masked per ${out.replace(/[.]/g, '\\.')}\\.masks\\.jsonl: ${masked} masked probes, ${30 - masked} unmasked gallery images`));
+  // Every group the sidecar holds is a row with its probe count; the synthesizers add up.
+  const row = (name: string) => r.out.match(new RegExp(`\\n +\\*?${name} +(\\d+) `))?.[1];
+  for (const s of ['template', 'renderer']) t.is(row(s), String(count((l) => l.synthesizer === s)), s);
+  for (const k of ['surgical', 'gas', 'full', 'half']) {
+    const n = count((l) => l.kind === k);
+    if (n > 0) t.is(row(`kind ${k}`), String(n), k);
+  }
 });
 
 test('drawMask: the kind asked for is drawn and reported; synthesizeMask is its image', (t) => {
