@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -164,6 +164,17 @@ function binMasks(images: number): DrawnMask[] {
   return Array.from({ length: images }, (_, i) => (i % 2 === 0 && (i / 2) % 3 !== 2 ? LEAVES[(i / 2) % LEAVES.length] : { synthesizer: null, kind: null }));
 }
 
+/** `maskfr eval` of a fresh tiny model (its weights saved as `name`) on `data`, in a child
+ *  process: a function of the further arguments. */
+function evalCli(name: string, data: string): (...a: string[]) => SpawnSyncReturns<string> {
+  const weights = path.join(root, `${name}.safetensors`);
+  const m = createModel('tiny');
+  saveCheckpoint(m, weights);
+  m.dispose();
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+  return (...a) => spawnSync(process.execPath, [cli, 'eval', '--model', 'tiny', '--weights', weights, '--data', data, ...a], { encoding: 'utf8' });
+}
+
 test('a hand-written sidecar drives the breakdown of a pre-masked .bin (and maskfr eval finds it beside the .bin)', (t) => {
   const set = readVerificationBin(data.bin);
   const masks = binMasks(set.images.length);
@@ -185,12 +196,7 @@ test('a hand-written sidecar drives the breakdown of a pre-masked .bin (and mask
   t.true(Math.abs(split.reduce((s, g) => s + g.accuracy * g.pairs, 0) - v.accuracy * 20) < 1e-9);
   model.dispose();
 
-  const weights = path.join(root, 'tiny.safetensors');
-  const m2 = createModel('tiny');
-  saveCheckpoint(m2, weights);
-  m2.dispose();
-  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
-  const run = (...a: string[]) => spawnSync(process.execPath, [cli, 'eval', '--model', 'tiny', '--weights', weights, '--data', data.bin, ...a], { encoding: 'utf8' });
+  const run = evalCli('tiny', data.bin);
   const found = run();
   t.is(found.status, 0, found.stderr);
   t.regex(found.stdout, /masks: .*verify\.bin\.masks\.jsonl \(the sidecar beside the data\)/);
@@ -254,12 +260,7 @@ test('a pre-masked labelled set: masked images are the probes, its unmasked ones
   m2.dispose();
 
   // The CLI: the sidecar by --masks, the gallery by --gallery.
-  const weights = path.join(root, 'tiny-rec.safetensors');
-  const m3 = createModel('tiny');
-  saveCheckpoint(m3, weights);
-  m3.dispose();
-  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
-  const run = (...a: string[]) => spawnSync(process.execPath, [cli, 'eval', '--model', 'tiny', '--weights', weights, '--data', data.rec, ...a], { encoding: 'utf8' });
+  const run = evalCli('tiny-rec', data.rec);
   const out = run('--masks', file, '--gallery', data.rec);
   t.is(out.status, 0, out.stderr);
   t.regex(out.stdout, /30 images, 6 identities, pre-masked per .*rec\.masks\.jsonl: 18 masked probes, 30 gallery images of .*train\.rec/);

@@ -6,10 +6,9 @@
 //! bytes `encodeVerificationBin` writes, to a temp file renamed into place at the end.
 
 use crate::{err, Error, Result};
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use maskfr_core::durable::AtomicFile;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A read verification set: the file's bytes and where each image lies in them (no copy).
 pub struct VerificationBin {
@@ -231,31 +230,20 @@ impl Parser<'_> {
 /// `encodeVerificationBin` writes), to `PATH.<pid>.tmp`, renamed to `PATH` by `finish`; a
 /// writer dropped unfinished removes its temp file.
 pub struct BinWriter {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: AtomicFile,
     images: usize,
 }
 
 impl BinWriter {
     pub fn create(path: &Path) -> Result<BinWriter> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let _ = std::fs::remove_file(&tmp); // a stale one, or a link planted there: never written through
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error(format!("{}: cannot create ({e})", path.display())))?;
-        let mut w = BinWriter { path: path.to_path_buf(), tmp, out: Some(BufWriter::new(file)), images: 0 };
+        let out = AtomicFile::create(path).map_err(|e| Error(format!("{}: cannot create ({e})", path.display())))?;
+        let mut w = BinWriter { out, images: 0 };
         w.put(&[0x80, 3, 0x5d, 0x28])?; // PROTO 3, EMPTY_LIST, MARK
         Ok(w)
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        let out = self.out.as_mut().expect("BinWriter used after finish");
-        out.write_all(bytes).map_err(|e| Error(format!("{}: write failed ({e})", self.path.display())))
+        self.out.write_all(bytes).map_err(|e| Error(format!("{}: write failed ({e})", self.out.path().display())))
     }
 
     /// Appends the next image's encoded bytes.
@@ -266,7 +254,9 @@ impl BinWriter {
                 self.put(&[0x42])?; // BINBYTES
                 self.put(&n.to_le_bytes())?;
             }
-            Err(_) => return err(format!("{}: an image of {} bytes, over 4 GiB", self.path.display(), bytes.len())),
+            Err(_) => {
+                return err(format!("{}: an image of {} bytes, over 4 GiB", self.out.path().display(), bytes.len()))
+            }
         }
         self.images += 1;
         self.put(bytes)
@@ -277,7 +267,7 @@ impl BinWriter {
         if self.images != 2 * issame.len() {
             return err(format!(
                 "{}: {} images written for {} pairs (expected {})",
-                self.path.display(),
+                self.out.path().display(),
                 self.images,
                 issame.len(),
                 2 * issame.len()
@@ -287,17 +277,7 @@ impl BinWriter {
         let bools: Vec<u8> = issame.iter().map(|&s| if s { 0x88 } else { 0x89 }).collect();
         self.put(&bools)?;
         self.put(&[0x65, 0x86, 0x2e])?; // APPENDS, TUPLE2, STOP
-        let fail = |e: std::io::Error| Error(format!("{}: {e}", self.path.display()));
-        let mut out = self.out.take().expect("BinWriter finished twice");
-        out.flush().and_then(|_| out.get_ref().sync_all()).map_err(fail)?;
-        maskfr_core::durable::rename_synced(&self.tmp, &self.path).map_err(fail)
-    }
-}
-
-impl Drop for BinWriter {
-    fn drop(&mut self) {
-        if self.out.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        let path = self.out.path().to_path_buf();
+        self.out.finish().map_err(|e| Error(format!("{}: {e}", path.display())))
     }
 }

@@ -261,21 +261,7 @@ impl PackJob {
             }
             k => return Err(Error::new(Status::InvalidArg, format!("pack: unknown input kind '{k}'"))),
         };
-        let landmarks = match (o.landmarks_file, o.landmark_names, o.landmark_points) {
-            (Some(file), Some(names), Some(v)) if v.len() == 10 * names.len() => Some(LandmarkSet {
-                file: file.into(),
-                points: names
-                    .into_iter()
-                    .zip(v.chunks_exact(10))
-                    .map(|(n, p)| (PathBuf::from(n), [0, 1, 2, 3, 4].map(|i| [p[2 * i], p[2 * i + 1]])))
-                    .collect(),
-            }),
-            (None, None, None) => None,
-            _ => {
-                let msg = "pack: landmarks need their file, the image names and 10 numbers for each";
-                return Err(Error::new(Status::InvalidArg, msg));
-            }
-        };
+        let landmarks = landmark_set(o.landmarks_file, o.landmark_names, o.landmark_points, "pack")?;
         let align_quality = o.align_quality.map(|q| q.min(100) as u8);
         let align_warp = match o.align_warp {
             Some(w) => js(maskfr_io::align::Warp::parse(&w, "pack: --warp"))?,
@@ -344,6 +330,31 @@ pub const MAX_IMAGE_SIDE: u32 = image_codec::MAX_SIDE as u32;
 pub fn decode_image(bytes: Buffer, what: String) -> Result<Image> {
     let img = js(image_codec::decode(&bytes, &what, Dims::AtMost(image_codec::MAX_SIDE)))?;
     Ok(Image { width: img.width as u32, height: img.height as u32, data: img.data.into() })
+}
+
+/// Landmarks read by the TS side (`readLandmarks`) as their file, the image names and 10
+/// numbers per name: all three or none. `what` names the command in the error.
+pub(crate) fn landmark_set(
+    file: Option<String>,
+    names: Option<Vec<String>>,
+    points: Option<Vec<f64>>,
+    what: &str,
+) -> Result<Option<LandmarkSet>> {
+    match (file, names, points) {
+        (Some(file), Some(names), Some(v)) if v.len() == 10 * names.len() => Ok(Some(LandmarkSet {
+            file: file.into(),
+            points: names
+                .into_iter()
+                .zip(v.chunks_exact(10))
+                .map(|(n, p)| (PathBuf::from(n), [0, 1, 2, 3, 4].map(|i| [p[2 * i], p[2 * i + 1]])))
+                .collect(),
+        })),
+        (None, None, None) => Ok(None),
+        _ => {
+            let msg = format!("{what}: landmarks need their file, the image names and 10 numbers for each");
+            Err(Error::new(Status::InvalidArg, msg))
+        }
+    }
 }
 
 fn rgb(data: &Buffer, width: u32, height: u32) -> Rgb {

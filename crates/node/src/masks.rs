@@ -3,7 +3,7 @@
 
 use crate::js;
 use maskfr_io::image_codec::Rgb;
-use maskfr_io::pack::{LandmarkSet, PackProgress};
+use maskfr_io::pack::PackProgress;
 use maskfr_masks::offline::{mask_dataset, OfflineConfig, OfflineSummary};
 use maskfr_masks::{MaskChoices, MaskPipeline, Point, RenderSynth, Synthesizers, TemplateSynth, ARCFACE_112};
 use napi::bindgen_prelude::*;
@@ -191,21 +191,7 @@ impl MaskJob {
             quality: o.quality.min(255) as u8,
             max_bad: o.max_bad,
             overwrite: o.overwrite,
-            landmarks: match (o.landmarks_file, o.landmark_names, o.landmark_points) {
-                (Some(file), Some(names), Some(v)) if v.len() == 10 * names.len() => Some(LandmarkSet {
-                    file: file.into(),
-                    points: names
-                        .into_iter()
-                        .zip(v.chunks_exact(10))
-                        .map(|(n, p)| (PathBuf::from(n), [0, 1, 2, 3, 4].map(|i| [p[2 * i], p[2 * i + 1]])))
-                        .collect(),
-                }),
-                (None, None, None) => None,
-                _ => {
-                    let msg = "mask: landmarks need their file, the image names and 10 numbers for each";
-                    return Err(Error::new(Status::InvalidArg, msg));
-                }
-            },
+            landmarks: crate::data::landmark_set(o.landmarks_file, o.landmark_names, o.landmark_points, "mask")?,
         };
         let progress = Arc::new(PackProgress::default());
         let p = progress.clone();

@@ -3,10 +3,9 @@
 //! sidecar.md) and the list of bad images. Each goes to a temp file renamed into place whole.
 
 use crate::choices::MaskInfo;
+use maskfr_core::durable::AtomicFile;
 use maskfr_core::{Error, Result};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `s` as a JSON string literal.
 pub fn json_string(s: &str) -> String {
@@ -63,53 +62,27 @@ pub fn line(key: &Key, info: Option<&MaskInfo>) -> String {
     }
 }
 
-fn tmp_of(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{}.tmp", std::process::id()));
-    s.into()
-}
-
 /// A text file written line by line to a temp file, renamed into place by `finish`; dropped
 /// unfinished, the temp file goes.
-pub struct LineFile {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
-}
+pub struct LineFile(AtomicFile);
 
 impl LineFile {
     pub fn create(path: &Path) -> Result<LineFile> {
-        let tmp = tmp_of(path);
-        let _ = std::fs::remove_file(&tmp); // never written through a link planted at the name
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error(format!("{}: cannot create ({e})", path.display())))?;
-        Ok(LineFile { path: path.to_path_buf(), tmp, out: Some(BufWriter::new(f)) })
+        AtomicFile::create(path).map(LineFile).map_err(|e| Error(format!("{}: cannot create ({e})", path.display())))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     pub fn write(&mut self, line: &str) -> Result<()> {
-        let out = self.out.as_mut().expect("LineFile written after finish");
-        writeln!(out, "{line}").map_err(|e| Error(format!("{}: write failed ({e})", self.path.display())))
+        self.0
+            .write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| Error(format!("{}: write failed ({e})", self.0.path().display())))
     }
 
-    pub fn finish(mut self) -> Result<()> {
-        let fail = |e: std::io::Error| Error(format!("{}: {e}", self.path.display()));
-        let mut out = self.out.take().expect("LineFile finished twice");
-        out.flush().and_then(|_| out.get_ref().sync_all()).map_err(fail)?;
-        maskfr_core::durable::rename_synced(&self.tmp, &self.path).map_err(fail)
-    }
-}
-
-impl Drop for LineFile {
-    fn drop(&mut self) {
-        if self.out.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+    pub fn finish(self) -> Result<()> {
+        let path = self.0.path().to_path_buf();
+        self.0.finish().map_err(|e| Error(format!("{}: {e}", path.display())))
     }
 }
