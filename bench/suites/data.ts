@@ -3,12 +3,16 @@
 // (PIL decode, flip, ToTensor + Normalize) on the same records, single-threaded. Two more
 // rows price the photometric augmentation in the same loader: its defaults (insightface's
 // recipe: colour jitter on every sample, JPEG recompression on half) and every op on every
-// sample (the worst case); no PyTorch row for those.
+// sample (the worst case); no PyTorch row for those. Last, `alignFace` (insightface's
+// norm_crop, as `maskfr align` and `pack --align` use it) from a photograph's five landmarks
+// to 112², with either warp: OpenCV 4.x's fixed point and 5.x's float.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Loader, writeSyntheticDataset } from '../../ts';
+import { alignFace, Loader, readLandmarks, writeSyntheticDataset } from '../../ts';
+import type { AlignWarp } from '../../ts';
+import { native } from '../../ts/native';
 import type { PhotometricOptions } from '../../ts';
 import type { TorchReference } from '../reference';
 import { median, Result } from './types';
@@ -33,6 +37,18 @@ async function oursPerSecond(rec: string, photometric?: PhotometricOptions): Pro
   return images / ((performance.now() - t0) / 1000);
 }
 
+/** Crops per second of `alignFace` with `warp`, 500 ms a round. */
+async function alignsPerSecond(warp: AlignWarp): Promise<number> {
+  const fixtures = path.join(__dirname, '..', '..', 'test', 'fixtures');
+  const [face] = readLandmarks(path.join(fixtures, 'align_5pts_score.txt'));
+  const img = native.decodeImage(fs.readFileSync(path.join(fixtures, face.name)), face.name);
+  await settle();
+  let n = 0;
+  const t0 = performance.now();
+  for (; performance.now() - t0 < 500; n++) alignFace(img, face.points, 112, face.name, warp);
+  return n / ((performance.now() - t0) / 1000);
+}
+
 export async function dataSuite(torch: TorchReference | null): Promise<Result[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'maskfr-bench-data-'));
   const { rec } = writeSyntheticDataset(dir, { ...IMAGES, heldOut: 2, pairs: 0, seed: 1, quality: 95 });
@@ -40,7 +56,9 @@ export async function dataSuite(torch: TorchReference | null): Promise<Result[]>
   const ref: number[] = [];
   const jittered: number[] = [];
   const everyOp: number[] = [];
+  const aligned: Record<AlignWarp, number[]> = { fixed: [], float: [] };
   for (let r = 0; r < ROUNDS; r++) {
+    for (const w of ['fixed', 'float'] as const) aligned[w].push(await alignsPerSecond(w));
     await settle();
     ours.push(await oursPerSecond(rec));
     jittered.push(await oursPerSecond(rec, {}));
@@ -59,5 +77,7 @@ export async function dataSuite(torch: TorchReference | null): Promise<Result[]>
     { suite: 'data', name: 'decode+flip+normalise 112² JPEG, 1 core', unit: 'images/s', ours: o, reference: t, ratio: t ? o / t : null },
     row('the same + photometric defaults (jitter, JPEG on half), 1 core', jittered),
     row('the same + every photometric op on every sample, 1 core', everyOp),
+    row('norm_crop to 112², fixed warp (OpenCV 4.x), 1 core', aligned.fixed),
+    row('norm_crop to 112², float warp (OpenCV 5.x), 1 core', aligned.float),
   ];
 }
