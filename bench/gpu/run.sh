@@ -40,19 +40,28 @@ if ! timeout 90 .device/bin/cuda-first_contact --nocapture > "$OUT/first-contact
   sed -n '/checks failed/,/^\(stack backtrace\|note:\)/p' "$OUT/first-contact.txt" | grep -v '^\(stack backtrace\|note:\)'
   exit 1
 fi
-MASKFR_REQUIRE_NVRTC=1 timeout 60 .device/bin/cuda-gpu --nocapture --test-threads=1 > "$OUT/cuda-gpu.txt" 2>&1 || status=1
+# Each step's exit status goes to steps.txt, so a red run names the step that failed.
+step() {
+  local name=$1 rc
+  shift
+  "$@"
+  rc=$?
+  echo "$name: exit $rc" >> "$OUT/steps.txt"
+  [ $rc -eq 0 ] || status=1
+}
+step cuda-gpu env MASKFR_REQUIRE_NVRTC=1 timeout 60 .device/bin/cuda-gpu --nocapture --test-threads=1 > "$OUT/cuda-gpu.txt" 2>&1
 if [ -f .device/node.xz ]; then
   xz -dc .device/node.xz > /tmp/maskfr-node && chmod +x /tmp/maskfr-node
   # The bundle runs from .device/js; test/helpers/tensors.ts reads ../fixtures from there.
   ln -sfn "$PWD/test/fixtures" .device/fixtures
-  timeout 60 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1 || status=1
+  step ts-tests timeout 60 /tmp/maskfr-node .device/js/device-tests.js > "$OUT/ts-tests.txt" 2>&1
 fi
 if [ -x /tmp/maskfr-node ]; then
-  timeout 120 /tmp/maskfr-node .device/js/gpu-train.js > "$OUT/gpu-train.jsonl" 2> "$OUT/gpu-train.err" || status=1
-  timeout 100 python3 bench/gpu/torch_train.py "$OUT/gpu-train.jsonl" "$OUT/gpu-train.json" > "$OUT/gpu-train.txt" 2>&1 || status=1
+  step gpu-train timeout 120 /tmp/maskfr-node .device/js/gpu-train.js > "$OUT/gpu-train.jsonl" 2> "$OUT/gpu-train.err"
+  step gpu-train-torch timeout 100 python3 bench/gpu/torch_train.py "$OUT/gpu-train.jsonl" "$OUT/gpu-train.json" > "$OUT/gpu-train.txt" 2>&1
 fi
-timeout 80 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err" || status=1
-timeout 60 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1 || status=1
-MASKFR_REQUIRE_NVRTC=1 timeout 20 .device/bin/cuda-nvrtc --nocapture > "$OUT/cuda-nvrtc.txt" 2>&1 || status=1
-tail -n 30 "$OUT/device.txt" "$OUT/first-contact.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT"/gpu-*.err "$OUT"/gpu-*.txt 2>/dev/null
+step gpu-ops timeout 80 .device/bin/gpu-ops > "$OUT/gpu-ops.jsonl" 2> "$OUT/gpu-ops.err"
+step gpu-ops-torch timeout 60 python3 bench/gpu/torch_ops.py "$OUT/gpu-ops.jsonl" "$OUT/gpu-ops.json" > "$OUT/gpu-ops.txt" 2>&1
+step cuda-nvrtc env MASKFR_REQUIRE_NVRTC=1 timeout 20 .device/bin/cuda-nvrtc --nocapture > "$OUT/cuda-nvrtc.txt" 2>&1
+tail -n 30 "$OUT/device.txt" "$OUT/first-contact.txt" "$OUT"/cuda-*.txt "$OUT/ts-tests.txt" "$OUT"/gpu-*.err "$OUT"/gpu-*.txt "$OUT/steps.txt" 2>/dev/null
 exit $status

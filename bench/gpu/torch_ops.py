@@ -99,6 +99,8 @@ def main():
         ratio = f"{r_ours / r_ref:5.2f}" if r_ref else "  n/a"
         print(f"{name:<48} ours {r_ours:8.2f}  torch {r_ref or 0:8.2f} {unit}  ratio {ratio}", flush=True)
     json.dump({"machine": machine, "results": results}, open(sys.argv[2], "w"), indent=1)
+    if ok and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # else NCCL's teardown at exit warns
 
 
 if __name__ == "__main__":
