@@ -12,7 +12,7 @@ pub struct Camera {
     /// Pixels per head unit.
     pub scale: f64,
     pub shift: Point,
-    /// Issue 24: the mean head's nose is shorter than many; on a strongly turned face (≈ 55°)
+    /// The mean head's nose is shorter than many; on a strongly turned face (≈ 55°)
     /// the fit cannot bring its tip out to the photo's, so the nose tip's landmark lay past
     /// the mask's silhouette, bare. The tip's residual along the eye line (px; the nose's
     /// length shows across the face as the head turns; down it would dent the top edge) moves
@@ -23,6 +23,8 @@ pub struct Camera {
 
 /// Falloff radius (head units) of the nose correction: ≈ 0.65 to the eyes and mouth corners.
 const NOSE_REACH: f64 = 0.3;
+/// The largest nose correction (head units).
+const NOSE_SHIFT: f64 = 0.15;
 
 impl Camera {
     /// Screen position and depth (larger: nearer the viewer) of head point `p`.
@@ -80,6 +82,10 @@ impl Camera {
         let e = [cam.r[0][0], cam.r[1][0]];
         let n = e[0] * e[0] + e[1] * e[1];
         let a = ((lm[2][0] - q[0]) * e[0] + (lm[2][1] - q[1]) * e[1]) / n;
+        // At most NOSE_SHIFT head units: a nose landmark far off the face (a bad detection)
+        // must not drag the mask with it.
+        let (len, limit) = (a.abs() * n.sqrt(), NOSE_SHIFT * cam.scale);
+        let a = if len > limit { a * limit / len } else { a };
         cam.nose = ([a * e[0], a * e[1]], model[2]);
         cam
     }
