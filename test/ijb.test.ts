@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ARCFACE_TEMPLATE, createModel, entryValues, readSafetensors, saveCheckpoint, syntheticFace } from '../ts';
 import { native } from '../ts/native';
 import { Tensor } from '../ts/tensor/tensor';
-import { embedIjb, identifyIjb, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../ts/eval/ijb';
+import { embedIjb, identifyIjb, ijbCacheFile, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../ts/eval/ijb';
 
 const fixtures = path.join(__dirname, 'fixtures', 'ijb');
 const fx = readSafetensors(path.join(fixtures, 'reference.safetensors'));
@@ -159,17 +159,22 @@ test('images are embedded with their mirrors once, cached, resumed after an inte
   t.is(embedIjb(model, meta, o).embedded, 0);
   // Another head or embedding size is another cache file; a file without its .json starts again.
   t.not(embedIjb(model, meta, { ...o, variant: 'masked=true' }).file, first.file);
+  // So is the other warp; the default is the float one.
+  t.not(ijbCacheFile(meta, { ...o, warp: 'fixed' }), first.file);
+  t.is(ijbCacheFile(meta, { ...o, warp: 'float' }), first.file);
   fs.rmSync(`${first.file.slice(0, -4)}.json`);
   t.is(embedIjb(model, meta, o).embedded, meta.names.length);
   t.deepEqual(new Float32Array(fs.readFileSync(first.file).buffer.slice(0)), feats);
   // Image 7's feature is the tiny model's embedding of it plus that of its mirror.
   const x = native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), ['7']);
+  t.deepEqual(new Tensor(x).toFloat32Array(), new Tensor(native.ijbFaces([fs.readFileSync(path.join(root, 'loose_crop', meta.names[7]))], meta.landmarks.subarray(70, 80), ['7'], 'float')).toFloat32Array());
   model.eval();
   const e = (model.forward(new Tensor(x)) as Tensor).toFloat32Array();
   const d = first.dim;
   for (let j = 0; j < d; j++) t.true(Math.abs(feats[7 * d + j] - (e[j] + e[d + j])) < 1e-4);
-  const r = verifyIjb(meta, { file: first.file, dim: d, model: 'tiny' });
+  const r = verifyIjb(meta, { file: first.file, dim: d, model: 'tiny', warp: 'float' });
   t.is(r.levels.length, 6);
+  t.is(r.warp, 'float');
   const out = writeIjbReport(path.join(root, 'report'), r);
   t.true(fs.readFileSync(out.html, 'utf8').includes('<svg'));
   t.is(fs.readFileSync(out.png).subarray(1, 4).toString(), 'PNG');
@@ -189,15 +194,22 @@ test('maskfr ijb: embeds once, then scores either protocol from the cache, with 
   const first = run('--report', path.join(root, 'report'));
   t.is(first.status, 0, first.stderr);
   t.regex(first.stdout, /495 images: 495 embedded, 0 from /);
-  t.regex(first.stdout, /IJBC 1:1: 120 templates, 120 genuine and 7020 impostor pairs \(features × detector score\)/);
+  t.regex(first.stdout, /IJBC 1:1: 120 templates, 120 genuine and 7020 impostor pairs \(features × detector score\); crops aligned with OpenCV 5\.x's float warpAffine \(--warp float\)/);
   t.regex(first.stdout, /1e-6 +\d+\.\d\d%/);
   t.true(fs.existsSync(path.join(root, 'report', 'ijbc_roc.png')));
   const second = run('--protocol', '1:N', '--detector-score', 'false');
   t.is(second.status, 0, second.stderr);
   t.regex(second.stdout, /495 images: 0 embedded, 495 from /);
-  t.regex(second.stdout, /IJBC 1:N: 80 probe templates, a gallery of 40\n +rank-1 [\d.]+% +rank-5 [\d.]+% +rank-10 [\d.]+%\n +TPIR @ FPIR 1e-3: /);
+  t.regex(second.stdout, /IJBC 1:N: 80 probe templates, a gallery of 40; crops aligned with OpenCV 5\.x's float warpAffine \(--warp float\)\n +rank-1 [\d.]+% +rank-5 [\d.]+% +rank-10 [\d.]+%\n +TPIR @ FPIR 1e-3: /);
   t.notRegex(second.stdout, /1:1|detector score/);
   const bad = run('--set', 'IJBA');
   t.not(bad.status, 0);
   t.regex(bad.stderr, /--set must be one of IJBB, IJBC, got IJBA/);
+  // The other warp is other features: embedded again, and said so.
+  const fixed = run('--protocol', '1:N', '--warp', 'fixed');
+  t.is(fixed.status, 0, fixed.stderr);
+  t.regex(fixed.stdout, /495 images: 495 embedded, 0 from [^\n]+\n[^\n]*OpenCV 4\.x's fixed-point warpAffine \(--warp fixed\)/);
+  const badWarp = run('--warp', 'cubic');
+  t.not(badWarp.status, 0);
+  t.regex(badWarp.stderr, /ijb: --warp must be float \(OpenCV 5\.x\) or fixed \(OpenCV 4\.x\), got cubic/);
 });

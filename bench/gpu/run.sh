@@ -11,7 +11,8 @@
 #   4. the gpu-ops suite: ours (crates/cuda/benches/gpu_ops.rs), then PyTorch on the same cases,
 #   5. every kernel module compiled for sm_80 and sm_90 (cuda-nvrtc.txt),
 # writing everything to $OUT (device.txt, first-contact.txt, cuda-*.txt, ts-tests.txt,
-# gpu-{ops,train}.*). The step timeouts add up to 9.8 minutes, under the device tool's 10.
+# gpu-{ops,train}.*, and steps.txt: each step's exit status). The step timeouts add up to
+# 9.8 minutes, under the device tool's 10.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 # On the GPU machine a test that cannot run (no device, a library that does not load) fails,
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/../.."
 export MASKFR_REQUIRE_GPU=1
 OUT=${OUT:-/tmp/maskfr-gpu}
 mkdir -p "$OUT"
+: > "$OUT/steps.txt"
 NV=$(python3 -c 'import nvidia; print(" ".join(nvidia.__path__))' 2>/dev/null || true)
 LIBS=$(find $NV -maxdepth 3 -type d -name lib 2>/dev/null | paste -sd:)
 # cudarc's loader asks for libnccl.so, the wheel ships libnccl.so.2.
@@ -38,8 +40,10 @@ if ! timeout 90 .device/bin/cuda-first_contact --nocapture > "$OUT/first-contact
   echo "== first contact failed; nothing else was run =="
   grep -E '^(ok|FAIL) ' "$OUT/first-contact.txt" | cut -c1-200
   sed -n '/checks failed/,/^\(stack backtrace\|note:\)/p' "$OUT/first-contact.txt" | grep -v '^\(stack backtrace\|note:\)'
+  echo "first-contact: failed" >> "$OUT/steps.txt"
   exit 1
 fi
+echo "first-contact: exit 0" >> "$OUT/steps.txt"
 # Each step's exit status goes to steps.txt, so a red run names the step that failed.
 step() {
   local name=$1 rc

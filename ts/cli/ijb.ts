@@ -2,7 +2,7 @@
 // eval_ijbc.py reports it) and identification (rank-k, TPIR@FPIR as ijb_1n.py does), image
 // features cached per model and set so every protocol shares one embedding pass.
 
-import { embedIjb, identifyIjb, IJB_SETS, IjbSet, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../eval/ijb';
+import { alignedBy, embedIjb, identifyIjb, IJB_SETS, IjbSet, readIjbMeta, verifyIjb, writeIjbIdentificationReport, writeIjbReport } from '../eval/ijb';
 import { isOnnxFile } from '../io/weights-file';
 import { Command, integerOption, Parsed, required } from './args';
 import { WARP_HELP, warpOption } from './align';
@@ -37,16 +37,17 @@ function ijb(p: Parsed): number {
   if (detector !== 'true' && detector !== 'false') throw new Error(`ijb: --detector-score must be true or false, got ${detector}`);
   const protocol = required(p, 'protocol');
   if (!['1:1', '1:N', 'both'].includes(protocol)) throw new Error(`ijb: --protocol must be 1:1, 1:N or both, got ${protocol}`);
+  const warp = warpOption(p, 'ijb');
   const meta = readIjbMeta(root, set as IjbSet);
   const model = weightedModel(p, p.options.has('embedding') ? { embedding: integerOption(p, 'embedding', 1) } : {});
   const weights = p.options.get('weights');
   const variant = `masked=${p.options.get('masked') ?? 'false'} embedding=${p.options.get('embedding') ?? ''}`;
-  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, variant, cache: p.options.get('cache'), warp: warpOption(p, 'ijb'), batch: integerOption(p, 'batch', 1) });
+  const e = embedIjb(model, meta, { model: name, weights: isOnnxFile(name) ? name : weights, variant, cache: p.options.get('cache'), warp, batch: integerOption(p, 'batch', 1) });
   model.dispose();
   console.log(`${meta.names.length} images: ${e.embedded} embedded, ${meta.names.length - e.embedded} from ${e.file}`);
-  const o = { file: e.file, dim: e.dim, model: name, detectorScore: detector === 'true' };
+  const o = { file: e.file, dim: e.dim, model: name, detectorScore: detector === 'true', warp };
   const dir = p.options.get('report');
-  const weighting = o.detectorScore ? ' (features × detector score)' : '';
+  const weighting = `${o.detectorScore ? ' (features × detector score)' : ''}; ${alignedBy(warp).replace(/; $/, '')}`;
   if (protocol !== '1:N') {
     const r = verifyIjb(meta, o);
     console.log(`${set} 1:1: ${r.templates} templates, ${r.genuine} genuine and ${r.impostors} impostor pairs${weighting}`);

@@ -173,6 +173,8 @@ export interface IjbVerification {
   impostors: number;
   /** Whether each image's feature was weighted by its detector score. */
   detectorScore: boolean;
+  /** Whose warpAffine aligned the loose crops (null: features given, not embedded here). */
+  warp: AlignWarp | null;
   levels: IjbLevel[];
   /** `[far, tar]` on a log grid, read as the table is. */
   curve: [number, number][];
@@ -182,6 +184,8 @@ export interface IjbVerification {
 export interface IjbVerifyOptions {
   model?: string;
   detectorScore?: boolean;
+  /** How the features' crops were aligned (`embedIjb`'s warp), for the report. */
+  warp?: AlignWarp;
   fars?: number[];
   /** Image features `[n·dim]` in the meta's order (else read from `file`). */
   features?: Float32Array;
@@ -254,6 +258,7 @@ export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification &
     genuine,
     impostors: p.same.length - genuine,
     detectorScore: detector,
+    warp: o.warp ?? null,
     levels: v.reads,
     curve: v.curve.map(([f, t]) => [f, t] as [number, number]),
     seconds: (performance.now() - t0) / 1000,
@@ -264,12 +269,18 @@ export function verifyIjb(meta: IjbMeta, o: IjbVerifyOptions): IjbVerification &
 export const RANKS = [1, 5, 10];
 export const FPIR_LEVELS = [1e-3, 1e-2, 1e-1];
 
+/** The report's words for how the crops were aligned. */
+export function alignedBy(warp: AlignWarp | null): string {
+  return warp === null ? '' : `crops aligned with ${warp === 'float' ? "OpenCV 5.x's float" : "OpenCV 4.x's fixed-point"} warpAffine (--warp ${warp}); `;
+}
+
 export interface IjbIdentification {
   set: IjbSet;
   model: string;
   probes: number;
   gallery: number;
   detectorScore: boolean;
+  warp: AlignWarp | null;
   /** The share of probes whose mate ranks within the first `rank` gallery templates. */
   ranks: { rank: number; rate: number }[];
   /** TPIR at FPIR as ijb_1n.py reads it: the share of mates scoring above the
@@ -332,6 +343,7 @@ export function identifyIjb(meta: IjbMeta, o: IjbVerifyOptions & { fpirs?: numbe
     probes: q,
     gallery: gallery.size,
     detectorScore: o.detectorScore ?? true,
+    warp: o.warp ?? null,
     ranks: (o.ranks ?? RANKS).map((k) => ({ rank: k, rate: r.ranks.filter((x) => x <= k).length / q })),
     levels: fpirs.map((fpir, i) => {
       const threshold = r.nonMates[need[i] - 1];
@@ -348,7 +360,7 @@ function html(r: IjbVerification): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>maskfr ${r.set}: ${r.model}</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
 <h1>${r.set} 1:1 verification: ${r.model}</h1>
-<p>${r.images.toLocaleString('en')} images in ${r.templates.toLocaleString('en')} templates; ${r.genuine.toLocaleString('en')} genuine and ${r.impostors.toLocaleString('en')} impostor template pairs. Features: image + mirror embeddings summed${r.detectorScore ? ', × detector score' : ''}; media means summed per template, normalised; cosine scores. TAR read as insightface's eval_ijbc.py reads it: sklearn's ROC at the kept FAR nearest each level.</p>
+<p>${r.images.toLocaleString('en')} images in ${r.templates.toLocaleString('en')} templates; ${r.genuine.toLocaleString('en')} genuine and ${r.impostors.toLocaleString('en')} impostor template pairs. Features: ${alignedBy(r.warp)}image + mirror embeddings summed${r.detectorScore ? ', × detector score' : ''}; media means summed per template, normalised; cosine scores. TAR read as insightface's eval_ijbc.py reads it: sklearn's ROC at the kept FAR nearest each level.</p>
 ${rocSvg(curves(r))}
 <table><tr><th>FAR</th><th>TAR</th><th>read at FAR</th><th>threshold</th></tr>${rows.join('')}</table>
 <p>Scored in ${r.seconds.toFixed(1)} s.</p>
@@ -366,7 +378,7 @@ export function writeIjbIdentificationReport(dir: string, r: IjbIdentification):
   const page = `<!doctype html><html><head><meta charset="utf-8"><title>maskfr ${r.set} 1:N: ${r.model}</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
 <h1>${r.set} 1:N identification: ${r.model}</h1>
-<p>${r.probes.toLocaleString('en')} mixed probe templates against a gallery of ${r.gallery.toLocaleString('en')} templates (both halves), as insightface's ijb_1n.py scores them${r.detectorScore ? '; features × detector score' : ''}.</p>
+<p>${r.probes.toLocaleString('en')} mixed probe templates against a gallery of ${r.gallery.toLocaleString('en')} templates (both halves), as insightface's ijb_1n.py scores them${r.detectorScore ? '; features × detector score' : ''}. ${alignedBy(r.warp)}</p>
 <table><tr><th>rank</th><th>identification rate</th></tr>${ranks}</table>
 <table><tr><th>FPIR</th><th>TPIR</th><th>threshold</th></tr>${levels}</table>
 <p>Scored in ${r.seconds.toFixed(1)} s. FPIR thresholds: the ⌈probes · FPIR⌉-th highest non-mate score of all probes.</p>

@@ -40,11 +40,15 @@ impl AtomicFile {
         self.out.as_mut().expect("AtomicFile written after finish").write_all(bytes)
     }
 
+    /// Flushes, fsyncs and renames it into place; on failure the temp file goes too.
     pub fn finish(mut self) -> std::io::Result<()> {
         let mut out = self.out.take().expect("AtomicFile finished twice");
-        out.flush()?;
-        out.get_ref().sync_all()?;
-        rename_synced(&self.tmp, &self.path)
+        let done =
+            out.flush().and_then(|_| out.get_ref().sync_all()).and_then(|_| rename_synced(&self.tmp, &self.path));
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        done
     }
 }
 
@@ -53,5 +57,35 @@ impl Drop for AtomicFile {
         if self.out.is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AtomicFile;
+
+    #[test]
+    fn appears_whole_on_finish_and_not_at_all_when_dropped_or_failed() {
+        let dir = std::env::temp_dir().join(format!("maskfr-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.txt");
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(!path.exists(), "nothing at the name before finish");
+        drop(f);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a dropped file leaves nothing");
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"whole").unwrap();
+        f.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        // A rename onto a non-empty folder fails: the temp file must not stay behind.
+        let blocked = dir.join("blocked");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let mut f = AtomicFile::create(&blocked).unwrap();
+        f.write_all(b"x").unwrap();
+        assert!(f.finish().is_err());
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "only out.txt and blocked/: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

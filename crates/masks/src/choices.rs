@@ -26,7 +26,8 @@ pub struct MaskInfo {
     pub synthesizer: Synthesizer,
     /// Template: surgical, n95, kn95, cloth, gas; renderer: full, half.
     pub kind: &'static str,
-    /// The main colour as drawn (before shading), sRGB bytes.
+    /// The main colour as chosen, sRGB bytes: before the photo's desaturation (grey on a
+    /// black-and-white photo), its light's tint and the shading.
     pub color: [u8; 3],
     /// Template: the fabric pattern's name, or `texture:<file name>`; renderer: the name of
     /// the mask texture it printed.

@@ -1,5 +1,6 @@
 //! How colourful a photograph is and the colour of its light, so a drawn mask matches it:
-//! grey on a black-and-white photo, warm in warm light. Both synthesizers tint with it.
+//! grey on a black-and-white photo, warm in warm light. The template synthesizer takes both
+//! (`tint`); the renderer only the desaturation (its shading already follows the photo's light).
 
 use maskfr_io::image_codec::Rgb;
 

@@ -350,8 +350,13 @@ pub(crate) fn landmark_set(
                 .collect(),
         })),
         (None, None, None) => Ok(None),
-        _ => {
-            let msg = format!("{what}: landmarks need their file, the image names and 10 numbers for each");
+        (file, names, points) => {
+            let msg = format!(
+                "{what}: landmarks need their file, the image names and 10 numbers for each; got file {}, {} names, {} numbers",
+                file.as_deref().unwrap_or("none"),
+                names.map_or(0, |n| n.len()),
+                points.map_or(0, |p| p.len())
+            );
             Err(Error::new(Status::InvalidArg, msg))
         }
     }
