@@ -47,7 +47,7 @@ function ijb(p: Parsed): number {
   console.log(`${meta.names.length} images: ${e.embedded} embedded, ${meta.names.length - e.embedded} from ${e.file}`);
   const o = { file: e.file, dim: e.dim, model: name, detectorScore: detector === 'true', warp };
   const dir = p.options.get('report');
-  const weighting = `${o.detectorScore ? ' (features × detector score)' : ''}; ${alignedBy(warp).replace(/; $/, '')}`;
+  const weighting = `${o.detectorScore ? ' (features × detector score)' : ''}; ${alignedBy(warp)}`;
   if (protocol !== '1:N') {
     const r = verifyIjb(meta, o);
     console.log(`${set} 1:1: ${r.templates} templates, ${r.genuine} genuine and ${r.impostors} impostor pairs${weighting}`);

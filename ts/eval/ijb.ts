@@ -114,6 +114,7 @@ function progressLine(out: NodeJS.WriteStream, done: number, total: number, from
  *  embedding only what it lacks: an interrupted run continues where it stopped. Returns the
  *  file and the feature size. */
 export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { file: string; dim: number; embedded: number } {
+  const warp = o.warp ?? DEFAULT_ALIGN_WARP;
   const file = ijbCacheFile(meta, o);
   const info = `${file.slice(0, -4)}.json`;
   const n = meta.names.length;
@@ -134,7 +135,7 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
       const images = names.map((f) => fs.readFileSync(f));
       const e = tidy(() =>
         noGrad(() => {
-          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), names, o.warp ?? DEFAULT_ALIGN_WARP)), model.device);
+          const x = ops.to(new Tensor(native.ijbFaces(images, meta.landmarks.subarray(10 * done, 10 * end), names, warp)), model.device);
           return (model.forward(x) as Tensor).toFloat32Array();
         }),
       );
@@ -144,7 +145,7 @@ export function embedIjb(model: Module, meta: IjbMeta, o: IjbEmbedOptions): { fi
       if (bad >= 0) throw new NonFiniteTensor(`ijb: the model's embedding of ${names[Math.floor(bad / (f.length / (end - done)))]} holds ${f[bad]}: the weights are not usable`);
       if (dim === 0) {
         dim = f.length / (end - done);
-        fs.writeFileSync(info, JSON.stringify({ model: o.model, weights: o.weights ?? null, set: meta.set, root: meta.root, warp: o.warp ?? DEFAULT_ALIGN_WARP, images: n, dim }, null, 2));
+        fs.writeFileSync(info, JSON.stringify({ model: o.model, weights: o.weights ?? null, set: meta.set, root: meta.root, warp, images: n, dim }, null, 2));
       }
       fs.appendFileSync(file, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
       if (out !== null) progressLine(out, end, n, from, t0);
@@ -270,8 +271,8 @@ export const RANKS = [1, 5, 10];
 export const FPIR_LEVELS = [1e-3, 1e-2, 1e-1];
 
 /** The report's words for how the crops were aligned. */
-export function alignedBy(warp: AlignWarp | null): string {
-  return warp === null ? '' : `crops aligned with ${warp === 'float' ? "OpenCV 5.x's float" : "OpenCV 4.x's fixed-point"} warpAffine (--warp ${warp}); `;
+export function alignedBy(warp: AlignWarp): string {
+  return `crops aligned with ${warp === 'float' ? "OpenCV 5.x's float" : "OpenCV 4.x's fixed-point"} warpAffine (--warp ${warp})`;
 }
 
 export interface IjbIdentification {
@@ -360,7 +361,7 @@ function html(r: IjbVerification): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>maskfr ${r.set}: ${r.model}</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
 <h1>${r.set} 1:1 verification: ${r.model}</h1>
-<p>${r.images.toLocaleString('en')} images in ${r.templates.toLocaleString('en')} templates; ${r.genuine.toLocaleString('en')} genuine and ${r.impostors.toLocaleString('en')} impostor template pairs. Features: ${alignedBy(r.warp)}image + mirror embeddings summed${r.detectorScore ? ', × detector score' : ''}; media means summed per template, normalised; cosine scores. TAR read as insightface's eval_ijbc.py reads it: sklearn's ROC at the kept FAR nearest each level.</p>
+<p>${r.images.toLocaleString('en')} images in ${r.templates.toLocaleString('en')} templates; ${r.genuine.toLocaleString('en')} genuine and ${r.impostors.toLocaleString('en')} impostor template pairs. Features: ${r.warp === null ? '' : `${alignedBy(r.warp)}; `}image + mirror embeddings summed${r.detectorScore ? ', × detector score' : ''}; media means summed per template, normalised; cosine scores. TAR read as insightface's eval_ijbc.py reads it: sklearn's ROC at the kept FAR nearest each level.</p>
 ${rocSvg(curves(r))}
 <table><tr><th>FAR</th><th>TAR</th><th>read at FAR</th><th>threshold</th></tr>${rows.join('')}</table>
 <p>Scored in ${r.seconds.toFixed(1)} s.</p>
@@ -378,7 +379,7 @@ export function writeIjbIdentificationReport(dir: string, r: IjbIdentification):
   const page = `<!doctype html><html><head><meta charset="utf-8"><title>maskfr ${r.set} 1:N: ${r.model}</title>
 <style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
 <h1>${r.set} 1:N identification: ${r.model}</h1>
-<p>${r.probes.toLocaleString('en')} mixed probe templates against a gallery of ${r.gallery.toLocaleString('en')} templates (both halves), as insightface's ijb_1n.py scores them${r.detectorScore ? '; features × detector score' : ''}. ${alignedBy(r.warp)}</p>
+<p>${r.probes.toLocaleString('en')} mixed probe templates against a gallery of ${r.gallery.toLocaleString('en')} templates (both halves), as insightface's ijb_1n.py scores them${r.detectorScore ? '; features × detector score' : ''}${r.warp === null ? '' : `; ${alignedBy(r.warp)}`}.</p>
 <table><tr><th>rank</th><th>identification rate</th></tr>${ranks}</table>
 <table><tr><th>FPIR</th><th>TPIR</th><th>threshold</th></tr>${levels}</table>
 <p>Scored in ${r.seconds.toFixed(1)} s. FPIR thresholds: the ⌈probes · FPIR⌉-th highest non-mate score of all probes.</p>

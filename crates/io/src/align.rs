@@ -30,12 +30,14 @@ pub enum Warp {
 }
 
 impl Warp {
-    /// `fixed` or `float`; anything else is refused, `what` naming where it came from.
-    pub fn parse(s: &str, what: &str) -> Result<Warp> {
+    /// `fixed` or `float`, the default when not given; anything else is refused, `what`
+    /// naming where it came from.
+    pub fn parse(s: Option<&str>, what: &str) -> Result<Warp> {
         match s {
-            "fixed" => Ok(Warp::Fixed),
-            "float" => Ok(Warp::Float),
-            _ => err(format!("{what}: the warp is 'fixed' (OpenCV 4.x) or 'float' (OpenCV 5.x), got '{s}'")),
+            None => Ok(Warp::default()),
+            Some("fixed") => Ok(Warp::Fixed),
+            Some("float") => Ok(Warp::Float),
+            Some(s) => err(format!("{what}: the warp is 'fixed' (OpenCV 4.x) or 'float' (OpenCV 5.x), got '{s}'")),
         }
     }
 
@@ -265,9 +267,10 @@ mod tests {
 
     #[test]
     fn warp_names_parse_and_others_are_refused() {
-        assert_eq!(Warp::parse("fixed", "x").unwrap(), Warp::Fixed);
-        assert_eq!(Warp::parse(Warp::Float.name(), "x").unwrap(), Warp::Float);
-        assert!(Warp::parse("cubic", "--warp").unwrap_err().0.contains("--warp: the warp is 'fixed'"));
+        assert_eq!(Warp::parse(Some("fixed"), "x").unwrap(), Warp::Fixed);
+        assert_eq!(Warp::parse(Some(Warp::Float.name()), "x").unwrap(), Warp::Float);
+        assert_eq!(Warp::parse(None, "x").unwrap(), Warp::default());
+        assert!(Warp::parse(Some("cubic"), "--warp").unwrap_err().0.contains("--warp: the warp is 'fixed'"));
     }
 
     #[test]

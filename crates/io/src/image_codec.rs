@@ -1,9 +1,9 @@
 //! JPEG/PNG decoding to RGB and JPEG/PNG encoding. JPEGs decode through libjpeg-turbo (built
 //! from source by `turbojpeg`) with its defaults — ISLOW IDCT, fancy upsampling — so the pixels
 //! equal OpenCV's and PIL's to the bit, as the evaluation code we compare with sees them, and
-//! encode through it as PIL does; PNG goes through the `image` crate. The dimensions are read from the header and
-//! checked before any pixel is decoded: a small file declaring 13000² pixels (a decompression
-//! bomb) is refused without allocating them.
+//! encode through it as PIL does; PNG goes through the `image` crate. The dimensions are read
+//! from the header and checked before any pixel is decoded: a small file declaring 13000²
+//! pixels (a decompression bomb) is refused without allocating them.
 
 use crate::{err, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader};

@@ -27,10 +27,7 @@ pub fn align_face(
     what: String,
     warp: Option<String>,
 ) -> Result<Buffer> {
-    let warp = match warp {
-        Some(w) => js(align::Warp::parse(&w, &what))?,
-        None => align::Warp::default(),
-    };
+    let warp = js(align::Warp::parse(warp.as_deref(), &what))?;
     if data.len() != width as usize * height as usize * 3 {
         let msg = format!("{what}: {} bytes for a {width}x{height} RGB image", data.len());
         return Err(Error::new(Status::InvalidArg, msg));

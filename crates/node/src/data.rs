@@ -263,10 +263,7 @@ impl PackJob {
         };
         let landmarks = landmark_set(o.landmarks_file, o.landmark_names, o.landmark_points, "pack")?;
         let align_quality = o.align_quality.map(|q| q.min(100) as u8);
-        let align_warp = match o.align_warp {
-            Some(w) => js(maskfr_io::align::Warp::parse(&w, "pack: --warp"))?,
-            None => maskfr_io::align::Warp::default(),
-        };
+        let align_warp = js(maskfr_io::align::Warp::parse(o.align_warp.as_deref(), "pack: --warp"))?;
         let cfg = PackConfig { threads: o.threads as usize, max_bad: o.max_bad, landmarks, align_quality, align_warp };
         let progress = Arc::new(PackProgress::default());
         let p = progress.clone();

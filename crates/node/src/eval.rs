@@ -280,10 +280,7 @@ pub fn ijb_faces(
         );
         return Err(Error::new(Status::InvalidArg, msg));
     }
-    let warp = match warp {
-        Some(w) => js(maskfr_io::align::Warp::parse(&w, "ijbFaces: warp"))?,
-        None => maskfr_io::align::Warp::default(),
-    };
+    let warp = js(maskfr_io::align::Warp::parse(warp.as_deref(), "ijbFaces: warp"))?;
     let mut out = vec![0f32; 2 * n * per];
     let (faces, mirrors) = out.split_at_mut(n * per);
     faces.par_chunks_mut(per).zip(mirrors.par_chunks_mut(per)).enumerate().try_for_each(
